@@ -1,0 +1,40 @@
+//! The command line: one module per subcommand, each taking its parsed arguments and the
+//! loaded configuration and returning an exit code. `main.rs` only dispatches.
+
+pub mod produce;
+pub mod validate;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// pixlake: exactly-once archival of Pix events from Apache Kafka into Delta Lake.
+#[derive(Debug, Parser)]
+#[command(name = "pixlake", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (default: config/pixlake.yaml; built-in defaults if absent).
+    /// Any key can be overridden by an environment variable PIXLAKE__SECTION__KEY.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check JSON-lines events offline: one verdict per line and a summary.
+    Validate(validate::Args),
+    /// Publish realistic synthetic Pix events to Kafka or a JSON-lines file.
+    Produce(produce::Args),
+}
+
+/// How a command ended, for `main` to turn into an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything as asked.
+    Success,
+    /// The command ran but found problems (e.g. invalid lines).
+    Findings,
+}

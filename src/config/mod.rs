@@ -1,0 +1,243 @@
+//! Configuration: `config/pixlake.yaml` (or `--config PATH`), overridden by environment
+//! variables `PIXLAKE__SECTION__KEY`, checked once into a [`Config`] that the rest of pixlake
+//! can trust. Every problem is reported at once, each naming its key and what is allowed.
+//!
+//! ```text
+//! YAML text ──parse──▶ JSON tree ──env overrides──▶ RawConfig (serde, deny_unknown_fields)
+//!           ──validate──▶ Config
+//! ```
+
+mod env;
+mod raw;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::pix::Category;
+pub use raw::RawConfig;
+
+/// Default location of the configuration file, relative to the working directory.
+pub const DEFAULT_PATH: &str = "config/pixlake.yaml";
+
+/// A configuration that passed every check.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Kafka connection settings.
+    pub kafka: KafkaConfig,
+    /// One pipeline per source topic.
+    pub pipelines: Vec<Pipeline>,
+    /// Dead letters.
+    pub dlq: DlqConfig,
+    /// Validation settings.
+    pub validation: ValidationConfig,
+    /// Where the configuration came from, for messages.
+    pub origin: String,
+}
+
+/// Kafka connection settings shared by every client.
+#[derive(Clone, Debug)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// librdkafka settings passed through as given (security settings included), keys with dots.
+    pub properties: BTreeMap<String, String>,
+}
+
+/// One source topic, its category and its table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pipeline {
+    /// Short name, unique (used in metrics, the quarantine `pipeline` column, app ids).
+    pub name: String,
+    /// The category of events this topic carries.
+    pub category: Category,
+    /// Source topic.
+    pub topic: String,
+    /// Delta table name under the warehouse root.
+    pub table: String,
+}
+
+/// Dead-letter settings.
+#[derive(Clone, Debug)]
+pub struct DlqConfig {
+    /// Topic receiving rejected records with the error headers.
+    pub topic: String,
+}
+
+/// Validation settings.
+#[derive(Clone, Debug)]
+pub struct ValidationConfig {
+    /// Largest message value accepted (`OVERSIZED_MESSAGE` above).
+    pub max_message_bytes: usize,
+}
+
+/// Why a configuration could not be used; lists every problem found.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration {path}: {source}; pass --config PATH or create it")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not YAML.
+    #[error("{origin} is not valid YAML: {message}")]
+    Yaml { origin: String, message: String },
+    /// Keys or values are wrong.
+    #[error("{origin} has {} problem(s):\n  - {}", problems.len(), problems.join("\n  - "))]
+    Invalid { origin: String, problems: Vec<String> },
+}
+
+impl Config {
+    /// Loads `path` (a missing default path means built-in defaults) and applies the process
+    /// environment's `PIXLAKE__…` overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (text, origin) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?,
+                p.display().to_string(),
+            ),
+            None => match std::fs::read_to_string(DEFAULT_PATH) {
+                Ok(t) => (t, DEFAULT_PATH.to_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), "built-in defaults".to_owned()),
+                Err(source) => {
+                    return Err(ConfigError::Read {
+                        path: DEFAULT_PATH.into(),
+                        source,
+                    });
+                }
+            },
+        };
+        Self::from_yaml(&text, &origin, std::env::vars())
+    }
+
+    /// Builds a configuration from YAML text and `(name, value)` environment pairs.
+    pub fn from_yaml(text: &str, origin: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut tree: serde_json::Value = if text.trim().is_empty() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml {
+                origin: origin.to_owned(),
+                message: e.to_string(),
+            })?
+        };
+        if tree.is_null() {
+            tree = serde_json::Value::Object(Default::default());
+        }
+        // Materialize the default pipelines so that `PIXLAKE__PIPELINES__N__…` can override them.
+        if let serde_json::Value::Object(map) = &mut tree
+            && !map.contains_key("pipelines")
+        {
+            map.insert(
+                "pipelines".into(),
+                serde_json::to_value(raw::default_pipelines()).unwrap_or_default(),
+            );
+        }
+        let mut problems = env::apply_overrides(&mut tree, env);
+        let raw: RawConfig = match serde_path_to_error::deserialize(tree) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let path = e.path().to_string();
+                problems.push(format!("{path}: {}", e.into_inner()));
+                return Err(ConfigError::Invalid {
+                    origin: origin.to_owned(),
+                    problems,
+                });
+            }
+        };
+        let config = raw.validate(origin, &mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                origin: origin.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    /// The pipeline of `category` (the first one, if several read the same category).
+    pub fn pipeline_for(&self, category: Category) -> Option<&Pipeline> {
+        self.pipelines.iter().find(|p| p.category == category)
+    }
+
+    /// The topic events of `category` are published to.
+    pub fn topic_for(&self, category: Category) -> &str {
+        self.pipeline_for(category).map(|p| p.topic.as_str()).unwrap_or(category.default_topic())
+    }
+
+    /// The category of a topic, if a pipeline reads it.
+    pub fn category_of_topic(&self, topic: &str) -> Option<Category> {
+        self.pipelines.iter().find(|p| p.topic == topic).map(|p| p.category)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_yaml(yaml, "test.yaml", env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(c.pipelines.len(), 3);
+        assert_eq!(c.topic_for(Category::Refund), "pix.refunds");
+        assert_eq!(c.pipeline_for(Category::Payment).unwrap().table, "pix_payments");
+        assert_eq!(c.dlq.topic, "pix.dlq");
+        assert_eq!(c.validation.max_message_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn env_overrides_any_key() {
+        let c = load(
+            "kafka:\n  brokers: a:1\n",
+            &[
+                ("PIXLAKE__KAFKA__BROKERS", "b:2,c:3"),
+                ("PIXLAKE__VALIDATION__MAX_MESSAGE_BYTES", "2048"),
+                ("PIXLAKE__KAFKA__PROPERTIES__SECURITY_PROTOCOL", "SASL_SSL"),
+                ("PIXLAKE__PIPELINES__1__TOPIC", "bank.receipts"),
+                ("OTHER", "ignored"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.kafka.brokers, "b:2,c:3");
+        assert_eq!(c.validation.max_message_bytes, 2048);
+        assert_eq!(c.kafka.properties.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
+        assert_eq!(c.topic_for(Category::Receipt), "bank.receipts");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let err = load(
+            "pipelines:\n  - {name: a, event_type: payment, topic: t}\n  - {name: a, event_type: chargeback, topic: t}\nvalidation:\n  max_message_bytes: 10\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("pipelines[1].event_type"), "{err}");
+        assert!(err.contains("pipelines[1].name"), "{err}");
+        assert!(err.contains("pipelines[1].topic"), "{err}");
+        assert!(err.contains("validation.max_message_bytes"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_the_allowed_ones() {
+        let err = load("kafka:\n  bootstrap: x\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("kafka"), "{err}");
+        assert!(err.contains("unknown field `bootstrap`"), "{err}");
+        assert!(err.contains("brokers"), "{err}");
+    }
+
+    #[test]
+    fn bad_env_values_name_the_variable() {
+        let err = load("", &[("PIXLAKE__VALIDATION__MAX_MESSAGE_BYTES", "lots")]).unwrap_err().to_string();
+        assert!(err.contains("validation.max_message_bytes"), "{err}");
+    }
+}

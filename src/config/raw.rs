@@ -1,0 +1,203 @@
+//! The configuration file as written: serde structs with defaults, `deny_unknown_fields`, and
+//! the checks that turn them into a [`Config`](super::Config).
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Config, DlqConfig, KafkaConfig, Pipeline, ValidationConfig};
+use crate::pix::Category;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Kafka connection.
+    #[serde(default)]
+    pub kafka: RawKafka,
+    /// Source topics and their tables; default: the three SPEC pipelines.
+    #[serde(default = "default_pipelines")]
+    pub pipelines: Vec<RawPipeline>,
+    /// Dead letters.
+    #[serde(default)]
+    pub dlq: RawDlq,
+    /// Validation.
+    #[serde(default)]
+    pub validation: RawValidation,
+}
+
+/// `kafka:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafka {
+    /// Comma-separated `host:port` list (`bootstrap.servers`).
+    #[serde(default = "default_brokers")]
+    pub brokers: String,
+    /// librdkafka settings passed through (e.g. `security.protocol: SASL_SSL`). In environment
+    /// variables write dots as underscores: `PIXLAKE__KAFKA__PROPERTIES__SASL_MECHANISMS`.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for RawKafka {
+    fn default() -> Self {
+        RawKafka {
+            brokers: default_brokers(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// One entry of `pipelines:`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    /// Unique short name.
+    pub name: String,
+    /// `payment`, `receipt` or `refund`.
+    pub event_type: String,
+    /// Source topic.
+    pub topic: String,
+    /// Delta table; default from the category (`pix_payments`, …).
+    #[serde(default)]
+    pub table: Option<String>,
+}
+
+/// `dlq:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDlq {
+    /// Dead-letter topic.
+    #[serde(default = "default_dlq_topic")]
+    pub topic: String,
+}
+
+impl Default for RawDlq {
+    fn default() -> Self {
+        RawDlq { topic: default_dlq_topic() }
+    }
+}
+
+/// `validation:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawValidation {
+    /// Largest message value accepted, in bytes.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+}
+
+impl Default for RawValidation {
+    fn default() -> Self {
+        RawValidation {
+            max_message_bytes: default_max_message_bytes(),
+        }
+    }
+}
+
+fn default_brokers() -> String {
+    "127.0.0.1:9092".into()
+}
+
+fn default_dlq_topic() -> String {
+    "pix.dlq".into()
+}
+
+fn default_max_message_bytes() -> usize {
+    crate::pix::event::DEFAULT_MAX_MESSAGE_BYTES
+}
+
+pub(super) fn default_pipelines() -> Vec<RawPipeline> {
+    [("payments", Category::Payment), ("receipts", Category::Receipt), ("refunds", Category::Refund)]
+        .into_iter()
+        .map(|(name, c)| RawPipeline {
+            name: name.into(),
+            event_type: c.as_str().into(),
+            topic: c.default_topic().into(),
+            table: None,
+        })
+        .collect()
+}
+
+/// Kafka topic names: 1–249 of `[a-zA-Z0-9._-]`.
+fn is_topic_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 249 && s != "." && s != ".." && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
+}
+
+/// Table and pipeline names: `[a-z0-9_]`, starting with a letter (safe in paths and SQL).
+fn is_identifier(s: &str) -> bool {
+    s.bytes().next().is_some_and(|c| c.is_ascii_lowercase()) && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+}
+
+impl RawConfig {
+    /// Checks every value, appending one line per problem to `problems`.
+    pub fn validate(self, origin: &str, problems: &mut Vec<String>) -> Config {
+        let brokers = self.kafka.brokers.trim().to_owned();
+        if brokers.is_empty() {
+            problems.push("kafka.brokers: empty; give host:port[,host:port…], e.g. 127.0.0.1:9092".into());
+        }
+        let mut properties = BTreeMap::new();
+        for (k, v) in self.kafka.properties {
+            // librdkafka names use dots only; environment variables cannot, so map `_` back.
+            let key = k.replace('_', ".");
+            if key == "bootstrap.servers" {
+                problems.push(format!("kafka.properties.{k}: set kafka.brokers instead"));
+            }
+            properties.insert(key, v);
+        }
+        if self.pipelines.is_empty() {
+            problems.push("pipelines: empty; configure at least one topic → table pipeline".into());
+        }
+        let (mut names, mut topics, mut tables) = (HashSet::new(), HashSet::new(), HashSet::new());
+        let mut pipelines = Vec::new();
+        for (i, p) in self.pipelines.into_iter().enumerate() {
+            let category = Category::from_event_type(&p.event_type);
+            if category.is_none() {
+                problems.push(format!(
+                    "pipelines[{i}].event_type: `{}` is not a category; use payment, receipt or refund",
+                    p.event_type
+                ));
+            }
+            if !is_identifier(&p.name) {
+                problems.push(format!("pipelines[{i}].name: `{}` must be [a-z0-9_] starting with a letter", p.name));
+            } else if !names.insert(p.name.clone()) {
+                problems.push(format!("pipelines[{i}].name: `{}` is used by another pipeline; names must be unique", p.name));
+            }
+            if !is_topic_name(&p.topic) {
+                problems.push(format!("pipelines[{i}].topic: `{}` is not a Kafka topic name ([a-zA-Z0-9._-], ≤ 249)", p.topic));
+            } else if !topics.insert(p.topic.clone()) {
+                problems.push(format!("pipelines[{i}].topic: `{}` is read by another pipeline; one pipeline per topic", p.topic));
+            }
+            let table = p.table.clone().or_else(|| category.map(|c| c.default_table().to_owned())).unwrap_or_default();
+            if !is_identifier(&table) {
+                problems.push(format!("pipelines[{i}].table: `{table}` must be [a-z0-9_] starting with a letter"));
+            } else if !tables.insert(table.clone()) {
+                problems.push(format!("pipelines[{i}].table: `{table}` is written by another pipeline; one table per pipeline"));
+            }
+            if let Some(category) = category {
+                pipelines.push(Pipeline {
+                    name: p.name,
+                    category,
+                    topic: p.topic,
+                    table,
+                });
+            }
+        }
+        if !is_topic_name(&self.dlq.topic) {
+            problems.push(format!("dlq.topic: `{}` is not a Kafka topic name", self.dlq.topic));
+        } else if topics.contains(&self.dlq.topic) {
+            problems.push(format!("dlq.topic: `{}` is also a source topic; dead letters need their own topic", self.dlq.topic));
+        }
+        let max = self.validation.max_message_bytes;
+        if !(1024..=(64 << 20)).contains(&max) {
+            problems.push(format!("validation.max_message_bytes: {max} is outside 1024 ..= 67108864 (1 KiB to 64 MiB)"));
+        }
+        Config {
+            kafka: KafkaConfig { brokers, properties },
+            pipelines,
+            dlq: DlqConfig { topic: self.dlq.topic },
+            validation: ValidationConfig { max_message_bytes: max },
+            origin: origin.to_owned(),
+        }
+    }
+}

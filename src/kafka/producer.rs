@@ -1,0 +1,165 @@
+//! An acknowledged producer: every record is either confirmed by all in-sync replicas
+//! (`acks=all`, idempotent) or counted as failed — nothing is reported sent on hope.
+//!
+//! librdkafka queues records and delivers them on its own thread; delivery reports come back
+//! through [`Context::delivery`]. [`AckedProducer::finish`] flushes and returns the totals, so a
+//! caller can refuse to report success while any record is unconfirmed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+
+use crate::config::KafkaConfig;
+
+/// Delivery counters shared with librdkafka's callback thread.
+#[derive(Default, Debug)]
+pub struct Counters {
+    /// Records acknowledged by the broker.
+    pub delivered: AtomicU64,
+    /// Records that failed for good (after librdkafka's own retries).
+    pub failed: AtomicU64,
+    /// Bytes of values acknowledged.
+    pub bytes: AtomicU64,
+}
+
+/// Receives delivery reports.
+pub struct Context {
+    counters: Arc<Counters>,
+    first_error: std::sync::Mutex<Option<String>>,
+}
+
+impl ClientContext for Context {}
+
+impl ProducerContext for Context {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        match result {
+            Ok(m) => {
+                self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                let len = m.payload_len() as u64;
+                self.counters.bytes.fetch_add(len, Ordering::Relaxed);
+            }
+            Err((e, _)) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.first_error.lock()
+                    && first.is_none()
+                {
+                    *first = Some(e.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// Totals after a flush.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub delivered: u64,
+    pub failed: u64,
+    pub bytes: u64,
+    /// The first delivery error, if any.
+    pub first_error: Option<String>,
+}
+
+/// Errors of the acknowledged producer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    #[error("cannot create the Kafka producer: {0}; check kafka.brokers and kafka.properties")]
+    Create(#[source] KafkaError),
+    #[error("cannot queue a record to {topic}: {source}")]
+    Enqueue {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("{pending} record(s) still unacknowledged after {timeout:?}; is the broker at {brokers} reachable?")]
+    FlushTimeout { pending: i32, timeout: Duration, brokers: String },
+}
+
+/// A producer whose every record is acknowledged or counted as failed.
+pub struct AckedProducer {
+    inner: ThreadedProducer<Context>,
+    counters: Arc<Counters>,
+    brokers: String,
+}
+
+impl AckedProducer {
+    /// Creates the producer: idempotent, `acks=all`, lz4 batches, room for large records.
+    pub fn new(kafka: &KafkaConfig, max_message_bytes: usize) -> Result<Self, ProduceError> {
+        let max = (max_message_bytes + 64 * 1024).max(1_000_000).to_string();
+        let config = super::client_config(
+            kafka,
+            &[
+                ("linger.ms", "20"),
+                ("batch.size", "1000000"),
+                ("compression.type", "lz4"),
+                ("queue.buffering.max.messages", "1000000"),
+                ("queue.buffering.max.kbytes", "1048576"),
+                ("message.timeout.ms", "300000"),
+                ("message.max.bytes", &max),
+            ],
+            &[("acks", "all"), ("enable.idempotence", "true")],
+        );
+        let counters = Arc::new(Counters::default());
+        let context = Context {
+            counters: counters.clone(),
+            first_error: std::sync::Mutex::new(None),
+        };
+        let inner = config.create_with_context(context).map_err(ProduceError::Create)?;
+        Ok(AckedProducer {
+            inner,
+            counters,
+            brokers: kafka.brokers.clone(),
+        })
+    }
+
+    /// Queues one record, waiting while librdkafka's queue is full.
+    pub fn send(&self, topic: &str, key: &[u8], value: &[u8], headers: Option<OwnedHeaders>) -> Result<(), ProduceError> {
+        let mut record = BaseRecord::to(topic).key(key).payload(value);
+        if let Some(h) = headers {
+            record = record.headers(h);
+        }
+        loop {
+            match self.inner.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((source, _)) => {
+                    return Err(ProduceError::Enqueue {
+                        topic: topic.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Records acknowledged so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Waits until every queued record is acknowledged or failed, at most `timeout`.
+    pub fn finish(self, timeout: Duration) -> Result<Delivery, ProduceError> {
+        self.inner.flush(timeout).map_err(|_| ProduceError::FlushTimeout {
+            pending: self.inner.in_flight_count(),
+            timeout,
+            brokers: self.brokers.clone(),
+        })?;
+        let first_error = self.inner.context().first_error.lock().ok().and_then(|e| e.clone());
+        Ok(Delivery {
+            delivered: self.counters.delivered.load(Ordering::Relaxed),
+            failed: self.counters.failed.load(Ordering::Relaxed),
+            bytes: self.counters.bytes.load(Ordering::Relaxed),
+            first_error,
+        })
+    }
+}

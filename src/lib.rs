@@ -1,0 +1,15 @@
+//! pixlake archives Brazilian Pix events from Apache Kafka into Delta Lake tables, exactly once.
+//!
+//! Module map, in the order data flows:
+//!
+//! * [`config`]: the YAML configuration with `PIXLAKE__SECTION__KEY` overrides, validated once.
+//! * [`pix`]: the pure Pix domain — parse, validate, normalize, Arrow schemas and builders.
+//! * [`kafka`]: librdkafka client settings shared by every Kafka client pixlake creates.
+//! * [`produce`]: synthetic, realistic Pix traffic (and its sinks: Kafka or a JSON-lines file).
+//! * [`cli`]: one module per subcommand; `main.rs` only dispatches.
+
+pub mod cli;
+pub mod config;
+pub mod kafka;
+pub mod pix;
+pub mod produce;

@@ -1,0 +1,38 @@
+//! The `pixlake` binary: parse arguments, set up logging, load the configuration, dispatch to
+//! the subcommand, turn the result into an exit code (0 success, 1 findings, 2 error).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pixlake::cli::{Cli, Command, Outcome};
+use pixlake::config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = Config::load(cli.config.as_deref())
+        .map_err(anyhow::Error::from)
+        .and_then(|config| match cli.command {
+            Command::Validate(args) => pixlake::cli::validate::run(&config, args),
+            Command::Produce(args) => pixlake::cli::produce::run(&config, args),
+        });
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Findings) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("pixlake: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Human-readable logs on stderr; `PIXLAKE_LOG` (or `RUST_LOG`) sets the filter.
+fn init_logging() {
+    let filter = std::env::var("PIXLAKE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info,rdkafka=warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}

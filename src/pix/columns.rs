@@ -1,0 +1,218 @@
+//! Arrow column types and builders shared by the tables: field constructors, the envelope
+//! columns (SPEC §4) and the flattened participant columns (`payer_ispb`, `payee_document`, …).
+//!
+//! Types map to Delta as Spark expects: `Timestamp(µs, "UTC")` → `timestamp`,
+//! `Decimal128(18, 2)` → `decimal(18,2)`, `Date32` → `date`, `List<Utf8>` with item field
+//! `element` → `array<string>`.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayBuilder, ArrayRef, Date32Builder, Decimal128Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, TimeUnit};
+
+use super::event::Envelope;
+use super::participant::Participant;
+use super::rules::Flags;
+use super::time::Micros;
+
+/// The time zone of every timestamp column.
+pub const UTC: &str = "UTC";
+
+/// A string column.
+pub fn utf8(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+
+/// A UTC timestamp column (microseconds).
+pub fn timestamp(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())), nullable)
+}
+
+/// A `decimal(18,2)` amount column.
+pub fn amount(name: &str) -> Field {
+    Field::new(name, DataType::Decimal128(18, 2), false)
+}
+
+/// The item field of `array<string>` columns, named as Delta/Parquet readers expect.
+pub fn list_item() -> Arc<Field> {
+    Arc::new(Field::new("element", DataType::Utf8, true))
+}
+
+/// A builder for `decimal(18,2)`.
+pub fn amount_builder(rows: usize) -> Decimal128Builder {
+    Decimal128Builder::with_capacity(rows).with_data_type(DataType::Decimal128(18, 2))
+}
+
+/// A builder for UTC timestamps.
+pub fn timestamp_builder(rows: usize) -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::with_capacity(rows).with_timezone(UTC)
+}
+
+/// Finishes `builder` and appends its array to `out`.
+pub fn finish_into(out: &mut Vec<ArrayRef>, builder: &mut dyn ArrayBuilder) {
+    out.push(builder.finish());
+}
+
+/// Where a record came from in Kafka.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KafkaMeta<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    /// Record timestamp (create or log-append time), UTC microseconds, if the record has one.
+    pub timestamp: Option<Micros>,
+}
+
+/// The envelope columns, first in every category table.
+pub fn envelope_fields() -> Vec<Field> {
+    vec![
+        utf8("event_id", false),
+        utf8("event_type", false),
+        Field::new("schema_version", DataType::Int32, false),
+        utf8("source", false),
+        timestamp("event_time", false),
+        Field::new("event_date", DataType::Date32, false),
+        timestamp("ingest_time", false),
+        utf8("kafka_topic", false),
+        Field::new("kafka_partition", DataType::Int32, false),
+        Field::new("kafka_offset", DataType::Int64, false),
+        timestamp("kafka_timestamp", true),
+        Field::new("quality_flags", DataType::List(list_item()), false),
+    ]
+}
+
+/// Builders for [`envelope_fields`].
+pub struct EnvelopeColumns {
+    event_id: StringBuilder,
+    event_type: StringBuilder,
+    schema_version: Int32Builder,
+    source: StringBuilder,
+    event_time: TimestampMicrosecondBuilder,
+    event_date: Date32Builder,
+    ingest_time: TimestampMicrosecondBuilder,
+    kafka_topic: StringBuilder,
+    kafka_partition: Int32Builder,
+    kafka_offset: Int64Builder,
+    kafka_timestamp: TimestampMicrosecondBuilder,
+    quality_flags: ListBuilder<StringBuilder>,
+}
+
+impl EnvelopeColumns {
+    /// Builders sized for `rows` rows.
+    pub fn with_capacity(rows: usize) -> Self {
+        EnvelopeColumns {
+            event_id: StringBuilder::with_capacity(rows, rows * 36),
+            event_type: StringBuilder::with_capacity(rows, rows * 7),
+            schema_version: Int32Builder::with_capacity(rows),
+            source: StringBuilder::with_capacity(rows, rows * 12),
+            event_time: timestamp_builder(rows),
+            event_date: Date32Builder::with_capacity(rows),
+            ingest_time: timestamp_builder(rows),
+            kafka_topic: StringBuilder::with_capacity(rows, rows * 12),
+            kafka_partition: Int32Builder::with_capacity(rows),
+            kafka_offset: Int64Builder::with_capacity(rows),
+            kafka_timestamp: timestamp_builder(rows),
+            quality_flags: ListBuilder::with_capacity(StringBuilder::new(), rows).with_field(list_item()),
+        }
+    }
+
+    /// Appends one row's envelope.
+    pub fn append(&mut self, e: &Envelope<'_>, flags: Flags, meta: &KafkaMeta<'_>, ingest_time: Micros) {
+        self.event_id.append_value(e.event_id.as_str());
+        self.event_type.append_value(e.category.as_str());
+        self.schema_version.append_value(e.schema_version);
+        self.source.append_value(&e.source);
+        self.event_time.append_value(e.event_time);
+        self.event_date.append_value(e.event_date);
+        self.ingest_time.append_value(ingest_time);
+        self.kafka_topic.append_value(meta.topic);
+        self.kafka_partition.append_value(meta.partition);
+        self.kafka_offset.append_value(meta.offset);
+        self.kafka_timestamp.append_option(meta.timestamp);
+        for rule in flags.iter() {
+            self.quality_flags.values().append_value(rule.id());
+        }
+        self.quality_flags.append(true);
+    }
+
+    /// Finishes the arrays, in [`envelope_fields`] order, into `out`.
+    pub fn finish(&mut self, out: &mut Vec<ArrayRef>) {
+        finish_into(out, &mut self.event_id);
+        finish_into(out, &mut self.event_type);
+        finish_into(out, &mut self.schema_version);
+        finish_into(out, &mut self.source);
+        finish_into(out, &mut self.event_time);
+        finish_into(out, &mut self.event_date);
+        finish_into(out, &mut self.ingest_time);
+        finish_into(out, &mut self.kafka_topic);
+        finish_into(out, &mut self.kafka_partition);
+        finish_into(out, &mut self.kafka_offset);
+        finish_into(out, &mut self.kafka_timestamp);
+        finish_into(out, &mut self.quality_flags);
+    }
+}
+
+/// Builders for one participant's flattened columns.
+pub struct ParticipantColumns {
+    ispb: StringBuilder,
+    branch: StringBuilder,
+    account: StringBuilder,
+    account_type: StringBuilder,
+    document: StringBuilder,
+    document_type: StringBuilder,
+    name: StringBuilder,
+}
+
+impl ParticipantColumns {
+    /// The columns `{prefix}_ispb`, `{prefix}_branch`, … in builder order.
+    pub fn fields(prefix: &str) -> Vec<Field> {
+        vec![
+            utf8(&format!("{prefix}_ispb"), false),
+            utf8(&format!("{prefix}_branch"), true),
+            utf8(&format!("{prefix}_account"), true),
+            utf8(&format!("{prefix}_account_type"), true),
+            utf8(&format!("{prefix}_document"), false),
+            utf8(&format!("{prefix}_document_type"), false),
+            utf8(&format!("{prefix}_name"), true),
+        ]
+    }
+
+    /// Builders sized for `rows` rows.
+    pub fn with_capacity(rows: usize) -> Self {
+        let s = |bytes| StringBuilder::with_capacity(rows, rows * bytes);
+        ParticipantColumns {
+            ispb: s(8),
+            branch: s(4),
+            account: s(10),
+            account_type: s(4),
+            document: s(14),
+            document_type: s(4),
+            name: s(20),
+        }
+    }
+
+    /// Appends one participant.
+    pub fn append(&mut self, p: &Participant<'_>) {
+        self.ispb.append_value(p.ispb.as_str());
+        self.branch.append_option(p.branch.as_deref());
+        self.account.append_option(p.account.as_deref());
+        self.account_type.append_option(p.account_type.map(|t| t.code()));
+        self.document.append_value(&p.document.value);
+        self.document_type.append_value(p.document.kind.as_str());
+        self.name.append_option(p.name.as_deref());
+    }
+
+    /// Finishes the arrays into `out`.
+    pub fn finish(&mut self, out: &mut Vec<ArrayRef>) {
+        finish_into(out, &mut self.ispb);
+        finish_into(out, &mut self.branch);
+        finish_into(out, &mut self.account);
+        finish_into(out, &mut self.account_type);
+        finish_into(out, &mut self.document);
+        finish_into(out, &mut self.document_type);
+        finish_into(out, &mut self.name);
+    }
+}

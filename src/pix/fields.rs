@@ -1,0 +1,207 @@
+//! Typed reading of a scanned JSON object: each accessor knows the field's path, so every
+//! `MISSING_FIELD` / `WRONG_TYPE` / format rejection names it (`data.payer.document`).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use serde_json::value::RawValue;
+
+use super::codes::Code;
+use super::json::{self, JsonKind, RawObject};
+use super::rules::{Flags, HardRule, Rejection, SoftRule};
+
+/// The fields of one object of the wire format: names as they appear in JSON and their dotted
+/// paths from the message root. Built by [`object_spec!`].
+pub struct Spec {
+    /// JSON names, slot order.
+    pub names: &'static [&'static str],
+    /// Dotted paths, same order.
+    pub paths: &'static [&'static str],
+    /// Path of the object itself ("" for the root).
+    pub path: &'static str,
+}
+
+/// Declares a [`Spec`] and one index constant per field:
+/// `object_spec!(pub PAYER = "data.payer" { ISPB = "ispb", NAME = "name" });`
+macro_rules! object_spec {
+    ($vis:vis $spec:ident = $prefix:literal { $($field:ident = $name:literal),* $(,)? }) => {
+        $vis static $spec: $crate::pix::fields::Spec = $crate::pix::fields::Spec {
+            names: &[$($name),*],
+            paths: &[$(object_spec!(@path $prefix, $name)),*],
+            path: $prefix,
+        };
+        #[allow(non_snake_case, dead_code)]
+        $vis mod $spec {
+            #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+            enum Index { $($field),* }
+            $(pub const $field: usize = Index::$field as usize;)*
+        }
+    };
+    (@path "", $name:literal) => { $name };
+    (@path $prefix:literal, $name:literal) => { concat!($prefix, ".", $name) };
+}
+pub(crate) use object_spec;
+
+/// A scanned object and its spec.
+pub struct Obj<'a> {
+    raw: RawObject<'a>,
+    spec: &'static Spec,
+}
+
+impl<'a> Obj<'a> {
+    /// Wraps a scanned object; rejects it if it repeats a field.
+    pub fn new(raw: RawObject<'a>, spec: &'static Spec) -> Result<Self, Rejection> {
+        if let Some(name) = raw.duplicate {
+            let i = spec.names.iter().position(|n| *n == name).unwrap_or(0);
+            return Err(Rejection::new(
+                HardRule::DuplicateField,
+                spec.paths[i],
+                "the field appears more than once; send it once",
+            ));
+        }
+        Ok(Obj { raw, spec })
+    }
+
+    /// The dotted path of field `f`.
+    pub fn path(&self, f: usize) -> &'static str {
+        self.spec.paths[f]
+    }
+
+    /// The raw value of `f`; JSON `null` counts as absent.
+    pub fn raw(&self, f: usize) -> Option<&'a RawValue> {
+        self.raw.get(f).filter(|r| r.get() != "null")
+    }
+
+    /// Appends this object's unknown fields to `out` as `"path":value` members of a JSON object.
+    pub fn rescue_into(&self, out: &mut String) {
+        for (name, value) in &self.raw.unknown {
+            out.push(if out.is_empty() { '{' } else { ',' });
+            let key = if self.spec.path.is_empty() {
+                Cow::Borrowed(name.as_ref())
+            } else {
+                Cow::Owned(format!("{}.{}", self.spec.path, name))
+            };
+            // A String always serializes.
+            let _ = write!(out, "{}:{}", serde_json::to_string(key.as_ref()).unwrap_or_default(), value.get());
+        }
+    }
+
+    /// A rejection of field `f`.
+    pub fn reject(&self, rule: HardRule, f: usize, message: impl Into<String>) -> Rejection {
+        Rejection::new(rule, self.path(f), message)
+    }
+
+    fn missing(&self, f: usize) -> Rejection {
+        self.reject(HardRule::MissingField, f, "required field is missing, null or empty")
+    }
+
+    fn wrong_type(&self, f: usize, expected: &str, found: JsonKind) -> Rejection {
+        self.reject(HardRule::WrongType, f, format!("expected {expected}, found {found}"))
+    }
+
+    /// An optional string, whitespace trimmed (flagged); an empty string counts as absent.
+    pub fn opt_str(&self, f: usize, flags: &mut Flags) -> Result<Option<Cow<'a, str>>, Rejection> {
+        let Some(raw) = self.raw(f) else { return Ok(None) };
+        let s = json::as_str(raw).ok_or_else(|| self.wrong_type(f, "a string", json::kind_of(raw)))?;
+        let s = trim(s, flags);
+        Ok(if s.is_empty() { None } else { Some(s) })
+    }
+
+    /// A required non-empty string, whitespace trimmed (flagged).
+    pub fn req_str(&self, f: usize, flags: &mut Flags) -> Result<Cow<'a, str>, Rejection> {
+        self.opt_str(f, flags)?.ok_or_else(|| self.missing(f))
+    }
+
+    /// An optional string of at most `max` characters.
+    pub fn opt_text(&self, f: usize, max: usize, flags: &mut Flags) -> Result<Option<Cow<'a, str>>, Rejection> {
+        let s = self.opt_str(f, flags)?;
+        if let Some(s) = &s {
+            let n = s.chars().count();
+            if n > max {
+                return Err(self.reject(
+                    HardRule::InvalidLength,
+                    f,
+                    format!("{n} characters, at most {max} allowed"),
+                ));
+            }
+        }
+        Ok(s)
+    }
+
+    /// A required coded value.
+    pub fn req_code<C: Code>(&self, f: usize, flags: &mut Flags) -> Result<C, Rejection> {
+        let s = self.req_str(f, flags)?;
+        self.code(f, &s, flags)
+    }
+
+    /// An optional coded value.
+    pub fn opt_code<C: Code>(&self, f: usize, flags: &mut Flags) -> Result<Option<C>, Rejection> {
+        match self.opt_str(f, flags)? {
+            Some(s) => self.code(f, &s, flags).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn code<C: Code>(&self, f: usize, s: &str, flags: &mut Flags) -> Result<C, Rejection> {
+        C::parse(s, flags)
+            .ok_or_else(|| self.reject(HardRule::InvalidEnum, f, format!("not an allowed value; use one of {}", C::allowed())))
+    }
+
+    /// A required nested object.
+    pub fn req_object(&self, f: usize, spec: &'static Spec) -> Result<Obj<'a>, Rejection> {
+        let raw = self.raw(f).ok_or_else(|| self.missing(f))?;
+        let obj = RawObject::parse_nested(raw, spec.names).map_err(|kind| self.wrong_type(f, "an object", kind))?;
+        Obj::new(obj, spec)
+    }
+
+    /// A required RFC 3339 timestamp, as UTC microseconds.
+    pub fn req_time(&self, f: usize, flags: &mut Flags) -> Result<i64, Rejection> {
+        let s = self.req_str(f, flags)?;
+        super::time::parse_rfc3339(&s).map_err(|e| self.reject(HardRule::InvalidTimestamp, f, e.message()))
+    }
+
+    /// An optional RFC 3339 timestamp.
+    pub fn opt_time(&self, f: usize, flags: &mut Flags) -> Result<Option<i64>, Rejection> {
+        match self.opt_str(f, flags)? {
+            Some(s) => super::time::parse_rfc3339(&s)
+                .map(Some)
+                .map_err(|e| self.reject(HardRule::InvalidTimestamp, f, e.message())),
+            None => Ok(None),
+        }
+    }
+
+    /// A required amount in centavos: a decimal string, or a JSON number converted exactly.
+    pub fn req_amount(&self, f: usize, flags: &mut Flags) -> Result<i64, Rejection> {
+        let raw = self.raw(f).ok_or_else(|| self.missing(f))?;
+        let result = match json::kind_of(raw) {
+            JsonKind::String => {
+                let s = json::as_str(raw).unwrap_or_default();
+                super::amount::parse_decimal_str(&trim(s, flags))
+            }
+            JsonKind::Number => {
+                flags.insert(SoftRule::AmountFromNumber);
+                super::amount::parse_json_number(raw.get())
+            }
+            other => return Err(self.wrong_type(f, "a decimal string such as \"1234.50\"", other)),
+        };
+        result.map_err(|e| self.reject(HardRule::InvalidAmount, f, e.message()))
+    }
+
+    /// The raw JSON kind of field `f`, if present.
+    pub fn kind(&self, f: usize) -> Option<JsonKind> {
+        self.raw(f).map(json::kind_of)
+    }
+}
+
+/// Trims surrounding whitespace, flagging `WHITESPACE_TRIMMED`; borrows when possible.
+pub fn trim<'a>(s: Cow<'a, str>, flags: &mut Flags) -> Cow<'a, str> {
+    let t = s.trim();
+    if t.len() == s.len() {
+        return s;
+    }
+    flags.insert(SoftRule::WhitespaceTrimmed);
+    match s {
+        Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
+        Cow::Owned(o) => Cow::Owned(o.trim().to_owned()),
+    }
+}

@@ -1,0 +1,161 @@
+//! Receipts (recebimentos): incoming Pix as a bank's API Pix webhook reports it — wire fields,
+//! rules and `pix_receipts` columns.
+
+use std::borrow::Cow;
+
+use arrow::array::{ArrayRef, Decimal128Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::datatypes::Field;
+
+use super::columns::{self, ParticipantColumns, finish_into};
+use super::event::{Ctx, Envelope, ROOT, check_skew};
+use super::fields::{Obj, object_spec};
+use super::ids::check_transaction_id;
+use super::keys::{PixKey, PixKeyType, check_key, infer_key_type};
+use super::participant::{self, Participant, Role};
+use super::payment::txid;
+use super::rules::{HardRule, Rejection, SoftRule};
+use super::time::Micros;
+
+object_spec!(pub DATA = "data" {
+    END_TO_END_ID = "end_to_end_id", TXID = "txid", AMOUNT = "amount", PIX_KEY = "pix_key",
+    PIX_KEY_TYPE = "pix_key_type", PAYER = "payer", PAYEE = "payee", PAYER_INFO = "payer_info",
+    RECEIVED_AT = "received_at",
+});
+use DATA as F;
+
+/// A validated receipt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt<'a> {
+    pub end_to_end_id: Cow<'a, str>,
+    pub txid: Option<Cow<'a, str>>,
+    /// Centavos.
+    pub amount: i64,
+    pub pix_key: PixKey<'a>,
+    pub payer: Participant<'a>,
+    pub payee: Participant<'a>,
+    pub payer_info: Option<Cow<'a, str>>,
+    /// UTC microseconds (`horario` in API Pix).
+    pub received_at: Micros,
+}
+
+/// Reads and checks `data` of a receipt.
+pub fn parse<'a>(root: &Obj<'a>, env: &Envelope<'_>, ctx: &mut Ctx) -> Result<Receipt<'a>, Rejection> {
+    let d = root.req_object(ROOT::DATA, &DATA)?;
+    ctx.rescue(&d);
+    let flags = &mut ctx.flags;
+
+    let end_to_end_id = d.req_str(F::END_TO_END_ID, flags)?;
+    let e2e = check_transaction_id(&end_to_end_id, b'E').map_err(|m| d.reject(HardRule::InvalidE2eId, F::END_TO_END_ID, m))?;
+    check_skew(e2e.minute, env.event_time, flags);
+    let txid = txid(&d, F::TXID, flags)?;
+    let amount = d.req_amount(F::AMOUNT, flags)?;
+    let key = d.req_str(F::PIX_KEY, flags)?;
+    let kind = match d.opt_code::<PixKeyType>(F::PIX_KEY_TYPE, flags)? {
+        Some(k) => k,
+        None => {
+            let k = infer_key_type(&key).ok_or_else(|| {
+                d.reject(
+                    HardRule::InvalidPixKey,
+                    F::PIX_KEY,
+                    "the key's type cannot be inferred (not a CPF, CNPJ, e-mail, phone or EVP); send pix_key_type",
+                )
+            })?;
+            flags.insert(SoftRule::PixKeyTypeInferred);
+            k
+        }
+    };
+    let pix_key = check_key(key, kind, flags).map_err(|m| d.reject(HardRule::InvalidPixKey, F::PIX_KEY, m))?;
+
+    let payer_obj = d.req_object(F::PAYER, Role::Payer.spec())?;
+    ctx.rescue(&payer_obj);
+    let payer = participant::parse(&payer_obj, Role::Payer, &mut ctx.flags)?;
+    let payee_obj = d.req_object(F::PAYEE, Role::Payee.spec())?;
+    ctx.rescue(&payee_obj);
+    let payee = participant::parse(&payee_obj, Role::Payee, &mut ctx.flags)?;
+    let flags = &mut ctx.flags;
+
+    let payer_info = d.opt_text(F::PAYER_INFO, 140, flags)?;
+    let received_at = d.req_time(F::RECEIVED_AT, flags)?;
+    Ok(Receipt {
+        end_to_end_id,
+        txid,
+        amount,
+        pix_key,
+        payer,
+        payee,
+        payer_info,
+        received_at,
+    })
+}
+
+/// The `pix_receipts` columns after the envelope.
+pub fn fields() -> Vec<Field> {
+    let mut v = vec![
+        columns::utf8("end_to_end_id", false),
+        columns::utf8("txid", true),
+        columns::amount("amount"),
+        columns::utf8("pix_key", false),
+        columns::utf8("pix_key_type", false),
+    ];
+    v.extend(ParticipantColumns::fields("payer"));
+    v.extend(ParticipantColumns::fields("payee"));
+    v.extend([columns::utf8("payer_info", true), columns::timestamp("received_at", false)]);
+    v
+}
+
+/// Column builders for [`fields`].
+pub struct Columns {
+    end_to_end_id: StringBuilder,
+    txid: StringBuilder,
+    amount: Decimal128Builder,
+    pix_key: StringBuilder,
+    pix_key_type: StringBuilder,
+    payer: ParticipantColumns,
+    payee: ParticipantColumns,
+    payer_info: StringBuilder,
+    received_at: TimestampMicrosecondBuilder,
+}
+
+impl Columns {
+    /// Builders sized for `rows` rows.
+    pub fn with_capacity(rows: usize) -> Self {
+        let s = |bytes| StringBuilder::with_capacity(rows, rows * bytes);
+        Columns {
+            end_to_end_id: s(32),
+            txid: s(16),
+            amount: columns::amount_builder(rows),
+            pix_key: s(24),
+            pix_key_type: s(5),
+            payer: ParticipantColumns::with_capacity(rows),
+            payee: ParticipantColumns::with_capacity(rows),
+            payer_info: s(8),
+            received_at: columns::timestamp_builder(rows),
+        }
+    }
+
+    /// Appends one receipt.
+    pub fn append(&mut self, r: &Receipt<'_>) {
+        self.end_to_end_id.append_value(&r.end_to_end_id);
+        self.txid.append_option(r.txid.as_deref());
+        self.amount.append_value(i128::from(r.amount));
+        self.pix_key.append_value(&r.pix_key.value);
+        self.pix_key_type.append_value(r.pix_key.kind.as_str());
+        self.payer.append(&r.payer);
+        self.payee.append(&r.payee);
+        self.payer_info.append_option(r.payer_info.as_deref());
+        self.received_at.append_value(r.received_at);
+    }
+
+    /// Finishes the arrays, in [`fields`] order, into `out`.
+    pub fn finish(&mut self, out: &mut Vec<ArrayRef>) {
+        finish_into(out, &mut self.end_to_end_id);
+        finish_into(out, &mut self.txid);
+        finish_into(out, &mut self.amount);
+        finish_into(out, &mut self.pix_key);
+        finish_into(out, &mut self.pix_key_type);
+        self.payer.finish(out);
+        self.payee.finish(out);
+        finish_into(out, &mut self.payer_info);
+        finish_into(out, &mut self.received_at);
+    }
+}
