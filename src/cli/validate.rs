@@ -209,13 +209,15 @@ pub fn check_lines(
     Ok(summary)
 }
 
-const ENVELOPE: &[&str] = &["topic", "payload", "key", "partition", "offset"];
+crate::pix::fields::object_spec!(ENVELOPE = "" {
+    TOPIC = "topic", PAYLOAD = "payload", KEY = "key", PARTITION = "partition", OFFSET = "offset",
+});
 
 fn check_line(line: &[u8], decoder: &Decoder, config: &Config, expected: Option<Category>, now: Micros) -> Result<Flags, Rejection> {
     let trimmed = line.trim_ascii_start();
     if trimmed.starts_with(b"{\"topic\":")
-        && let Ok(env) = RawObject::parse_message(trimmed, ENVELOPE)
-        && let (Some(topic), Some(payload)) = (env.get(0).and_then(json::as_str), env.get(1))
+        && let Ok(env) = RawObject::parse_message(trimmed, &ENVELOPE, None)
+        && let (Some(topic), Some(payload)) = (env.get(ENVELOPE::TOPIC).and_then(json::as_str), env.get(ENVELOPE::PAYLOAD))
     {
         let category = config.category_of_topic(&topic).or(expected);
         let value = json::as_str(payload);

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use super::fields::{Obj, object_spec};
 use super::ids::Uuid36;
-use super::json::{JsonKind, RawObject, ScanError};
+use super::json::{Dynamic, JsonKind, RawObject, ScanError, Spec};
 use super::rules::{Flags, HardRule, Rejection, SoftRule};
 use super::time::{MINUTE, Micros, sao_paulo_date_hour};
 use super::{payment, receipt, refund};
@@ -19,6 +19,16 @@ object_spec!(pub ROOT = "" {
     SOURCE = "source", EVENT_TIME = "event_time", DATA = "data",
 });
 use ROOT as F;
+
+/// `data` is parsed in the same pass as the envelope when `event_type` precedes it.
+static DATA_BY_EVENT_TYPE: Dynamic = Dynamic {
+    field: ROOT::DATA,
+    selector: ROOT::EVENT_TYPE,
+    resolve: |event_type| {
+        let category = Category::ALL.into_iter().find(|c| c.as_str().eq_ignore_ascii_case(event_type))?;
+        Some(Category::data_spec(category))
+    },
+};
 
 /// Default limit of a message value (SPEC: 1 MiB).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -56,6 +66,15 @@ impl Category {
     /// The category named by an `event_type` (exact spelling).
     pub fn from_event_type(s: &str) -> Option<Category> {
         Category::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The spec of `data` for this category.
+    pub fn data_spec(self) -> &'static Spec {
+        match self {
+            Category::Payment => &payment::DATA,
+            Category::Receipt => &receipt::DATA,
+            Category::Refund => &refund::DATA,
+        }
     }
 
     /// The default topic (SPEC §1).
@@ -178,11 +197,11 @@ impl Decoder {
                 format!("{} bytes, more than the {} allowed (validation.max_message_bytes)", bytes.len(), self.max_message_bytes),
             ));
         }
-        let root = RawObject::parse_message(bytes, ROOT.names).map_err(|e| match e {
+        let root = RawObject::parse_message(bytes, &ROOT, Some(&DATA_BY_EVENT_TYPE)).map_err(|e| match e {
             ScanError::Malformed(m) => Rejection::new(HardRule::MalformedJson, "", format!("not UTF-8 JSON: {m}")),
             ScanError::NotAnObject(kind) => Rejection::new(HardRule::MalformedJson, "", format!("expected a JSON object, found {kind}")),
         })?;
-        let root = Obj::new(root, &ROOT)?;
+        let mut root = Obj::new(root)?;
         let mut ctx = Ctx {
             flags: Flags::empty(),
             rescued: String::new(),
@@ -191,9 +210,9 @@ impl Decoder {
         ctx.rescue(&root);
         let envelope = envelope(&root, expected, &mut ctx)?;
         let data = match envelope.category {
-            Category::Payment => EventData::Payment(payment::parse(&root, &envelope, &mut ctx)?),
-            Category::Receipt => EventData::Receipt(receipt::parse(&root, &envelope, &mut ctx)?),
-            Category::Refund => EventData::Refund(refund::parse(&root, &envelope, &mut ctx)?),
+            Category::Payment => EventData::Payment(payment::parse(&mut root, &envelope, &mut ctx)?),
+            Category::Receipt => EventData::Receipt(receipt::parse(&mut root, &envelope, &mut ctx)?),
+            Category::Refund => EventData::Refund(refund::parse(&mut root, &envelope, &mut ctx)?),
         };
         let rescued = if ctx.rescued.is_empty() {
             None

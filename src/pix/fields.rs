@@ -8,27 +8,20 @@ use serde_json::value::RawValue;
 
 use super::codes::Code;
 use super::json::{self, JsonKind, RawObject};
+
 use super::rules::{Flags, HardRule, Rejection, SoftRule};
 
-/// The fields of one object of the wire format: names as they appear in JSON and their dotted
-/// paths from the message root. Built by [`object_spec!`].
-pub struct Spec {
-    /// JSON names, slot order.
-    pub names: &'static [&'static str],
-    /// Dotted paths, same order.
-    pub paths: &'static [&'static str],
-    /// Path of the object itself ("" for the root).
-    pub path: &'static str,
-}
+pub use super::json::Spec;
 
-/// Declares a [`Spec`] and one index constant per field:
-/// `object_spec!(pub PAYER = "data.payer" { ISPB = "ispb", NAME = "name" });`
+/// Declares a [`Spec`] and one index constant per field; `=> OTHER` marks a nested object:
+/// `object_spec!(pub DATA = "data" { AMOUNT = "amount", PAYER = "payer" => PAYER_SPEC });`
 macro_rules! object_spec {
-    ($vis:vis $spec:ident = $prefix:literal { $($field:ident = $name:literal),* $(,)? }) => {
+    ($vis:vis $spec:ident = $prefix:tt { $($field:ident = $name:literal $(=> $child:path)?),* $(,)? }) => {
         $vis static $spec: $crate::pix::fields::Spec = $crate::pix::fields::Spec {
             names: &[$($name),*],
-            paths: &[$(object_spec!(@path $prefix, $name)),*],
+            paths: &[$($crate::pix::fields::object_spec!(@path $prefix, $name)),*],
             path: $prefix,
+            nested: &[$($(($spec::$field, &$child),)?)*],
         };
         #[allow(non_snake_case, dead_code)]
         $vis mod $spec {
@@ -38,7 +31,7 @@ macro_rules! object_spec {
         }
     };
     (@path "", $name:literal) => { $name };
-    (@path $prefix:literal, $name:literal) => { concat!($prefix, ".", $name) };
+    (@path $prefix:tt, $name:literal) => { concat!($prefix, ".", $name) };
 }
 pub(crate) use object_spec;
 
@@ -48,9 +41,12 @@ pub struct Obj<'a> {
     spec: &'static Spec,
 }
 
+// `spec` duplicates `raw.spec()` as a plain field so path lookups stay a field access.
+
 impl<'a> Obj<'a> {
     /// Wraps a scanned object; rejects it if it repeats a field.
-    pub fn new(raw: RawObject<'a>, spec: &'static Spec) -> Result<Self, Rejection> {
+    pub fn new(raw: RawObject<'a>) -> Result<Self, Rejection> {
+        let spec = raw.spec();
         if let Some(name) = raw.duplicate {
             let i = spec.names.iter().position(|n| *n == name).unwrap_or(0);
             return Err(Rejection::new(
@@ -148,10 +144,12 @@ impl<'a> Obj<'a> {
     }
 
     /// A required nested object.
-    pub fn req_object(&self, f: usize, spec: &'static Spec) -> Result<Obj<'a>, Rejection> {
-        let raw = self.raw(f).ok_or_else(|| self.missing(f))?;
-        let obj = RawObject::parse_nested(raw, spec.names).map_err(|kind| self.wrong_type(f, "an object", kind))?;
-        Obj::new(obj, spec)
+    pub fn req_object(&mut self, f: usize, spec: &'static Spec) -> Result<Obj<'a>, Rejection> {
+        match self.raw.take_nested(f, spec) {
+            Ok(Some(obj)) => Obj::new(obj),
+            Ok(None) => Err(self.missing(f)),
+            Err(kind) => Err(self.wrong_type(f, "an object", kind)),
+        }
     }
 
     /// A required RFC 3339 timestamp, as UTC microseconds.

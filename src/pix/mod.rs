@@ -34,3 +34,6 @@ pub use batch::{CategoryBatchBuilder, QuarantineBatchBuilder, category_schema, q
 pub use columns::KafkaMeta;
 pub use event::{Category, Decoder, Event, EventData, Verdict};
 pub use rules::{Flags, HardRule, Rejection, SoftRule};
+
+#[cfg(test)]
+mod tests;

@@ -18,7 +18,7 @@ use super::rules::{HardRule, Rejection, SoftRule};
 object_spec!(pub DATA = "data" {
     END_TO_END_ID = "end_to_end_id", TXID = "txid", AMOUNT = "amount", CURRENCY = "currency",
     INITIATION_TYPE = "initiation_type", STATUS = "status", REJECT_REASON = "reject_reason",
-    PAYER = "payer", PAYEE = "payee", PIX_KEY = "pix_key", PIX_KEY_TYPE = "pix_key_type",
+    PAYER = "payer" => super::participant::PAYER, PAYEE = "payee" => super::participant::PAYEE, PIX_KEY = "pix_key", PIX_KEY_TYPE = "pix_key_type",
     REMITTANCE_INFO = "remittance_info", CHANNEL = "channel", DEVICE_ID = "device_id",
 });
 use DATA as F;
@@ -45,8 +45,8 @@ pub struct Payment<'a> {
 }
 
 /// Reads and checks `data` of a payment.
-pub fn parse<'a>(root: &Obj<'a>, env: &Envelope<'_>, ctx: &mut Ctx) -> Result<Payment<'a>, Rejection> {
-    let d = root.req_object(ROOT::DATA, &DATA)?;
+pub fn parse<'a>(root: &mut Obj<'a>, env: &Envelope<'_>, ctx: &mut Ctx) -> Result<Payment<'a>, Rejection> {
+    let mut d = root.req_object(ROOT::DATA, &DATA)?;
     ctx.rescue(&d);
     let flags = &mut ctx.flags;
 

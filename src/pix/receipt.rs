@@ -18,7 +18,7 @@ use super::time::Micros;
 
 object_spec!(pub DATA = "data" {
     END_TO_END_ID = "end_to_end_id", TXID = "txid", AMOUNT = "amount", PIX_KEY = "pix_key",
-    PIX_KEY_TYPE = "pix_key_type", PAYER = "payer", PAYEE = "payee", PAYER_INFO = "payer_info",
+    PIX_KEY_TYPE = "pix_key_type", PAYER = "payer" => super::participant::PAYER, PAYEE = "payee" => super::participant::PAYEE, PAYER_INFO = "payer_info",
     RECEIVED_AT = "received_at",
 });
 use DATA as F;
@@ -39,8 +39,8 @@ pub struct Receipt<'a> {
 }
 
 /// Reads and checks `data` of a receipt.
-pub fn parse<'a>(root: &Obj<'a>, env: &Envelope<'_>, ctx: &mut Ctx) -> Result<Receipt<'a>, Rejection> {
-    let d = root.req_object(ROOT::DATA, &DATA)?;
+pub fn parse<'a>(root: &mut Obj<'a>, env: &Envelope<'_>, ctx: &mut Ctx) -> Result<Receipt<'a>, Rejection> {
+    let mut d = root.req_object(ROOT::DATA, &DATA)?;
     ctx.rescue(&d);
     let flags = &mut ctx.flags;
 

@@ -42,7 +42,7 @@ pub struct Refund<'a> {
 }
 
 /// Reads and checks `data` of a refund.
-pub fn parse<'a>(root: &Obj<'a>, env: &Envelope<'_>, ctx: &mut Ctx) -> Result<Refund<'a>, Rejection> {
+pub fn parse<'a>(root: &mut Obj<'a>, env: &Envelope<'_>, ctx: &mut Ctx) -> Result<Refund<'a>, Rejection> {
     let d = root.req_object(ROOT::DATA, &DATA)?;
     ctx.rescue(&d);
     let flags = &mut ctx.flags;

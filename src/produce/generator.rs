@@ -47,7 +47,7 @@ pub struct Settings {
 }
 
 /// Fraud patterns (pix-domain.md, "patterns worth generating").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FraudPattern {
     /// Account takeover: a burst of night payments just under the R$ 1,000 night limit.
     NightBurst,
@@ -502,9 +502,10 @@ impl Generator {
         let pattern = *self.pick(&[FraudPattern::NightBurst, FraudPattern::NewDevice, FraudPattern::Mule, FraudPattern::MedRefund]);
         match pattern {
             FraudPattern::NightBurst => {
-                // At night (20:00–06:00 local): now if it is night, else tonight after 22:00.
+                // At night (20:00–06:00 local): now if it is night, else tonight from 22:00.
                 let (_, hour) = crate::pix::time::sao_paulo_date_hour(t);
-                let start = if !(6..20).contains(&hour) {
+                // A burst lasts at most 80 minutes: start before 03:00 so it ends by 06:00.
+                let start = if !(3..20).contains(&hour) {
                     t
                 } else {
                     t + i64::from(22 - hour) * HOUR + self.rng.random_range(0..3 * HOUR)
@@ -668,5 +669,123 @@ impl Iterator for Generator {
         let category = self.random_category();
         let (event, key) = self.valid_event(category, t);
         Some(self.finish(event, key, None, None, t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pix::time::parse_rfc3339;
+    use crate::pix::{Decoder, EventData};
+
+    fn settings(seed: u64, invalid: f64, fraud: f64) -> Settings {
+        Settings {
+            seed,
+            invalid_ratio: invalid,
+            fraud_ratio: fraud,
+            start: parse_rfc3339("2026-11-01T00:00:00-03:00").unwrap(),
+            events_per_day: 100_000.0,
+            institution: "18236120",
+            max_message_bytes: 4096,
+        }
+    }
+
+    #[test]
+    fn every_record_gets_the_verdict_it_was_built_for() {
+        let decoder = Decoder::new(4096);
+        let now = parse_rfc3339("2030-01-01T00:00:00Z").unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, r) in Generator::new(settings(7, 0.3, 0.05)).take(30_000).enumerate() {
+            let verdict = decoder.decode(Some(&r.value), Some(r.category), now);
+            match (r.invalid, verdict) {
+                (None, Ok(_)) => {}
+                (Some(rule), Err(rej)) if rej.rule == rule => {
+                    seen.insert(rule);
+                }
+                (intended, got) => panic!(
+                    "record {i}: built for {intended:?}, got {got:?}\n{}",
+                    String::from_utf8_lossy(&r.value[..r.value.len().min(2000)])
+                ),
+            }
+        }
+        for rule in HardRule::ALL {
+            assert!(seen.contains(rule), "{rule} never generated");
+        }
+    }
+
+    #[test]
+    fn same_seed_same_bytes() {
+        let a: Vec<Vec<u8>> = Generator::new(settings(1, 0.05, 0.01)).take(3000).map(|r| r.value).collect();
+        let b: Vec<Vec<u8>> = Generator::new(settings(1, 0.05, 0.01)).take(3000).map(|r| r.value).collect();
+        let c: Vec<Vec<u8>> = Generator::new(settings(2, 0.05, 0.01)).take(3000).map(|r| r.value).collect();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn fraud_patterns_look_like_their_description() {
+        let decoder = Decoder::default();
+        let now = parse_rfc3339("2030-01-01T00:00:00Z").unwrap();
+        let mut counts = std::collections::HashMap::new();
+        for r in Generator::new(settings(3, 0.0, 0.3)).take(20_000) {
+            let Some(pattern) = r.fraud else { continue };
+            *counts.entry(pattern).or_insert(0) += 1;
+            let ev = decoder.decode(Some(&r.value), Some(r.category), now).expect("fraud records are valid events");
+            match (pattern, &ev.data) {
+                (FraudPattern::NightBurst, EventData::Payment(p)) => {
+                    assert!((90_000..100_000).contains(&p.amount), "just under the night limit: {}", p.amount);
+                    assert!(!(6..20).contains(&ev.envelope.local_hour), "at night: {}", ev.envelope.local_hour);
+                }
+                (FraudPattern::NewDevice, EventData::Payment(p)) => {
+                    assert!((19_000..=20_000).contains(&p.amount));
+                    assert!(p.device_id.as_deref().is_some_and(|d| d.starts_with("dev-new-")) || p.channel != Some(crate::pix::codes::Channel::App));
+                }
+                (FraudPattern::Mule, EventData::Receipt(r)) => assert_eq!(r.pix_key.kind, PixKeyType::Evp),
+                (FraudPattern::MedRefund, EventData::Refund(r)) => {
+                    assert_eq!(r.reason_code, crate::pix::codes::RefundReason::Fr01)
+                }
+                (p, d) => panic!("{p:?} produced {d:?}"),
+            }
+        }
+        for p in [FraudPattern::NightBurst, FraudPattern::NewDevice, FraudPattern::Mule, FraudPattern::MedRefund] {
+            assert!(counts.get(&p).copied().unwrap_or(0) > 10, "{p:?}: {counts:?}");
+        }
+    }
+
+    #[test]
+    fn traffic_follows_the_day() {
+        // 100 000 events per simulated day: 200 000 events span about two days.
+        let mut by_hour = [0u32; 24];
+        for r in Generator::new(settings(5, 0.0, 0.0)).take(200_000) {
+            by_hour[crate::pix::time::sao_paulo_date_hour(r.time).1 as usize] += 1;
+        }
+        let night = by_hour[2] + by_hour[3] + by_hour[4];
+        let noon = by_hour[11] + by_hour[12] + by_hour[13];
+        assert!(noon > 8 * night, "noon {noon} vs night {night}: {by_hour:?}");
+    }
+
+    #[test]
+    fn refunds_reference_earlier_transactions() {
+        let mut e2e_seen = std::collections::HashSet::new();
+        let decoder = Decoder::default();
+        let now = parse_rfc3339("2030-01-01T00:00:00Z").unwrap();
+        let mut refunds = 0;
+        for r in Generator::new(settings(9, 0.0, 0.02)).take(20_000) {
+            let ev = decoder.decode(Some(&r.value), Some(r.category), now).unwrap();
+            match &ev.data {
+                EventData::Payment(p) => {
+                    e2e_seen.insert(p.end_to_end_id.to_string());
+                }
+                EventData::Receipt(x) => {
+                    e2e_seen.insert(x.end_to_end_id.to_string());
+                }
+                EventData::Refund(x) => {
+                    refunds += 1;
+                    assert!(e2e_seen.contains(x.original_end_to_end_id.as_ref()));
+                    assert_eq!(r.key, x.original_end_to_end_id);
+                }
+            }
+        }
+        assert!(refunds > 500, "{refunds}");
     }
 }

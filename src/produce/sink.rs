@@ -48,6 +48,14 @@ impl Topics {
     }
 }
 
+/// A kcat `-J` style line: where a record was published, and its value as a string.
+#[derive(serde::Serialize)]
+struct Envelope<'a> {
+    topic: &'a str,
+    key: &'a str,
+    payload: &'a str,
+}
+
 /// JSON lines to any writer.
 pub struct FileSink<W: Write> {
     out: std::io::BufWriter<W>,
@@ -71,12 +79,11 @@ impl<W: Write> FileSink<W> {
 impl<W: Write> Sink for FileSink<W> {
     fn send(&mut self, r: &Record) -> Result<(), SinkError> {
         if r.invalid == Some(HardRule::TopicMismatch) {
-            let payload = String::from_utf8_lossy(&r.value);
-            let line = serde_json::json!({
-                "topic": self.topics.get(r.category),
-                "key": r.key,
-                "payload": payload,
-            });
+            let line = Envelope {
+                topic: self.topics.get(r.category),
+                key: &r.key,
+                payload: &String::from_utf8_lossy(&r.value),
+            };
             serde_json::to_writer(&mut self.out, &line).map_err(std::io::Error::from)?;
         } else {
             self.out.write_all(&r.value)?;

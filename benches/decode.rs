@@ -1,0 +1,114 @@
+//! Hot-path benchmark: parse + validate + normalize + append to Arrow builders, one core.
+//!
+//! `cargo bench --bench decode` — generates the `pixlake produce` mix (5 % invalid, 0.5 %
+//! fraud), then times, over the same records in the same run:
+//!   1. baseline: `serde_json` scanning each value without building anything (`IgnoredAny`);
+//!   2. the naive approach: `serde_json::Value` trees;
+//!   3. pixlake's `Decoder::decode` (parse + validate + normalize);
+//!   4. decode + append to the category/quarantine builders + `finish()` every 8 192 rows.
+//! Prints events/s and the ratio of each to the baseline. Timing only: no assertions.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use pixlake::pix::time::parse_rfc3339;
+use pixlake::pix::{Category, CategoryBatchBuilder, Decoder, KafkaMeta, QuarantineBatchBuilder};
+use pixlake::produce::{Generator, Settings};
+
+const N: usize = 300_000;
+const ROUNDS: usize = 5;
+
+fn best<F: FnMut() -> usize>(mut f: F) -> (f64, usize) {
+    let mut best = f64::MAX;
+    let mut out = 0;
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        out = f();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    (best, out)
+}
+
+fn main() {
+    let records: Vec<_> = Generator::new(Settings {
+        seed: 1,
+        invalid_ratio: 0.05,
+        fraud_ratio: 0.005,
+        start: parse_rfc3339("2026-11-01T00:00:00-03:00").unwrap(),
+        events_per_day: 1_000_000.0,
+        institution: "18236120",
+        max_message_bytes: 1 << 20,
+    })
+    .filter(|r| r.value.len() < 64 * 1024) // keep the rare 1 MiB records out of a throughput figure
+    .take(N)
+    .collect();
+    let bytes: usize = records.iter().map(|r| r.value.len()).sum();
+    let now = parse_rfc3339("2026-11-25T00:00:00Z").unwrap();
+    let decoder = Decoder::default();
+    if std::env::var("PIXLAKE_BENCH_PROFILE").is_ok() {
+        // Only the decode stage, repeated: for `perf record`.
+        for _ in 0..20 {
+            black_box(records.iter().filter(|r| decoder.decode(Some(&r.value), Some(r.category), now).is_ok()).count());
+        }
+        return;
+    }
+
+    let (t_base, _) = best(|| {
+        records
+            .iter()
+            .filter(|r| serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&r.value)).is_ok())
+            .count()
+    });
+    let (t_value, _) = best(|| {
+        records
+            .iter()
+            .filter(|r| serde_json::from_slice::<serde_json::Value>(black_box(&r.value)).is_ok())
+            .count()
+    });
+    let (t_decode, valid) = best(|| {
+        records
+            .iter()
+            .filter(|r| decoder.decode(Some(black_box(&r.value)), Some(r.category), now).is_ok())
+            .count()
+    });
+    let (t_full, rows) = best(|| {
+        let mut builders = Category::ALL.map(|c| CategoryBatchBuilder::new(c, 8192));
+        let mut quarantine = QuarantineBatchBuilder::new();
+        let mut rows = 0;
+        for (offset, r) in records.iter().enumerate() {
+            let meta = KafkaMeta {
+                topic: r.category.default_topic(),
+                partition: 0,
+                offset: offset as i64,
+                timestamp: Some(now),
+            };
+            match decoder.decode(Some(&r.value), Some(r.category), now) {
+                Ok(ev) => {
+                    let b = &mut builders[r.category as usize];
+                    let _ = b.append(&ev, &meta, now);
+                    if b.len() == 8192 {
+                        rows += b.finish().map(|batch| batch.num_rows()).unwrap_or(0);
+                    }
+                }
+                Err(rej) => quarantine.append(&meta, Some(r.key.as_bytes()), Some(&r.value), &rej, "bench", now),
+            }
+        }
+        for b in &mut builders {
+            rows += b.finish().map(|batch| batch.num_rows()).unwrap_or(0);
+        }
+        rows + quarantine.finish().map(|b| b.num_rows()).unwrap_or(0)
+    });
+    assert_eq!(rows, records.len());
+
+    let n = records.len() as f64;
+    println!("{} events ({:.0} bytes on average), {} valid; best of {ROUNDS} rounds, one thread", records.len(), bytes as f64 / n, valid);
+    println!("{:<48} {:>12} {:>9} {:>8}", "stage", "events/s", "MB/s", "× base");
+    for (name, t) in [
+        ("baseline: serde_json scan (IgnoredAny)", t_base),
+        ("naive: serde_json::Value tree", t_value),
+        ("pixlake decode (parse+validate+normalize)", t_decode),
+        ("pixlake decode + Arrow builders + finish", t_full),
+    ] {
+        println!("{name:<48} {:>12.0} {:>9.1} {:>8.2}", n / t, bytes as f64 / t / 1e6, t_base / t);
+    }
+}
