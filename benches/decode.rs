@@ -6,6 +6,7 @@
 //!   2. the naive approach: `serde_json::Value` trees;
 //!   3. pixlake's `Decoder::decode` (parse + validate + normalize);
 //!   4. decode + append to the category/quarantine builders + `finish()` every 8 192 rows.
+//!
 //! Prints events/s and the ratio of each to the baseline. Timing only: no assertions.
 
 use std::hint::black_box;
@@ -48,7 +49,16 @@ fn main() {
     if std::env::var("PIXLAKE_BENCH_PROFILE").is_ok() {
         // Only the decode stage, repeated: for `perf record`.
         for _ in 0..20 {
-            black_box(records.iter().filter(|r| decoder.decode(Some(&r.value), Some(r.category), now).is_ok()).count());
+            black_box(
+                records
+                    .iter()
+                    .filter(|r| {
+                        decoder
+                            .decode(Some(&r.value), Some(r.category), now)
+                            .is_ok()
+                    })
+                    .count(),
+            );
         }
         return;
     }
@@ -56,7 +66,9 @@ fn main() {
     let (t_base, _) = best(|| {
         records
             .iter()
-            .filter(|r| serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&r.value)).is_ok())
+            .filter(|r| {
+                serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&r.value)).is_ok()
+            })
             .count()
     });
     let (t_value, _) = best(|| {
@@ -68,7 +80,11 @@ fn main() {
     let (t_decode, valid) = best(|| {
         records
             .iter()
-            .filter(|r| decoder.decode(Some(black_box(&r.value)), Some(r.category), now).is_ok())
+            .filter(|r| {
+                decoder
+                    .decode(Some(black_box(&r.value)), Some(r.category), now)
+                    .is_ok()
+            })
             .count()
     });
     let (t_full, rows) = best(|| {
@@ -90,7 +106,14 @@ fn main() {
                         rows += b.finish().map(|batch| batch.num_rows()).unwrap_or(0);
                     }
                 }
-                Err(rej) => quarantine.append(&meta, Some(r.key.as_bytes()), Some(&r.value), &rej, "bench", now),
+                Err(rej) => quarantine.append(
+                    &meta,
+                    Some(r.key.as_bytes()),
+                    Some(&r.value),
+                    &rej,
+                    "bench",
+                    now,
+                ),
             }
         }
         for b in &mut builders {
@@ -101,14 +124,27 @@ fn main() {
     assert_eq!(rows, records.len());
 
     let n = records.len() as f64;
-    println!("{} events ({:.0} bytes on average), {} valid; best of {ROUNDS} rounds, one thread", records.len(), bytes as f64 / n, valid);
-    println!("{:<48} {:>12} {:>9} {:>8}", "stage", "events/s", "MB/s", "× base");
+    println!(
+        "{} events ({:.0} bytes on average), {} valid; best of {ROUNDS} rounds, one thread",
+        records.len(),
+        bytes as f64 / n,
+        valid
+    );
+    println!(
+        "{:<48} {:>12} {:>9} {:>8}",
+        "stage", "events/s", "MB/s", "× base"
+    );
     for (name, t) in [
         ("baseline: serde_json scan (IgnoredAny)", t_base),
         ("naive: serde_json::Value tree", t_value),
         ("pixlake decode (parse+validate+normalize)", t_decode),
         ("pixlake decode + Arrow builders + finish", t_full),
     ] {
-        println!("{name:<48} {:>12.0} {:>9.1} {:>8.2}", n / t, bytes as f64 / t / 1e6, t_base / t);
+        println!(
+            "{name:<48} {:>12.0} {:>9.1} {:>8.2}",
+            n / t,
+            bytes as f64 / t / 1e6,
+            t_base / t
+        );
     }
 }

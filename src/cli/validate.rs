@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::Outcome;
 use crate::config::Config;
 use crate::pix::json::{self, RawObject};
-use crate::pix::rules::{Flags, Rejection, SoftRule};
+use crate::pix::rules::{Flags, HardRule, Rejection, SoftRule};
 use crate::pix::time::{Micros, parse_rfc3339};
 use crate::pix::{Category, Decoder};
 
@@ -74,8 +74,16 @@ impl Summary {
 
     fn write(&self, out: &mut dyn Write) -> io::Result<()> {
         let rejected = self.rejected_total();
-        let pct = if self.lines == 0 { 0.0 } else { rejected as f64 * 100.0 / self.lines as f64 };
-        writeln!(out, "{} lines: {} valid, {} rejected ({pct:.2} %)", self.lines, self.valid, rejected)?;
+        let pct = if self.lines == 0 {
+            0.0
+        } else {
+            rejected as f64 * 100.0 / self.lines as f64
+        };
+        writeln!(
+            out,
+            "{} lines: {} valid, {} rejected ({pct:.2} %)",
+            self.lines, self.valid, rejected
+        )?;
         if !self.rejected.is_empty() {
             writeln!(out, "rejected by rule:")?;
             for (rule, n) in &self.rejected {
@@ -113,19 +121,29 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
     let input: Box<dyn Read> = if args.file.as_os_str() == "-" {
         Box::new(io::stdin().lock())
     } else {
-        Box::new(File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?)
+        Box::new(
+            File::open(&args.file)
+                .with_context(|| format!("cannot open {}", args.file.display()))?,
+        )
     };
     let decoder = Decoder::new(config.validation.max_message_bytes);
     let stdout = io::stdout().lock();
     let mut out = io::BufWriter::new(stdout);
-    let summary = check_lines(BufReader::with_capacity(1 << 20, input), &decoder, config, expected, now, |v| {
-        if args.json {
-            serde_json::to_writer(&mut out, &v)?;
-            writeln!(out)
-        } else {
-            write_human(&mut out, &v)
-        }
-    })?;
+    let summary = check_lines(
+        BufReader::with_capacity(1 << 20, input),
+        &decoder,
+        config,
+        expected,
+        now,
+        |v| {
+            if args.json {
+                serde_json::to_writer(&mut out, &v)?;
+                writeln!(out)
+            } else {
+                write_human(&mut out, &v)
+            }
+        },
+    )?;
     out.flush()?;
     if args.json {
         summary.write(&mut io::stderr().lock())?;
@@ -133,7 +151,11 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
         summary.write(&mut out)?;
         out.flush()?;
     }
-    Ok(if summary.rejected_total() == 0 { Outcome::Success } else { Outcome::Findings })
+    Ok(if summary.rejected_total() == 0 {
+        Outcome::Success
+    } else {
+        Outcome::Findings
+    })
 }
 
 fn write_human(out: &mut dyn Write, v: &LineVerdict) -> io::Result<()> {
@@ -141,8 +163,17 @@ fn write_human(out: &mut dyn Write, v: &LineVerdict) -> io::Result<()> {
         None if v.flags.is_empty() => writeln!(out, "line {}: ok", v.line),
         None => writeln!(out, "line {}: ok [{}]", v.line, v.flags.join(", ")),
         Some(rule) => {
-            let field = v.field.filter(|f| !f.is_empty()).map(|f| format!(" at {f}")).unwrap_or_default();
-            writeln!(out, "line {}: REJECTED {rule}{field}: {}", v.line, v.message.as_deref().unwrap_or(""))
+            let field = v
+                .field
+                .filter(|f| !f.is_empty())
+                .map(|f| format!(" at {f}"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "line {}: REJECTED {rule}{field}: {}",
+                v.line,
+                v.message.as_deref().unwrap_or("")
+            )
         }
     }
 }
@@ -160,7 +191,9 @@ pub fn check_lines(
     let mut buf = Vec::with_capacity(4096);
     loop {
         buf.clear();
-        let n = input.read_until(b'\n', &mut buf).context("cannot read the input")?;
+        let n = input
+            .read_until(b'\n', &mut buf)
+            .context("cannot read the input")?;
         if n == 0 {
             break;
         }
@@ -213,17 +246,38 @@ crate::pix::fields::object_spec!(ENVELOPE = "" {
     TOPIC = "topic", PAYLOAD = "payload", KEY = "key", PARTITION = "partition", OFFSET = "offset",
 });
 
-fn check_line(line: &[u8], decoder: &Decoder, config: &Config, expected: Option<Category>, now: Micros) -> Result<Flags, Rejection> {
-    let trimmed = line.trim_ascii_start();
-    if trimmed.starts_with(b"{\"topic\":")
-        && let Ok(env) = RawObject::parse_message(trimmed, &ENVELOPE, None)
-        && let (Some(topic), Some(payload)) = (env.get(ENVELOPE::TOPIC).and_then(json::as_str), env.get(ENVELOPE::PAYLOAD))
-    {
-        let category = config.category_of_topic(&topic).or(expected);
-        let value = json::as_str(payload);
-        let bytes = value.as_deref().map(str::as_bytes);
-        return decoder.decode(bytes, category, now).map(|ev| ev.flags);
+fn check_line(
+    line: &[u8],
+    decoder: &Decoder,
+    config: &Config,
+    expected: Option<Category>,
+    now: Micros,
+) -> Result<Flags, Rejection> {
+    match decoder.decode(Some(line), expected, now) {
+        Ok(ev) => Ok(ev.flags),
+        // No event_type: perhaps a kcat `-J` envelope around the real value.
+        Err(r) if r.rule == HardRule::MissingField && r.field == "event_type" => {
+            match envelope(line) {
+                Some((topic, payload)) => {
+                    let category = config.category_of_topic(&topic).or(expected);
+                    decoder
+                        .decode(payload.as_deref().map(str::as_bytes), category, now)
+                        .map(|ev| ev.flags)
+                }
+                None => Err(r),
+            }
+        }
+        Err(r) => Err(r),
     }
-    decoder.decode(Some(line), expected, now).map(|ev| ev.flags)
 }
 
+/// The topic and payload of a kcat `-J` line (`{"topic":…,"partition":…,"payload":…}`).
+fn envelope(line: &[u8]) -> Option<(String, Option<String>)> {
+    let env = RawObject::parse_message(line, &ENVELOPE, None).ok()?;
+    let topic = env
+        .get(ENVELOPE::TOPIC)
+        .and_then(json::as_str)?
+        .into_owned();
+    let payload = env.get(ENVELOPE::PAYLOAD)?;
+    Some((topic, json::as_str(payload).map(|p| p.into_owned())))
+}

@@ -85,7 +85,10 @@ pub enum ConfigError {
     Yaml { origin: String, message: String },
     /// Keys or values are wrong.
     #[error("{origin} has {} problem(s):\n  - {}", problems.len(), problems.join("\n  - "))]
-    Invalid { origin: String, problems: Vec<String> },
+    Invalid {
+        origin: String,
+        problems: Vec<String>,
+    },
 }
 
 impl Config {
@@ -102,7 +105,9 @@ impl Config {
             ),
             None => match std::fs::read_to_string(DEFAULT_PATH) {
                 Ok(t) => (t, DEFAULT_PATH.to_owned()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), "built-in defaults".to_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    (String::new(), "built-in defaults".to_owned())
+                }
                 Err(source) => {
                     return Err(ConfigError::Read {
                         path: DEFAULT_PATH.into(),
@@ -115,7 +120,11 @@ impl Config {
     }
 
     /// Builds a configuration from YAML text and `(name, value)` environment pairs.
-    pub fn from_yaml(text: &str, origin: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    pub fn from_yaml(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let mut tree: serde_json::Value = if text.trim().is_empty() {
             serde_json::Value::Object(Default::default())
         } else {
@@ -166,12 +175,17 @@ impl Config {
 
     /// The topic events of `category` are published to.
     pub fn topic_for(&self, category: Category) -> &str {
-        self.pipeline_for(category).map(|p| p.topic.as_str()).unwrap_or(category.default_topic())
+        self.pipeline_for(category)
+            .map(|p| p.topic.as_str())
+            .unwrap_or(category.default_topic())
     }
 
     /// The category of a topic, if a pipeline reads it.
     pub fn category_of_topic(&self, topic: &str) -> Option<Category> {
-        self.pipelines.iter().find(|p| p.topic == topic).map(|p| p.category)
+        self.pipelines
+            .iter()
+            .find(|p| p.topic == topic)
+            .map(|p| p.category)
     }
 }
 
@@ -180,7 +194,11 @@ mod tests {
     use super::*;
 
     fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_yaml(yaml, "test.yaml", env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        Config::from_yaml(
+            yaml,
+            "test.yaml",
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
     }
 
     #[test]
@@ -189,7 +207,10 @@ mod tests {
         assert_eq!(c.kafka.brokers, "127.0.0.1:9092");
         assert_eq!(c.pipelines.len(), 3);
         assert_eq!(c.topic_for(Category::Refund), "pix.refunds");
-        assert_eq!(c.pipeline_for(Category::Payment).unwrap().table, "pix_payments");
+        assert_eq!(
+            c.pipeline_for(Category::Payment).unwrap().table,
+            "pix_payments"
+        );
         assert_eq!(c.dlq.topic, "pix.dlq");
         assert_eq!(c.validation.max_message_bytes, 1 << 20);
     }
@@ -209,7 +230,13 @@ mod tests {
         .unwrap();
         assert_eq!(c.kafka.brokers, "b:2,c:3");
         assert_eq!(c.validation.max_message_bytes, 2048);
-        assert_eq!(c.kafka.properties.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
+        assert_eq!(
+            c.kafka
+                .properties
+                .get("security.protocol")
+                .map(String::as_str),
+            Some("SASL_SSL")
+        );
         assert_eq!(c.topic_for(Category::Receipt), "bank.receipts");
     }
 
@@ -229,7 +256,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused_with_the_allowed_ones() {
-        let err = load("kafka:\n  bootstrap: x\n", &[]).unwrap_err().to_string();
+        let err = load("kafka:\n  bootstrap: x\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("kafka"), "{err}");
         assert!(err.contains("unknown field `bootstrap`"), "{err}");
         assert!(err.contains("brokers"), "{err}");
@@ -237,7 +266,9 @@ mod tests {
 
     #[test]
     fn bad_env_values_name_the_variable() {
-        let err = load("", &[("PIXLAKE__VALIDATION__MAX_MESSAGE_BYTES", "lots")]).unwrap_err().to_string();
+        let err = load("", &[("PIXLAKE__VALIDATION__MAX_MESSAGE_BYTES", "lots")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("validation.max_message_bytes"), "{err}");
     }
 }

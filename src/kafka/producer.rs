@@ -78,8 +78,14 @@ pub enum ProduceError {
         #[source]
         source: KafkaError,
     },
-    #[error("{pending} record(s) still unacknowledged after {timeout:?}; is the broker at {brokers} reachable?")]
-    FlushTimeout { pending: i32, timeout: Duration, brokers: String },
+    #[error(
+        "{pending} record(s) still unacknowledged after {timeout:?}; is the broker at {brokers} reachable?"
+    )]
+    FlushTimeout {
+        pending: i32,
+        timeout: Duration,
+        brokers: String,
+    },
 }
 
 /// A producer whose every record is acknowledged or counted as failed.
@@ -111,7 +117,9 @@ impl AckedProducer {
             counters: counters.clone(),
             first_error: std::sync::Mutex::new(None),
         };
-        let inner = config.create_with_context(context).map_err(ProduceError::Create)?;
+        let inner = config
+            .create_with_context(context)
+            .map_err(ProduceError::Create)?;
         Ok(AckedProducer {
             inner,
             counters,
@@ -120,7 +128,13 @@ impl AckedProducer {
     }
 
     /// Queues one record, waiting while librdkafka's queue is full.
-    pub fn send(&self, topic: &str, key: &[u8], value: &[u8], headers: Option<OwnedHeaders>) -> Result<(), ProduceError> {
+    pub fn send(
+        &self,
+        topic: &str,
+        key: &[u8],
+        value: &[u8],
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), ProduceError> {
         let mut record = BaseRecord::to(topic).key(key).payload(value);
         if let Some(h) = headers {
             record = record.headers(h);
@@ -149,12 +163,20 @@ impl AckedProducer {
 
     /// Waits until every queued record is acknowledged or failed, at most `timeout`.
     pub fn finish(self, timeout: Duration) -> Result<Delivery, ProduceError> {
-        self.inner.flush(timeout).map_err(|_| ProduceError::FlushTimeout {
-            pending: self.inner.in_flight_count(),
-            timeout,
-            brokers: self.brokers.clone(),
-        })?;
-        let first_error = self.inner.context().first_error.lock().ok().and_then(|e| e.clone());
+        self.inner
+            .flush(timeout)
+            .map_err(|_| ProduceError::FlushTimeout {
+                pending: self.inner.in_flight_count(),
+                timeout,
+                brokers: self.brokers.clone(),
+            })?;
+        let first_error = self
+            .inner
+            .context()
+            .first_error
+            .lock()
+            .ok()
+            .and_then(|e| e.clone());
         Ok(Delivery {
             delivered: self.counters.delivered.load(Ordering::Relaxed),
             failed: self.counters.failed.load(Ordering::Relaxed),

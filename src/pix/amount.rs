@@ -24,7 +24,9 @@ impl AmountError {
     /// A sentence for the operator.
     pub fn message(self) -> &'static str {
         match self {
-            AmountError::Format => "not a decimal amount: use digits with an optional . and up to 2 decimals, e.g. \"1234.50\"",
+            AmountError::Format => {
+                "not a decimal amount: use digits with an optional . and up to 2 decimals, e.g. \"1234.50\""
+            }
             AmountError::TooPrecise => "more than 2 decimal places",
             AmountError::NotPositive => "must be greater than 0.00",
             AmountError::TooLarge => "must not exceed 9999999999.99",
@@ -38,8 +40,15 @@ pub fn parse_decimal_str(s: &str) -> Result<i64, AmountError> {
         Some((i, f)) => (i, f),
         None => (s, ""),
     };
-    if int.is_empty() || !int.bytes().all(|c| c.is_ascii_digit()) || !frac.bytes().all(|c| c.is_ascii_digit()) {
-        return Err(if s.starts_with('-') && s.len() > 1 { AmountError::NotPositive } else { AmountError::Format });
+    if int.is_empty()
+        || !int.bytes().all(|c| c.is_ascii_digit())
+        || !frac.bytes().all(|c| c.is_ascii_digit())
+    {
+        return Err(if s.starts_with('-') && s.len() > 1 {
+            AmountError::NotPositive
+        } else {
+            AmountError::Format
+        });
     }
     if s.contains('.') && frac.is_empty() {
         return Err(AmountError::Format);
@@ -71,7 +80,12 @@ pub fn parse_json_number(text: &str) -> Result<i64, AmountError> {
         return Err(AmountError::NotPositive);
     }
     let (mantissa, exp) = match text.find(['e', 'E']) {
-        Some(i) => (&text[..i], text[i + 1..].parse::<i64>().map_err(|_| AmountError::Format)?),
+        Some(i) => (
+            &text[..i],
+            text[i + 1..]
+                .parse::<i64>()
+                .map_err(|_| AmountError::Format)?,
+        ),
         None => (text, 0),
     };
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
@@ -133,9 +147,14 @@ mod tests {
         assert_eq!(parse_decimal_str("1e3"), Err(AmountError::Format));
         assert_eq!(parse_decimal_str("10.001"), Err(AmountError::TooPrecise));
         assert_eq!(parse_decimal_str("-5"), Err(AmountError::NotPositive));
-        assert_eq!(parse_decimal_str("12345678901.00"), Err(AmountError::TooLarge));
+        assert_eq!(
+            parse_decimal_str("12345678901.00"),
+            Err(AmountError::TooLarge)
+        );
         assert_eq!(parse_decimal_str("10000000000"), Err(AmountError::TooLarge));
-        for bad in ["", ".", "5.", ".5", "12,50", "+5", " 5", "5 ", "R$5", "1_000", "NaN"] {
+        for bad in [
+            "", ".", "5.", ".5", "12,50", "+5", " 5", "5 ", "R$5", "1_000", "NaN",
+        ] {
             assert_eq!(parse_decimal_str(bad), Err(AmountError::Format), "{bad:?}");
         }
     }
@@ -157,7 +176,10 @@ mod tests {
         assert_eq!(parse_json_number("-0"), Err(AmountError::NotPositive));
         assert_eq!(parse_json_number("1e10"), Err(AmountError::TooLarge));
         assert_eq!(parse_json_number("1e400"), Err(AmountError::TooLarge));
-        assert_eq!(parse_json_number("12345678901.00"), Err(AmountError::TooLarge));
+        assert_eq!(
+            parse_json_number("12345678901.00"),
+            Err(AmountError::TooLarge)
+        );
     }
 
     proptest! {

@@ -3,14 +3,17 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BinaryBuilder, Date32Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::array::{
+    ArrayRef, BinaryBuilder, Date32Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 
 use super::columns::{self, EnvelopeColumns, KafkaMeta, finish_into};
 use super::event::{Category, Event, EventData};
 use super::rules::Rejection;
-use super::time::{DAY, Micros};
+use super::time::{Micros, sao_paulo_date_hour};
 use super::{payment, receipt, refund};
 
 /// Column holding unknown fields as JSON (Databricks Auto Loader's name).
@@ -53,10 +56,11 @@ pub fn quarantine_schema() -> SchemaRef {
     ]))
 }
 
+/// One builder set per table (boxed: the variants differ in size and live as long as the batch).
 enum DataColumns {
-    Payment(payment::Columns),
-    Receipt(receipt::Columns),
-    Refund(refund::Columns),
+    Payment(Box<payment::Columns>),
+    Receipt(Box<receipt::Columns>),
+    Refund(Box<refund::Columns>),
 }
 
 /// An event of another category was appended to a builder (a wiring bug, reported not panicked).
@@ -94,9 +98,9 @@ impl CategoryBatchBuilder {
 
     fn data_columns(category: Category, capacity: usize) -> DataColumns {
         match category {
-            Category::Payment => DataColumns::Payment(payment::Columns::with_capacity(capacity)),
-            Category::Receipt => DataColumns::Receipt(receipt::Columns::with_capacity(capacity)),
-            Category::Refund => DataColumns::Refund(refund::Columns::with_capacity(capacity)),
+            Category::Payment => DataColumns::Payment(Box::new(payment::Columns::with_capacity(capacity))),
+            Category::Receipt => DataColumns::Receipt(Box::new(receipt::Columns::with_capacity(capacity))),
+            Category::Refund => DataColumns::Refund(Box::new(refund::Columns::with_capacity(capacity))),
         }
     }
 
@@ -116,7 +120,12 @@ impl CategoryBatchBuilder {
     }
 
     /// Appends one validated event read at `meta`, written at `ingest_time`.
-    pub fn append(&mut self, ev: &Event<'_>, meta: &KafkaMeta<'_>, ingest_time: Micros) -> Result<(), CategoryMismatch> {
+    pub fn append(
+        &mut self,
+        ev: &Event<'_>,
+        meta: &KafkaMeta<'_>,
+        ingest_time: Micros,
+    ) -> Result<(), CategoryMismatch> {
         match (&mut self.data, &ev.data) {
             (DataColumns::Payment(c), EventData::Payment(p)) => c.append(p),
             (DataColumns::Receipt(c), EventData::Receipt(r)) => c.append(r),
@@ -128,7 +137,8 @@ impl CategoryBatchBuilder {
                 });
             }
         }
-        self.envelope.append(&ev.envelope, ev.flags, meta, ingest_time);
+        self.envelope
+            .append(&ev.envelope, ev.flags, meta, ingest_time);
         self.rescued.append_option(ev.rescued.as_deref());
         self.rows += 1;
         Ok(())
@@ -225,13 +235,14 @@ impl QuarantineBatchBuilder {
         self.kafka_timestamp.append_option(meta.timestamp);
         self.kafka_key.append_option(key);
         self.raw_value.append_option(value);
-        self.raw_text.append_option(value.and_then(|v| std::str::from_utf8(v).ok()));
+        self.raw_text
+            .append_option(value.and_then(|v| std::str::from_utf8(v).ok()));
         self.error_rule.append_value(rejection.rule.id());
         self.error_field.append_value(rejection.field);
         self.error_message.append_value(&rejection.message);
         self.pipeline.append_value(pipeline);
         self.ingest_time.append_value(ingest_time);
-        self.ingest_date.append_value(ingest_time.div_euclid(DAY) as i32);
+        self.ingest_date.append_value(sao_paulo_date_hour(ingest_time).0);
         self.rows += 1;
     }
 
@@ -253,5 +264,92 @@ impl QuarantineBatchBuilder {
         finish_into(&mut cols, &mut self.ingest_date);
         self.rows = 0;
         RecordBatch::try_new(self.schema.clone(), cols)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Date32Type, Decimal128Type, Int64Type, TimestampMicrosecondType};
+
+    use super::*;
+    use crate::pix::Decoder;
+    use crate::pix::rules::HardRule;
+    use crate::pix::time::parse_rfc3339;
+
+    const PAYMENT: &[u8] = include_bytes!("../../tests/data/payment.json");
+
+    fn meta(offset: i64) -> KafkaMeta<'static> {
+        KafkaMeta {
+            topic: "pix.payments",
+            partition: 3,
+            offset,
+            timestamp: Some(1_000_000),
+        }
+    }
+
+    #[test]
+    fn category_batches_follow_the_schema() {
+        let now = parse_rfc3339("2026-11-22T00:00:00Z").unwrap();
+        let messy = String::from_utf8(PAYMENT.to_vec()).unwrap().replace("\"1234.50\"", "1234.5").replace("\"bank-api\"", "\" bank-api\"");
+        let d = Decoder::default();
+        let mut b = CategoryBatchBuilder::new(Category::Payment, 2);
+        for (i, v) in [PAYMENT, messy.as_bytes(), PAYMENT].iter().enumerate() {
+            let ev = d.decode(Some(v), Some(Category::Payment), now).unwrap();
+            b.append(&ev, &meta(i as i64 + 10), now).unwrap();
+        }
+        assert_eq!(b.len(), 3);
+        let batch = b.finish().unwrap();
+        assert!(b.is_empty());
+        assert_eq!(batch.num_rows(), 3);
+        assert_eq!(batch.schema(), category_schema(Category::Payment));
+        let col = |name: &str| batch.column_by_name(name).unwrap_or_else(|| panic!("{name}")).clone();
+        assert_eq!(col("amount").as_primitive::<Decimal128Type>().value(1), 123_450);
+        assert_eq!(col("kafka_offset").as_primitive::<Int64Type>().values().to_vec(), vec![10, 11, 12]);
+        assert_eq!(col("event_time").as_primitive::<TimestampMicrosecondType>().value(0), parse_rfc3339("2026-11-20T13:05:00.123Z").unwrap());
+        assert_eq!(col(EVENT_DATE).as_primitive::<Date32Type>().value(0), crate::pix::time::days_from_civil(2026, 11, 20) as i32);
+        let flags = col("quality_flags");
+        let flags = flags.as_list::<i32>();
+        assert_eq!(flags.value(0).len(), 0);
+        let row1 = flags.value(1);
+        let row1: Vec<&str> = row1.as_string::<i32>().iter().map(Option::unwrap).collect();
+        assert_eq!(row1, vec!["WHITESPACE_TRIMMED", "AMOUNT_FROM_NUMBER"]);
+        assert_eq!(col("payer_document").as_string::<i32>().value(0), "52998224725");
+        assert_eq!(col("payer_document_type").as_string::<i32>().value(0), "CPF");
+        assert!(col(RESCUED_COLUMN).is_null(0));
+        // A receipt cannot go into a payment batch.
+        let receipt = br#"{"event_id":"9b2e4c1a-0d7f-4e8a-b1c2-d3e4f5a6b7c8","event_type":"receipt","schema_version":1,"source":"x","event_time":"2026-11-20T13:06:00Z","data":{"end_to_end_id":"E9040088820261120130500123873170","amount":"1.00","pix_key":"+5511998765432","payer":{"ispb":"90400888","document":"11144477735"},"payee":{"ispb":"18236120","document":"52998224725"},"received_at":"2026-11-20T13:05:30Z"}}"#;
+        let ev = d.decode(Some(receipt), None, now).unwrap();
+        assert!(b.append(&ev, &meta(0), now).is_err());
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn every_category_schema_builds_empty_batches() {
+        for c in Category::ALL {
+            let batch = CategoryBatchBuilder::new(c, 0).finish().unwrap();
+            assert_eq!(batch.num_rows(), 0);
+            assert_eq!(batch.schema().field(0).name(), "event_id");
+            assert_eq!(batch.schema().fields().last().unwrap().name(), RESCUED_COLUMN);
+        }
+    }
+
+    #[test]
+    fn quarantine_keeps_the_original_bytes() {
+        let mut q = QuarantineBatchBuilder::new();
+        let raw: &[u8] = b"{\"a\":\"\xe7\xe3\"}";
+        let rej = Decoder::default().decode(Some(raw), None, 0).unwrap_err();
+        assert_eq!(rej.rule, HardRule::MalformedJson);
+        q.append(&meta(5), Some(b"k"), Some(raw), &rej, "payments", 86_400_000_000 * 3 + 5);
+        q.append(&meta(6), None, None, &rej, "payments", 0);
+        let batch = q.finish().unwrap();
+        assert_eq!(batch.schema(), quarantine_schema());
+        let col = |name: &str| batch.column_by_name(name).unwrap().clone();
+        assert_eq!(col("raw_value").as_binary::<i32>().value(0), raw);
+        assert!(col("raw_text").is_null(0), "not UTF-8: no text");
+        assert!(col("raw_value").is_null(1), "a tombstone has no value");
+        assert_eq!(col("error_rule").as_string::<i32>().value(0), "MALFORMED_JSON");
+        // Midnight UTC of day 3 is still day 2 in São Paulo (the partition follows local dates).
+        assert_eq!(col(INGEST_DATE).as_primitive::<Date32Type>().value(0), 2);
     }
 }

@@ -25,7 +25,9 @@ static DATA_BY_EVENT_TYPE: Dynamic = Dynamic {
     field: ROOT::DATA,
     selector: ROOT::EVENT_TYPE,
     resolve: |event_type| {
-        let category = Category::ALL.into_iter().find(|c| c.as_str().eq_ignore_ascii_case(event_type))?;
+        let category = Category::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(event_type))?;
         Some(Category::data_spec(category))
     },
 };
@@ -188,19 +190,42 @@ impl Decoder {
 
     /// Validates one message value. `expected` is the category of the topic it was published to
     /// (`None`: take it from `event_type`); `now` is the processing time.
-    pub fn decode<'a>(&self, value: Option<&'a [u8]>, expected: Option<Category>, now: Micros) -> Verdict<'a> {
-        let bytes = value.ok_or_else(|| Rejection::new(HardRule::MalformedJson, "", "the message has no value (null or tombstone)"))?;
+    pub fn decode<'a>(
+        &self,
+        value: Option<&'a [u8]>,
+        expected: Option<Category>,
+        now: Micros,
+    ) -> Verdict<'a> {
+        let bytes = value.ok_or_else(|| {
+            Rejection::new(
+                HardRule::MalformedJson,
+                "",
+                "the message has no value (null or tombstone)",
+            )
+        })?;
         if bytes.len() > self.max_message_bytes {
             return Err(Rejection::new(
                 HardRule::OversizedMessage,
                 "",
-                format!("{} bytes, more than the {} allowed (validation.max_message_bytes)", bytes.len(), self.max_message_bytes),
+                format!(
+                    "{} bytes, more than the {} allowed (validation.max_message_bytes)",
+                    bytes.len(),
+                    self.max_message_bytes
+                ),
             ));
         }
-        let root = RawObject::parse_message(bytes, &ROOT, Some(&DATA_BY_EVENT_TYPE)).map_err(|e| match e {
-            ScanError::Malformed(m) => Rejection::new(HardRule::MalformedJson, "", format!("not UTF-8 JSON: {m}")),
-            ScanError::NotAnObject(kind) => Rejection::new(HardRule::MalformedJson, "", format!("expected a JSON object, found {kind}")),
-        })?;
+        let root = RawObject::parse_message(bytes, &ROOT, Some(&DATA_BY_EVENT_TYPE)).map_err(
+            |e| match e {
+                ScanError::Malformed(m) => {
+                    Rejection::new(HardRule::MalformedJson, "", format!("not UTF-8 JSON: {m}"))
+                }
+                ScanError::NotAnObject(kind) => Rejection::new(
+                    HardRule::MalformedJson,
+                    "",
+                    format!("expected a JSON object, found {kind}"),
+                ),
+            },
+        )?;
         let mut root = Obj::new(root)?;
         let mut ctx = Ctx {
             flags: Flags::empty(),
@@ -210,8 +235,12 @@ impl Decoder {
         ctx.rescue(&root);
         let envelope = envelope(&root, expected, &mut ctx)?;
         let data = match envelope.category {
-            Category::Payment => EventData::Payment(payment::parse(&mut root, &envelope, &mut ctx)?),
-            Category::Receipt => EventData::Receipt(receipt::parse(&mut root, &envelope, &mut ctx)?),
+            Category::Payment => {
+                EventData::Payment(payment::parse(&mut root, &envelope, &mut ctx)?)
+            }
+            Category::Receipt => {
+                EventData::Receipt(receipt::parse(&mut root, &envelope, &mut ctx)?)
+            }
             Category::Refund => EventData::Refund(refund::parse(&mut root, &envelope, &mut ctx)?),
         };
         let rescued = if ctx.rescued.is_empty() {
@@ -230,7 +259,11 @@ impl Decoder {
     }
 }
 
-fn envelope<'a>(o: &Obj<'a>, expected: Option<Category>, ctx: &mut Ctx) -> Result<Envelope<'a>, Rejection> {
+fn envelope<'a>(
+    o: &Obj<'a>,
+    expected: Option<Category>,
+    ctx: &mut Ctx,
+) -> Result<Envelope<'a>, Rejection> {
     let flags = &mut ctx.flags;
     let event_type = o.req_str(F::EVENT_TYPE, flags)?;
     let category = match Category::from_event_type(&event_type) {
@@ -239,7 +272,13 @@ fn envelope<'a>(o: &Obj<'a>, expected: Option<Category>, ctx: &mut Ctx) -> Resul
             let c = Category::ALL
                 .into_iter()
                 .find(|c| c.as_str().eq_ignore_ascii_case(&event_type))
-                .ok_or_else(|| o.reject(HardRule::UnknownEventType, F::EVENT_TYPE, "not a known event type; use payment, receipt or refund"))?;
+                .ok_or_else(|| {
+                    o.reject(
+                        HardRule::UnknownEventType,
+                        F::EVENT_TYPE,
+                        "not a known event type; use payment, receipt or refund",
+                    )
+                })?;
             flags.insert(SoftRule::EnumCaseNormalized);
             c
         }
@@ -255,15 +294,24 @@ fn envelope<'a>(o: &Obj<'a>, expected: Option<Category>, ctx: &mut Ctx) -> Resul
     }
     let schema_version = schema_version(o, flags)?;
     let id_text = o.req_str(F::EVENT_ID, flags)?;
-    let (event_id, lowered) =
-        Uuid36::parse(&id_text).ok_or_else(|| o.reject(HardRule::InvalidEventId, F::EVENT_ID, "not a UUID (8-4-4-4-12 hexadecimal digits)"))?;
+    let (event_id, lowered) = Uuid36::parse(&id_text).ok_or_else(|| {
+        o.reject(
+            HardRule::InvalidEventId,
+            F::EVENT_ID,
+            "not a UUID (8-4-4-4-12 hexadecimal digits)",
+        )
+    })?;
     if lowered {
         flags.insert(SoftRule::EventIdLowercased);
     }
     let source = o.req_str(F::SOURCE, flags)?;
     let n = source.chars().count();
     if n > 64 {
-        return Err(o.reject(HardRule::InvalidLength, F::SOURCE, format!("{n} characters, at most 64 allowed")));
+        return Err(o.reject(
+            HardRule::InvalidLength,
+            F::SOURCE,
+            format!("{n} characters, at most 64 allowed"),
+        ));
     }
     let event_time = o.req_time(F::EVENT_TIME, flags)?;
     if event_time > ctx.now + FUTURE_TOLERANCE {
@@ -290,18 +338,37 @@ fn schema_version(o: &Obj<'_>, flags: &mut Flags) -> Result<i32, Rejection> {
         )
     };
     match o.kind(F::SCHEMA_VERSION) {
-        None => Err(o.reject(HardRule::MissingField, F::SCHEMA_VERSION, "required field is missing, null or empty")),
+        None => Err(o.reject(
+            HardRule::MissingField,
+            F::SCHEMA_VERSION,
+            "required field is missing, null or empty",
+        )),
         Some(JsonKind::Number) => {
-            let text = o.raw(F::SCHEMA_VERSION).map(|r| r.get()).unwrap_or_default();
+            let text = o
+                .raw(F::SCHEMA_VERSION)
+                .map(|r| r.get())
+                .unwrap_or_default();
             if !text.bytes().all(|c| c.is_ascii_digit() || c == b'-') {
-                return Err(o.reject(HardRule::WrongType, F::SCHEMA_VERSION, "expected the integer 1, found a fractional number"));
+                return Err(o.reject(
+                    HardRule::WrongType,
+                    F::SCHEMA_VERSION,
+                    "expected the integer 1, found a fractional number",
+                ));
             }
-            if text == "1" { Ok(1) } else { Err(unsupported(text)) }
+            if text == "1" {
+                Ok(1)
+            } else {
+                Err(unsupported(text))
+            }
         }
         Some(JsonKind::String) => {
             let s = o.req_str(F::SCHEMA_VERSION, flags)?;
             if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
-                return Err(o.reject(HardRule::WrongType, F::SCHEMA_VERSION, "expected the integer 1, found a non-numeric string"));
+                return Err(o.reject(
+                    HardRule::WrongType,
+                    F::SCHEMA_VERSION,
+                    "expected the integer 1, found a non-numeric string",
+                ));
             }
             if s == "1" {
                 flags.insert(SoftRule::SchemaVersionCoerced);
@@ -310,7 +377,11 @@ fn schema_version(o: &Obj<'_>, flags: &mut Flags) -> Result<i32, Rejection> {
                 Err(unsupported(&s))
             }
         }
-        Some(kind) => Err(o.reject(HardRule::WrongType, F::SCHEMA_VERSION, format!("expected the integer 1, found {kind}"))),
+        Some(kind) => Err(o.reject(
+            HardRule::WrongType,
+            F::SCHEMA_VERSION,
+            format!("expected the integer 1, found {kind}"),
+        )),
     }
 }
 

@@ -78,7 +78,12 @@ impl<'a> Obj<'a> {
                 Cow::Owned(format!("{}.{}", self.spec.path, name))
             };
             // A String always serializes.
-            let _ = write!(out, "{}:{}", serde_json::to_string(key.as_ref()).unwrap_or_default(), value.get());
+            let _ = write!(
+                out,
+                "{}:{}",
+                serde_json::to_string(key.as_ref()).unwrap_or_default(),
+                value.get()
+            );
         }
     }
 
@@ -88,17 +93,28 @@ impl<'a> Obj<'a> {
     }
 
     fn missing(&self, f: usize) -> Rejection {
-        self.reject(HardRule::MissingField, f, "required field is missing, null or empty")
+        self.reject(
+            HardRule::MissingField,
+            f,
+            "required field is missing, null or empty",
+        )
     }
 
     fn wrong_type(&self, f: usize, expected: &str, found: JsonKind) -> Rejection {
-        self.reject(HardRule::WrongType, f, format!("expected {expected}, found {found}"))
+        self.reject(
+            HardRule::WrongType,
+            f,
+            format!("expected {expected}, found {found}"),
+        )
     }
 
     /// An optional string, whitespace trimmed (flagged); an empty string counts as absent.
     pub fn opt_str(&self, f: usize, flags: &mut Flags) -> Result<Option<Cow<'a, str>>, Rejection> {
-        let Some(raw) = self.raw(f) else { return Ok(None) };
-        let s = json::as_str(raw).ok_or_else(|| self.wrong_type(f, "a string", json::kind_of(raw)))?;
+        let Some(raw) = self.raw(f) else {
+            return Ok(None);
+        };
+        let s =
+            json::as_str(raw).ok_or_else(|| self.wrong_type(f, "a string", json::kind_of(raw)))?;
         let s = trim(s, flags);
         Ok(if s.is_empty() { None } else { Some(s) })
     }
@@ -109,7 +125,12 @@ impl<'a> Obj<'a> {
     }
 
     /// An optional string of at most `max` characters.
-    pub fn opt_text(&self, f: usize, max: usize, flags: &mut Flags) -> Result<Option<Cow<'a, str>>, Rejection> {
+    pub fn opt_text(
+        &self,
+        f: usize,
+        max: usize,
+        flags: &mut Flags,
+    ) -> Result<Option<Cow<'a, str>>, Rejection> {
         let s = self.opt_str(f, flags)?;
         if let Some(s) = &s {
             let n = s.chars().count();
@@ -139,8 +160,13 @@ impl<'a> Obj<'a> {
     }
 
     fn code<C: Code>(&self, f: usize, s: &str, flags: &mut Flags) -> Result<C, Rejection> {
-        C::parse(s, flags)
-            .ok_or_else(|| self.reject(HardRule::InvalidEnum, f, format!("not an allowed value; use one of {}", C::allowed())))
+        C::parse(s, flags).ok_or_else(|| {
+            self.reject(
+                HardRule::InvalidEnum,
+                f,
+                format!("not an allowed value; use one of {}", C::allowed()),
+            )
+        })
     }
 
     /// A required nested object.
@@ -155,7 +181,8 @@ impl<'a> Obj<'a> {
     /// A required RFC 3339 timestamp, as UTC microseconds.
     pub fn req_time(&self, f: usize, flags: &mut Flags) -> Result<i64, Rejection> {
         let s = self.req_str(f, flags)?;
-        super::time::parse_rfc3339(&s).map_err(|e| self.reject(HardRule::InvalidTimestamp, f, e.message()))
+        super::time::parse_rfc3339(&s)
+            .map_err(|e| self.reject(HardRule::InvalidTimestamp, f, e.message()))
     }
 
     /// An optional RFC 3339 timestamp.

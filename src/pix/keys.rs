@@ -55,7 +55,11 @@ pub struct PixKey<'a> {
 
 /// Checks `key` against `kind` and normalizes it, recording soft flags. On failure returns a
 /// message that does not repeat the key (it may be personal data).
-pub fn check_key<'a>(key: Cow<'a, str>, kind: PixKeyType, flags: &mut Flags) -> Result<PixKey<'a>, &'static str> {
+pub fn check_key<'a>(
+    key: Cow<'a, str>,
+    kind: PixKeyType,
+    flags: &mut Flags,
+) -> Result<PixKey<'a>, &'static str> {
     if key.len() > MAX_KEY_LEN {
         return Err("a Pix key has at most 77 characters");
     }
@@ -92,7 +96,9 @@ pub fn check_key<'a>(key: Cow<'a, str>, kind: PixKeyType, flags: &mut Flags) -> 
                 key
             };
             if !is_dict_email(&value) {
-                return Err("not a valid e-mail key (DICT format, lowercase, at most 77 characters)");
+                return Err(
+                    "not a valid e-mail key (DICT format, lowercase, at most 77 characters)",
+                );
             }
             value
         }
@@ -102,10 +108,13 @@ pub fn check_key<'a>(key: Cow<'a, str>, kind: PixKeyType, flags: &mut Flags) -> 
                 flags.insert(SoftRule::PhoneNormalized);
                 Cow::Owned(e164)
             }
-            None => return Err("not a phone number in E.164 (+55 DDD number) or a Brazilian format"),
+            None => {
+                return Err("not a phone number in E.164 (+55 DDD number) or a Brazilian format");
+            }
         },
         PixKeyType::Evp => {
-            let (uuid, changed) = Uuid36::parse(&key).ok_or("an EVP key is a UUID (8-4-4-4-12 hexadecimal digits)")?;
+            let (uuid, changed) = Uuid36::parse(&key)
+                .ok_or("an EVP key is a UUID (8-4-4-4-12 hexadecimal digits)")?;
             if changed {
                 flags.insert(SoftRule::EvpLowercased);
                 Cow::Owned(uuid.as_str().to_owned())
@@ -171,7 +180,11 @@ pub fn normalize_phone(s: &str) -> Option<Option<String>> {
 
 /// DICT's phone pattern `^\+[1-9][0-9]\d{1,14}$`.
 fn is_e164(b: &[u8]) -> bool {
-    b.len() >= 4 && b.len() <= 17 && b[0] == b'+' && (b'1'..=b'9').contains(&b[1]) && b[2..].iter().all(u8::is_ascii_digit)
+    b.len() >= 4
+        && b.len() <= 17
+        && b[0] == b'+'
+        && (b'1'..=b'9').contains(&b[1])
+        && b[2..].iter().all(u8::is_ascii_digit)
 }
 
 /// DICT's e-mail pattern:
@@ -184,15 +197,16 @@ pub fn is_dict_email(s: &str) -> bool {
         return false;
     };
     let local_ok = !local.is_empty()
-        && local
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b".!#$&'*+/=?^_`{|}~-".contains(&c));
+        && local.bytes().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || b".!#$&'*+/=?^_`{|}~-".contains(&c)
+        });
     local_ok
         && domain.split('.').all(|label| {
             let l = label.as_bytes();
             !l.is_empty()
                 && l.len() <= 63
-                && l.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+                && l.iter()
+                    .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
                 && l[0] != b'-'
                 && l[l.len() - 1] != b'-'
         })
@@ -224,10 +238,20 @@ mod tests {
         assert_eq!(v, "+5510998765432");
         assert!(flags.is_empty());
         // A landline: 8 digits after the DDD.
-        assert_eq!(check("(21) 3333-4444", PixKeyType::Phone).unwrap().0, "+552133334444");
+        assert_eq!(
+            check("(21) 3333-4444", PixKeyType::Phone).unwrap().0,
+            "+552133334444"
+        );
         // Foreign E.164 numbers are valid keys as given.
         assert!(check("+14155552671", PixKeyType::Phone).is_ok());
-        for bad in ["998765432", "(01) 99876-5432", "phone", "+0123", "+55119987654321234567", "11-9876-543a"] {
+        for bad in [
+            "998765432",
+            "(01) 99876-5432",
+            "phone",
+            "+0123",
+            "+55119987654321234567",
+            "11-9876-543a",
+        ] {
             assert!(check(bad, PixKeyType::Phone).is_err(), "{bad}");
         }
     }
@@ -238,11 +262,21 @@ mod tests {
         assert_eq!(v, "fulano.silva@example.com.br");
         assert!(flags.contains(SoftRule::EmailLowercased));
         assert!(check("a+b@x", PixKeyType::Email).is_ok());
-        for bad in ["no-at-sign", "@example.com", "a@-x.com", "a@x..com", "a b@x.com", "a@x_y.com"] {
+        for bad in [
+            "no-at-sign",
+            "@example.com",
+            "a@-x.com",
+            "a@x..com",
+            "a b@x.com",
+            "a@x_y.com",
+        ] {
             assert!(check(bad, PixKeyType::Email).is_err(), "{bad}");
         }
         let long = format!("{}@example.com", "a".repeat(70));
-        assert_eq!(check(&long, PixKeyType::Email), Err("a Pix key has at most 77 characters"));
+        assert_eq!(
+            check(&long, PixKeyType::Email),
+            Err("a Pix key has at most 77 characters")
+        );
     }
 
     #[test]
@@ -269,7 +303,10 @@ mod tests {
     #[test]
     fn inference() {
         assert_eq!(infer_key_type("a@b.com"), Some(PixKeyType::Email));
-        assert_eq!(infer_key_type("123e4567-e89b-12d3-a456-426614174000"), Some(PixKeyType::Evp));
+        assert_eq!(
+            infer_key_type("123e4567-e89b-12d3-a456-426614174000"),
+            Some(PixKeyType::Evp)
+        );
         assert_eq!(infer_key_type("+5511998765432"), Some(PixKeyType::Phone));
         assert_eq!(infer_key_type("52998224725"), Some(PixKeyType::Cpf));
         assert_eq!(infer_key_type("18236120000158"), Some(PixKeyType::Cnpj));

@@ -97,19 +97,34 @@ pub struct Participant<'a> {
 /// Reads and checks a participant object.
 pub fn parse<'a>(o: &Obj<'a>, role: Role, flags: &mut Flags) -> Result<Participant<'a>, Rejection> {
     let ispb_text: Cow<'a, str> = match o.kind(F::ISPB) {
-        None => return Err(o.reject(HardRule::MissingField, F::ISPB, "required field is missing, null or empty")),
+        None => {
+            return Err(o.reject(
+                HardRule::MissingField,
+                F::ISPB,
+                "required field is missing, null or empty",
+            ));
+        }
         Some(JsonKind::Number) => {
             let raw = o.raw(F::ISPB).map(|r| r.get()).unwrap_or_default();
             if !raw.bytes().all(|c| c.is_ascii_digit()) {
-                return Err(o.reject(HardRule::InvalidIspb, F::ISPB, "an ISPB given as a number must be a non-negative integer"));
+                return Err(o.reject(
+                    HardRule::InvalidIspb,
+                    F::ISPB,
+                    "an ISPB given as a number must be a non-negative integer",
+                ));
             }
             flags.insert(SoftRule::IspbPadded);
             Cow::Borrowed(raw)
         }
         Some(_) => o.req_str(F::ISPB, flags)?,
     };
-    let ispb = Ispb::parse(&ispb_text, flags)
-        .ok_or_else(|| o.reject(HardRule::InvalidIspb, F::ISPB, "an ISPB is 8 characters [0-9A-Z] (numeric ISPBs may omit leading zeros)"))?;
+    let ispb = Ispb::parse(&ispb_text, flags).ok_or_else(|| {
+        o.reject(
+            HardRule::InvalidIspb,
+            F::ISPB,
+            "an ISPB is 8 characters [0-9A-Z] (numeric ISPBs may omit leading zeros)",
+        )
+    })?;
     if ispb.as_str() == BCB_ISPB {
         return Err(o.reject(
             HardRule::InvalidIspb,
@@ -121,13 +136,21 @@ pub fn parse<'a>(o: &Obj<'a>, role: Role, flags: &mut Flags) -> Result<Participa
     if let Some(b) = &branch
         && (b.len() > 4 || !b.bytes().all(|c| c.is_ascii_digit()))
     {
-        return Err(o.reject(HardRule::InvalidAccount, F::BRANCH, "a branch is 1–4 digits"));
+        return Err(o.reject(
+            HardRule::InvalidAccount,
+            F::BRANCH,
+            "a branch is 1–4 digits",
+        ));
     }
     let account = o.opt_str(F::ACCOUNT, flags)?;
     if let Some(a) = &account
         && (a.len() > 20 || !a.bytes().all(|c| c.is_ascii_digit()))
     {
-        return Err(o.reject(HardRule::InvalidAccount, F::ACCOUNT, "an account number is 1–20 digits (no check-digit dash)"));
+        return Err(o.reject(
+            HardRule::InvalidAccount,
+            F::ACCOUNT,
+            "an account number is 1–20 digits (no check-digit dash)",
+        ));
     }
     let account_type = o.opt_code::<AccountType>(F::ACCOUNT_TYPE, flags)?;
     if role == Role::Payer && account_type == Some(AccountType::Slry) {
@@ -140,14 +163,16 @@ pub fn parse<'a>(o: &Obj<'a>, role: Role, flags: &mut Flags) -> Result<Participa
     let doc_text = o.req_str(F::DOCUMENT, flags)?;
     let document = match doc_text {
         Cow::Borrowed(s) => {
-            let (doc, changed) = parse_document(s).map_err(|(rule, msg)| o.reject(rule, F::DOCUMENT, msg))?;
+            let (doc, changed) =
+                parse_document(s).map_err(|(rule, msg)| o.reject(rule, F::DOCUMENT, msg))?;
             if changed {
                 flags.insert(SoftRule::DocumentNormalized);
             }
             doc
         }
         Cow::Owned(s) => {
-            let (doc, changed) = parse_document(&s).map_err(|(rule, msg)| o.reject(rule, F::DOCUMENT, msg))?;
+            let (doc, changed) =
+                parse_document(&s).map_err(|(rule, msg)| o.reject(rule, F::DOCUMENT, msg))?;
             if changed {
                 flags.insert(SoftRule::DocumentNormalized);
             }

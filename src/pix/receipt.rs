@@ -39,13 +39,18 @@ pub struct Receipt<'a> {
 }
 
 /// Reads and checks `data` of a receipt.
-pub fn parse<'a>(root: &mut Obj<'a>, env: &Envelope<'_>, ctx: &mut Ctx) -> Result<Receipt<'a>, Rejection> {
+pub fn parse<'a>(
+    root: &mut Obj<'a>,
+    env: &Envelope<'_>,
+    ctx: &mut Ctx,
+) -> Result<Receipt<'a>, Rejection> {
     let mut d = root.req_object(ROOT::DATA, &DATA)?;
     ctx.rescue(&d);
     let flags = &mut ctx.flags;
 
     let end_to_end_id = d.req_str(F::END_TO_END_ID, flags)?;
-    let e2e = check_transaction_id(&end_to_end_id, b'E').map_err(|m| d.reject(HardRule::InvalidE2eId, F::END_TO_END_ID, m))?;
+    let e2e = check_transaction_id(&end_to_end_id, b'E')
+        .map_err(|m| d.reject(HardRule::InvalidE2eId, F::END_TO_END_ID, m))?;
     check_skew(e2e.minute, env.event_time, flags);
     let txid = txid(&d, F::TXID, flags)?;
     let amount = d.req_amount(F::AMOUNT, flags)?;
@@ -64,7 +69,8 @@ pub fn parse<'a>(root: &mut Obj<'a>, env: &Envelope<'_>, ctx: &mut Ctx) -> Resul
             k
         }
     };
-    let pix_key = check_key(key, kind, flags).map_err(|m| d.reject(HardRule::InvalidPixKey, F::PIX_KEY, m))?;
+    let pix_key = check_key(key, kind, flags)
+        .map_err(|m| d.reject(HardRule::InvalidPixKey, F::PIX_KEY, m))?;
 
     let payer_obj = d.req_object(F::PAYER, Role::Payer.spec())?;
     ctx.rescue(&payer_obj);
@@ -99,7 +105,10 @@ pub fn fields() -> Vec<Field> {
     ];
     v.extend(ParticipantColumns::fields("payer"));
     v.extend(ParticipantColumns::fields("payee"));
-    v.extend([columns::utf8("payer_info", true), columns::timestamp("received_at", false)]);
+    v.extend([
+        columns::utf8("payer_info", true),
+        columns::timestamp("received_at", false),
+    ]);
     v
 }
 

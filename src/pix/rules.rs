@@ -136,13 +136,18 @@ impl Flags {
 
     /// The rules in catalogue order.
     pub fn iter(self) -> impl Iterator<Item = SoftRule> {
-        SoftRule::ALL.iter().copied().filter(move |r| self.contains(*r))
+        SoftRule::ALL
+            .iter()
+            .copied()
+            .filter(move |r| self.contains(*r))
     }
 }
 
 impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter().map(SoftRule::id)).finish()
+        f.debug_list()
+            .entries(self.iter().map(SoftRule::id))
+            .finish()
     }
 }
 

@@ -38,25 +38,124 @@ pub const PARTICIPANTS: &[(&str, &str, u32)] = &[
 ];
 
 const FIRST: &[&str] = &[
-    "Maria", "José", "Ana", "João", "Francisca", "Antônio", "Antonia", "Francisco", "Adriana", "Carlos", "Juliana", "Paulo",
-    "Márcia", "Pedro", "Fernanda", "Lucas", "Patrícia", "Luiz", "Aline", "Marcos", "Camila", "Gabriel", "Bruna", "Rafael",
-    "Letícia", "Daniel", "Beatriz", "Mateus", "Larissa", "Gustavo", "Sandra", "Felipe", "Vitória", "Rodrigo", "Jéssica",
+    "Maria",
+    "José",
+    "Ana",
+    "João",
+    "Francisca",
+    "Antônio",
+    "Antonia",
+    "Francisco",
+    "Adriana",
+    "Carlos",
+    "Juliana",
+    "Paulo",
+    "Márcia",
+    "Pedro",
+    "Fernanda",
+    "Lucas",
+    "Patrícia",
+    "Luiz",
+    "Aline",
+    "Marcos",
+    "Camila",
+    "Gabriel",
+    "Bruna",
+    "Rafael",
+    "Letícia",
+    "Daniel",
+    "Beatriz",
+    "Mateus",
+    "Larissa",
+    "Gustavo",
+    "Sandra",
+    "Felipe",
+    "Vitória",
+    "Rodrigo",
+    "Jéssica",
 ];
 const LAST: &[&str] = &[
-    "Silva", "Santos", "Oliveira", "Souza", "Rodrigues", "Ferreira", "Alves", "Pereira", "Lima", "Gomes", "Costa", "Ribeiro",
-    "Martins", "Carvalho", "Almeida", "Lopes", "Soares", "Fernandes", "Vieira", "Barbosa", "Rocha", "Dias", "Nascimento",
-    "Andrade", "Moreira", "Nunes", "Marques", "Machado", "Mendes", "Freitas", "Cardoso", "Ramos", "Gonçalves", "Santana",
+    "Silva",
+    "Santos",
+    "Oliveira",
+    "Souza",
+    "Rodrigues",
+    "Ferreira",
+    "Alves",
+    "Pereira",
+    "Lima",
+    "Gomes",
+    "Costa",
+    "Ribeiro",
+    "Martins",
+    "Carvalho",
+    "Almeida",
+    "Lopes",
+    "Soares",
+    "Fernandes",
+    "Vieira",
+    "Barbosa",
+    "Rocha",
+    "Dias",
+    "Nascimento",
+    "Andrade",
+    "Moreira",
+    "Nunes",
+    "Marques",
+    "Machado",
+    "Mendes",
+    "Freitas",
+    "Cardoso",
+    "Ramos",
+    "Gonçalves",
+    "Santana",
 ];
 const BUSINESS: &[&str] = &[
-    "Padaria", "Mercado", "Farmácia", "Auto Peças", "Restaurante", "Loja", "Papelaria", "Açougue", "Pet Shop", "Academia",
-    "Distribuidora", "Oficina", "Salão", "Lanchonete", "Comércio", "Materiais de Construção",
+    "Padaria",
+    "Mercado",
+    "Farmácia",
+    "Auto Peças",
+    "Restaurante",
+    "Loja",
+    "Papelaria",
+    "Açougue",
+    "Pet Shop",
+    "Academia",
+    "Distribuidora",
+    "Oficina",
+    "Salão",
+    "Lanchonete",
+    "Comércio",
+    "Materiais de Construção",
 ];
 const PLACES: &[&str] = &[
-    "São Jorge", "Boa Vista", "Central", "do Povo", "Bela Vista", "Santa Luzia", "Estrela", "Nova Esperança", "Ipiranga",
-    "Paulista", "Recife", "Aurora", "Horizonte", "Primavera",
+    "São Jorge",
+    "Boa Vista",
+    "Central",
+    "do Povo",
+    "Bela Vista",
+    "Santa Luzia",
+    "Estrela",
+    "Nova Esperança",
+    "Ipiranga",
+    "Paulista",
+    "Recife",
+    "Aurora",
+    "Horizonte",
+    "Primavera",
 ];
-const DOMAINS: &[&str] = &["gmail.com", "hotmail.com", "outlook.com", "yahoo.com.br", "uol.com.br", "bol.com.br", "icloud.com"];
-const DDDS: &[u32] = &[11, 11, 11, 21, 21, 31, 41, 51, 61, 71, 81, 85, 19, 27, 48, 62, 91, 92, 98, 13];
+const DOMAINS: &[&str] = &[
+    "gmail.com",
+    "hotmail.com",
+    "outlook.com",
+    "yahoo.com.br",
+    "uol.com.br",
+    "bol.com.br",
+    "icloud.com",
+];
+const DDDS: &[u32] = &[
+    11, 11, 11, 21, 21, 31, 41, 51, 61, 71, 81, 85, 19, 27, 48, 62, 91, 92, 98, 13,
+];
 
 /// SplitMix64: a fast, well-mixed hash of a 64-bit state, used to derive parties from indices.
 pub fn splitmix(mut x: u64) -> u64 {
@@ -201,7 +300,9 @@ impl Population {
     /// The party at `index` (taken modulo the size).
     pub fn party(&self, index: u64) -> Party {
         let index = index % self.size.max(1);
-        let mut s = Stream(splitmix(self.seed ^ index.wrapping_mul(0x2545_f491_4f6c_dd1d)));
+        let mut s = Stream(splitmix(
+            self.seed ^ index.wrapping_mul(0x2545_f491_4f6c_dd1d),
+        ));
         let is_company = s.chance(self.companies_per_thousand);
         let ispb = match self.home {
             Some(h) => h,
@@ -216,7 +317,11 @@ impl Population {
             (cpf(s.next()), name)
         };
         let key_type = if is_company {
-            if s.chance(600) { PixKeyType::Cnpj } else { PixKeyType::Evp }
+            if s.chance(600) {
+                PixKeyType::Cnpj
+            } else {
+                PixKeyType::Evp
+            }
         } else {
             match s.below(100) {
                 0..=29 => PixKeyType::Cpf,
@@ -230,9 +335,18 @@ impl Population {
             PixKeyType::Phone => phone(s.next()),
             PixKeyType::Email => {
                 let first = strip_accents(&name.split(' ').next().unwrap_or("pix").to_lowercase());
-                format!("{first}.{}{}@{}", s.below(1000), if s.chance(500) { "" } else { "x" }, s.pick(DOMAINS))
+                format!(
+                    "{first}.{}{}@{}",
+                    s.below(1000),
+                    if s.chance(500) { "" } else { "x" },
+                    s.pick(DOMAINS)
+                )
             }
-            PixKeyType::Evp => Uuid36::from_random(u128::from(s.next()) << 64 | u128::from(s.next())).as_str().to_owned(),
+            PixKeyType::Evp => {
+                Uuid36::from_random(u128::from(s.next()) << 64 | u128::from(s.next()))
+                    .as_str()
+                    .to_owned()
+            }
         };
         let account_type = match s.below(10) {
             0..=6 => "CACC",
@@ -287,7 +401,13 @@ mod tests {
             assert_ne!(a.ispb, "00038166");
             let mut flags = Flags::empty();
             let k = check_key(Cow::Borrowed(&a.key), a.key_type, &mut flags);
-            assert!(k.is_ok() && flags.is_empty(), "{} {:?} {:?}", a.key, a.key_type, k);
+            assert!(
+                k.is_ok() && flags.is_empty(),
+                "{} {:?} {:?}",
+                a.key,
+                a.key_type,
+                k
+            );
         }
     }
 }

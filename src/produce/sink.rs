@@ -126,13 +126,21 @@ impl KafkaSink {
 
     /// Records acknowledged so far.
     pub fn delivered(&self) -> u64 {
-        self.producer.counters().delivered.load(std::sync::atomic::Ordering::Relaxed)
+        self.producer
+            .counters()
+            .delivered
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
 impl Sink for KafkaSink {
     fn send(&mut self, r: &Record) -> Result<(), SinkError> {
-        self.producer.send(self.topics.get(r.category), r.key.as_bytes(), &r.value, None)?;
+        self.producer.send(
+            self.topics.get(r.category),
+            r.key.as_bytes(),
+            &r.value,
+            None,
+        )?;
         Ok(())
     }
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what pixlake's build and tests need and is missing: a C toolchain for librdkafka,
+# Java 17+ and Maven for the local Kafka broker, rustfmt and clippy. Idempotent and quiet when
+# everything is there; uses apt-get (Debian/Ubuntu) when something is missing.
+set -euo pipefail
+
+missing=()
+command -v cc >/dev/null || missing+=(build-essential)
+command -v make >/dev/null || missing+=(make)
+command -v perl >/dev/null || missing+=(perl)
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
+command -v curl >/dev/null || missing+=(curl)
+
+if ((${#missing[@]})); then
+  if ! command -v apt-get >/dev/null; then
+    echo "setup.sh: missing ${missing[*]} and no apt-get here: install them with your package manager" >&2
+    exit 1
+  fi
+  echo "setup.sh: installing ${missing[*]}" >&2
+  sudo_cmd=""
+  [[ $(id -u) -eq 0 ]] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup.sh: cargo not found: install Rust 1.95 or newer (https://rustup.rs), then rerun" >&2
+  exit 1
+fi
+if command -v rustup >/dev/null; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi

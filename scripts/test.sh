@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit, property and integration tests against a real
+# Apache Kafka broker (started here when none is running).
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh -- NAME    only tests whose name contains NAME (passed to cargo test)
+#
+# Needs: Rust (cargo), Java 17+ and Maven (for the broker); scripts/setup.sh installs them.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/setup.sh
+scripts/kafka.sh start
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo test"
+# Integration tests share one broker but use topics of their own.
+cargo test --locked "$@"

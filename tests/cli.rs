@@ -1,0 +1,201 @@
+//! The `validate` and `produce --output` commands end to end, through the real binary.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Stdio};
+
+use pixlake::pix::HardRule;
+
+fn pixlake() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pixlake"));
+    // Built-in defaults, whatever the working directory holds.
+    c.arg("--config")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/pixlake.yaml"));
+    c.env_remove("PIXLAKE_LOG");
+    c
+}
+
+fn produce(path: &std::path::Path, count: u64, invalid: f64, seed: u64) {
+    let out = pixlake()
+        .args(["produce", "--output"])
+        .arg(path)
+        .args([
+            "--count",
+            &count.to_string(),
+            "--invalid-ratio",
+            &invalid.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn generated_invalid_records_cover_every_hard_rule_at_the_asked_ratio() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    produce(&a, 100_000, 0.05, 1);
+    produce(&b, 100_000, 0.05, 1);
+    assert!(
+        std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+        "same seed, different bytes"
+    );
+
+    let out = pixlake()
+        .args(["validate", "--json"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "some lines are invalid: exit 1");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let mut by_rule: BTreeMap<String, u64> = BTreeMap::new();
+    let mut lines = 0u64;
+    for (i, line) in stdout.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        lines += 1;
+        assert_eq!(
+            v["line"],
+            i as u64 + 1,
+            "one object per input line, in order"
+        );
+        let ok = v["ok"].as_bool().unwrap();
+        assert_eq!(ok, v["rule"].is_null());
+        assert!(v["flags"].is_array());
+        if !ok {
+            assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
+            *by_rule
+                .entry(v["rule"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(lines, 100_000);
+    let rejected: u64 = by_rule.values().sum();
+    let pct = rejected as f64 * 100.0 / lines as f64;
+    assert!((pct - 5.0).abs() <= 0.5, "{pct:.2} % rejected");
+    let seen: BTreeSet<&str> = by_rule.keys().map(String::as_str).collect();
+    for rule in HardRule::ALL {
+        assert!(
+            seen.contains(rule.id()),
+            "{} never rejected: {by_rule:?}",
+            rule.id()
+        );
+    }
+    let summary = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        summary.contains("100000 lines:"),
+        "summary on stderr with --json: {summary}"
+    );
+}
+
+#[test]
+fn human_output_exit_codes_and_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("clean.jsonl");
+    produce(&clean, 2000, 0.0, 3);
+    let out = pixlake().arg("validate").arg(&clean).output().unwrap();
+    assert!(out.status.success(), "all valid: exit 0");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("line 1: ok"));
+    assert!(text.contains("2000 lines: 2000 valid, 0 rejected"));
+
+    // Published to the payments topic, every receipt and refund is a TOPIC_MISMATCH.
+    let out = pixlake()
+        .args(["validate", "--json", "--topic", "pix.payments"])
+        .arg(&clean)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if !v["ok"].as_bool().unwrap() {
+            assert_eq!(v["rule"], "TOPIC_MISMATCH");
+        }
+    }
+    let out = pixlake()
+        .args(["validate", "--topic", "nowhere"])
+        .arg(&clean)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pix.payments"),
+        "names the known topics"
+    );
+}
+
+#[test]
+fn stdin_and_kcat_envelopes() {
+    let payment = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/payment.json"
+    ))
+    .unwrap();
+    let payment = payment.trim();
+    let envelope = serde_json::json!({"topic": "pix.refunds", "partition": 0, "offset": 7, "key": "k", "payload": payment});
+    let input = format!("{payment}\n{envelope}\n{{\"oops\"\n");
+    let mut child = pixlake()
+        .args(["validate", "--json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let v: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(v.len(), 3);
+    assert_eq!(v[0]["ok"], true);
+    assert_eq!(
+        v[1]["rule"], "TOPIC_MISMATCH",
+        "the envelope's topic is the refunds topic"
+    );
+    assert_eq!(v[2]["rule"], "MALFORMED_JSON");
+}
+
+#[test]
+fn a_bad_configuration_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.yaml");
+    std::fs::write(
+        &cfg,
+        "kafka:\n  brokers: ''\nvalidation:\n  max_message_bytes: 1\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pixlake"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["validate", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("kafka.brokers") && err.contains("validation.max_message_bytes"),
+        "{err}"
+    );
+    let out = pixlake()
+        .env("PIXLAKE__VALIDATION__MAX_MESSAGE_BYTES", "lots")
+        .args(["validate", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("validation.max_message_bytes"));
+}
