@@ -49,43 +49,19 @@ fn main() {
     if std::env::var("PIXLAKE_BENCH_PROFILE").is_ok() {
         // Only the decode stage, repeated: for `perf record`.
         for _ in 0..20 {
-            black_box(
-                records
-                    .iter()
-                    .filter(|r| {
-                        decoder
-                            .decode(Some(&r.value), Some(r.category), now)
-                            .is_ok()
-                    })
-                    .count(),
-            );
+            black_box(records.iter().filter(|r| decoder.decode(Some(&r.value), Some(r.category), now).is_ok()).count());
         }
         return;
     }
 
     let (t_base, _) = best(|| {
-        records
-            .iter()
-            .filter(|r| {
-                serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&r.value)).is_ok()
-            })
-            .count()
+        records.iter().filter(|r| serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&r.value)).is_ok()).count()
     });
     let (t_value, _) = best(|| {
-        records
-            .iter()
-            .filter(|r| serde_json::from_slice::<serde_json::Value>(black_box(&r.value)).is_ok())
-            .count()
+        records.iter().filter(|r| serde_json::from_slice::<serde_json::Value>(black_box(&r.value)).is_ok()).count()
     });
     let (t_decode, valid) = best(|| {
-        records
-            .iter()
-            .filter(|r| {
-                decoder
-                    .decode(Some(black_box(&r.value)), Some(r.category), now)
-                    .is_ok()
-            })
-            .count()
+        records.iter().filter(|r| decoder.decode(Some(black_box(&r.value)), Some(r.category), now).is_ok()).count()
     });
     let (t_full, rows) = best(|| {
         let mut builders = Category::ALL.map(|c| CategoryBatchBuilder::new(c, 8192));
@@ -106,14 +82,7 @@ fn main() {
                         rows += b.finish().map(|batch| batch.num_rows()).unwrap_or(0);
                     }
                 }
-                Err(rej) => quarantine.append(
-                    &meta,
-                    Some(r.key.as_bytes()),
-                    Some(&r.value),
-                    &rej,
-                    "bench",
-                    now,
-                ),
+                Err(rej) => quarantine.append(&meta, Some(r.key.as_bytes()), Some(&r.value), &rej, "bench", now),
             }
         }
         for b in &mut builders {
@@ -130,21 +99,13 @@ fn main() {
         bytes as f64 / n,
         valid
     );
-    println!(
-        "{:<48} {:>12} {:>9} {:>8}",
-        "stage", "events/s", "MB/s", "× base"
-    );
+    println!("{:<48} {:>12} {:>9} {:>8}", "stage", "events/s", "MB/s", "× base");
     for (name, t) in [
         ("baseline: serde_json scan (IgnoredAny)", t_base),
         ("naive: serde_json::Value tree", t_value),
         ("pixlake decode (parse+validate+normalize)", t_decode),
         ("pixlake decode + Arrow builders + finish", t_full),
     ] {
-        println!(
-            "{name:<48} {:>12.0} {:>9.1} {:>8.2}",
-            n / t,
-            bytes as f64 / t / 1e6,
-            t_base / t
-        );
+        println!("{name:<48} {:>12.0} {:>9.1} {:>8.2}", n / t, bytes as f64 / t / 1e6, t_base / t);
     }
 }

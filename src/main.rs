@@ -10,9 +10,8 @@ use pixlake::config::Config;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let result = Config::load(cli.config.as_deref())
-        .map_err(anyhow::Error::from)
-        .and_then(|config| match cli.command {
+    let result =
+        Config::load(cli.config.as_deref()).map_err(anyhow::Error::from).and_then(|config| match cli.command {
             Command::Validate(args) => pixlake::cli::validate::run(&config, args),
             Command::Produce(args) => pixlake::cli::produce::run(&config, args),
         });

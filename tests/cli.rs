@@ -8,8 +8,7 @@ use pixlake::pix::HardRule;
 fn pixlake() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pixlake"));
     // Built-in defaults, whatever the working directory holds.
-    c.arg("--config")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/pixlake.yaml"));
+    c.arg("--config").arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/pixlake.yaml"));
     c.env_remove("PIXLAKE_LOG");
     c
 }
@@ -18,21 +17,10 @@ fn produce(path: &std::path::Path, count: u64, invalid: f64, seed: u64) {
     let out = pixlake()
         .args(["produce", "--output"])
         .arg(path)
-        .args([
-            "--count",
-            &count.to_string(),
-            "--invalid-ratio",
-            &invalid.to_string(),
-            "--seed",
-            &seed.to_string(),
-        ])
+        .args(["--count", &count.to_string(), "--invalid-ratio", &invalid.to_string(), "--seed", &seed.to_string()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -41,16 +29,9 @@ fn generated_invalid_records_cover_every_hard_rule_at_the_asked_ratio() {
     let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
     produce(&a, 100_000, 0.05, 1);
     produce(&b, 100_000, 0.05, 1);
-    assert!(
-        std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
-        "same seed, different bytes"
-    );
+    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "same seed, different bytes");
 
-    let out = pixlake()
-        .args(["validate", "--json"])
-        .arg(&a)
-        .output()
-        .unwrap();
+    let out = pixlake().args(["validate", "--json"]).arg(&a).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "some lines are invalid: exit 1");
     let stdout = String::from_utf8(out.stdout).unwrap();
     let mut by_rule: BTreeMap<String, u64> = BTreeMap::new();
@@ -58,19 +39,13 @@ fn generated_invalid_records_cover_every_hard_rule_at_the_asked_ratio() {
     for (i, line) in stdout.lines().enumerate() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         lines += 1;
-        assert_eq!(
-            v["line"],
-            i as u64 + 1,
-            "one object per input line, in order"
-        );
+        assert_eq!(v["line"], i as u64 + 1, "one object per input line, in order");
         let ok = v["ok"].as_bool().unwrap();
         assert_eq!(ok, v["rule"].is_null());
         assert!(v["flags"].is_array());
         if !ok {
             assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
-            *by_rule
-                .entry(v["rule"].as_str().unwrap().to_owned())
-                .or_default() += 1;
+            *by_rule.entry(v["rule"].as_str().unwrap().to_owned()).or_default() += 1;
         }
     }
     assert_eq!(lines, 100_000);
@@ -79,17 +54,10 @@ fn generated_invalid_records_cover_every_hard_rule_at_the_asked_ratio() {
     assert!((pct - 5.0).abs() <= 0.5, "{pct:.2} % rejected");
     let seen: BTreeSet<&str> = by_rule.keys().map(String::as_str).collect();
     for rule in HardRule::ALL {
-        assert!(
-            seen.contains(rule.id()),
-            "{} never rejected: {by_rule:?}",
-            rule.id()
-        );
+        assert!(seen.contains(rule.id()), "{} never rejected: {by_rule:?}", rule.id());
     }
     let summary = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        summary.contains("100000 lines:"),
-        "summary on stderr with --json: {summary}"
-    );
+    assert!(summary.contains("100000 lines:"), "summary on stderr with --json: {summary}");
 }
 
 #[test]
@@ -104,11 +72,7 @@ fn human_output_exit_codes_and_topics() {
     assert!(text.contains("2000 lines: 2000 valid, 0 rejected"));
 
     // Published to the payments topic, every receipt and refund is a TOPIC_MISMATCH.
-    let out = pixlake()
-        .args(["validate", "--json", "--topic", "pix.payments"])
-        .arg(&clean)
-        .output()
-        .unwrap();
+    let out = pixlake().args(["validate", "--json", "--topic", "pix.payments"]).arg(&clean).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     for line in text.lines() {
@@ -117,27 +81,17 @@ fn human_output_exit_codes_and_topics() {
             assert_eq!(v["rule"], "TOPIC_MISMATCH");
         }
     }
-    let out = pixlake()
-        .args(["validate", "--topic", "nowhere"])
-        .arg(&clean)
-        .output()
-        .unwrap();
+    let out = pixlake().args(["validate", "--topic", "nowhere"]).arg(&clean).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("pix.payments"),
-        "names the known topics"
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pix.payments"), "names the known topics");
 }
 
 #[test]
 fn stdin_and_kcat_envelopes() {
-    let payment = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/payment.json"
-    ))
-    .unwrap();
+    let payment = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/payment.json")).unwrap();
     let payment = payment.trim();
-    let envelope = serde_json::json!({"topic": "pix.refunds", "partition": 0, "offset": 7, "key": "k", "payload": payment});
+    let envelope =
+        serde_json::json!({"topic": "pix.refunds", "partition": 0, "offset": 7, "key": "k", "payload": payment});
     let input = format!("{payment}\n{envelope}\n{{\"oops\"\n");
     let mut child = pixlake()
         .args(["validate", "--json", "-"])
@@ -147,24 +101,13 @@ fn stdin_and_kcat_envelopes() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    let v: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let v: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(v.len(), 3);
     assert_eq!(v[0]["ok"], true);
-    assert_eq!(
-        v[1]["rule"], "TOPIC_MISMATCH",
-        "the envelope's topic is the refunds topic"
-    );
+    assert_eq!(v[1]["rule"], "TOPIC_MISMATCH", "the envelope's topic is the refunds topic");
     assert_eq!(v[2]["rule"], "MALFORMED_JSON");
 }
 
@@ -172,11 +115,7 @@ fn stdin_and_kcat_envelopes() {
 fn a_bad_configuration_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.yaml");
-    std::fs::write(
-        &cfg,
-        "kafka:\n  brokers: ''\nvalidation:\n  max_message_bytes: 1\n",
-    )
-    .unwrap();
+    std::fs::write(&cfg, "kafka:\n  brokers: ''\nvalidation:\n  max_message_bytes: 1\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pixlake"))
         .arg("--config")
         .arg(&cfg)
@@ -186,10 +125,7 @@ fn a_bad_configuration_names_the_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("kafka.brokers") && err.contains("validation.max_message_bytes"),
-        "{err}"
-    );
+    assert!(err.contains("kafka.brokers") && err.contains("validation.max_message_bytes"), "{err}");
     let out = pixlake()
         .env("PIXLAKE__VALIDATION__MAX_MESSAGE_BYTES", "lots")
         .args(["validate", "-"])

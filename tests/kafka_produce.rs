@@ -15,43 +15,18 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 #[test]
 fn produced_records_are_acknowledged_and_match_the_file_output() {
     let run = common::unique("produce");
-    let topics = [
-        format!("{run}.payments"),
-        format!("{run}.receipts"),
-        format!("{run}.refunds"),
-    ];
+    let topics = [format!("{run}.payments"), format!("{run}.receipts"), format!("{run}.refunds")];
     let dlq = format!("{run}.dlq");
-    let names: Vec<&str> = topics
-        .iter()
-        .map(String::as_str)
-        .chain([dlq.as_str()])
-        .collect();
+    let names: Vec<&str> = topics.iter().map(String::as_str).chain([dlq.as_str()]).collect();
     common::create_topics(&names, 3);
     let env = common::pipeline_env(&topics, &dlq);
     let count = 3000;
-    let args = [
-        "produce",
-        "--count",
-        "3000",
-        "--invalid-ratio",
-        "0.05",
-        "--fraud-ratio",
-        "0.05",
-        "--seed",
-        "11",
-    ];
+    let args = ["produce", "--count", "3000", "--invalid-ratio", "0.05", "--fraud-ratio", "0.05", "--seed", "11"];
 
-    let out = Command::new(env!("CARGO_BIN_EXE_pixlake"))
-        .args(args)
-        .envs(env.clone())
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pixlake")).args(args).envs(env.clone()).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains(&format!("{count} acknowledged")),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("{count} acknowledged")), "{stderr}");
 
     // What the same seed writes to a file: the same values (envelope lines carry their payload).
     let dir = tempfile::tempdir().unwrap();
@@ -65,30 +40,17 @@ fn produced_records_are_acknowledged_and_match_the_file_output() {
         .unwrap();
     assert!(out.status.success());
     let mut expected: BTreeMap<Vec<u8>, u32> = BTreeMap::new();
-    for line in std::fs::read(&file)
-        .unwrap()
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-    {
+    for line in std::fs::read(&file).unwrap().split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let value = match serde_json::from_slice::<serde_json::Value>(line) {
-            Ok(v) if v.get("payload").is_some() => {
-                v["payload"].as_str().unwrap().as_bytes().to_vec()
-            }
+            Ok(v) if v.get("payload").is_some() => v["payload"].as_str().unwrap().as_bytes().to_vec(),
             _ => line.to_vec(),
         };
         *expected.entry(value).or_default() += 1;
     }
     // How many of them `validate` rejects (TOPIC_MISMATCH included, from the envelope lines).
-    let out = Command::new(env!("CARGO_BIN_EXE_pixlake"))
-        .args(["validate", "--json"])
-        .arg(&file)
-        .envs(env)
-        .output()
-        .unwrap();
-    let rejected_in_file = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("\"ok\":false"))
-        .count();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_pixlake")).args(["validate", "--json"]).arg(&file).envs(env).output().unwrap();
+    let rejected_in_file = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("\"ok\":false")).count();
     assert!(rejected_in_file > 100, "{rejected_in_file}");
 
     let decoder = pixlake::pix::Decoder::default();
@@ -116,45 +78,27 @@ fn produced_records_are_acknowledged_and_match_the_file_output() {
         let m = m.expect("consume");
         got += 1;
         let value = m.payload().unwrap_or_default().to_vec();
-        let key = std::str::from_utf8(m.key().unwrap_or_default())
-            .unwrap()
-            .to_owned();
-        let n = expected.get_mut(&value).unwrap_or_else(|| {
-            panic!(
-                "unexpected record on {}: {}",
-                m.topic(),
-                String::from_utf8_lossy(&value)
-            )
-        });
+        let key = std::str::from_utf8(m.key().unwrap_or_default()).unwrap().to_owned();
+        let n = expected
+            .get_mut(&value)
+            .unwrap_or_else(|| panic!("unexpected record on {}: {}", m.topic(), String::from_utf8_lossy(&value)));
         *n -= 1;
         if *n == 0 {
             expected.remove(&value);
         }
         // Judged by the topic it landed on, exactly as ingest will judge it.
-        if decoder
-            .decode(Some(&value), Some(category_of(m.topic())), i64::MAX / 2)
-            .is_err()
-        {
+        if decoder.decode(Some(&value), Some(category_of(m.topic())), i64::MAX / 2).is_err() {
             rejected_in_kafka += 1;
         }
         // Valid payments and receipts are keyed by their EndToEndId, refunds by the original's.
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&value) {
-            let e2e = v["data"]["end_to_end_id"]
-                .as_str()
-                .or(v["data"]["original_end_to_end_id"].as_str());
+            let e2e = v["data"]["end_to_end_id"].as_str().or(v["data"]["original_end_to_end_id"].as_str());
             if let Some(e2e) = e2e.filter(|e| e.len() == 32) {
                 assert_eq!(key, e2e);
             }
         }
     }
     assert_eq!(got, count, "records consumed");
-    assert!(
-        expected.is_empty(),
-        "records in the file but not in Kafka: {}",
-        expected.len()
-    );
-    assert_eq!(
-        rejected_in_kafka, rejected_in_file,
-        "the same records are invalid in Kafka and in the file"
-    );
+    assert!(expected.is_empty(), "records in the file but not in Kafka: {}", expected.len());
+    assert_eq!(rejected_in_kafka, rejected_in_file, "the same records are invalid in Kafka and in the file");
 }

@@ -4,8 +4,7 @@
 
 use pixlake::pix::{HardRule, SoftRule};
 
-const BEGIN: &str =
-    "<!-- rules:begin (generated from src/pix/rules.rs; edit the descriptions there) -->";
+const BEGIN: &str = "<!-- rules:begin (generated from src/pix/rules.rs; edit the descriptions there) -->";
 const END: &str = "<!-- rules:end -->";
 
 fn table() -> String {
@@ -23,12 +22,8 @@ fn table() -> String {
 fn docs_rules_md_matches_the_code() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/rules.md");
     let doc = std::fs::read_to_string(path).expect("docs/rules.md exists");
-    let (before, rest) = doc
-        .split_once(BEGIN)
-        .expect("docs/rules.md has the begin marker");
-    let (current, after) = rest
-        .split_once(END)
-        .expect("docs/rules.md has the end marker");
+    let (before, rest) = doc.split_once(BEGIN).expect("docs/rules.md has the begin marker");
+    let (current, after) = rest.split_once(END).expect("docs/rules.md has the end marker");
     let expected = format!("\n{}", table());
     if current != expected {
         if std::env::var_os("PIXLAKE_BLESS").is_some() {
@@ -46,9 +41,6 @@ fn docs_rules_md_matches_the_code() {
     // Every id in the document's table is a real rule (no stale rows).
     for line in current.lines().filter(|l| l.starts_with("| `")) {
         let id = line.split('`').nth(1).unwrap();
-        assert!(
-            HardRule::from_id(id).is_some() || SoftRule::from_id(id).is_some(),
-            "stale row {id}"
-        );
+        assert!(HardRule::from_id(id).is_some() || SoftRule::from_id(id).is_some(), "stale row {id}");
     }
 }

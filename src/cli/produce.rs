@@ -57,10 +57,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
-    for (name, v) in [
-        ("--invalid-ratio", args.invalid_ratio),
-        ("--fraud-ratio", args.fraud_ratio),
-    ] {
+    for (name, v) in [("--invalid-ratio", args.invalid_ratio), ("--fraud-ratio", args.fraud_ratio)] {
         if !(0.0..=1.0).contains(&v) {
             bail!("{name} {v}: give a share between 0 and 1, e.g. 0.05");
         }
@@ -71,33 +68,33 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
     if !(args.events_per_day.is_finite() && args.events_per_day >= 1.0) {
         bail!("--events-per-day must be at least 1");
     }
-    let start = parse_rfc3339(&args.start)
-        .map_err(|e| anyhow::anyhow!("--start {}: {}", args.start, e.message()))?;
+    let start = parse_rfc3339(&args.start).map_err(|e| anyhow::anyhow!("--start {}: {}", args.start, e.message()))?;
     let institution = crate::produce::people::PARTICIPANTS
         .iter()
         .find(|p| p.0 == args.institution)
         .map(|p| p.0)
-        .with_context(|| format!("--institution {}: not a participant this generator knows; use e.g. 18236120 (Nu) or 60701190 (Itaú)", args.institution))?;
+        .with_context(|| {
+            format!(
+                "--institution {}: not a participant this generator knows; use e.g. 18236120 (Nu) or 60701190 (Itaú)",
+                args.institution
+            )
+        })?;
     let mut config = config.clone();
     if let Some(b) = &args.brokers {
         config.kafka.brokers = b.clone();
     }
     let topics = Topics::from_config(&config);
     let mut sink: Box<dyn Sink> = match &args.output {
-        Some(p) if p.as_os_str() == "-" => {
-            Box::new(FileSink::new(std::io::stdout().lock(), topics))
+        Some(p) if p.as_os_str() == "-" => Box::new(FileSink::new(std::io::stdout().lock(), topics)),
+        Some(p) => {
+            Box::new(FileSink::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?, topics))
         }
-        Some(p) => Box::new(FileSink::new(
-            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-            topics,
-        )),
         None => Box::new(KafkaSink::new(&config, topics)?),
     };
     let mut labels = match &args.labels {
         Some(p) => {
-            let mut f = std::io::BufWriter::new(
-                File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-            );
+            let mut f =
+                std::io::BufWriter::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?);
             writeln!(f, "end_to_end_id,pattern")?;
             Some(f)
         }
@@ -145,10 +142,8 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
     }
     let delivery = sink.finish()?;
     let secs = began.elapsed().as_secs_f64();
-    let target = args.output.as_ref().map_or_else(
-        || format!("Kafka at {}", config.kafka.brokers),
-        |p| p.display().to_string(),
-    );
+    let target =
+        args.output.as_ref().map_or_else(|| format!("Kafka at {}", config.kafka.brokers), |p| p.display().to_string());
     eprintln!(
         "pixlake produce: {sent} events to {target} in {secs:.1} s ({:.0} events/s, {:.1} MB/s): {} payments, {} receipts, {} refunds; {invalid} invalid, {fraud} in fraud episodes; {} acknowledged",
         sent as f64 / secs.max(1e-9),
@@ -162,9 +157,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
         bail!(
             "{} of {sent} records were not acknowledged (first error: {}); check the broker and the topics",
             sent - delivery.delivered.min(sent),
-            delivery
-                .first_error
-                .unwrap_or_else(|| "none reported".into())
+            delivery.first_error.unwrap_or_else(|| "none reported".into())
         );
     }
     Ok(Outcome::Success)
@@ -175,18 +168,14 @@ fn stop_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let f = flag.clone();
     std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
             return;
         };
         rt.block_on(async {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => return,
-                };
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}

@@ -74,16 +74,8 @@ impl Summary {
 
     fn write(&self, out: &mut dyn Write) -> io::Result<()> {
         let rejected = self.rejected_total();
-        let pct = if self.lines == 0 {
-            0.0
-        } else {
-            rejected as f64 * 100.0 / self.lines as f64
-        };
-        writeln!(
-            out,
-            "{} lines: {} valid, {} rejected ({pct:.2} %)",
-            self.lines, self.valid, rejected
-        )?;
+        let pct = if self.lines == 0 { 0.0 } else { rejected as f64 * 100.0 / self.lines as f64 };
+        writeln!(out, "{} lines: {} valid, {} rejected ({pct:.2} %)", self.lines, self.valid, rejected)?;
         if !self.rejected.is_empty() {
             writeln!(out, "rejected by rule:")?;
             for (rule, n) in &self.rejected {
@@ -104,15 +96,13 @@ impl Summary {
 pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
     let expected = match &args.topic {
         None => None,
-        Some(t) => Some(
-            config
-                .category_of_topic(t)
-                .or_else(|| Category::from_event_type(t))
-                .with_context(|| {
-                    let known: Vec<&str> = config.pipelines.iter().map(|p| p.topic.as_str()).collect();
-                    format!("--topic {t}: no pipeline reads this topic; use one of {} or a category (payment, receipt, refund)", known.join(", "))
-                })?,
-        ),
+        Some(t) => Some(config.category_of_topic(t).or_else(|| Category::from_event_type(t)).with_context(|| {
+            let known: Vec<&str> = config.pipelines.iter().map(|p| p.topic.as_str()).collect();
+            format!(
+                "--topic {t}: no pipeline reads this topic; use one of {} or a category (payment, receipt, refund)",
+                known.join(", ")
+            )
+        })?),
     };
     let now = match &args.now {
         Some(t) => parse_rfc3339(t).map_err(|e| anyhow::anyhow!("--now {t}: {}", e.message()))?,
@@ -121,29 +111,19 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
     let input: Box<dyn Read> = if args.file.as_os_str() == "-" {
         Box::new(io::stdin().lock())
     } else {
-        Box::new(
-            File::open(&args.file)
-                .with_context(|| format!("cannot open {}", args.file.display()))?,
-        )
+        Box::new(File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?)
     };
     let decoder = Decoder::new(config.validation.max_message_bytes);
     let stdout = io::stdout().lock();
     let mut out = io::BufWriter::new(stdout);
-    let summary = check_lines(
-        BufReader::with_capacity(1 << 20, input),
-        &decoder,
-        config,
-        expected,
-        now,
-        |v| {
-            if args.json {
-                serde_json::to_writer(&mut out, &v)?;
-                writeln!(out)
-            } else {
-                write_human(&mut out, &v)
-            }
-        },
-    )?;
+    let summary = check_lines(BufReader::with_capacity(1 << 20, input), &decoder, config, expected, now, |v| {
+        if args.json {
+            serde_json::to_writer(&mut out, &v)?;
+            writeln!(out)
+        } else {
+            write_human(&mut out, &v)
+        }
+    })?;
     out.flush()?;
     if args.json {
         summary.write(&mut io::stderr().lock())?;
@@ -151,11 +131,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
         summary.write(&mut out)?;
         out.flush()?;
     }
-    Ok(if summary.rejected_total() == 0 {
-        Outcome::Success
-    } else {
-        Outcome::Findings
-    })
+    Ok(if summary.rejected_total() == 0 { Outcome::Success } else { Outcome::Findings })
 }
 
 fn write_human(out: &mut dyn Write, v: &LineVerdict) -> io::Result<()> {
@@ -163,17 +139,8 @@ fn write_human(out: &mut dyn Write, v: &LineVerdict) -> io::Result<()> {
         None if v.flags.is_empty() => writeln!(out, "line {}: ok", v.line),
         None => writeln!(out, "line {}: ok [{}]", v.line, v.flags.join(", ")),
         Some(rule) => {
-            let field = v
-                .field
-                .filter(|f| !f.is_empty())
-                .map(|f| format!(" at {f}"))
-                .unwrap_or_default();
-            writeln!(
-                out,
-                "line {}: REJECTED {rule}{field}: {}",
-                v.line,
-                v.message.as_deref().unwrap_or("")
-            )
+            let field = v.field.filter(|f| !f.is_empty()).map(|f| format!(" at {f}")).unwrap_or_default();
+            writeln!(out, "line {}: REJECTED {rule}{field}: {}", v.line, v.message.as_deref().unwrap_or(""))
         }
     }
 }
@@ -191,9 +158,7 @@ pub fn check_lines(
     let mut buf = Vec::with_capacity(4096);
     loop {
         buf.clear();
-        let n = input
-            .read_until(b'\n', &mut buf)
-            .context("cannot read the input")?;
+        let n = input.read_until(b'\n', &mut buf).context("cannot read the input")?;
         if n == 0 {
             break;
         }
@@ -213,14 +178,7 @@ pub fn check_lines(
                 for f in &flags {
                     *summary.flags.entry(f).or_default() += 1;
                 }
-                LineVerdict {
-                    line: summary.lines,
-                    ok: true,
-                    rule: None,
-                    field: None,
-                    message: None,
-                    flags,
-                }
+                LineVerdict { line: summary.lines, ok: true, rule: None, field: None, message: None, flags }
             }
             Err(r) => {
                 *summary.rejected.entry(r.rule.id()).or_default() += 1;
@@ -256,17 +214,13 @@ fn check_line(
     match decoder.decode(Some(line), expected, now) {
         Ok(ev) => Ok(ev.flags),
         // No event_type: perhaps a kcat `-J` envelope around the real value.
-        Err(r) if r.rule == HardRule::MissingField && r.field == "event_type" => {
-            match envelope(line) {
-                Some((topic, payload)) => {
-                    let category = config.category_of_topic(&topic).or(expected);
-                    decoder
-                        .decode(payload.as_deref().map(str::as_bytes), category, now)
-                        .map(|ev| ev.flags)
-                }
-                None => Err(r),
+        Err(r) if r.rule == HardRule::MissingField && r.field == "event_type" => match envelope(line) {
+            Some((topic, payload)) => {
+                let category = config.category_of_topic(&topic).or(expected);
+                decoder.decode(payload.as_deref().map(str::as_bytes), category, now).map(|ev| ev.flags)
             }
-        }
+            None => Err(r),
+        },
         Err(r) => Err(r),
     }
 }
@@ -274,10 +228,7 @@ fn check_line(
 /// The topic and payload of a kcat `-J` line (`{"topic":…,"partition":…,"payload":…}`).
 fn envelope(line: &[u8]) -> Option<(String, Option<String>)> {
     let env = RawObject::parse_message(line, &ENVELOPE, None).ok()?;
-    let topic = env
-        .get(ENVELOPE::TOPIC)
-        .and_then(json::as_str)?
-        .into_owned();
+    let topic = env.get(ENVELOPE::TOPIC).and_then(json::as_str)?.into_owned();
     let payload = env.get(ENVELOPE::PAYLOAD)?;
     Some((topic, json::as_str(payload).map(|p| p.into_owned())))
 }

@@ -11,25 +11,14 @@ use serde_json::Value;
 pub const PREFIX: &str = "PIXLAKE__";
 
 /// Applies every `PIXLAKE__…` pair to `tree`; returns the problems (bad paths).
-pub fn apply_overrides(
-    tree: &mut Value,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Vec<String> {
+pub fn apply_overrides(tree: &mut Value, env: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut vars: Vec<(String, String)> = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with(PREFIX))
-        .collect();
+    let mut vars: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(PREFIX)).collect();
     vars.sort();
     for (name, value) in vars {
-        let path: Vec<String> = name[PREFIX.len()..]
-            .split("__")
-            .map(str::to_ascii_lowercase)
-            .collect();
+        let path: Vec<String> = name[PREFIX.len()..].split("__").map(str::to_ascii_lowercase).collect();
         if path.iter().any(String::is_empty) {
-            problems.push(format!(
-                "{name}: empty path segment; write PIXLAKE__SECTION__KEY"
-            ));
+            problems.push(format!("{name}: empty path segment; write PIXLAKE__SECTION__KEY"));
             continue;
         }
         if let Err(why) = set(tree, &path, value) {
@@ -53,13 +42,9 @@ fn set(node: &mut Value, path: &[String], value: String) -> Result<(), String> {
     match node {
         Value::Object(map) => set(map.entry(head.clone()).or_insert(Value::Null), rest, value),
         Value::Array(items) => {
-            let i: usize = head
-                .parse()
-                .map_err(|_| format!("`{head}` indexes a list: use a number"))?;
+            let i: usize = head.parse().map_err(|_| format!("`{head}` indexes a list: use a number"))?;
             let len = items.len();
-            let item = items
-                .get_mut(i)
-                .ok_or_else(|| format!("index {i} is past the end of a list of {len}"))?;
+            let item = items.get_mut(i).ok_or_else(|| format!("index {i} is past the end of a list of {len}"))?;
             set(item, rest, value)
         }
         _ => Err(format!("`{head}` is below a value that is not a section")),

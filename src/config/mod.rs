@@ -85,10 +85,7 @@ pub enum ConfigError {
     Yaml { origin: String, message: String },
     /// Keys or values are wrong.
     #[error("{origin} has {} problem(s):\n  - {}", problems.len(), problems.join("\n  - "))]
-    Invalid {
-        origin: String,
-        problems: Vec<String>,
-    },
+    Invalid { origin: String, problems: Vec<String> },
 }
 
 impl Config {
@@ -97,22 +94,14 @@ impl Config {
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let (text, origin) = match path {
             Some(p) => (
-                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_owned(),
-                    source,
-                })?,
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_owned(), source })?,
                 p.display().to_string(),
             ),
             None => match std::fs::read_to_string(DEFAULT_PATH) {
                 Ok(t) => (t, DEFAULT_PATH.to_owned()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    (String::new(), "built-in defaults".to_owned())
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), "built-in defaults".to_owned()),
                 Err(source) => {
-                    return Err(ConfigError::Read {
-                        path: DEFAULT_PATH.into(),
-                        source,
-                    });
+                    return Err(ConfigError::Read { path: DEFAULT_PATH.into(), source });
                 }
             },
         };
@@ -128,10 +117,8 @@ impl Config {
         let mut tree: serde_json::Value = if text.trim().is_empty() {
             serde_json::Value::Object(Default::default())
         } else {
-            serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml {
-                origin: origin.to_owned(),
-                message: e.to_string(),
-            })?
+            serde_saphyr::from_str(text)
+                .map_err(|e| ConfigError::Yaml { origin: origin.to_owned(), message: e.to_string() })?
         };
         if tree.is_null() {
             tree = serde_json::Value::Object(Default::default());
@@ -140,10 +127,7 @@ impl Config {
         if let serde_json::Value::Object(map) = &mut tree
             && !map.contains_key("pipelines")
         {
-            map.insert(
-                "pipelines".into(),
-                serde_json::to_value(raw::default_pipelines()).unwrap_or_default(),
-            );
+            map.insert("pipelines".into(), serde_json::to_value(raw::default_pipelines()).unwrap_or_default());
         }
         let mut problems = env::apply_overrides(&mut tree, env);
         let raw: RawConfig = match serde_path_to_error::deserialize(tree) {
@@ -151,21 +135,11 @@ impl Config {
             Err(e) => {
                 let path = e.path().to_string();
                 problems.push(format!("{path}: {}", e.into_inner()));
-                return Err(ConfigError::Invalid {
-                    origin: origin.to_owned(),
-                    problems,
-                });
+                return Err(ConfigError::Invalid { origin: origin.to_owned(), problems });
             }
         };
         let config = raw.validate(origin, &mut problems);
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid {
-                origin: origin.to_owned(),
-                problems,
-            })
-        }
+        if problems.is_empty() { Ok(config) } else { Err(ConfigError::Invalid { origin: origin.to_owned(), problems }) }
     }
 
     /// The pipeline of `category` (the first one, if several read the same category).
@@ -175,17 +149,12 @@ impl Config {
 
     /// The topic events of `category` are published to.
     pub fn topic_for(&self, category: Category) -> &str {
-        self.pipeline_for(category)
-            .map(|p| p.topic.as_str())
-            .unwrap_or(category.default_topic())
+        self.pipeline_for(category).map(|p| p.topic.as_str()).unwrap_or(category.default_topic())
     }
 
     /// The category of a topic, if a pipeline reads it.
     pub fn category_of_topic(&self, topic: &str) -> Option<Category> {
-        self.pipelines
-            .iter()
-            .find(|p| p.topic == topic)
-            .map(|p| p.category)
+        self.pipelines.iter().find(|p| p.topic == topic).map(|p| p.category)
     }
 }
 
@@ -194,11 +163,7 @@ mod tests {
     use super::*;
 
     fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_yaml(
-            yaml,
-            "test.yaml",
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
-        )
+        Config::from_yaml(yaml, "test.yaml", env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
     }
 
     #[test]
@@ -207,10 +172,7 @@ mod tests {
         assert_eq!(c.kafka.brokers, "127.0.0.1:9092");
         assert_eq!(c.pipelines.len(), 3);
         assert_eq!(c.topic_for(Category::Refund), "pix.refunds");
-        assert_eq!(
-            c.pipeline_for(Category::Payment).unwrap().table,
-            "pix_payments"
-        );
+        assert_eq!(c.pipeline_for(Category::Payment).unwrap().table, "pix_payments");
         assert_eq!(c.dlq.topic, "pix.dlq");
         assert_eq!(c.validation.max_message_bytes, 1 << 20);
     }
@@ -230,13 +192,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.kafka.brokers, "b:2,c:3");
         assert_eq!(c.validation.max_message_bytes, 2048);
-        assert_eq!(
-            c.kafka
-                .properties
-                .get("security.protocol")
-                .map(String::as_str),
-            Some("SASL_SSL")
-        );
+        assert_eq!(c.kafka.properties.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
         assert_eq!(c.topic_for(Category::Receipt), "bank.receipts");
     }
 
@@ -256,9 +212,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused_with_the_allowed_ones() {
-        let err = load("kafka:\n  bootstrap: x\n", &[])
-            .unwrap_err()
-            .to_string();
+        let err = load("kafka:\n  bootstrap: x\n", &[]).unwrap_err().to_string();
         assert!(err.contains("kafka"), "{err}");
         assert!(err.contains("unknown field `bootstrap`"), "{err}");
         assert!(err.contains("brokers"), "{err}");
@@ -266,9 +220,7 @@ mod tests {
 
     #[test]
     fn bad_env_values_name_the_variable() {
-        let err = load("", &[("PIXLAKE__VALIDATION__MAX_MESSAGE_BYTES", "lots")])
-            .unwrap_err()
-            .to_string();
+        let err = load("", &[("PIXLAKE__VALIDATION__MAX_MESSAGE_BYTES", "lots")]).unwrap_err().to_string();
         assert!(err.contains("validation.max_message_bytes"), "{err}");
     }
 }

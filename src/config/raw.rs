@@ -41,10 +41,7 @@ pub struct RawKafka {
 
 impl Default for RawKafka {
     fn default() -> Self {
-        RawKafka {
-            brokers: default_brokers(),
-            properties: BTreeMap::new(),
-        }
+        RawKafka { brokers: default_brokers(), properties: BTreeMap::new() }
     }
 }
 
@@ -74,9 +71,7 @@ pub struct RawDlq {
 
 impl Default for RawDlq {
     fn default() -> Self {
-        RawDlq {
-            topic: default_dlq_topic(),
-        }
+        RawDlq { topic: default_dlq_topic() }
     }
 }
 
@@ -91,9 +86,7 @@ pub struct RawValidation {
 
 impl Default for RawValidation {
     fn default() -> Self {
-        RawValidation {
-            max_message_bytes: default_max_message_bytes(),
-        }
+        RawValidation { max_message_bytes: default_max_message_bytes() }
     }
 }
 
@@ -110,19 +103,15 @@ fn default_max_message_bytes() -> usize {
 }
 
 pub(super) fn default_pipelines() -> Vec<RawPipeline> {
-    [
-        ("payments", Category::Payment),
-        ("receipts", Category::Receipt),
-        ("refunds", Category::Refund),
-    ]
-    .into_iter()
-    .map(|(name, c)| RawPipeline {
-        name: name.into(),
-        event_type: c.as_str().into(),
-        topic: c.default_topic().into(),
-        table: None,
-    })
-    .collect()
+    [("payments", Category::Payment), ("receipts", Category::Receipt), ("refunds", Category::Refund)]
+        .into_iter()
+        .map(|(name, c)| RawPipeline {
+            name: name.into(),
+            event_type: c.as_str().into(),
+            topic: c.default_topic().into(),
+            table: None,
+        })
+        .collect()
 }
 
 /// Kafka topic names: 1–249 of `[a-zA-Z0-9._-]`.
@@ -131,15 +120,13 @@ fn is_topic_name(s: &str) -> bool {
         && s.len() <= 249
         && s != "."
         && s != ".."
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
+        && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
 }
 
 /// Table and pipeline names: `[a-z0-9_]`, starting with a letter (safe in paths and SQL).
 fn is_identifier(s: &str) -> bool {
     s.bytes().next().is_some_and(|c| c.is_ascii_lowercase())
-        && s.bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
 }
 
 impl RawConfig {
@@ -147,9 +134,7 @@ impl RawConfig {
     pub fn validate(self, origin: &str, problems: &mut Vec<String>) -> Config {
         let brokers = self.kafka.brokers.trim().to_owned();
         if brokers.is_empty() {
-            problems.push(
-                "kafka.brokers: empty; give host:port[,host:port…], e.g. 127.0.0.1:9092".into(),
-            );
+            problems.push("kafka.brokers: empty; give host:port[,host:port…], e.g. 127.0.0.1:9092".into());
         }
         let mut properties = BTreeMap::new();
         for (k, v) in self.kafka.properties {
@@ -174,10 +159,7 @@ impl RawConfig {
                 ));
             }
             if !is_identifier(&p.name) {
-                problems.push(format!(
-                    "pipelines[{i}].name: `{}` must be [a-z0-9_] starting with a letter",
-                    p.name
-                ));
+                problems.push(format!("pipelines[{i}].name: `{}` must be [a-z0-9_] starting with a letter", p.name));
             } else if !names.insert(p.name.clone()) {
                 problems.push(format!(
                     "pipelines[{i}].name: `{}` is used by another pipeline; names must be unique",
@@ -190,34 +172,25 @@ impl RawConfig {
                     p.topic
                 ));
             } else if !topics.insert(p.topic.clone()) {
-                problems.push(format!("pipelines[{i}].topic: `{}` is read by another pipeline; one pipeline per topic", p.topic));
-            }
-            let table = p
-                .table
-                .clone()
-                .or_else(|| category.map(|c| c.default_table().to_owned()))
-                .unwrap_or_default();
-            if !is_identifier(&table) {
                 problems.push(format!(
-                    "pipelines[{i}].table: `{table}` must be [a-z0-9_] starting with a letter"
+                    "pipelines[{i}].topic: `{}` is read by another pipeline; one pipeline per topic",
+                    p.topic
                 ));
+            }
+            let table = p.table.clone().or_else(|| category.map(|c| c.default_table().to_owned())).unwrap_or_default();
+            if !is_identifier(&table) {
+                problems.push(format!("pipelines[{i}].table: `{table}` must be [a-z0-9_] starting with a letter"));
             } else if !tables.insert(table.clone()) {
-                problems.push(format!("pipelines[{i}].table: `{table}` is written by another pipeline; one table per pipeline"));
+                problems.push(format!(
+                    "pipelines[{i}].table: `{table}` is written by another pipeline; one table per pipeline"
+                ));
             }
             if let Some(category) = category {
-                pipelines.push(Pipeline {
-                    name: p.name,
-                    category,
-                    topic: p.topic,
-                    table,
-                });
+                pipelines.push(Pipeline { name: p.name, category, topic: p.topic, table });
             }
         }
         if !is_topic_name(&self.dlq.topic) {
-            problems.push(format!(
-                "dlq.topic: `{}` is not a Kafka topic name",
-                self.dlq.topic
-            ));
+            problems.push(format!("dlq.topic: `{}` is not a Kafka topic name", self.dlq.topic));
         } else if topics.contains(&self.dlq.topic) {
             problems.push(format!(
                 "dlq.topic: `{}` is also a source topic; dead letters need their own topic",
@@ -226,22 +199,14 @@ impl RawConfig {
         }
         let max = self.validation.max_message_bytes;
         if !(1024..=(64 << 20)).contains(&max) {
-            problems.push(format!(
-                "validation.max_message_bytes: {max} is outside 1024 ..= 67108864 (1 KiB to 64 MiB)"
-            ));
+            problems
+                .push(format!("validation.max_message_bytes: {max} is outside 1024 ..= 67108864 (1 KiB to 64 MiB)"));
         }
         Config {
-            kafka: KafkaConfig {
-                brokers,
-                properties,
-            },
+            kafka: KafkaConfig { brokers, properties },
             pipelines,
-            dlq: DlqConfig {
-                topic: self.dlq.topic,
-            },
-            validation: ValidationConfig {
-                max_message_bytes: max,
-            },
+            dlq: DlqConfig { topic: self.dlq.topic },
+            validation: ValidationConfig { max_message_bytes: max },
             origin: origin.to_owned(),
         }
     }

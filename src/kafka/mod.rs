@@ -9,11 +9,7 @@ use crate::config::KafkaConfig;
 
 /// Base settings: brokers, then the operator's properties, then `overrides` that pixlake's
 /// correctness depends on (these win).
-pub fn client_config(
-    kafka: &KafkaConfig,
-    defaults: &[(&str, &str)],
-    overrides: &[(&str, &str)],
-) -> ClientConfig {
+pub fn client_config(kafka: &KafkaConfig, defaults: &[(&str, &str)], overrides: &[(&str, &str)]) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &kafka.brokers);
     for (k, v) in defaults {

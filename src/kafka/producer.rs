@@ -78,14 +78,8 @@ pub enum ProduceError {
         #[source]
         source: KafkaError,
     },
-    #[error(
-        "{pending} record(s) still unacknowledged after {timeout:?}; is the broker at {brokers} reachable?"
-    )]
-    FlushTimeout {
-        pending: i32,
-        timeout: Duration,
-        brokers: String,
-    },
+    #[error("{pending} record(s) still unacknowledged after {timeout:?}; is the broker at {brokers} reachable?")]
+    FlushTimeout { pending: i32, timeout: Duration, brokers: String },
 }
 
 /// A producer whose every record is acknowledged or counted as failed.
@@ -113,18 +107,9 @@ impl AckedProducer {
             &[("acks", "all"), ("enable.idempotence", "true")],
         );
         let counters = Arc::new(Counters::default());
-        let context = Context {
-            counters: counters.clone(),
-            first_error: std::sync::Mutex::new(None),
-        };
-        let inner = config
-            .create_with_context(context)
-            .map_err(ProduceError::Create)?;
-        Ok(AckedProducer {
-            inner,
-            counters,
-            brokers: kafka.brokers.clone(),
-        })
+        let context = Context { counters: counters.clone(), first_error: std::sync::Mutex::new(None) };
+        let inner = config.create_with_context(context).map_err(ProduceError::Create)?;
+        Ok(AckedProducer { inner, counters, brokers: kafka.brokers.clone() })
     }
 
     /// Queues one record, waiting while librdkafka's queue is full.
@@ -147,10 +132,7 @@ impl AckedProducer {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err((source, _)) => {
-                    return Err(ProduceError::Enqueue {
-                        topic: topic.to_owned(),
-                        source,
-                    });
+                    return Err(ProduceError::Enqueue { topic: topic.to_owned(), source });
                 }
             }
         }
@@ -163,20 +145,12 @@ impl AckedProducer {
 
     /// Waits until every queued record is acknowledged or failed, at most `timeout`.
     pub fn finish(self, timeout: Duration) -> Result<Delivery, ProduceError> {
-        self.inner
-            .flush(timeout)
-            .map_err(|_| ProduceError::FlushTimeout {
-                pending: self.inner.in_flight_count(),
-                timeout,
-                brokers: self.brokers.clone(),
-            })?;
-        let first_error = self
-            .inner
-            .context()
-            .first_error
-            .lock()
-            .ok()
-            .and_then(|e| e.clone());
+        self.inner.flush(timeout).map_err(|_| ProduceError::FlushTimeout {
+            pending: self.inner.in_flight_count(),
+            timeout,
+            brokers: self.brokers.clone(),
+        })?;
+        let first_error = self.inner.context().first_error.lock().ok().and_then(|e| e.clone());
         Ok(Delivery {
             delivered: self.counters.delivered.load(Ordering::Relaxed),
             failed: self.counters.failed.load(Ordering::Relaxed),

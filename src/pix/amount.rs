@@ -40,15 +40,8 @@ pub fn parse_decimal_str(s: &str) -> Result<i64, AmountError> {
         Some((i, f)) => (i, f),
         None => (s, ""),
     };
-    if int.is_empty()
-        || !int.bytes().all(|c| c.is_ascii_digit())
-        || !frac.bytes().all(|c| c.is_ascii_digit())
-    {
-        return Err(if s.starts_with('-') && s.len() > 1 {
-            AmountError::NotPositive
-        } else {
-            AmountError::Format
-        });
+    if int.is_empty() || !int.bytes().all(|c| c.is_ascii_digit()) || !frac.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(if s.starts_with('-') && s.len() > 1 { AmountError::NotPositive } else { AmountError::Format });
     }
     if s.contains('.') && frac.is_empty() {
         return Err(AmountError::Format);
@@ -80,12 +73,7 @@ pub fn parse_json_number(text: &str) -> Result<i64, AmountError> {
         return Err(AmountError::NotPositive);
     }
     let (mantissa, exp) = match text.find(['e', 'E']) {
-        Some(i) => (
-            &text[..i],
-            text[i + 1..]
-                .parse::<i64>()
-                .map_err(|_| AmountError::Format)?,
-        ),
+        Some(i) => (&text[..i], text[i + 1..].parse::<i64>().map_err(|_| AmountError::Format)?),
         None => (text, 0),
     };
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
@@ -147,14 +135,9 @@ mod tests {
         assert_eq!(parse_decimal_str("1e3"), Err(AmountError::Format));
         assert_eq!(parse_decimal_str("10.001"), Err(AmountError::TooPrecise));
         assert_eq!(parse_decimal_str("-5"), Err(AmountError::NotPositive));
-        assert_eq!(
-            parse_decimal_str("12345678901.00"),
-            Err(AmountError::TooLarge)
-        );
+        assert_eq!(parse_decimal_str("12345678901.00"), Err(AmountError::TooLarge));
         assert_eq!(parse_decimal_str("10000000000"), Err(AmountError::TooLarge));
-        for bad in [
-            "", ".", "5.", ".5", "12,50", "+5", " 5", "5 ", "R$5", "1_000", "NaN",
-        ] {
+        for bad in ["", ".", "5.", ".5", "12,50", "+5", " 5", "5 ", "R$5", "1_000", "NaN"] {
             assert_eq!(parse_decimal_str(bad), Err(AmountError::Format), "{bad:?}");
         }
     }
@@ -176,10 +159,7 @@ mod tests {
         assert_eq!(parse_json_number("-0"), Err(AmountError::NotPositive));
         assert_eq!(parse_json_number("1e10"), Err(AmountError::TooLarge));
         assert_eq!(parse_json_number("1e400"), Err(AmountError::TooLarge));
-        assert_eq!(
-            parse_json_number("12345678901.00"),
-            Err(AmountError::TooLarge)
-        );
+        assert_eq!(parse_json_number("12345678901.00"), Err(AmountError::TooLarge));
     }
 
     proptest! {

@@ -131,14 +131,10 @@ impl CategoryBatchBuilder {
             (DataColumns::Receipt(c), EventData::Receipt(r)) => c.append(r),
             (DataColumns::Refund(c), EventData::Refund(r)) => c.append(r),
             _ => {
-                return Err(CategoryMismatch {
-                    expected: self.category,
-                    found: ev.envelope.category,
-                });
+                return Err(CategoryMismatch { expected: self.category, found: ev.envelope.category });
             }
         }
-        self.envelope
-            .append(&ev.envelope, ev.flags, meta, ingest_time);
+        self.envelope.append(&ev.envelope, ev.flags, meta, ingest_time);
         self.rescued.append_option(ev.rescued.as_deref());
         self.rows += 1;
         Ok(())
@@ -235,8 +231,7 @@ impl QuarantineBatchBuilder {
         self.kafka_timestamp.append_option(meta.timestamp);
         self.kafka_key.append_option(key);
         self.raw_value.append_option(value);
-        self.raw_text
-            .append_option(value.and_then(|v| std::str::from_utf8(v).ok()));
+        self.raw_text.append_option(value.and_then(|v| std::str::from_utf8(v).ok()));
         self.error_rule.append_value(rejection.rule.id());
         self.error_field.append_value(rejection.field);
         self.error_message.append_value(&rejection.message);
@@ -280,18 +275,16 @@ mod tests {
     const PAYMENT: &[u8] = include_bytes!("../../tests/data/payment.json");
 
     fn meta(offset: i64) -> KafkaMeta<'static> {
-        KafkaMeta {
-            topic: "pix.payments",
-            partition: 3,
-            offset,
-            timestamp: Some(1_000_000),
-        }
+        KafkaMeta { topic: "pix.payments", partition: 3, offset, timestamp: Some(1_000_000) }
     }
 
     #[test]
     fn category_batches_follow_the_schema() {
         let now = parse_rfc3339("2026-11-22T00:00:00Z").unwrap();
-        let messy = String::from_utf8(PAYMENT.to_vec()).unwrap().replace("\"1234.50\"", "1234.5").replace("\"bank-api\"", "\" bank-api\"");
+        let messy = String::from_utf8(PAYMENT.to_vec())
+            .unwrap()
+            .replace("\"1234.50\"", "1234.5")
+            .replace("\"bank-api\"", "\" bank-api\"");
         let d = Decoder::default();
         let mut b = CategoryBatchBuilder::new(Category::Payment, 2);
         for (i, v) in [PAYMENT, messy.as_bytes(), PAYMENT].iter().enumerate() {
@@ -306,8 +299,14 @@ mod tests {
         let col = |name: &str| batch.column_by_name(name).unwrap_or_else(|| panic!("{name}")).clone();
         assert_eq!(col("amount").as_primitive::<Decimal128Type>().value(1), 123_450);
         assert_eq!(col("kafka_offset").as_primitive::<Int64Type>().values().to_vec(), vec![10, 11, 12]);
-        assert_eq!(col("event_time").as_primitive::<TimestampMicrosecondType>().value(0), parse_rfc3339("2026-11-20T13:05:00.123Z").unwrap());
-        assert_eq!(col(EVENT_DATE).as_primitive::<Date32Type>().value(0), crate::pix::time::days_from_civil(2026, 11, 20) as i32);
+        assert_eq!(
+            col("event_time").as_primitive::<TimestampMicrosecondType>().value(0),
+            parse_rfc3339("2026-11-20T13:05:00.123Z").unwrap()
+        );
+        assert_eq!(
+            col(EVENT_DATE).as_primitive::<Date32Type>().value(0),
+            crate::pix::time::days_from_civil(2026, 11, 20) as i32
+        );
         let flags = col("quality_flags");
         let flags = flags.as_list::<i32>();
         assert_eq!(flags.value(0).len(), 0);

@@ -21,10 +21,7 @@ pub trait Code: Copy + 'static {
         if let Some(c) = Self::ALL.iter().find(|c| c.as_str() == s) {
             return Some(*c);
         }
-        if let Some(c) = Self::ALL
-            .iter()
-            .find(|c| c.as_str().eq_ignore_ascii_case(s))
-        {
+        if let Some(c) = Self::ALL.iter().find(|c| c.as_str().eq_ignore_ascii_case(s)) {
             flags.insert(SoftRule::EnumCaseNormalized);
             return Some(*c);
         }
@@ -35,11 +32,7 @@ pub trait Code: Copy + 'static {
 
     /// The allowed spellings, for messages: `ACSP, ACSC, RJCT`.
     fn allowed() -> String {
-        Self::ALL
-            .iter()
-            .map(|c| c.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        Self::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -173,12 +166,7 @@ impl_code!(RefundStatus: EmProcessamento, Devolvido, NaoRealizado);
 impl_code!(Currency: Brl);
 
 impl Code for AccountType {
-    const ALL: &'static [Self] = &[
-        AccountType::Cacc,
-        AccountType::Svgs,
-        AccountType::Tran,
-        AccountType::Slry,
-    ];
+    const ALL: &'static [Self] = &[AccountType::Cacc, AccountType::Svgs, AccountType::Tran, AccountType::Slry];
     fn as_str(self) -> &'static str {
         self.code()
     }
@@ -190,9 +178,7 @@ impl Code for AccountType {
             ("PAGAMENTO", AccountType::Tran),
             ("SALARIO", AccountType::Slry),
         ];
-        PT.iter()
-            .find(|(pt, _)| pt.eq_ignore_ascii_case(s) || pt.to_lowercase() == s.to_lowercase())
-            .map(|(_, t)| *t)
+        PT.iter().find(|(pt, _)| pt.eq_ignore_ascii_case(s) || pt.to_lowercase() == s.to_lowercase()).map(|(_, t)| *t)
     }
 }
 
@@ -208,10 +194,9 @@ impl InitiationType {
     pub fn key_rule(self) -> KeyRule {
         match self {
             InitiationType::Manu => KeyRule::Forbidden,
-            InitiationType::Dict
-            | InitiationType::Qrdn
-            | InitiationType::Qres
-            | InitiationType::Inic => KeyRule::Required,
+            InitiationType::Dict | InitiationType::Qrdn | InitiationType::Qres | InitiationType::Inic => {
+                KeyRule::Required
+            }
             InitiationType::Apdn | InitiationType::Auto => KeyRule::Optional,
         }
     }
@@ -242,34 +227,16 @@ mod tests {
     #[test]
     fn case_and_aliases() {
         let mut f = Flags::empty();
-        assert_eq!(
-            PaymentStatus::parse("ACSC", &mut f),
-            Some(PaymentStatus::Acsc)
-        );
+        assert_eq!(PaymentStatus::parse("ACSC", &mut f), Some(PaymentStatus::Acsc));
         assert!(f.is_empty());
-        assert_eq!(
-            PaymentStatus::parse("acsc", &mut f),
-            Some(PaymentStatus::Acsc)
-        );
+        assert_eq!(PaymentStatus::parse("acsc", &mut f), Some(PaymentStatus::Acsc));
         assert!(f.contains(SoftRule::EnumCaseNormalized));
         let mut f = Flags::empty();
-        assert_eq!(
-            AccountType::parse("Corrente", &mut f),
-            Some(AccountType::Cacc)
-        );
-        assert_eq!(
-            AccountType::parse("POUPANÇA", &mut f),
-            Some(AccountType::Svgs)
-        );
+        assert_eq!(AccountType::parse("Corrente", &mut f), Some(AccountType::Cacc));
+        assert_eq!(AccountType::parse("POUPANÇA", &mut f), Some(AccountType::Svgs));
         assert!(f.contains(SoftRule::AccountTypeMapped));
         assert_eq!(AccountType::parse("CHECKING", &mut f), None);
-        assert_eq!(
-            RefundStatus::parse("devolvido", &mut f),
-            Some(RefundStatus::Devolvido)
-        );
-        assert_eq!(
-            InitiationType::allowed(),
-            "MANU, DICT, QRDN, QRES, INIC, APDN, AUTO"
-        );
+        assert_eq!(RefundStatus::parse("devolvido", &mut f), Some(RefundStatus::Devolvido));
+        assert_eq!(InitiationType::allowed(), "MANU, DICT, QRDN, QRES, INIC, APDN, AUTO");
     }
 }

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, Date32Builder, Decimal128Builder, Int32Builder, Int64Builder,
-    ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, Date32Builder, Decimal128Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, TimeUnit};
 
@@ -28,11 +28,7 @@ pub fn utf8(name: &str, nullable: bool) -> Field {
 
 /// A UTC timestamp column (microseconds).
 pub fn timestamp(name: &str, nullable: bool) -> Field {
-    Field::new(
-        name,
-        DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
-        nullable,
-    )
+    Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())), nullable)
 }
 
 /// A `decimal(18,2)` amount column.
@@ -119,19 +115,12 @@ impl EnvelopeColumns {
             kafka_partition: Int32Builder::with_capacity(rows),
             kafka_offset: Int64Builder::with_capacity(rows),
             kafka_timestamp: timestamp_builder(rows),
-            quality_flags: ListBuilder::with_capacity(StringBuilder::new(), rows)
-                .with_field(list_item()),
+            quality_flags: ListBuilder::with_capacity(StringBuilder::new(), rows).with_field(list_item()),
         }
     }
 
     /// Appends one row's envelope.
-    pub fn append(
-        &mut self,
-        e: &Envelope<'_>,
-        flags: Flags,
-        meta: &KafkaMeta<'_>,
-        ingest_time: Micros,
-    ) {
+    pub fn append(&mut self, e: &Envelope<'_>, flags: Flags, meta: &KafkaMeta<'_>, ingest_time: Micros) {
         self.event_id.append_value(e.event_id.as_str());
         self.event_type.append_value(e.category.as_str());
         self.schema_version.append_value(e.schema_version);
@@ -210,8 +199,7 @@ impl ParticipantColumns {
         self.ispb.append_value(p.ispb.as_str());
         self.branch.append_option(p.branch.as_deref());
         self.account.append_option(p.account.as_deref());
-        self.account_type
-            .append_option(p.account_type.map(|t| t.code()));
+        self.account_type.append_option(p.account_type.map(|t| t.code()));
         self.document.append_value(&p.document.value);
         self.document_type.append_value(p.document.kind.as_str());
         self.name.append_option(p.name.as_deref());

@@ -52,9 +52,7 @@ pub fn cpf_check_digits(base: &[u8; 9]) -> [u8; 2] {
     let mut all = [0u8; 11];
     all[..9].copy_from_slice(base);
     let calc = |d: &[u8], n: usize| {
-        let sum: u32 = (0..n)
-            .map(|i| u32::from(d[i] - b'0') * (n as u32 + 1 - i as u32))
-            .sum();
+        let sum: u32 = (0..n).map(|i| u32::from(d[i] - b'0') * (n as u32 + 1 - i as u32)).sum();
         b'0' + ((sum * 10 % 11) % 10) as u8
     };
     all[9] = calc(&all, 9);
@@ -67,11 +65,7 @@ const CNPJ_W2: [u32; 13] = [6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2];
 
 fn cnpj_digit(chars: &[u8], weights: &[u32]) -> u8 {
     // A character's value is its ASCII code − 48, so '0'..'9' are 0..9 and 'A' is 17.
-    let sum: u32 = chars
-        .iter()
-        .zip(weights)
-        .map(|(&c, w)| u32::from(c - b'0') * w)
-        .sum();
+    let sum: u32 = chars.iter().zip(weights).map(|(&c, w)| u32::from(c - b'0') * w).sum();
     let r = sum % 11;
     b'0' + if r < 2 { 0 } else { (11 - r) as u8 }
 }
@@ -89,9 +83,7 @@ pub fn cnpj_check_digits(base: &[u8; 12]) -> [u8; 2] {
 /// not all equal.
 pub fn cnpj_is_valid(d: &[u8]) -> bool {
     if d.len() != 14
-        || !d[..12]
-            .iter()
-            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+        || !d[..12].iter().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
         || !d[12..].iter().all(u8::is_ascii_digit)
         || d.iter().all(|&c| c == d[0])
     {
@@ -105,17 +97,12 @@ pub fn cnpj_is_valid(d: &[u8]) -> bool {
 /// Removes the punctuation people type in documents (`.`, `-`, `/`, spaces) and uppercases
 /// letters; borrows when nothing changes. Returns the canonical text and whether it changed.
 pub fn canonical_chars(s: &str) -> (Cow<'_, str>, bool) {
-    let clean = s
-        .bytes()
-        .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
+    let clean = s.bytes().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
     if clean {
         return (Cow::Borrowed(s), false);
     }
-    let out: String = s
-        .chars()
-        .filter(|c| !matches!(c, '.' | '-' | '/' | ' ' | '\t'))
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
+    let out: String =
+        s.chars().filter(|c| !matches!(c, '.' | '-' | '/' | ' ' | '\t')).map(|c| c.to_ascii_uppercase()).collect();
     (Cow::Owned(out), true)
 }
 
@@ -127,10 +114,7 @@ pub fn parse_document(s: &str) -> Result<(Document<'_>, bool), (HardRule, &'stat
     let b = value.as_bytes();
     if b.len() <= 11 {
         if b.len() != 11 || !b.iter().all(u8::is_ascii_digit) {
-            return Err((
-                HardRule::InvalidCpf,
-                "a CPF has 11 digits (a CNPJ 14 characters)",
-            ));
+            return Err((HardRule::InvalidCpf, "a CPF has 11 digits (a CNPJ 14 characters)"));
         }
         if b.iter().all(|&c| c == b[0]) {
             return Err((HardRule::InvalidCpf, "a CPF cannot have all digits equal"));
@@ -138,40 +122,19 @@ pub fn parse_document(s: &str) -> Result<(Document<'_>, bool), (HardRule, &'stat
         if !cpf_is_valid(b) {
             return Err((HardRule::InvalidCpf, "CPF check digits do not match"));
         }
-        return Ok((
-            Document {
-                kind: DocumentKind::Cpf,
-                value,
-            },
-            changed,
-        ));
+        return Ok((Document { kind: DocumentKind::Cpf, value }, changed));
     }
     if b.len() != 14 {
-        return Err((
-            HardRule::InvalidCnpj,
-            "a CNPJ has 14 characters (a CPF 11 digits)",
-        ));
+        return Err((HardRule::InvalidCnpj, "a CNPJ has 14 characters (a CPF 11 digits)"));
     }
-    if !b[..12]
-        .iter()
-        .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
-        || !b[12..].iter().all(u8::is_ascii_digit)
+    if !b[..12].iter().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()) || !b[12..].iter().all(u8::is_ascii_digit)
     {
-        return Err((
-            HardRule::InvalidCnpj,
-            "a CNPJ is 12 letters or digits followed by 2 check digits",
-        ));
+        return Err((HardRule::InvalidCnpj, "a CNPJ is 12 letters or digits followed by 2 check digits"));
     }
     if !cnpj_is_valid(b) {
         return Err((HardRule::InvalidCnpj, "CNPJ check digits do not match"));
     }
-    Ok((
-        Document {
-            kind: DocumentKind::Cnpj,
-            value,
-        },
-        changed,
-    ))
+    Ok((Document { kind: DocumentKind::Cnpj, value }, changed))
 }
 
 #[cfg(test)]
@@ -187,26 +150,14 @@ mod tests {
         assert!(changed);
         let (d, changed) = parse_document("52998224725").unwrap();
         assert!(!changed && matches!(d.value, Cow::Borrowed(_)));
-        assert_eq!(
-            parse_document("52998224724").unwrap_err().0,
-            HardRule::InvalidCpf
-        );
+        assert_eq!(parse_document("52998224724").unwrap_err().0, HardRule::InvalidCpf);
         assert_eq!(
             parse_document("111.111.111-11").unwrap_err(),
             (HardRule::InvalidCpf, "a CPF cannot have all digits equal")
         );
-        assert_eq!(
-            parse_document("00000000000").unwrap_err().0,
-            HardRule::InvalidCpf
-        );
-        assert_eq!(
-            parse_document("5299822472").unwrap_err().0,
-            HardRule::InvalidCpf
-        );
-        assert_eq!(
-            parse_document("5299822472a").unwrap_err().0,
-            HardRule::InvalidCpf
-        );
+        assert_eq!(parse_document("00000000000").unwrap_err().0, HardRule::InvalidCpf);
+        assert_eq!(parse_document("5299822472").unwrap_err().0, HardRule::InvalidCpf);
+        assert_eq!(parse_document("5299822472a").unwrap_err().0, HardRule::InvalidCpf);
     }
 
     #[test]
@@ -218,30 +169,12 @@ mod tests {
         let (d, _) = parse_document("12.ABC.345/01DE-35").unwrap();
         assert_eq!(d.value, "12ABC34501DE35");
         // Lowercase letters are uppercased (the canonical form).
-        assert_eq!(
-            parse_document("12.abc.345/01de-35").unwrap().0.value,
-            "12ABC34501DE35"
-        );
-        assert_eq!(
-            parse_document("12ABC34501DE36").unwrap_err().0,
-            HardRule::InvalidCnpj
-        );
-        assert_eq!(
-            parse_document("18236120000159").unwrap_err().0,
-            HardRule::InvalidCnpj
-        );
-        assert_eq!(
-            parse_document("11111111111111").unwrap_err().0,
-            HardRule::InvalidCnpj
-        );
-        assert_eq!(
-            parse_document("1823612000015").unwrap_err().0,
-            HardRule::InvalidCnpj
-        );
-        assert_eq!(
-            parse_document("12ABC34501DEAB").unwrap_err().0,
-            HardRule::InvalidCnpj
-        );
+        assert_eq!(parse_document("12.abc.345/01de-35").unwrap().0.value, "12ABC34501DE35");
+        assert_eq!(parse_document("12ABC34501DE36").unwrap_err().0, HardRule::InvalidCnpj);
+        assert_eq!(parse_document("18236120000159").unwrap_err().0, HardRule::InvalidCnpj);
+        assert_eq!(parse_document("11111111111111").unwrap_err().0, HardRule::InvalidCnpj);
+        assert_eq!(parse_document("1823612000015").unwrap_err().0, HardRule::InvalidCnpj);
+        assert_eq!(parse_document("12ABC34501DEAB").unwrap_err().0, HardRule::InvalidCnpj);
     }
 
     proptest! {

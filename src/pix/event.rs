@@ -25,9 +25,7 @@ static DATA_BY_EVENT_TYPE: Dynamic = Dynamic {
     field: ROOT::DATA,
     selector: ROOT::EVENT_TYPE,
     resolve: |event_type| {
-        let category = Category::ALL
-            .into_iter()
-            .find(|c| c.as_str().eq_ignore_ascii_case(event_type))?;
+        let category = Category::ALL.into_iter().find(|c| c.as_str().eq_ignore_ascii_case(event_type))?;
         Some(Category::data_spec(category))
     },
 };
@@ -190,18 +188,9 @@ impl Decoder {
 
     /// Validates one message value. `expected` is the category of the topic it was published to
     /// (`None`: take it from `event_type`); `now` is the processing time.
-    pub fn decode<'a>(
-        &self,
-        value: Option<&'a [u8]>,
-        expected: Option<Category>,
-        now: Micros,
-    ) -> Verdict<'a> {
+    pub fn decode<'a>(&self, value: Option<&'a [u8]>, expected: Option<Category>, now: Micros) -> Verdict<'a> {
         let bytes = value.ok_or_else(|| {
-            Rejection::new(
-                HardRule::MalformedJson,
-                "",
-                "the message has no value (null or tombstone)",
-            )
+            Rejection::new(HardRule::MalformedJson, "", "the message has no value (null or tombstone)")
         })?;
         if bytes.len() > self.max_message_bytes {
             return Err(Rejection::new(
@@ -214,33 +203,19 @@ impl Decoder {
                 ),
             ));
         }
-        let root = RawObject::parse_message(bytes, &ROOT, Some(&DATA_BY_EVENT_TYPE)).map_err(
-            |e| match e {
-                ScanError::Malformed(m) => {
-                    Rejection::new(HardRule::MalformedJson, "", format!("not UTF-8 JSON: {m}"))
-                }
-                ScanError::NotAnObject(kind) => Rejection::new(
-                    HardRule::MalformedJson,
-                    "",
-                    format!("expected a JSON object, found {kind}"),
-                ),
-            },
-        )?;
+        let root = RawObject::parse_message(bytes, &ROOT, Some(&DATA_BY_EVENT_TYPE)).map_err(|e| match e {
+            ScanError::Malformed(m) => Rejection::new(HardRule::MalformedJson, "", format!("not UTF-8 JSON: {m}")),
+            ScanError::NotAnObject(kind) => {
+                Rejection::new(HardRule::MalformedJson, "", format!("expected a JSON object, found {kind}"))
+            }
+        })?;
         let mut root = Obj::new(root)?;
-        let mut ctx = Ctx {
-            flags: Flags::empty(),
-            rescued: String::new(),
-            now,
-        };
+        let mut ctx = Ctx { flags: Flags::empty(), rescued: String::new(), now };
         ctx.rescue(&root);
         let envelope = envelope(&root, expected, &mut ctx)?;
         let data = match envelope.category {
-            Category::Payment => {
-                EventData::Payment(payment::parse(&mut root, &envelope, &mut ctx)?)
-            }
-            Category::Receipt => {
-                EventData::Receipt(receipt::parse(&mut root, &envelope, &mut ctx)?)
-            }
+            Category::Payment => EventData::Payment(payment::parse(&mut root, &envelope, &mut ctx)?),
+            Category::Receipt => EventData::Receipt(receipt::parse(&mut root, &envelope, &mut ctx)?),
             Category::Refund => EventData::Refund(refund::parse(&mut root, &envelope, &mut ctx)?),
         };
         let rescued = if ctx.rescued.is_empty() {
@@ -250,29 +225,18 @@ impl Decoder {
             ctx.rescued.push('}');
             Some(ctx.rescued)
         };
-        Ok(Event {
-            envelope,
-            data,
-            flags: ctx.flags,
-            rescued,
-        })
+        Ok(Event { envelope, data, flags: ctx.flags, rescued })
     }
 }
 
-fn envelope<'a>(
-    o: &Obj<'a>,
-    expected: Option<Category>,
-    ctx: &mut Ctx,
-) -> Result<Envelope<'a>, Rejection> {
+fn envelope<'a>(o: &Obj<'a>, expected: Option<Category>, ctx: &mut Ctx) -> Result<Envelope<'a>, Rejection> {
     let flags = &mut ctx.flags;
     let event_type = o.req_str(F::EVENT_TYPE, flags)?;
     let category = match Category::from_event_type(&event_type) {
         Some(c) => c,
         None => {
-            let c = Category::ALL
-                .into_iter()
-                .find(|c| c.as_str().eq_ignore_ascii_case(&event_type))
-                .ok_or_else(|| {
+            let c =
+                Category::ALL.into_iter().find(|c| c.as_str().eq_ignore_ascii_case(&event_type)).ok_or_else(|| {
                     o.reject(
                         HardRule::UnknownEventType,
                         F::EVENT_TYPE,
@@ -294,39 +258,22 @@ fn envelope<'a>(
     }
     let schema_version = schema_version(o, flags)?;
     let id_text = o.req_str(F::EVENT_ID, flags)?;
-    let (event_id, lowered) = Uuid36::parse(&id_text).ok_or_else(|| {
-        o.reject(
-            HardRule::InvalidEventId,
-            F::EVENT_ID,
-            "not a UUID (8-4-4-4-12 hexadecimal digits)",
-        )
-    })?;
+    let (event_id, lowered) = Uuid36::parse(&id_text)
+        .ok_or_else(|| o.reject(HardRule::InvalidEventId, F::EVENT_ID, "not a UUID (8-4-4-4-12 hexadecimal digits)"))?;
     if lowered {
         flags.insert(SoftRule::EventIdLowercased);
     }
     let source = o.req_str(F::SOURCE, flags)?;
     let n = source.chars().count();
     if n > 64 {
-        return Err(o.reject(
-            HardRule::InvalidLength,
-            F::SOURCE,
-            format!("{n} characters, at most 64 allowed"),
-        ));
+        return Err(o.reject(HardRule::InvalidLength, F::SOURCE, format!("{n} characters, at most 64 allowed")));
     }
     let event_time = o.req_time(F::EVENT_TIME, flags)?;
     if event_time > ctx.now + FUTURE_TOLERANCE {
         flags.insert(SoftRule::FutureEventTime);
     }
     let (event_date, local_hour) = sao_paulo_date_hour(event_time);
-    Ok(Envelope {
-        event_id,
-        category,
-        schema_version,
-        source,
-        event_time,
-        event_date,
-        local_hour,
-    })
+    Ok(Envelope { event_id, category, schema_version, source, event_time, event_date, local_hour })
 }
 
 fn schema_version(o: &Obj<'_>, flags: &mut Flags) -> Result<i32, Rejection> {
@@ -338,16 +285,9 @@ fn schema_version(o: &Obj<'_>, flags: &mut Flags) -> Result<i32, Rejection> {
         )
     };
     match o.kind(F::SCHEMA_VERSION) {
-        None => Err(o.reject(
-            HardRule::MissingField,
-            F::SCHEMA_VERSION,
-            "required field is missing, null or empty",
-        )),
+        None => Err(o.reject(HardRule::MissingField, F::SCHEMA_VERSION, "required field is missing, null or empty")),
         Some(JsonKind::Number) => {
-            let text = o
-                .raw(F::SCHEMA_VERSION)
-                .map(|r| r.get())
-                .unwrap_or_default();
+            let text = o.raw(F::SCHEMA_VERSION).map(|r| r.get()).unwrap_or_default();
             if !text.bytes().all(|c| c.is_ascii_digit() || c == b'-') {
                 return Err(o.reject(
                     HardRule::WrongType,
@@ -355,11 +295,7 @@ fn schema_version(o: &Obj<'_>, flags: &mut Flags) -> Result<i32, Rejection> {
                     "expected the integer 1, found a fractional number",
                 ));
             }
-            if text == "1" {
-                Ok(1)
-            } else {
-                Err(unsupported(text))
-            }
+            if text == "1" { Ok(1) } else { Err(unsupported(text)) }
         }
         Some(JsonKind::String) => {
             let s = o.req_str(F::SCHEMA_VERSION, flags)?;
@@ -377,11 +313,9 @@ fn schema_version(o: &Obj<'_>, flags: &mut Flags) -> Result<i32, Rejection> {
                 Err(unsupported(&s))
             }
         }
-        Some(kind) => Err(o.reject(
-            HardRule::WrongType,
-            F::SCHEMA_VERSION,
-            format!("expected the integer 1, found {kind}"),
-        )),
+        Some(kind) => {
+            Err(o.reject(HardRule::WrongType, F::SCHEMA_VERSION, format!("expected the integer 1, found {kind}")))
+        }
     }
 }
 

@@ -78,12 +78,7 @@ impl<'a> Obj<'a> {
                 Cow::Owned(format!("{}.{}", self.spec.path, name))
             };
             // A String always serializes.
-            let _ = write!(
-                out,
-                "{}:{}",
-                serde_json::to_string(key.as_ref()).unwrap_or_default(),
-                value.get()
-            );
+            let _ = write!(out, "{}:{}", serde_json::to_string(key.as_ref()).unwrap_or_default(), value.get());
         }
     }
 
@@ -93,19 +88,11 @@ impl<'a> Obj<'a> {
     }
 
     fn missing(&self, f: usize) -> Rejection {
-        self.reject(
-            HardRule::MissingField,
-            f,
-            "required field is missing, null or empty",
-        )
+        self.reject(HardRule::MissingField, f, "required field is missing, null or empty")
     }
 
     fn wrong_type(&self, f: usize, expected: &str, found: JsonKind) -> Rejection {
-        self.reject(
-            HardRule::WrongType,
-            f,
-            format!("expected {expected}, found {found}"),
-        )
+        self.reject(HardRule::WrongType, f, format!("expected {expected}, found {found}"))
     }
 
     /// An optional string, whitespace trimmed (flagged); an empty string counts as absent.
@@ -113,8 +100,7 @@ impl<'a> Obj<'a> {
         let Some(raw) = self.raw(f) else {
             return Ok(None);
         };
-        let s =
-            json::as_str(raw).ok_or_else(|| self.wrong_type(f, "a string", json::kind_of(raw)))?;
+        let s = json::as_str(raw).ok_or_else(|| self.wrong_type(f, "a string", json::kind_of(raw)))?;
         let s = trim(s, flags);
         Ok(if s.is_empty() { None } else { Some(s) })
     }
@@ -125,21 +111,12 @@ impl<'a> Obj<'a> {
     }
 
     /// An optional string of at most `max` characters.
-    pub fn opt_text(
-        &self,
-        f: usize,
-        max: usize,
-        flags: &mut Flags,
-    ) -> Result<Option<Cow<'a, str>>, Rejection> {
+    pub fn opt_text(&self, f: usize, max: usize, flags: &mut Flags) -> Result<Option<Cow<'a, str>>, Rejection> {
         let s = self.opt_str(f, flags)?;
         if let Some(s) = &s {
             let n = s.chars().count();
             if n > max {
-                return Err(self.reject(
-                    HardRule::InvalidLength,
-                    f,
-                    format!("{n} characters, at most {max} allowed"),
-                ));
+                return Err(self.reject(HardRule::InvalidLength, f, format!("{n} characters, at most {max} allowed")));
             }
         }
         Ok(s)
@@ -161,11 +138,7 @@ impl<'a> Obj<'a> {
 
     fn code<C: Code>(&self, f: usize, s: &str, flags: &mut Flags) -> Result<C, Rejection> {
         C::parse(s, flags).ok_or_else(|| {
-            self.reject(
-                HardRule::InvalidEnum,
-                f,
-                format!("not an allowed value; use one of {}", C::allowed()),
-            )
+            self.reject(HardRule::InvalidEnum, f, format!("not an allowed value; use one of {}", C::allowed()))
         })
     }
 
@@ -181,8 +154,7 @@ impl<'a> Obj<'a> {
     /// A required RFC 3339 timestamp, as UTC microseconds.
     pub fn req_time(&self, f: usize, flags: &mut Flags) -> Result<i64, Rejection> {
         let s = self.req_str(f, flags)?;
-        super::time::parse_rfc3339(&s)
-            .map_err(|e| self.reject(HardRule::InvalidTimestamp, f, e.message()))
+        super::time::parse_rfc3339(&s).map_err(|e| self.reject(HardRule::InvalidTimestamp, f, e.message()))
     }
 
     /// An optional RFC 3339 timestamp.

@@ -75,9 +75,7 @@ impl std::fmt::Debug for Uuid36 {
 
 /// Whether `b` is an ISPB: 8 characters of `[0-9A-Z]` (alphanumeric since API Pix 2.9.0).
 pub fn is_ispb(b: &[u8]) -> bool {
-    b.len() == 8
-        && b.iter()
-            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+    b.len() == 8 && b.iter().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
 }
 
 /// The Banco Central's own ISPB (the SPI); it is never a payer or payee.
@@ -99,11 +97,7 @@ pub fn check_transaction_id(s: &str, letter: u8) -> Result<TransactionIdInfo, &'
         return Err("must be exactly 32 characters");
     }
     if b[0] != letter {
-        return Err(if letter == b'E' {
-            "must start with E"
-        } else {
-            "must start with D"
-        });
+        return Err(if letter == b'E' { "must start with E" } else { "must start with D" });
     }
     if !is_ispb(&b[1..9]) {
         return Err("characters 2–9 must be the ISPB ([0-9A-Z]{8})");
@@ -111,8 +105,7 @@ pub fn check_transaction_id(s: &str, letter: u8) -> Result<TransactionIdInfo, &'
     if !b[9..21].iter().all(u8::is_ascii_digit) {
         return Err("characters 10–21 must be the UTC date and time yyyyMMddHHmm");
     }
-    let minute =
-        parse_compact_minute(&b[9..21]).ok_or("its date and time yyyyMMddHHmm does not exist")?;
+    let minute = parse_compact_minute(&b[9..21]).ok_or("its date and time yyyyMMddHHmm does not exist")?;
     if !b[21..32].iter().all(u8::is_ascii_alphanumeric) {
         return Err("the last 11 characters must be letters or digits");
     }
@@ -134,11 +127,7 @@ mod tests {
         let (u, changed) = Uuid36::parse("3F2504E0-4F89-11D3-9A0C-0305E82C3301").unwrap();
         assert_eq!(u.as_str(), "3f2504e0-4f89-11d3-9a0c-0305e82c3301");
         assert!(changed);
-        assert!(
-            !Uuid36::parse("3f2504e0-4f89-11d3-9a0c-0305e82c3301")
-                .unwrap()
-                .1
-        );
+        assert!(!Uuid36::parse("3f2504e0-4f89-11d3-9a0c-0305e82c3301").unwrap().1);
         assert!(Uuid36::parse("3f2504e04f8911d39a0c0305e82c3301").is_none());
         assert!(Uuid36::parse("3f2504e0-4f89-11d3-9a0c-0305e82c330g").is_none());
         assert!(Uuid36::parse("3f2504e0-4f89-11d3-9a0c_0305e82c3301").is_none());

@@ -85,11 +85,7 @@ impl<'a> RawObject<'a> {
 
     /// Takes the nested object at field `index`, parsing it now if it was kept raw.
     /// `Err(kind)` when the field is present but not an object; `Ok(None)` when absent or null.
-    pub fn take_nested(
-        &mut self,
-        index: usize,
-        spec: &'static Spec,
-    ) -> Result<Option<RawObject<'a>>, JsonKind> {
+    pub fn take_nested(&mut self, index: usize, spec: &'static Spec) -> Result<Option<RawObject<'a>>, JsonKind> {
         if let Some(pos) = self.spec.nested.iter().position(|(i, _)| *i == index) {
             return match self.nested[pos].take() {
                 None | Some(Nested::NotObject(JsonKind::Null)) => Ok(None),
@@ -123,9 +119,7 @@ impl<'a> RawObject<'a> {
         dynamic: Option<&'static Dynamic>,
     ) -> Result<Self, ScanError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        let obj = ObjectSeed { spec, dynamic }
-            .deserialize(&mut de)
-            .map_err(|e| classify_error(bytes, e))?;
+        let obj = ObjectSeed { spec, dynamic }.deserialize(&mut de).map_err(|e| classify_error(bytes, e))?;
         de.end().map_err(|e| ScanError::Malformed(e.to_string()))?;
         Ok(obj)
     }
@@ -138,12 +132,7 @@ impl<'a> RawObject<'a> {
         }
         let mut de = serde_json::Deserializer::from_str(raw.get());
         // The text was validated when the enclosing object was scanned: this cannot fail.
-        ObjectSeed {
-            spec,
-            dynamic: None,
-        }
-        .deserialize(&mut de)
-        .map_err(|_| JsonKind::Object)
+        ObjectSeed { spec, dynamic: None }.deserialize(&mut de).map_err(|_| JsonKind::Object)
     }
 }
 
@@ -271,16 +260,12 @@ impl<'de> Visitor<'de> for ObjectSeed {
             }
             seen |= 1 << i;
             if let Some(pos) = spec.nested.iter().position(|(n, _)| *n == i) {
-                obj.nested[pos] = Some(map.next_value_seed(NestedSeed {
-                    spec: spec.nested[pos].1,
-                })?);
+                obj.nested[pos] = Some(map.next_value_seed(NestedSeed { spec: spec.nested[pos].1 })?);
                 continue;
             }
             if let Some(d) = self.dynamic
                 && d.field == i
-                && let Some(chosen) = obj.slots[d.selector]
-                    .and_then(as_str)
-                    .and_then(|s| (d.resolve)(s.trim()))
+                && let Some(chosen) = obj.slots[d.selector].and_then(as_str).and_then(|s| (d.resolve)(s.trim()))
             {
                 obj.dynamic = Some((chosen, map.next_value_seed(NestedSeed { spec: chosen })?));
                 continue;
@@ -312,11 +297,7 @@ impl<'de> Visitor<'de> for NestedSeed {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        let obj = ObjectSeed {
-            spec: self.spec,
-            dynamic: None,
-        }
-        .visit_map(map)?;
+        let obj = ObjectSeed { spec: self.spec, dynamic: None }.visit_map(map)?;
         Ok(Nested::Object(Box::new(obj)))
     }
 
@@ -396,29 +377,13 @@ impl<'de> Visitor<'de> for KeySeed {
 mod tests {
     use super::*;
 
-    static INNER: Spec = Spec {
-        names: &["x"],
-        paths: &["a.x"],
-        path: "a",
-        nested: &[],
-    };
-    static SPEC: Spec = Spec {
-        names: &["a", "b", "c"],
-        paths: &["a", "b", "c"],
-        path: "",
-        nested: &[(0, &INNER)],
-    };
-    static PLAIN: Spec = Spec {
-        names: &["a", "b", "c"],
-        paths: &["a", "b", "c"],
-        path: "",
-        nested: &[],
-    };
+    static INNER: Spec = Spec { names: &["x"], paths: &["a.x"], path: "a", nested: &[] };
+    static SPEC: Spec = Spec { names: &["a", "b", "c"], paths: &["a", "b", "c"], path: "", nested: &[(0, &INNER)] };
+    static PLAIN: Spec = Spec { names: &["a", "b", "c"], paths: &["a", "b", "c"], path: "", nested: &[] };
 
     #[test]
     fn slots_known_and_keeps_unknown() {
-        let o =
-            RawObject::parse_message(br#"{"b": 1, "x": [1,2], "c": "s"}"#, &SPEC, None).unwrap();
+        let o = RawObject::parse_message(br#"{"b": 1, "x": [1,2], "c": "s"}"#, &SPEC, None).unwrap();
         assert_eq!(o.get(2).unwrap().get(), r#""s""#);
         assert_eq!(o.get(1).unwrap().get(), "1");
         assert_eq!(o.unknown.len(), 1);
@@ -439,32 +404,16 @@ mod tests {
     fn not_objects_and_garbage() {
         let parse = |b: &'static [u8]| RawObject::parse_message(b, &SPEC, None).err();
         assert_eq!(parse(b"[1]"), Some(ScanError::NotAnObject(JsonKind::Array)));
-        assert_eq!(
-            parse(b" 12 "),
-            Some(ScanError::NotAnObject(JsonKind::Number))
-        );
-        for bad in [
-            &b"{\"a\":"[..],
-            b"{} x",
-            b"{\"b\":\"\xff\"}",
-            b"",
-            b"{\"a\":{\"x\":}}",
-        ] {
-            assert!(
-                matches!(parse(bad), Some(ScanError::Malformed(_))),
-                "{bad:?}"
-            );
+        assert_eq!(parse(b" 12 "), Some(ScanError::NotAnObject(JsonKind::Number)));
+        for bad in [&b"{\"a\":"[..], b"{} x", b"{\"b\":\"\xff\"}", b"", b"{\"a\":{\"x\":}}"] {
+            assert!(matches!(parse(bad), Some(ScanError::Malformed(_))), "{bad:?}");
         }
     }
 
     #[test]
     fn strings_borrow_unless_escaped() {
-        let o = RawObject::parse_message(br#"{"b":"plain","c":"tab\tand \u00e9"}"#, &SPEC, None)
-            .unwrap();
-        assert!(matches!(
-            as_str(o.get(1).unwrap()),
-            Some(Cow::Borrowed("plain"))
-        ));
+        let o = RawObject::parse_message(br#"{"b":"plain","c":"tab\tand \u00e9"}"#, &SPEC, None).unwrap();
+        assert!(matches!(as_str(o.get(1).unwrap()), Some(Cow::Borrowed("plain"))));
         assert_eq!(as_str(o.get(2).unwrap()).unwrap(), "tab\tand é");
         let n = RawObject::parse_message(br#"{"b":5}"#, &SPEC, None).unwrap();
         assert!(as_str(n.get(1).unwrap()).is_none());
@@ -493,42 +442,15 @@ mod tests {
         assert_eq!(inner.unknown.len(), 1);
     }
 
-    static DYN: Dynamic = Dynamic {
-        field: 0,
-        selector: 1,
-        resolve: |s| (s == "inner").then_some(&INNER),
-    };
+    static DYN: Dynamic = Dynamic { field: 0, selector: 1, resolve: |s| (s == "inner").then_some(&INNER) };
 
     #[test]
     fn dynamic_field_after_or_before_its_selector() {
-        let mut after =
-            RawObject::parse_message(br#"{"b":"inner","a":{"x":1}}"#, &PLAIN, Some(&DYN)).unwrap();
-        assert!(
-            after.get(0).is_none(),
-            "parsed in the same pass, not kept raw"
-        );
-        assert_eq!(
-            after
-                .take_nested(0, &INNER)
-                .unwrap()
-                .unwrap()
-                .get(0)
-                .unwrap()
-                .get(),
-            "1"
-        );
-        let mut before =
-            RawObject::parse_message(br#"{"a":{"x":1},"b":"inner"}"#, &PLAIN, Some(&DYN)).unwrap();
+        let mut after = RawObject::parse_message(br#"{"b":"inner","a":{"x":1}}"#, &PLAIN, Some(&DYN)).unwrap();
+        assert!(after.get(0).is_none(), "parsed in the same pass, not kept raw");
+        assert_eq!(after.take_nested(0, &INNER).unwrap().unwrap().get(0).unwrap().get(), "1");
+        let mut before = RawObject::parse_message(br#"{"a":{"x":1},"b":"inner"}"#, &PLAIN, Some(&DYN)).unwrap();
         assert!(before.get(0).is_some());
-        assert_eq!(
-            before
-                .take_nested(0, &INNER)
-                .unwrap()
-                .unwrap()
-                .get(0)
-                .unwrap()
-                .get(),
-            "1"
-        );
+        assert_eq!(before.take_nested(0, &INNER).unwrap().unwrap().get(0).unwrap().get(), "1");
     }
 }

@@ -24,13 +24,8 @@ pub enum PixKeyType {
 
 impl PixKeyType {
     /// Every type, in DICT order.
-    pub const ALL: [PixKeyType; 5] = [
-        PixKeyType::Cpf,
-        PixKeyType::Cnpj,
-        PixKeyType::Email,
-        PixKeyType::Phone,
-        PixKeyType::Evp,
-    ];
+    pub const ALL: [PixKeyType; 5] =
+        [PixKeyType::Cpf, PixKeyType::Cnpj, PixKeyType::Email, PixKeyType::Phone, PixKeyType::Evp];
 
     /// The wire and table spelling.
     pub fn as_str(self) -> &'static str {
@@ -55,11 +50,7 @@ pub struct PixKey<'a> {
 
 /// Checks `key` against `kind` and normalizes it, recording soft flags. On failure returns a
 /// message that does not repeat the key (it may be personal data).
-pub fn check_key<'a>(
-    key: Cow<'a, str>,
-    kind: PixKeyType,
-    flags: &mut Flags,
-) -> Result<PixKey<'a>, &'static str> {
+pub fn check_key<'a>(key: Cow<'a, str>, kind: PixKeyType, flags: &mut Flags) -> Result<PixKey<'a>, &'static str> {
     if key.len() > MAX_KEY_LEN {
         return Err("a Pix key has at most 77 characters");
     }
@@ -69,11 +60,7 @@ pub fn check_key<'a>(
                 PixKeyType::Cpf => "not a valid CPF key (11 digits with correct check digits)",
                 _ => "not a valid CNPJ key (14 characters with correct check digits)",
             })?;
-            let expected = if kind == PixKeyType::Cpf {
-                DocumentKind::Cpf
-            } else {
-                DocumentKind::Cnpj
-            };
+            let expected = if kind == PixKeyType::Cpf { DocumentKind::Cpf } else { DocumentKind::Cnpj };
             if doc.kind != expected {
                 return Err(if kind == PixKeyType::Cpf {
                     "key type is CPF but the key is a CNPJ"
@@ -96,9 +83,7 @@ pub fn check_key<'a>(
                 key
             };
             if !is_dict_email(&value) {
-                return Err(
-                    "not a valid e-mail key (DICT format, lowercase, at most 77 characters)",
-                );
+                return Err("not a valid e-mail key (DICT format, lowercase, at most 77 characters)");
             }
             value
         }
@@ -113,8 +98,7 @@ pub fn check_key<'a>(
             }
         },
         PixKeyType::Evp => {
-            let (uuid, changed) = Uuid36::parse(&key)
-                .ok_or("an EVP key is a UUID (8-4-4-4-12 hexadecimal digits)")?;
+            let (uuid, changed) = Uuid36::parse(&key).ok_or("an EVP key is a UUID (8-4-4-4-12 hexadecimal digits)")?;
             if changed {
                 flags.insert(SoftRule::EvpLowercased);
                 Cow::Owned(uuid.as_str().to_owned())
@@ -197,16 +181,13 @@ pub fn is_dict_email(s: &str) -> bool {
         return false;
     };
     let local_ok = !local.is_empty()
-        && local.bytes().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || b".!#$&'*+/=?^_`{|}~-".contains(&c)
-        });
+        && local.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b".!#$&'*+/=?^_`{|}~-".contains(&c));
     local_ok
         && domain.split('.').all(|label| {
             let l = label.as_bytes();
             !l.is_empty()
                 && l.len() <= 63
-                && l.iter()
-                    .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+                && l.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
                 && l[0] != b'-'
                 && l[l.len() - 1] != b'-'
         })
@@ -223,13 +204,7 @@ mod tests {
 
     #[test]
     fn phones_in_the_formats_people_type() {
-        for typed in [
-            "(11) 99876-5432",
-            "11998765432",
-            "5511998765432",
-            "+55 11 99876-5432",
-            "11 99876.5432",
-        ] {
+        for typed in ["(11) 99876-5432", "11998765432", "5511998765432", "+55 11 99876-5432", "11 99876.5432"] {
             let (v, flags) = check(typed, PixKeyType::Phone).unwrap();
             assert_eq!(v, "+5511998765432", "{typed}");
             assert!(flags.contains(SoftRule::PhoneNormalized));
@@ -238,20 +213,10 @@ mod tests {
         assert_eq!(v, "+5510998765432");
         assert!(flags.is_empty());
         // A landline: 8 digits after the DDD.
-        assert_eq!(
-            check("(21) 3333-4444", PixKeyType::Phone).unwrap().0,
-            "+552133334444"
-        );
+        assert_eq!(check("(21) 3333-4444", PixKeyType::Phone).unwrap().0, "+552133334444");
         // Foreign E.164 numbers are valid keys as given.
         assert!(check("+14155552671", PixKeyType::Phone).is_ok());
-        for bad in [
-            "998765432",
-            "(01) 99876-5432",
-            "phone",
-            "+0123",
-            "+55119987654321234567",
-            "11-9876-543a",
-        ] {
+        for bad in ["998765432", "(01) 99876-5432", "phone", "+0123", "+55119987654321234567", "11-9876-543a"] {
             assert!(check(bad, PixKeyType::Phone).is_err(), "{bad}");
         }
     }
@@ -262,21 +227,11 @@ mod tests {
         assert_eq!(v, "fulano.silva@example.com.br");
         assert!(flags.contains(SoftRule::EmailLowercased));
         assert!(check("a+b@x", PixKeyType::Email).is_ok());
-        for bad in [
-            "no-at-sign",
-            "@example.com",
-            "a@-x.com",
-            "a@x..com",
-            "a b@x.com",
-            "a@x_y.com",
-        ] {
+        for bad in ["no-at-sign", "@example.com", "a@-x.com", "a@x..com", "a b@x.com", "a@x_y.com"] {
             assert!(check(bad, PixKeyType::Email).is_err(), "{bad}");
         }
         let long = format!("{}@example.com", "a".repeat(70));
-        assert_eq!(
-            check(&long, PixKeyType::Email),
-            Err("a Pix key has at most 77 characters")
-        );
+        assert_eq!(check(&long, PixKeyType::Email), Err("a Pix key has at most 77 characters"));
     }
 
     #[test]
@@ -285,10 +240,7 @@ mod tests {
         assert_eq!(v, "52998224725");
         assert!(flags.contains(SoftRule::DocumentNormalized));
         assert!(check("18236120000158", PixKeyType::Cnpj).is_ok());
-        assert_eq!(
-            check("18236120000158", PixKeyType::Cpf),
-            Err("key type is CPF but the key is a CNPJ")
-        );
+        assert_eq!(check("18236120000158", PixKeyType::Cpf), Err("key type is CPF but the key is a CNPJ"));
         assert!(check("52998224724", PixKeyType::Cpf).is_err());
     }
 
@@ -303,10 +255,7 @@ mod tests {
     #[test]
     fn inference() {
         assert_eq!(infer_key_type("a@b.com"), Some(PixKeyType::Email));
-        assert_eq!(
-            infer_key_type("123e4567-e89b-12d3-a456-426614174000"),
-            Some(PixKeyType::Evp)
-        );
+        assert_eq!(infer_key_type("123e4567-e89b-12d3-a456-426614174000"), Some(PixKeyType::Evp));
         assert_eq!(infer_key_type("+5511998765432"), Some(PixKeyType::Phone));
         assert_eq!(infer_key_type("52998224725"), Some(PixKeyType::Cpf));
         assert_eq!(infer_key_type("18236120000158"), Some(PixKeyType::Cnpj));

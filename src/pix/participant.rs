@@ -98,11 +98,7 @@ pub struct Participant<'a> {
 pub fn parse<'a>(o: &Obj<'a>, role: Role, flags: &mut Flags) -> Result<Participant<'a>, Rejection> {
     let ispb_text: Cow<'a, str> = match o.kind(F::ISPB) {
         None => {
-            return Err(o.reject(
-                HardRule::MissingField,
-                F::ISPB,
-                "required field is missing, null or empty",
-            ));
+            return Err(o.reject(HardRule::MissingField, F::ISPB, "required field is missing, null or empty"));
         }
         Some(JsonKind::Number) => {
             let raw = o.raw(F::ISPB).map(|r| r.get()).unwrap_or_default();
@@ -136,11 +132,7 @@ pub fn parse<'a>(o: &Obj<'a>, role: Role, flags: &mut Flags) -> Result<Participa
     if let Some(b) = &branch
         && (b.len() > 4 || !b.bytes().all(|c| c.is_ascii_digit()))
     {
-        return Err(o.reject(
-            HardRule::InvalidAccount,
-            F::BRANCH,
-            "a branch is 1–4 digits",
-        ));
+        return Err(o.reject(HardRule::InvalidAccount, F::BRANCH, "a branch is 1–4 digits"));
     }
     let account = o.opt_str(F::ACCOUNT, flags)?;
     if let Some(a) = &account
@@ -163,32 +155,20 @@ pub fn parse<'a>(o: &Obj<'a>, role: Role, flags: &mut Flags) -> Result<Participa
     let doc_text = o.req_str(F::DOCUMENT, flags)?;
     let document = match doc_text {
         Cow::Borrowed(s) => {
-            let (doc, changed) =
-                parse_document(s).map_err(|(rule, msg)| o.reject(rule, F::DOCUMENT, msg))?;
+            let (doc, changed) = parse_document(s).map_err(|(rule, msg)| o.reject(rule, F::DOCUMENT, msg))?;
             if changed {
                 flags.insert(SoftRule::DocumentNormalized);
             }
             doc
         }
         Cow::Owned(s) => {
-            let (doc, changed) =
-                parse_document(&s).map_err(|(rule, msg)| o.reject(rule, F::DOCUMENT, msg))?;
+            let (doc, changed) = parse_document(&s).map_err(|(rule, msg)| o.reject(rule, F::DOCUMENT, msg))?;
             if changed {
                 flags.insert(SoftRule::DocumentNormalized);
             }
-            Document {
-                kind: doc.kind,
-                value: Cow::Owned(doc.value.into_owned()),
-            }
+            Document { kind: doc.kind, value: Cow::Owned(doc.value.into_owned()) }
         }
     };
     let name = o.opt_text(F::NAME, 140, flags)?;
-    Ok(Participant {
-        ispb,
-        branch,
-        account,
-        account_type,
-        document,
-        name,
-    })
+    Ok(Participant { ispb, branch, account, account_type, document, name })
 }

@@ -45,11 +45,7 @@ pub struct Payment<'a> {
 }
 
 /// Reads and checks `data` of a payment.
-pub fn parse<'a>(
-    root: &mut Obj<'a>,
-    env: &Envelope<'_>,
-    ctx: &mut Ctx,
-) -> Result<Payment<'a>, Rejection> {
+pub fn parse<'a>(root: &mut Obj<'a>, env: &Envelope<'_>, ctx: &mut Ctx) -> Result<Payment<'a>, Rejection> {
     let mut d = root.req_object(ROOT::DATA, &DATA)?;
     ctx.rescue(&d);
     let flags = &mut ctx.flags;
@@ -63,11 +59,7 @@ pub fn parse<'a>(
     let amount = d.req_amount(F::AMOUNT, flags)?;
     let currency_text = d.req_str(F::CURRENCY, flags)?;
     if <Currency as super::codes::Code>::parse(&currency_text, flags).is_none() {
-        return Err(d.reject(
-            HardRule::InvalidCurrency,
-            F::CURRENCY,
-            "Pix settles in reais only; use BRL",
-        ));
+        return Err(d.reject(HardRule::InvalidCurrency, F::CURRENCY, "Pix settles in reais only; use BRL"));
     }
     let initiation_type = d.req_code::<InitiationType>(F::INITIATION_TYPE, flags)?;
     let status = d.req_code::<PaymentStatus>(F::STATUS, flags)?;
@@ -80,21 +72,14 @@ pub fn parse<'a>(
                 "a rejected payment (RJCT) needs its ISO 20022 reason code, e.g. AM04",
             ));
         }
-        (Some(r), _)
-            if r.len() != 4
-                || !r
-                    .bytes()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) =>
-        {
+        (Some(r), _) if r.len() != 4 || !r.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) => {
             return Err(d.reject(
                 HardRule::InvalidEnum,
                 F::REJECT_REASON,
                 "a reject reason is a 4-character ISO 20022 code such as AB03, AM04, FRAD",
             ));
         }
-        (Some(_), PaymentStatus::Acsp | PaymentStatus::Acsc) => {
-            flags.insert(SoftRule::RejectReasonWithoutRjct)
-        }
+        (Some(_), PaymentStatus::Acsp | PaymentStatus::Acsc) => flags.insert(SoftRule::RejectReasonWithoutRjct),
         _ => {}
     }
 
@@ -119,19 +104,13 @@ pub fn parse<'a>(
             return Err(d.reject(
                 HardRule::MissingField,
                 F::PIX_KEY,
-                format!(
-                    "a {} payment needs the Pix key it was sent to",
-                    initiation_type.code()
-                ),
+                format!("a {} payment needs the Pix key it was sent to", initiation_type.code()),
             ));
         }
         (_, None) => None,
         (_, Some(key)) => {
             let kind = d.req_code::<PixKeyType>(F::PIX_KEY_TYPE, flags)?;
-            Some(
-                check_key(key, kind, flags)
-                    .map_err(|m| d.reject(HardRule::InvalidPixKey, F::PIX_KEY, m))?,
-            )
+            Some(check_key(key, kind, flags).map_err(|m| d.reject(HardRule::InvalidPixKey, F::PIX_KEY, m))?)
         }
     };
     match (initiation_type.txid_lengths(), &txid) {
@@ -168,10 +147,7 @@ pub fn parse<'a>(
     let channel = d.opt_code::<Channel>(F::CHANNEL, flags)?;
     let device_id = d.opt_text(F::DEVICE_ID, 64, flags)?;
 
-    if payer.document.kind == DocumentKind::Cpf
-        && amount > NIGHT_LIMIT_CENTS
-        && !(6..20).contains(&env.local_hour)
-    {
+    if payer.document.kind == DocumentKind::Cpf && amount > NIGHT_LIMIT_CENTS && !(6..20).contains(&env.local_hour) {
         flags.insert(SoftRule::NightLimitExceeded);
     }
     Ok(Payment {
@@ -191,21 +167,13 @@ pub fn parse<'a>(
 }
 
 /// An optional txid: `***` (static QR without txid) becomes null, otherwise 1–35 alphanumerics.
-pub fn txid<'a>(
-    d: &Obj<'a>,
-    f: usize,
-    flags: &mut super::rules::Flags,
-) -> Result<Option<Cow<'a, str>>, Rejection> {
+pub fn txid<'a>(d: &Obj<'a>, f: usize, flags: &mut super::rules::Flags) -> Result<Option<Cow<'a, str>>, Rejection> {
     match d.opt_str(f, flags)? {
         Some(t) if t == "***" => {
             flags.insert(SoftRule::TxidPlaceholderNulled);
             Ok(None)
         }
-        Some(t) if !is_alnum_id(&t, 35) => Err(d.reject(
-            HardRule::InvalidTxid,
-            f,
-            "a txid is 1–35 letters and digits",
-        )),
+        Some(t) if !is_alnum_id(&t, 35) => Err(d.reject(HardRule::InvalidTxid, f, "a txid is 1–35 letters and digits")),
         other => Ok(other),
     }
 }
@@ -284,12 +252,9 @@ impl Columns {
         self.reject_reason.append_option(p.reject_reason.as_deref());
         self.payer.append(&p.payer);
         self.payee.append(&p.payee);
-        self.pix_key
-            .append_option(p.pix_key.as_ref().map(|k| k.value.as_ref()));
-        self.pix_key_type
-            .append_option(p.pix_key.as_ref().map(|k| k.kind.as_str()));
-        self.remittance_info
-            .append_option(p.remittance_info.as_deref());
+        self.pix_key.append_option(p.pix_key.as_ref().map(|k| k.value.as_ref()));
+        self.pix_key_type.append_option(p.pix_key.as_ref().map(|k| k.kind.as_str()));
+        self.remittance_info.append_option(p.remittance_info.as_deref());
         self.channel.append_option(p.channel.map(Channel::code));
         self.device_id.append_option(p.device_id.as_deref());
     }

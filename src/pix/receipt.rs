@@ -39,11 +39,7 @@ pub struct Receipt<'a> {
 }
 
 /// Reads and checks `data` of a receipt.
-pub fn parse<'a>(
-    root: &mut Obj<'a>,
-    env: &Envelope<'_>,
-    ctx: &mut Ctx,
-) -> Result<Receipt<'a>, Rejection> {
+pub fn parse<'a>(root: &mut Obj<'a>, env: &Envelope<'_>, ctx: &mut Ctx) -> Result<Receipt<'a>, Rejection> {
     let mut d = root.req_object(ROOT::DATA, &DATA)?;
     ctx.rescue(&d);
     let flags = &mut ctx.flags;
@@ -69,8 +65,7 @@ pub fn parse<'a>(
             k
         }
     };
-    let pix_key = check_key(key, kind, flags)
-        .map_err(|m| d.reject(HardRule::InvalidPixKey, F::PIX_KEY, m))?;
+    let pix_key = check_key(key, kind, flags).map_err(|m| d.reject(HardRule::InvalidPixKey, F::PIX_KEY, m))?;
 
     let payer_obj = d.req_object(F::PAYER, Role::Payer.spec())?;
     ctx.rescue(&payer_obj);
@@ -82,16 +77,7 @@ pub fn parse<'a>(
 
     let payer_info = d.opt_text(F::PAYER_INFO, 140, flags)?;
     let received_at = d.req_time(F::RECEIVED_AT, flags)?;
-    Ok(Receipt {
-        end_to_end_id,
-        txid,
-        amount,
-        pix_key,
-        payer,
-        payee,
-        payer_info,
-        received_at,
-    })
+    Ok(Receipt { end_to_end_id, txid, amount, pix_key, payer, payee, payer_info, received_at })
 }
 
 /// The `pix_receipts` columns after the envelope.
@@ -105,10 +91,7 @@ pub fn fields() -> Vec<Field> {
     ];
     v.extend(ParticipantColumns::fields("payer"));
     v.extend(ParticipantColumns::fields("payee"));
-    v.extend([
-        columns::utf8("payer_info", true),
-        columns::timestamp("received_at", false),
-    ]);
+    v.extend([columns::utf8("payer_info", true), columns::timestamp("received_at", false)]);
     v
 }
 

@@ -42,18 +42,14 @@ pub struct Refund<'a> {
 }
 
 /// Reads and checks `data` of a refund.
-pub fn parse<'a>(
-    root: &mut Obj<'a>,
-    env: &Envelope<'_>,
-    ctx: &mut Ctx,
-) -> Result<Refund<'a>, Rejection> {
+pub fn parse<'a>(root: &mut Obj<'a>, env: &Envelope<'_>, ctx: &mut Ctx) -> Result<Refund<'a>, Rejection> {
     let d = root.req_object(ROOT::DATA, &DATA)?;
     ctx.rescue(&d);
     let flags = &mut ctx.flags;
 
     let return_id = d.req_str(F::RETURN_ID, flags)?;
-    let rtr = check_transaction_id(&return_id, b'D')
-        .map_err(|m| d.reject(HardRule::InvalidReturnId, F::RETURN_ID, m))?;
+    let rtr =
+        check_transaction_id(&return_id, b'D').map_err(|m| d.reject(HardRule::InvalidReturnId, F::RETURN_ID, m))?;
     check_skew(rtr.minute, env.event_time, flags);
     let original_end_to_end_id = d.req_str(F::ORIGINAL_END_TO_END_ID, flags)?;
     let original = check_transaction_id(&original_end_to_end_id, b'E')
@@ -87,34 +83,21 @@ pub fn parse<'a>(
     }
     match (status, settled_at) {
         (RefundStatus::Devolvido, None) => {
-            return Err(d.reject(
-                HardRule::InconsistentRefund,
-                F::SETTLED_AT,
-                "a DEVOLVIDO refund needs settled_at",
-            ));
+            return Err(d.reject(HardRule::InconsistentRefund, F::SETTLED_AT, "a DEVOLVIDO refund needs settled_at"));
         }
         (RefundStatus::EmProcessamento | RefundStatus::NaoRealizado, Some(_)) => {
             return Err(d.reject(
                 HardRule::InconsistentRefund,
                 F::SETTLED_AT,
-                format!(
-                    "a refund with status {} has not settled: drop settled_at or fix status",
-                    status.code()
-                ),
+                format!("a refund with status {} has not settled: drop settled_at or fix status", status.code()),
             ));
         }
         (_, Some(s)) if s + MINUTE < requested_at => {
-            return Err(d.reject(
-                HardRule::InconsistentRefund,
-                F::SETTLED_AT,
-                "settled_at is before requested_at",
-            ));
+            return Err(d.reject(HardRule::InconsistentRefund, F::SETTLED_AT, "settled_at is before requested_at"));
         }
         _ => {}
     }
-    if matches!(reason_code, RefundReason::Fr01 | RefundReason::Be08)
-        && requested_at - original.minute > MED_WINDOW
-    {
+    if matches!(reason_code, RefundReason::Fr01 | RefundReason::Be08) && requested_at - original.minute > MED_WINDOW {
         flags.insert(SoftRule::MedWindowExceeded);
     }
     Ok(Refund {
@@ -182,10 +165,8 @@ impl Columns {
     /// Appends one refund.
     pub fn append(&mut self, r: &Refund<'_>) {
         self.return_id.append_value(&r.return_id);
-        self.original_end_to_end_id
-            .append_value(&r.original_end_to_end_id);
-        self.refund_request_id
-            .append_option(r.refund_request_id.as_deref());
+        self.original_end_to_end_id.append_value(&r.original_end_to_end_id);
+        self.refund_request_id.append_option(r.refund_request_id.as_deref());
         self.direction.append_value(r.direction.code());
         self.amount.append_value(i128::from(r.amount));
         self.reason_code.append_value(r.reason_code.code());

@@ -136,18 +136,13 @@ impl Flags {
 
     /// The rules in catalogue order.
     pub fn iter(self) -> impl Iterator<Item = SoftRule> {
-        SoftRule::ALL
-            .iter()
-            .copied()
-            .filter(move |r| self.contains(*r))
+        SoftRule::ALL.iter().copied().filter(move |r| self.contains(*r))
     }
 }
 
 impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.iter().map(SoftRule::id))
-            .finish()
+        f.debug_list().entries(self.iter().map(SoftRule::id)).finish()
     }
 }
 
@@ -167,11 +162,7 @@ pub struct Rejection {
 impl Rejection {
     /// A rejection of `field` by `rule`.
     pub fn new(rule: HardRule, field: &'static str, message: impl Into<String>) -> Self {
-        Rejection {
-            rule,
-            field,
-            message: message.into(),
-        }
+        Rejection { rule, field, message: message.into() }
     }
 }
 

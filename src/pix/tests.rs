@@ -122,27 +122,15 @@ fn flagged(v: Value, flag: SoftRule) -> super::Event<'static> {
 fn the_examples_are_valid() {
     for v in [payment(), receipt(), refund()] {
         let e = decode(&v).unwrap();
-        assert!(
-            e.flags.is_empty() || v["event_type"] == "receipt",
-            "{:?}",
-            e.flags
-        );
+        assert!(e.flags.is_empty() || v["event_type"] == "receipt", "{:?}", e.flags);
         assert!(e.rescued.is_none());
     }
     let e = decode(&payment()).unwrap();
-    let EventData::Payment(p) = &e.data else {
-        panic!()
-    };
+    let EventData::Payment(p) = &e.data else { panic!() };
     assert_eq!(p.amount, 123_450);
-    assert_eq!(
-        e.envelope.event_time,
-        parse_rfc3339("2026-11-20T13:05:00.123Z").unwrap()
-    );
+    assert_eq!(e.envelope.event_time, parse_rfc3339("2026-11-20T13:05:00.123Z").unwrap());
     // 13:05 UTC is 10:05 in São Paulo, the same date.
-    assert_eq!(
-        e.envelope.event_date,
-        super::time::days_from_civil(2026, 11, 20) as i32
-    );
+    assert_eq!(e.envelope.event_date, super::time::days_from_civil(2026, 11, 20) as i32);
     let r = decode(&receipt()).unwrap();
     assert!(r.flags.contains(SoftRule::PixKeyTypeInferred));
     assert!(r.flags.contains(SoftRule::DocumentNormalized));
@@ -151,161 +139,58 @@ fn the_examples_are_valid() {
 #[test]
 fn malformed_and_oversized() {
     let d = Decoder::new(2048);
-    let bad: [&[u8]; 7] = [
-        b"",
-        b"not json",
-        b"{\"a\":",
-        b"[1,2]",
-        b"\"text\"",
-        b"{\"a\":\"\xe7\xe3o\"}",
-        b"{} {}",
-    ];
+    let bad: [&[u8]; 7] = [b"", b"not json", b"{\"a\":", b"[1,2]", b"\"text\"", b"{\"a\":\"\xe7\xe3o\"}", b"{} {}"];
     for b in bad {
         let r = d.decode(Some(b), None, now()).unwrap_err();
-        assert_eq!(
-            r.rule,
-            HardRule::MalformedJson,
-            "{:?}",
-            String::from_utf8_lossy(b)
-        );
+        assert_eq!(r.rule, HardRule::MalformedJson, "{:?}", String::from_utf8_lossy(b));
     }
-    assert_eq!(
-        d.decode(None, None, now()).unwrap_err().rule,
-        HardRule::MalformedJson
-    );
+    assert_eq!(d.decode(None, None, now()).unwrap_err().rule, HardRule::MalformedJson);
     let big = vec![b' '; 2049];
-    assert_eq!(
-        d.decode(Some(&big), None, now()).unwrap_err().rule,
-        HardRule::OversizedMessage
-    );
+    assert_eq!(d.decode(Some(&big), None, now()).unwrap_err().rule, HardRule::OversizedMessage);
 }
 
 #[test]
 fn envelope_rules() {
+    rejected(with(payment(), "source", Value::Null), HardRule::MissingField, "source");
+    rejected(with(payment(), "source", json!("")), HardRule::MissingField, "source");
+    rejected(with(payment(), "source", json!(7)), HardRule::WrongType, "source");
+    rejected(with(payment(), "source", json!("s".repeat(65))), HardRule::InvalidLength, "source");
+    rejected(with(payment(), "event_type", json!("chargeback")), HardRule::UnknownEventType, "event_type");
+    rejected(with(payment(), "schema_version", json!(2)), HardRule::UnsupportedSchemaVersion, "schema_version");
+    rejected(with(payment(), "schema_version", json!(1.5)), HardRule::WrongType, "schema_version");
+    rejected(with(payment(), "schema_version", json!("one")), HardRule::WrongType, "schema_version");
     rejected(
-        with(payment(), "source", Value::Null),
-        HardRule::MissingField,
-        "source",
-    );
-    rejected(
-        with(payment(), "source", json!("")),
-        HardRule::MissingField,
-        "source",
-    );
-    rejected(
-        with(payment(), "source", json!(7)),
-        HardRule::WrongType,
-        "source",
-    );
-    rejected(
-        with(payment(), "source", json!("s".repeat(65))),
-        HardRule::InvalidLength,
-        "source",
-    );
-    rejected(
-        with(payment(), "event_type", json!("chargeback")),
-        HardRule::UnknownEventType,
-        "event_type",
-    );
-    rejected(
-        with(payment(), "schema_version", json!(2)),
-        HardRule::UnsupportedSchemaVersion,
-        "schema_version",
-    );
-    rejected(
-        with(payment(), "schema_version", json!(1.5)),
-        HardRule::WrongType,
-        "schema_version",
-    );
-    rejected(
-        with(payment(), "schema_version", json!("one")),
-        HardRule::WrongType,
-        "schema_version",
-    );
-    rejected(
-        with(
-            payment(),
-            "event_id",
-            json!("3f2504e04f8941d39a0c0305e82c3301"),
-        ),
+        with(payment(), "event_id", json!("3f2504e04f8941d39a0c0305e82c3301")),
         HardRule::InvalidEventId,
         "event_id",
     );
-    rejected(
-        with(payment(), "event_time", json!("2026-11-20T10:00:00")),
-        HardRule::InvalidTimestamp,
-        "event_time",
-    );
-    rejected(
-        with(payment(), "event_time", json!("2026-02-30T10:00:00Z")),
-        HardRule::InvalidTimestamp,
-        "event_time",
-    );
-    rejected(
-        with(payment(), "event_time", json!("2026-11-20T24:00:00Z")),
-        HardRule::InvalidTimestamp,
-        "event_time",
-    );
-    rejected(
-        with(payment(), "data", json!("x")),
-        HardRule::WrongType,
-        "data",
-    );
-    flagged(
-        with(payment(), "schema_version", json!("1")),
-        SoftRule::SchemaVersionCoerced,
-    );
-    flagged(
-        with(payment(), "event_type", json!("Payment")),
-        SoftRule::EnumCaseNormalized,
-    );
+    rejected(with(payment(), "event_time", json!("2026-11-20T10:00:00")), HardRule::InvalidTimestamp, "event_time");
+    rejected(with(payment(), "event_time", json!("2026-02-30T10:00:00Z")), HardRule::InvalidTimestamp, "event_time");
+    rejected(with(payment(), "event_time", json!("2026-11-20T24:00:00Z")), HardRule::InvalidTimestamp, "event_time");
+    rejected(with(payment(), "data", json!("x")), HardRule::WrongType, "data");
+    flagged(with(payment(), "schema_version", json!("1")), SoftRule::SchemaVersionCoerced);
+    flagged(with(payment(), "event_type", json!("Payment")), SoftRule::EnumCaseNormalized);
     let e = flagged(
-        with(
-            payment(),
-            "event_id",
-            json!("3F2504E0-4F89-41D3-9A0C-0305E82C3301"),
-        ),
+        with(payment(), "event_id", json!("3F2504E0-4F89-41D3-9A0C-0305E82C3301")),
         SoftRule::EventIdLowercased,
     );
-    assert_eq!(
-        e.envelope.event_id.as_str(),
-        "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
-    );
-    let e = flagged(
-        with(payment(), "source", json!("  bank-api ")),
-        SoftRule::WhitespaceTrimmed,
-    );
+    assert_eq!(e.envelope.event_id.as_str(), "3f2504e0-4f89-41d3-9a0c-0305e82c3301");
+    let e = flagged(with(payment(), "source", json!("  bank-api ")), SoftRule::WhitespaceTrimmed);
     assert_eq!(e.envelope.source, "bank-api");
-    flagged(
-        with(payment(), "event_time", json!("2026-11-22T00:06:00Z")),
-        SoftRule::FutureEventTime,
-    );
-    let in_tolerance = decode(&with(
-        payment(),
-        "event_time",
-        json!("2026-11-22T00:04:00Z"),
-    ))
-    .unwrap();
+    flagged(with(payment(), "event_time", json!("2026-11-22T00:06:00Z")), SoftRule::FutureEventTime);
+    let in_tolerance = decode(&with(payment(), "event_time", json!("2026-11-22T00:04:00Z"))).unwrap();
     assert!(!in_tolerance.flags.contains(SoftRule::FutureEventTime));
 }
 
 #[test]
 fn duplicate_fields_and_topic() {
     let text = br#"{"event_id":"3f2504e0-4f89-41d3-9a0c-0305e82c3301","event_type":"payment","event_type":"refund"}"#;
-    let r = Decoder::default()
-        .decode(Some(text), None, now())
-        .unwrap_err();
+    let r = Decoder::default().decode(Some(text), None, now()).unwrap_err();
     assert_eq!((r.rule, r.field), (HardRule::DuplicateField, "event_type"));
     let bytes = serde_json::to_vec(&payment()).unwrap();
-    let r = Decoder::default()
-        .decode(Some(&bytes), Some(Category::Refund), now())
-        .unwrap_err();
+    let r = Decoder::default().decode(Some(&bytes), Some(Category::Refund), now()).unwrap_err();
     assert_eq!(r.rule, HardRule::TopicMismatch);
-    assert!(
-        Decoder::default()
-            .decode(Some(&bytes), Some(Category::Payment), now())
-            .is_ok()
-    );
+    assert!(Decoder::default().decode(Some(&bytes), Some(Category::Payment), now()).is_ok());
 }
 
 #[test]
@@ -321,98 +206,52 @@ fn amounts() {
     ] {
         rejected(with(payment(), "data.amount", v), rule, "data.amount");
     }
-    rejected(
-        with(payment(), "data.amount", Value::Null),
-        HardRule::MissingField,
-        "data.amount",
-    );
-    let e = flagged(
-        with(payment(), "data.amount", json!(1234.5)),
-        SoftRule::AmountFromNumber,
-    );
-    let EventData::Payment(p) = e.data else {
-        panic!()
-    };
+    rejected(with(payment(), "data.amount", Value::Null), HardRule::MissingField, "data.amount");
+    let e = flagged(with(payment(), "data.amount", json!(1234.5)), SoftRule::AmountFromNumber);
+    let EventData::Payment(p) = e.data else { panic!() };
     assert_eq!(p.amount, 123_450);
     // A JSON number with an exponent, converted from its text: 1e3 = R$ 1,000.00.
     let bytes = serde_json::to_vec(&payment()).unwrap();
-    let text = String::from_utf8(bytes)
-        .unwrap()
-        .replace("\"1234.50\"", "1e3");
-    let e = Decoder::default()
-        .decode(Some(text.as_bytes()), None, now())
-        .unwrap();
-    let EventData::Payment(p) = e.data else {
-        panic!()
-    };
+    let text = String::from_utf8(bytes).unwrap().replace("\"1234.50\"", "1e3");
+    let e = Decoder::default().decode(Some(text.as_bytes()), None, now()).unwrap();
+    let EventData::Payment(p) = e.data else { panic!() };
     assert_eq!(p.amount, 100_000);
 }
 
 #[test]
 fn transaction_ids() {
     rejected(
-        with(
-            payment(),
-            "data.end_to_end_id",
-            json!("E18236120202602301304s0326120V4K"),
-        ),
+        with(payment(), "data.end_to_end_id", json!("E18236120202602301304s0326120V4K")),
         HardRule::InvalidE2eId,
         "data.end_to_end_id",
     );
     rejected(
-        with(
-            payment(),
-            "data.end_to_end_id",
-            json!("E18236120202611202404s0326120V4K"),
-        ),
+        with(payment(), "data.end_to_end_id", json!("E18236120202611202404s0326120V4K")),
         HardRule::InvalidE2eId,
         "data.end_to_end_id",
     );
     rejected(
-        with(
-            payment(),
-            "data.end_to_end_id",
-            json!("D18236120202611201304s0326120V4K"),
-        ),
+        with(payment(), "data.end_to_end_id", json!("D18236120202611201304s0326120V4K")),
         HardRule::InvalidE2eId,
         "data.end_to_end_id",
     );
     rejected(
-        with(
-            refund(),
-            "data.return_id",
-            json!("E60701190202611211159abcdefghijk"),
-        ),
+        with(refund(), "data.return_id", json!("E60701190202611211159abcdefghijk")),
         HardRule::InvalidReturnId,
         "data.return_id",
     );
     rejected(
-        with(
-            refund(),
-            "data.return_id",
-            json!("D60701190202602291159abcdefghijk"),
-        ),
+        with(refund(), "data.return_id", json!("D60701190202602291159abcdefghijk")),
         HardRule::InvalidReturnId,
         "data.return_id",
     );
     rejected(
-        with(
-            refund(),
-            "data.original_end_to_end_id",
-            json!("E1823612020261120"),
-        ),
+        with(refund(), "data.original_end_to_end_id", json!("E1823612020261120")),
         HardRule::InvalidE2eId,
         "data.original_end_to_end_id",
     );
     // Alphanumeric ISPB (API Pix 2.9.0) in both ids.
-    assert!(
-        decode(&with(
-            payment(),
-            "data.end_to_end_id",
-            json!("E1A2B3C4D202611201304s0326120V4K")
-        ))
-        .is_ok()
-    );
+    assert!(decode(&with(payment(), "data.end_to_end_id", json!("E1A2B3C4D202611201304s0326120V4K"))).is_ok());
     // The id's minute 13:04 is 12 h+ away from an event at 02:00 the next day.
     let v = with(payment(), "event_time", json!("2026-11-21T02:00:00Z"));
     flagged(v, SoftRule::E2eTimeSkew);
@@ -439,46 +278,25 @@ fn txids_of_every_length_class() {
     assert!(decode(&p("QRDN", t(26), true)).is_ok());
     assert!(decode(&p("QRDN", t(35), true)).is_ok());
     rejected(p("QRDN", t(25), true), HardRule::InvalidTxid, "data.txid");
-    rejected(
-        p("QRDN", Value::Null, true),
-        HardRule::MissingField,
-        "data.txid",
-    );
+    rejected(p("QRDN", Value::Null, true), HardRule::MissingField, "data.txid");
     // QRES and INIC: up to 25; QRES without txid carries ***.
     assert!(decode(&p("QRES", t(25), true)).is_ok());
     rejected(p("INIC", t(26), true), HardRule::InvalidTxid, "data.txid");
-    let e = flagged(
-        p("QRES", json!("***"), true),
-        SoftRule::TxidPlaceholderNulled,
-    );
-    let EventData::Payment(pay) = e.data else {
-        panic!()
-    };
+    let e = flagged(p("QRES", json!("***"), true), SoftRule::TxidPlaceholderNulled);
+    let EventData::Payment(pay) = e.data else { panic!() };
     assert_eq!(pay.txid, None);
     // MANU and DICT: none.
     rejected(p("DICT", t(10), true), HardRule::InvalidTxid, "data.txid");
     rejected(p("MANU", t(10), false), HardRule::InvalidTxid, "data.txid");
     // Format: 1–35 alphanumerics anywhere.
-    rejected(
-        p("QRDN", json!("abc-def-ghi-jkl-mno-pqr-stu-vw"), true),
-        HardRule::InvalidTxid,
-        "data.txid",
-    );
+    rejected(p("QRDN", json!("abc-def-ghi-jkl-mno-pqr-stu-vw"), true), HardRule::InvalidTxid, "data.txid");
     rejected(p("QRDN", t(36), true), HardRule::InvalidTxid, "data.txid");
-    rejected(
-        with(receipt(), "data.txid", json!("abc 123")),
-        HardRule::InvalidTxid,
-        "data.txid",
-    );
+    rejected(with(receipt(), "data.txid", json!("abc 123")), HardRule::InvalidTxid, "data.txid");
 }
 
 #[test]
 fn documents_and_participants() {
-    rejected(
-        with(payment(), "data.payer.document", json!("52998224724")),
-        HardRule::InvalidCpf,
-        "data.payer.document",
-    );
+    rejected(with(payment(), "data.payer.document", json!("52998224724")), HardRule::InvalidCpf, "data.payer.document");
     rejected(
         with(payment(), "data.payer.document", json!("111.111.111-11")),
         HardRule::InvalidCpf,
@@ -494,268 +312,97 @@ fn documents_and_participants() {
         HardRule::InvalidCnpj,
         "data.payee.document",
     );
-    let e = flagged(
-        with(
-            payment(),
-            "data.payee.document",
-            json!("12.abc.345/01de-35"),
-        ),
-        SoftRule::DocumentNormalized,
-    );
-    let EventData::Payment(p) = e.data else {
-        panic!()
-    };
+    let e = flagged(with(payment(), "data.payee.document", json!("12.abc.345/01de-35")), SoftRule::DocumentNormalized);
+    let EventData::Payment(p) = e.data else { panic!() };
     assert_eq!(p.payee.document.value, "12ABC34501DE35");
-    rejected(
-        with(payment(), "data.payee.ispb", json!("00038166")),
-        HardRule::InvalidIspb,
-        "data.payee.ispb",
-    );
-    rejected(
-        with(payment(), "data.payee.ispb", json!("abc")),
-        HardRule::InvalidIspb,
-        "data.payee.ispb",
-    );
-    rejected(
-        with(payment(), "data.payee.ispb", json!(-5)),
-        HardRule::InvalidIspb,
-        "data.payee.ispb",
-    );
-    let e = flagged(
-        with(payment(), "data.payee.ispb", json!(360305)),
-        SoftRule::IspbPadded,
-    );
-    let EventData::Payment(p) = e.data else {
-        panic!()
-    };
+    rejected(with(payment(), "data.payee.ispb", json!("00038166")), HardRule::InvalidIspb, "data.payee.ispb");
+    rejected(with(payment(), "data.payee.ispb", json!("abc")), HardRule::InvalidIspb, "data.payee.ispb");
+    rejected(with(payment(), "data.payee.ispb", json!(-5)), HardRule::InvalidIspb, "data.payee.ispb");
+    let e = flagged(with(payment(), "data.payee.ispb", json!(360305)), SoftRule::IspbPadded);
+    let EventData::Payment(p) = e.data else { panic!() };
     assert_eq!(p.payee.ispb.as_str(), "00360305");
-    rejected(
-        with(payment(), "data.payer.branch", json!("12345")),
-        HardRule::InvalidAccount,
-        "data.payer.branch",
-    );
-    rejected(
-        with(payment(), "data.payer.account", json!("1234-5")),
-        HardRule::InvalidAccount,
-        "data.payer.account",
-    );
+    rejected(with(payment(), "data.payer.branch", json!("12345")), HardRule::InvalidAccount, "data.payer.branch");
+    rejected(with(payment(), "data.payer.account", json!("1234-5")), HardRule::InvalidAccount, "data.payer.account");
     rejected(
         with(payment(), "data.payer.account_type", json!("SLRY")),
         HardRule::InvalidEnum,
         "data.payer.account_type",
     );
     assert!(decode(&with(payment(), "data.payee.account_type", json!("SLRY"))).is_ok());
-    flagged(
-        with(payment(), "data.payee.account_type", json!("Poupanca")),
-        SoftRule::AccountTypeMapped,
-    );
-    rejected(
-        with(payment(), "data.payer.name", json!("n".repeat(141))),
-        HardRule::InvalidLength,
-        "data.payer.name",
-    );
-    rejected(
-        with(payment(), "data.payer", json!([1])),
-        HardRule::WrongType,
-        "data.payer",
-    );
+    flagged(with(payment(), "data.payee.account_type", json!("Poupanca")), SoftRule::AccountTypeMapped);
+    rejected(with(payment(), "data.payer.name", json!("n".repeat(141))), HardRule::InvalidLength, "data.payer.name");
+    rejected(with(payment(), "data.payer", json!([1])), HardRule::WrongType, "data.payer");
 }
 
 #[test]
 fn keys_and_initiation() {
-    let key = |k: &str, t: &str| {
-        with(
-            with(payment(), "data.pix_key", json!(k)),
-            "data.pix_key_type",
-            json!(t),
-        )
-    };
-    rejected(
-        key("fulano", "EMAIL"),
-        HardRule::InvalidPixKey,
-        "data.pix_key",
-    );
-    rejected(
-        key("1234", "PHONE"),
-        HardRule::InvalidPixKey,
-        "data.pix_key",
-    );
-    rejected(
-        key("52998224725", "EMAIL"),
-        HardRule::InvalidPixKey,
-        "data.pix_key",
-    );
-    rejected(
-        key("18236120000158", "CPF"),
-        HardRule::InvalidPixKey,
-        "data.pix_key",
-    );
-    rejected(
-        key("x", "TELEFONE"),
-        HardRule::InvalidEnum,
-        "data.pix_key_type",
-    );
+    let key = |k: &str, t: &str| with(with(payment(), "data.pix_key", json!(k)), "data.pix_key_type", json!(t));
+    rejected(key("fulano", "EMAIL"), HardRule::InvalidPixKey, "data.pix_key");
+    rejected(key("1234", "PHONE"), HardRule::InvalidPixKey, "data.pix_key");
+    rejected(key("52998224725", "EMAIL"), HardRule::InvalidPixKey, "data.pix_key");
+    rejected(key("18236120000158", "CPF"), HardRule::InvalidPixKey, "data.pix_key");
+    rejected(key("x", "TELEFONE"), HardRule::InvalidEnum, "data.pix_key_type");
     let e = flagged(key("(11) 99876-5432", "PHONE"), SoftRule::PhoneNormalized);
-    let EventData::Payment(p) = e.data else {
-        panic!()
-    };
+    let EventData::Payment(p) = e.data else { panic!() };
     assert_eq!(p.pix_key.unwrap().value, "+5511998765432");
-    flagged(
-        key("Fulano@Example.com", "EMAIL"),
-        SoftRule::EmailLowercased,
-    );
-    flagged(
-        key("123E4567-E89B-42D3-A456-426614174000", "EVP"),
-        SoftRule::EvpLowercased,
-    );
-    rejected(
-        with(payment(), "data.initiation_type", json!("MANU")),
-        HardRule::InitiationKeyMismatch,
-        "data.pix_key",
-    );
-    rejected(
-        with(payment(), "data.pix_key", Value::Null),
-        HardRule::MissingField,
-        "data.pix_key",
-    );
-    rejected(
-        with(payment(), "data.pix_key_type", Value::Null),
-        HardRule::MissingField,
-        "data.pix_key_type",
-    );
-    rejected(
-        with(receipt(), "data.pix_key", json!("???")),
-        HardRule::InvalidPixKey,
-        "data.pix_key",
-    );
+    flagged(key("Fulano@Example.com", "EMAIL"), SoftRule::EmailLowercased);
+    flagged(key("123E4567-E89B-42D3-A456-426614174000", "EVP"), SoftRule::EvpLowercased);
+    rejected(with(payment(), "data.initiation_type", json!("MANU")), HardRule::InitiationKeyMismatch, "data.pix_key");
+    rejected(with(payment(), "data.pix_key", Value::Null), HardRule::MissingField, "data.pix_key");
+    rejected(with(payment(), "data.pix_key_type", Value::Null), HardRule::MissingField, "data.pix_key_type");
+    rejected(with(receipt(), "data.pix_key", json!("???")), HardRule::InvalidPixKey, "data.pix_key");
 }
 
 #[test]
 fn payment_status_rules() {
-    rejected(
-        with(payment(), "data.status", json!("RJCT")),
-        HardRule::MissingRejectReason,
-        "data.reject_reason",
-    );
-    let rj = with(
-        with(payment(), "data.status", json!("RJCT")),
-        "data.reject_reason",
-        json!("AM04"),
-    );
+    rejected(with(payment(), "data.status", json!("RJCT")), HardRule::MissingRejectReason, "data.reject_reason");
+    let rj = with(with(payment(), "data.status", json!("RJCT")), "data.reject_reason", json!("AM04"));
     assert!(decode(&rj).is_ok());
     rejected(
-        with(
-            rj.clone(),
-            "data.reject_reason",
-            json!("saldo insuficiente"),
-        ),
+        with(rj.clone(), "data.reject_reason", json!("saldo insuficiente")),
         HardRule::InvalidEnum,
         "data.reject_reason",
     );
-    flagged(
-        with(payment(), "data.reject_reason", json!("AM04")),
-        SoftRule::RejectReasonWithoutRjct,
-    );
-    rejected(
-        with(payment(), "data.status", json!("SETTLED")),
-        HardRule::InvalidEnum,
-        "data.status",
-    );
-    flagged(
-        with(payment(), "data.status", json!("acsc")),
-        SoftRule::EnumCaseNormalized,
-    );
-    rejected(
-        with(payment(), "data.currency", json!("USD")),
-        HardRule::InvalidCurrency,
-        "data.currency",
-    );
-    rejected(
-        with(payment(), "data.channel", json!("SMS")),
-        HardRule::InvalidEnum,
-        "data.channel",
-    );
+    flagged(with(payment(), "data.reject_reason", json!("AM04")), SoftRule::RejectReasonWithoutRjct);
+    rejected(with(payment(), "data.status", json!("SETTLED")), HardRule::InvalidEnum, "data.status");
+    flagged(with(payment(), "data.status", json!("acsc")), SoftRule::EnumCaseNormalized);
+    rejected(with(payment(), "data.currency", json!("USD")), HardRule::InvalidCurrency, "data.currency");
+    rejected(with(payment(), "data.channel", json!("SMS")), HardRule::InvalidEnum, "data.channel");
 }
 
 #[test]
 fn night_limit() {
     // 23:30 in São Paulo, R$ 1,234.50 from a CPF.
     let night = with(payment(), "event_time", json!("2026-11-21T02:30:00Z"));
-    let night = with(
-        night,
-        "data.end_to_end_id",
-        json!("E18236120202611210230s0326120V4K"),
-    );
+    let night = with(night, "data.end_to_end_id", json!("E18236120202611210230s0326120V4K"));
     flagged(night.clone(), SoftRule::NightLimitExceeded);
     let small = with(night.clone(), "data.amount", json!("1000.00"));
-    assert!(
-        !decode(&small)
-            .unwrap()
-            .flags
-            .contains(SoftRule::NightLimitExceeded)
-    );
+    assert!(!decode(&small).unwrap().flags.contains(SoftRule::NightLimitExceeded));
     let company = with(night, "data.payer.document", json!("18236120000158"));
-    assert!(
-        !decode(&company)
-            .unwrap()
-            .flags
-            .contains(SoftRule::NightLimitExceeded)
-    );
-    assert!(
-        !decode(&payment())
-            .unwrap()
-            .flags
-            .contains(SoftRule::NightLimitExceeded)
-    );
+    assert!(!decode(&company).unwrap().flags.contains(SoftRule::NightLimitExceeded));
+    assert!(!decode(&payment()).unwrap().flags.contains(SoftRule::NightLimitExceeded));
 }
 
 #[test]
 fn refund_rules() {
-    rejected(
-        with(refund(), "data.settled_at", Value::Null),
-        HardRule::InconsistentRefund,
-        "data.settled_at",
-    );
-    rejected(
-        with(refund(), "data.status", json!("EM_PROCESSAMENTO")),
-        HardRule::InconsistentRefund,
-        "data.settled_at",
-    );
+    rejected(with(refund(), "data.settled_at", Value::Null), HardRule::InconsistentRefund, "data.settled_at");
+    rejected(with(refund(), "data.status", json!("EM_PROCESSAMENTO")), HardRule::InconsistentRefund, "data.settled_at");
     rejected(
         with(refund(), "data.settled_at", json!("2026-11-21T11:00:00Z")),
         HardRule::InconsistentRefund,
         "data.settled_at",
     );
     rejected(
-        with(
-            refund(),
-            "data.return_id",
-            json!("D60701190202611191159abcdefghijk"),
-        ),
+        with(refund(), "data.return_id", json!("D60701190202611191159abcdefghijk")),
         HardRule::InconsistentRefund,
         "data.return_id",
     );
-    rejected(
-        with(refund(), "data.reason_code", json!("AM04")),
-        HardRule::InvalidEnum,
-        "data.reason_code",
-    );
-    rejected(
-        with(refund(), "data.direction", json!("IN")),
-        HardRule::InvalidEnum,
-        "data.direction",
-    );
-    flagged(
-        with(refund(), "data.status", json!("devolvido")),
-        SoftRule::EnumCaseNormalized,
-    );
+    rejected(with(refund(), "data.reason_code", json!("AM04")), HardRule::InvalidEnum, "data.reason_code");
+    rejected(with(refund(), "data.direction", json!("IN")), HardRule::InvalidEnum, "data.direction");
+    flagged(with(refund(), "data.status", json!("devolvido")), SoftRule::EnumCaseNormalized);
     // A fraud MED claim 90 days after the Pix.
     let late = with(refund(), "data.reason_code", json!("FR01"));
-    let late = with(
-        late,
-        "data.original_end_to_end_id",
-        json!("E18236120202608201304s0326120V4K"),
-    );
+    let late = with(late, "data.original_end_to_end_id", json!("E18236120202608201304s0326120V4K"));
     flagged(late, SoftRule::MedWindowExceeded);
 }
 
@@ -765,19 +412,13 @@ fn unknown_fields_are_rescued() {
     let v = with(v, "data.payer.nickname", json!({"x": [1, 2]}));
     let e = flagged(v, SoftRule::RescuedData);
     let rescued: Value = serde_json::from_str(e.rescued.as_deref().unwrap()).unwrap();
-    assert_eq!(
-        rescued,
-        json!({"trace_id": "abc", "data.payer.nickname": {"x": [1, 2]}})
-    );
+    assert_eq!(rescued, json!({"trace_id": "abc", "data.payer.nickname": {"x": [1, 2]}}));
 }
 
 #[test]
 fn timestamps_with_offsets_are_utc() {
     let e = decode(&receipt()).unwrap();
-    assert_eq!(
-        e.envelope.event_time,
-        parse_rfc3339("2026-11-20T13:06:00Z").unwrap()
-    );
+    assert_eq!(e.envelope.event_time, parse_rfc3339("2026-11-20T13:06:00Z").unwrap());
 }
 
 fn generated(seed: u64, skip: usize) -> Vec<u8> {
@@ -799,18 +440,10 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
         ".{0,20}".prop_map(Value::String),
-        prop_oneof![
-            Just("payment"),
-            Just("receipt"),
-            Just("refund"),
-            Just("1"),
-            Just("BRL")
-        ]
-        .prop_map(|s| Value::String(s.into())),
+        prop_oneof![Just("payment"), Just("receipt"), Just("refund"), Just("1"), Just("BRL")]
+            .prop_map(|s| Value::String(s.into())),
     ];
     leaf.prop_recursive(4, 48, 8, |inner| {
         prop_oneof![

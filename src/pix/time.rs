@@ -70,13 +70,7 @@ fn digits(b: &[u8]) -> Option<u32> {
 
 /// A calendar date and time of day, checked to exist (Feb 30 and hour 24 do not).
 pub fn civil_to_micros(y: u32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<Micros> {
-    if !(1..=12).contains(&mo)
-        || d == 0
-        || d > days_in_month(i64::from(y), mo)
-        || h > 23
-        || mi > 59
-        || s > 59
-    {
+    if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(i64::from(y), mo) || h > 23 || mi > 59 || s > 59 {
         return None;
     }
     let days = days_from_civil(i64::from(y), mo, d);
@@ -88,14 +82,7 @@ pub fn parse_compact_minute(b: &[u8]) -> Option<Micros> {
     if b.len() != 12 {
         return None;
     }
-    civil_to_micros(
-        digits(&b[0..4])?,
-        digits(&b[4..6])?,
-        digits(&b[6..8])?,
-        digits(&b[8..10])?,
-        digits(&b[10..12])?,
-        0,
-    )
+    civil_to_micros(digits(&b[0..4])?, digits(&b[4..6])?, digits(&b[6..8])?, digits(&b[8..10])?, digits(&b[10..12])?, 0)
 }
 
 /// Why a timestamp was refused.
@@ -113,12 +100,8 @@ impl TimestampError {
     /// A sentence for the operator.
     pub fn message(self) -> &'static str {
         match self {
-            TimestampError::Format => {
-                "not an RFC 3339 timestamp (expected yyyy-mm-ddThh:mm:ss[.fff]Z or ±hh:mm)"
-            }
-            TimestampError::MissingOffset => {
-                "RFC 3339 timestamp without offset: add Z or ±hh:mm (e.g. -03:00)"
-            }
+            TimestampError::Format => "not an RFC 3339 timestamp (expected yyyy-mm-ddThh:mm:ss[.fff]Z or ±hh:mm)",
+            TimestampError::MissingOffset => "RFC 3339 timestamp without offset: add Z or ±hh:mm (e.g. -03:00)",
             TimestampError::Impossible => {
                 "date or time does not exist (day, month, hour, minute or offset out of range)"
             }
@@ -199,12 +182,7 @@ pub fn sao_paulo_offset(t: Micros) -> Micros {
     let secs = t.div_euclid(1_000_000);
     match chrono::DateTime::from_timestamp(secs, 0) {
         Some(utc) => {
-            i64::from(
-                Sao_Paulo
-                    .offset_from_utc_datetime(&utc.naive_utc())
-                    .fix()
-                    .local_minus_utc(),
-            ) * 1_000_000
+            i64::from(Sao_Paulo.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc()) * 1_000_000
         }
         None => -3 * HOUR,
     }
@@ -229,14 +207,8 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-20T10:00:00-03:00").unwrap(), z);
         assert_eq!(parse_rfc3339("2026-11-20t13:00:00z").unwrap(), z);
         assert_eq!(parse_rfc3339("2026-11-20 13:00:00+00:00").unwrap(), z);
-        assert_eq!(
-            parse_rfc3339("2026-11-20T13:00:00.123456789Z").unwrap(),
-            z + 123_456
-        );
-        assert_eq!(
-            parse_rfc3339("2026-11-20T13:00:00.5Z").unwrap(),
-            z + 500_000
-        );
+        assert_eq!(parse_rfc3339("2026-11-20T13:00:00.123456789Z").unwrap(), z + 123_456);
+        assert_eq!(parse_rfc3339("2026-11-20T13:00:00.5Z").unwrap(), z + 500_000);
         assert_eq!(format_rfc3339(z), "2026-11-20T13:00:00Z");
     }
 
@@ -259,10 +231,7 @@ mod tests {
 
     #[test]
     fn compact_minutes() {
-        assert_eq!(
-            parse_compact_minute(b"202104191813"),
-            Some(parse_rfc3339("2021-04-19T18:13:00Z").unwrap())
-        );
+        assert_eq!(parse_compact_minute(b"202104191813"), Some(parse_rfc3339("2021-04-19T18:13:00Z").unwrap()));
         assert_eq!(parse_compact_minute(b"202302310000"), None);
         assert_eq!(parse_compact_minute(b"202302282400"), None);
         assert_eq!(parse_compact_minute(b"2023022823x0"), None);
@@ -277,10 +246,7 @@ mod tests {
         assert_eq!(hour, 23);
         // January 2018 was daylight saving time (UTC−2).
         let t = parse_rfc3339("2018-01-10T02:30:00Z").unwrap();
-        assert_eq!(
-            sao_paulo_date_hour(t),
-            (days_from_civil(2018, 1, 10) as i32, 0)
-        );
+        assert_eq!(sao_paulo_date_hour(t), (days_from_civil(2018, 1, 10) as i32, 0));
     }
 
     proptest! {

@@ -21,11 +21,8 @@ const OVERSIZED_EVERY: usize = 200;
 /// The order invalid records cycle through: every hard rule but `OVERSIZED_MESSAGE` shuffled,
 /// repeated, with `OVERSIZED_MESSAGE` once per [`OVERSIZED_EVERY`] slots.
 pub fn plan(rng: &mut ChaCha8Rng) -> Vec<HardRule> {
-    let mut others: Vec<HardRule> = HardRule::ALL
-        .iter()
-        .copied()
-        .filter(|r| *r != HardRule::OversizedMessage)
-        .collect();
+    let mut others: Vec<HardRule> =
+        HardRule::ALL.iter().copied().filter(|r| *r != HardRule::OversizedMessage).collect();
     let mut plan = Vec::with_capacity(OVERSIZED_EVERY);
     // The first cycle covers every rule early, so even a small run sees them all.
     others.shuffle(rng);
@@ -89,34 +86,22 @@ pub fn apply(rng: &mut ChaCha8Rng, rule: HardRule, e: &mut WireEvent) -> Option<
             1 => e.event_time = String::new(), // replaced below by a number
             _ => set_amount(e, serde_json::json!({"valor": "10.00"})),
         },
-        UnknownEventType => {
-            e.event_type = ["chargeback", "pix_cobranca", "transfer", ""][(r % 3) as usize].into()
-        }
+        UnknownEventType => e.event_type = ["chargeback", "pix_cobranca", "transfer", ""][(r % 3) as usize].into(),
         TopicMismatch => return Some(other_category(category, r)),
         UnsupportedSchemaVersion => {
-            e.schema_version = if r.is_multiple_of(2) {
-                Value::from(2)
-            } else {
-                Value::String("0".into())
-            }
+            e.schema_version = if r.is_multiple_of(2) { Value::from(2) } else { Value::String("0".into()) }
         }
         InvalidEventId => {
-            e.event_id = [
-                "evt-42",
-                "3f2504e04f8911d39a0c0305e82c3301",
-                "3f2504e0-4f89-11d3-9a0c-0305e82c33g1",
-            ][(r % 3) as usize]
+            e.event_id = ["evt-42", "3f2504e04f8911d39a0c0305e82c3301", "3f2504e0-4f89-11d3-9a0c-0305e82c33g1"]
+                [(r % 3) as usize]
                 .into()
         }
         InvalidLength => e.source = Some("x".repeat(65 + (r % 40) as usize)),
         InvalidTimestamp => {
-            e.event_time = [
-                "2026-11-20T10:00:00",
-                "2026-02-30T10:00:00Z",
-                "20/11/2026 10:00",
-                "2026-11-20T24:00:00-03:00",
-            ][(r % 4) as usize]
-                .into()
+            e.event_time =
+                ["2026-11-20T10:00:00", "2026-02-30T10:00:00Z", "20/11/2026 10:00", "2026-11-20T24:00:00-03:00"]
+                    [(r % 4) as usize]
+                    .into()
         }
         InvalidE2eId => {
             let bad = |id: &mut String| {
@@ -144,22 +129,17 @@ pub fn apply(rng: &mut ChaCha8Rng, rule: HardRule, e: &mut WireEvent) -> Option<
         }
         InvalidTxid => {
             if let WireData::Receipt(x) = &mut e.data {
-                x.txid = Some(
-                    ["abc-123", "txid com espaço", &"A".repeat(36)][(r % 3) as usize].to_string(),
-                );
+                x.txid = Some(["abc-123", "txid com espaço", &"A".repeat(36)][(r % 3) as usize].to_string());
             }
         }
         InvalidRefundRequestId => {
             if let Some(x) = refund(e) {
-                x.refund_request_id =
-                    Some(["req#1", "D-123", &"9".repeat(36)][(r % 3) as usize].to_string());
+                x.refund_request_id = Some(["req#1", "D-123", &"9".repeat(36)][(r % 3) as usize].to_string());
             }
         }
         InvalidAmount => set_amount(
             e,
-            Value::String(
-                ["0.00", "1e3", "10.001", "-5", "12345678901.00", "12,50"][(r % 6) as usize].into(),
-            ),
+            Value::String(["0.00", "1e3", "10.001", "-5", "12345678901.00", "12,50"][(r % 6) as usize].into()),
         ),
         InvalidCurrency => {
             if let Some(p) = payment(e) {
@@ -168,9 +148,7 @@ pub fn apply(rng: &mut ChaCha8Rng, rule: HardRule, e: &mut WireEvent) -> Option<
         }
         InvalidIspb => {
             if let Some(p) = payment(e) {
-                p.payee.ispb = Value::String(
-                    ["00038166", "ABC", "1234567890", "nu-bank1"][(r % 4) as usize].into(),
-                );
+                p.payee.ispb = Value::String(["00038166", "ABC", "1234567890", "nu-bank1"][(r % 4) as usize].into());
             }
         }
         InvalidAccount => {
@@ -207,12 +185,9 @@ pub fn apply(rng: &mut ChaCha8Rng, rule: HardRule, e: &mut WireEvent) -> Option<
         InvalidPixKey => {
             if let Some(p) = payment(e) {
                 ensure_key(p);
-                let (key, kind) = [
-                    ("fulano@", "EMAIL"),
-                    ("+5511998765432", "CPF"),
-                    ("123", "PHONE"),
-                    ("not-a-uuid", "EVP"),
-                ][(r % 4) as usize];
+                let (key, kind) =
+                    [("fulano@", "EMAIL"), ("+5511998765432", "CPF"), ("123", "PHONE"), ("not-a-uuid", "EVP")]
+                        [(r % 4) as usize];
                 p.pix_key = Some(key.into());
                 p.pix_key_type = Some(kind.into());
             }
@@ -275,12 +250,7 @@ fn ensure_key(p: &mut super::wire::WirePayment) {
 
 /// Breaks the rules that live below the JSON structure, on the serialized bytes. Never adds a
 /// newline, so a JSON-lines file keeps one record per line.
-pub fn apply_bytes(
-    rng: &mut ChaCha8Rng,
-    rule: HardRule,
-    value: &mut Vec<u8>,
-    max_message_bytes: usize,
-) {
+pub fn apply_bytes(rng: &mut ChaCha8Rng, rule: HardRule, value: &mut Vec<u8>, max_message_bytes: usize) {
     let r: u64 = rng.random();
     match rule {
         HardRule::OversizedMessage => {
@@ -366,16 +336,12 @@ pub fn messy(rng: &mut ChaCha8Rng, e: &mut WireEvent) {
             // Keys as people type them.
             let key = match &mut e.data {
                 WireData::Payment(p) => p.pix_key.as_mut().zip(p.pix_key_type.as_deref()),
-                WireData::Receipt(x) => {
-                    Some((&mut x.pix_key, x.pix_key_type.as_deref().unwrap_or("")))
-                }
+                WireData::Receipt(x) => Some((&mut x.pix_key, x.pix_key_type.as_deref().unwrap_or(""))),
                 WireData::Refund(_) => None,
             };
             if let Some((key, kind)) = key {
                 match kind {
-                    "PHONE" if key.len() == 14 => {
-                        *key = format!("({}) {}-{}", &key[3..5], &key[5..10], &key[10..])
-                    }
+                    "PHONE" if key.len() == 14 => *key = format!("({}) {}-{}", &key[3..5], &key[5..10], &key[10..]),
                     "EMAIL" => *key = key.to_uppercase(),
                     "EVP" => *key = key.to_uppercase(),
                     "CPF" | "CNPJ" => *key = punctuate(key),
@@ -386,10 +352,7 @@ pub fn messy(rng: &mut ChaCha8Rng, e: &mut WireEvent) {
         _ => {
             if r & 0x100 == 0 {
                 // A field wire format v1 does not define, from a newer producer: rescued.
-                e.trace_id = Some(format!(
-                    "{:032x}",
-                    u128::from(r) << 64 | u128::from(r.rotate_left(17))
-                ));
+                e.trace_id = Some(format!("{:032x}", u128::from(r) << 64 | u128::from(r.rotate_left(17))));
             } else {
                 // `Payment` instead of `payment`.
                 let mut c = e.event_type.chars();
@@ -422,14 +385,7 @@ fn amount_cents(e: &WireEvent) -> Option<i64> {
 pub fn punctuate(doc: &str) -> String {
     match doc.len() {
         11 => format!("{}.{}.{}-{}", &doc[0..3], &doc[3..6], &doc[6..9], &doc[9..]),
-        14 => format!(
-            "{}.{}.{}/{}-{}",
-            &doc[0..2],
-            &doc[2..5],
-            &doc[5..8],
-            &doc[8..12],
-            &doc[12..]
-        ),
+        14 => format!("{}.{}.{}/{}-{}", &doc[0..2], &doc[2..5], &doc[5..8], &doc[8..12], &doc[12..]),
         _ => doc.to_owned(),
     }
 }

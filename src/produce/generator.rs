@@ -20,16 +20,12 @@ use serde_json::Value;
 
 use super::corrupt;
 use super::people::{Party, Population};
-use super::wire::{
-    WireData, WireEvent, WireParty, WirePayment, WireReceipt, WireRefund, amount_str,
-};
+use super::wire::{WireData, WireEvent, WireParty, WirePayment, WireReceipt, WireRefund, amount_str};
 use crate::pix::Category;
 use crate::pix::ids::Uuid36;
 use crate::pix::keys::PixKeyType;
 use crate::pix::rules::HardRule;
-use crate::pix::time::{
-    DAY, HOUR, MINUTE, Micros, civil_from_days, format_rfc3339, sao_paulo_offset,
-};
+use crate::pix::time::{DAY, HOUR, MINUTE, Micros, civil_from_days, format_rfc3339, sao_paulo_offset};
 
 /// Generator settings.
 #[derive(Clone, Debug)]
@@ -95,14 +91,12 @@ pub struct Record {
 
 /// Relative traffic by local hour (00–23, America/Sao_Paulo).
 const HOURLY: [f64; 24] = [
-    0.25, 0.15, 0.10, 0.08, 0.08, 0.12, 0.30, 0.60, 0.90, 1.20, 1.40, 1.50, 1.50, 1.40, 1.35, 1.30,
-    1.30, 1.35, 1.45, 1.50, 1.40, 1.10, 0.80, 0.50,
+    0.25, 0.15, 0.10, 0.08, 0.08, 0.12, 0.30, 0.60, 0.90, 1.20, 1.40, 1.50, 1.50, 1.40, 1.35, 1.30, 1.30, 1.35, 1.45,
+    1.50, 1.40, 1.10, 0.80, 0.50,
 ];
 
-const REJECT_REASONS: &[&str] = &[
-    "AB03", "AC03", "AC06", "AC07", "AC14", "AM02", "AM04", "AM09", "BE01", "BE17", "DS04", "FRAD",
-    "RR04",
-];
+const REJECT_REASONS: &[&str] =
+    &["AB03", "AC03", "AC06", "AC07", "AC14", "AM02", "AM04", "AM09", "BE01", "BE17", "DS04", "FRAD", "RR04"];
 const REMITTANCE: &[&str] = &[
     "aluguel",
     "almoço",
@@ -136,22 +130,9 @@ struct Pending {
 
 #[derive(Debug)]
 enum Planned {
-    Payment {
-        payer: u64,
-        payee: Box<Party>,
-        amount: i64,
-        device: Option<String>,
-        fraud: FraudPattern,
-        then_med: bool,
-    },
-    Receipt {
-        payer: u64,
-        payee: Box<Party>,
-        amount: i64,
-    },
-    MedRefund {
-        original: Box<Past>,
-    },
+    Payment { payer: u64, payee: Box<Party>, amount: i64, device: Option<String>, fraud: FraudPattern, then_med: bool },
+    Receipt { payer: u64, payee: Box<Party>, amount: i64 },
+    MedRefund { original: Box<Past> },
 }
 
 impl PartialEq for Pending {
@@ -208,18 +189,8 @@ impl Generator {
                 home: Some(institution),
                 companies_per_thousand: 50,
             },
-            counterparties: Population {
-                seed: base ^ 2,
-                size: 2_000_000,
-                home: None,
-                companies_per_thousand: 330,
-            },
-            mules: Population {
-                seed: base ^ 3,
-                size: u64::MAX,
-                home: Some(institution),
-                companies_per_thousand: 0,
-            },
+            counterparties: Population { seed: base ^ 2, size: 2_000_000, home: None, companies_per_thousand: 330 },
+            mules: Population { seed: base ^ 3, size: u64::MAX, home: Some(institution), companies_per_thousand: 0 },
             fresh: 0,
             s: settings,
             rng,
@@ -249,11 +220,7 @@ impl Generator {
 
     fn schedule(&mut self, at: Micros, what: Planned) {
         self.seq += 1;
-        self.pending.push(Reverse(Pending {
-            at,
-            seq: self.seq,
-            what,
-        }));
+        self.pending.push(Reverse(Pending { at, seq: self.seq, what }));
     }
 
     /// Draws the gap to the next background event from the hour's rate.
@@ -276,11 +243,7 @@ impl Generator {
         let days = t.div_euclid(DAY);
         let rem = t.rem_euclid(DAY);
         let (y, m, d) = civil_from_days(days);
-        let mut s = format!(
-            "{letter}{ispb}{y:04}{m:02}{d:02}{:02}{:02}",
-            rem / HOUR,
-            rem / MINUTE % 60
-        );
+        let mut s = format!("{letter}{ispb}{y:04}{m:02}{d:02}{:02}{:02}", rem / HOUR, rem / MINUTE % 60);
         for _ in 0..11 {
             s.push(ALNUM[self.rng.random_range(0..ALNUM.len())] as char);
         }
@@ -294,21 +257,14 @@ impl Generator {
             let local = format_rfc3339(t + off);
             let sign = if off < 0 { '-' } else { '+' };
             let mins = off.abs() / MINUTE;
-            format!(
-                "{}{sign}{:02}:{:02}",
-                local.trim_end_matches('Z'),
-                mins / 60,
-                mins % 60
-            )
+            format!("{}{sign}{:02}:{:02}", local.trim_end_matches('Z'), mins / 60, mins % 60)
         } else {
             format_rfc3339(t)
         }
     }
 
     fn event_id(&mut self) -> String {
-        Uuid36::from_random(self.rng.random::<u128>())
-            .as_str()
-            .to_owned()
+        Uuid36::from_random(self.rng.random::<u128>()).as_str().to_owned()
     }
 
     fn wire_party(p: &Party, full: bool) -> WireParty {
@@ -327,14 +283,7 @@ impl Generator {
             event_id: self.event_id(),
             event_type: category.as_str().to_owned(),
             schema_version: Value::from(1),
-            source: Some(
-                if category == Category::Receipt {
-                    "bank-api"
-                } else {
-                    "spi-log"
-                }
-                .to_owned(),
-            ),
+            source: Some(if category == Category::Receipt { "bank-api" } else { "spi-log" }.to_owned()),
             event_time: self.time_text(t),
             data,
             trace_id: None,
@@ -388,16 +337,8 @@ impl Generator {
             95..=97 => "ATM",
             _ => "BRANCH",
         };
-        let device = if channel == "APP" {
-            Some(device.unwrap_or_else(|| payer.device_id.clone()))
-        } else {
-            None
-        };
-        let remittance_info = if self.chance(0.15) {
-            Some(self.pick(REMITTANCE).to_string())
-        } else {
-            None
-        };
+        let device = if channel == "APP" { Some(device.unwrap_or_else(|| payer.device_id.clone())) } else { None };
+        let remittance_info = if self.chance(0.15) { Some(self.pick(REMITTANCE).to_string()) } else { None };
         let data = WirePayment {
             end_to_end_id: e2e.clone(),
             txid,
@@ -429,32 +370,18 @@ impl Generator {
     }
 
     /// A receipt from counterparty `payer` into `payee` (one of ours).
-    fn receipt(
-        &mut self,
-        t: Micros,
-        payer: u64,
-        payee: &Party,
-        amount: i64,
-    ) -> (WireEvent, String) {
+    fn receipt(&mut self, t: Micros, payer: u64, payee: &Party, amount: i64) -> (WireEvent, String) {
         let payer = self.counterparties.party(payer);
         let received = t - self.rng.random_range(0..3_000_000);
         let created = received - self.rng.random_range(0..2_000_000);
         let e2e = self.e2e('E', payer.ispb, created);
-        let txid = if self.chance(0.2) {
-            Some(self.alnum(26, 35))
-        } else {
-            None
-        };
+        let txid = if self.chance(0.2) { Some(self.alnum(26, 35)) } else { None };
         let data = WireReceipt {
             end_to_end_id: e2e.clone(),
             txid,
             amount: amount_str(amount),
             pix_key: payee.key.clone(),
-            pix_key_type: if self.chance(0.9) {
-                Some(payee.key_type.as_str().to_owned())
-            } else {
-                None
-            },
+            pix_key_type: if self.chance(0.9) { Some(payee.key_type.as_str().to_owned()) } else { None },
             payer: WireParty {
                 ispb: Value::String(payer.ispb.to_owned()),
                 branch: None,
@@ -464,11 +391,7 @@ impl Generator {
                 name: Some(payer.name.clone()),
             },
             payee: Self::wire_party(payee, true),
-            payer_info: if self.chance(0.1) {
-                Some(self.pick(REMITTANCE).to_string())
-            } else {
-                None
-            },
+            payer_info: if self.chance(0.1) { Some(self.pick(REMITTANCE).to_string()) } else { None },
             received_at: self.time_text(received),
         };
         let ev = self.envelope(Category::Receipt, t, WireData::Receipt(data));
@@ -484,12 +407,7 @@ impl Generator {
     }
 
     /// A refund of `original`; `reason` forced for MED episodes.
-    fn refund(
-        &mut self,
-        t: Micros,
-        original: &mut Past,
-        reason: Option<&'static str>,
-    ) -> (WireEvent, String) {
+    fn refund(&mut self, t: Micros, original: &mut Past, reason: Option<&'static str>) -> (WireEvent, String) {
         let reason = reason.unwrap_or_else(|| match self.rng.random_range(0..100) {
             0..=84 => "MD06",
             85..=89 => "BE08",
@@ -497,66 +415,37 @@ impl Generator {
             _ => "FR01",
         });
         let remaining = (original.amount - original.refunded).max(1);
-        let amount = if self.chance(0.7) {
-            remaining
-        } else {
-            self.rng.random_range(1..=remaining)
-        };
+        let amount = if self.chance(0.7) { remaining } else { self.rng.random_range(1..=remaining) };
         original.refunded += amount;
-        let requested =
-            (t - self.rng.random_range(5_000_000..60_000_000)).max(original.time + 1_000_000);
-        let (direction, returner) = if original.outgoing {
-            ("RECEIVED", original.counterpart_ispb)
-        } else {
-            ("SENT", self.s.institution)
-        };
+        let requested = (t - self.rng.random_range(5_000_000..60_000_000)).max(original.time + 1_000_000);
+        let (direction, returner) =
+            if original.outgoing { ("RECEIVED", original.counterpart_ispb) } else { ("SENT", self.s.institution) };
         let return_id = self.e2e('D', returner, requested);
         let (status, settled) = match self.rng.random_range(0..100) {
-            0..=84 => (
-                "DEVOLVIDO",
-                Some(
-                    requested
-                        + self
-                            .rng
-                            .random_range(1_000_000..(t - requested).max(1_000_001)),
-                ),
-            ),
+            0..=84 => ("DEVOLVIDO", Some(requested + self.rng.random_range(1_000_000..(t - requested).max(1_000_001)))),
             85..=94 => ("EM_PROCESSAMENTO", None),
             _ => ("NAO_REALIZADO", None),
         };
         let data = WireRefund {
             return_id,
             original_end_to_end_id: original.e2e.clone(),
-            refund_request_id: if self.chance(0.6) {
-                Some(self.alnum(10, 35))
-            } else {
-                None
-            },
+            refund_request_id: if self.chance(0.6) { Some(self.alnum(10, 35)) } else { None },
             direction: direction.into(),
             amount: amount_str(amount),
             reason_code: reason.into(),
             status: status.into(),
             requested_at: self.time_text(requested),
             settled_at: settled.map(|s| self.time_text(s)),
-            description: if reason == "FR01" {
-                Some("MED: fraude reportada pelo pagador".into())
-            } else {
-                None
-            },
+            description: if reason == "FR01" { Some("MED: fraude reportada pelo pagador".into()) } else { None },
         };
         let key = original.e2e.clone();
-        (
-            self.envelope(Category::Refund, t, WireData::Refund(data)),
-            key,
-        )
+        (self.envelope(Category::Refund, t, WireData::Refund(data)), key)
     }
 
     fn alnum(&mut self, min: usize, max: usize) -> String {
         const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
         let n = self.rng.random_range(min..=max);
-        (0..n)
-            .map(|_| ALNUM[self.rng.random_range(0..ALNUM.len())] as char)
-            .collect()
+        (0..n).map(|_| ALNUM[self.rng.random_range(0..ALNUM.len())] as char).collect()
     }
 
     /// A valid background event of `category` at `t` (a payment if no past transaction exists
@@ -572,17 +461,13 @@ impl Generator {
             }
             Category::Receipt => {
                 let payer = self.rng.random_range(0..self.counterparties.size);
-                let payee = self
-                    .customers
-                    .party(self.rng.random_range(0..self.customers.size));
+                let payee = self.customers.party(self.rng.random_range(0..self.customers.size));
                 let amount = self.amount();
                 self.receipt(t, payer, &payee, amount)
             }
             _ => {
                 let payer = self.rng.random_range(0..self.customers.size);
-                let payee = self
-                    .counterparties
-                    .party(self.rng.random_range(0..self.counterparties.size));
+                let payee = self.counterparties.party(self.rng.random_range(0..self.counterparties.size));
                 let amount = self.amount();
                 self.payment(t, payer, &payee, amount, None)
             }
@@ -646,15 +531,8 @@ impl Generator {
                 let mut at = t;
                 for _ in 0..self.rng.random_range(2..=5) {
                     at += self.rng.random_range(MINUTE..15 * MINUTE);
-                    let payee = Box::new(
-                        self.counterparties
-                            .party(self.rng.random_range(0..self.counterparties.size)),
-                    );
-                    let amount = if self.chance(0.6) {
-                        20_000
-                    } else {
-                        self.rng.random_range(19_000..20_000)
-                    };
+                    let payee = Box::new(self.counterparties.party(self.rng.random_range(0..self.counterparties.size)));
+                    let amount = if self.chance(0.6) { 20_000 } else { self.rng.random_range(19_000..20_000) };
                     self.schedule(
                         at,
                         Planned::Payment {
@@ -672,23 +550,14 @@ impl Generator {
                 self.fresh += 1;
                 let mut mule = self.mules.party(self.fresh);
                 mule.key_type = PixKeyType::Evp;
-                mule.key = Uuid36::from_random(self.rng.random::<u128>())
-                    .as_str()
-                    .to_owned();
+                mule.key = Uuid36::from_random(self.rng.random::<u128>()).as_str().to_owned();
                 let mule = Box::new(mule);
                 let mut at = t;
                 for _ in 0..self.rng.random_range(5..=15) {
                     at += self.rng.random_range(10_000_000..4 * MINUTE);
                     let payer = self.rng.random_range(0..self.counterparties.size);
                     let amount = self.rng.random_range(30_000..300_000);
-                    self.schedule(
-                        at,
-                        Planned::Receipt {
-                            payer,
-                            payee: mule.clone(),
-                            amount,
-                        },
-                    );
+                    self.schedule(at, Planned::Receipt { payer, payee: mule.clone(), amount });
                 }
             }
             FraudPattern::MedRefund => {
@@ -696,12 +565,7 @@ impl Generator {
                     return;
                 };
                 let delay = self.med_delay();
-                self.schedule(
-                    original.time + delay,
-                    Planned::MedRefund {
-                        original: Box::new(original),
-                    },
-                );
+                self.schedule(original.time + delay, Planned::MedRefund { original: Box::new(original) });
             }
         }
     }
@@ -715,31 +579,15 @@ impl Generator {
 
     fn emit_planned(&mut self, at: Micros, what: Planned) -> Record {
         let (event, key, fraud) = match what {
-            Planned::Payment {
-                payer,
-                payee,
-                amount,
-                device,
-                fraud,
-                then_med,
-            } => {
+            Planned::Payment { payer, payee, amount, device, fraud, then_med } => {
                 let (ev, key) = self.payment(at, payer, &payee, amount, device);
                 if then_med && let Some(p) = self.recent.back().cloned() {
                     let delay = self.med_delay();
-                    self.schedule(
-                        p.time + delay,
-                        Planned::MedRefund {
-                            original: Box::new(p),
-                        },
-                    );
+                    self.schedule(p.time + delay, Planned::MedRefund { original: Box::new(p) });
                 }
                 (ev, key, fraud)
             }
-            Planned::Receipt {
-                payer,
-                payee,
-                amount,
-            } => {
+            Planned::Receipt { payer, payee, amount } => {
                 let (ev, key) = self.receipt(at, payer, &payee, amount);
                 (ev, key, FraudPattern::Mule)
             }
@@ -764,14 +612,7 @@ impl Generator {
             corrupt::messy(&mut self.rng, &mut event);
         }
         let value = serde_json::to_vec(&event).unwrap_or_default();
-        Record {
-            category,
-            key,
-            value,
-            invalid,
-            fraud,
-            time: t,
-        }
+        Record { category, key, value, invalid, fraud, time: t }
     }
 
     fn invalid_record(&mut self, t: Micros) -> Record {
@@ -788,14 +629,7 @@ impl Generator {
         };
         let mut value = serde_json::to_vec(&event).unwrap_or_default();
         corrupt::apply_bytes(&mut self.rng, rule, &mut value, max);
-        Record {
-            category: published.unwrap_or(category),
-            key,
-            value,
-            invalid: Some(rule),
-            fraud: None,
-            time: t,
-        }
+        Record { category: published.unwrap_or(category), key, value, invalid: Some(rule), fraud: None, time: t }
     }
 }
 
@@ -850,10 +684,7 @@ mod tests {
         let decoder = Decoder::new(4096);
         let now = parse_rfc3339("2030-01-01T00:00:00Z").unwrap();
         let mut seen = std::collections::BTreeSet::new();
-        for (i, r) in Generator::new(settings(7, 0.3, 0.05))
-            .take(30_000)
-            .enumerate()
-        {
+        for (i, r) in Generator::new(settings(7, 0.3, 0.05)).take(30_000).enumerate() {
             let verdict = decoder.decode(Some(&r.value), Some(r.category), now);
             match (r.invalid, verdict) {
                 (None, Ok(_)) => {}
@@ -873,18 +704,9 @@ mod tests {
 
     #[test]
     fn same_seed_same_bytes() {
-        let a: Vec<Vec<u8>> = Generator::new(settings(1, 0.05, 0.01))
-            .take(3000)
-            .map(|r| r.value)
-            .collect();
-        let b: Vec<Vec<u8>> = Generator::new(settings(1, 0.05, 0.01))
-            .take(3000)
-            .map(|r| r.value)
-            .collect();
-        let c: Vec<Vec<u8>> = Generator::new(settings(2, 0.05, 0.01))
-            .take(3000)
-            .map(|r| r.value)
-            .collect();
+        let a: Vec<Vec<u8>> = Generator::new(settings(1, 0.05, 0.01)).take(3000).map(|r| r.value).collect();
+        let b: Vec<Vec<u8>> = Generator::new(settings(1, 0.05, 0.01)).take(3000).map(|r| r.value).collect();
+        let c: Vec<Vec<u8>> = Generator::new(settings(2, 0.05, 0.01)).take(3000).map(|r| r.value).collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -897,28 +719,16 @@ mod tests {
         for r in Generator::new(settings(3, 0.0, 0.3)).take(20_000) {
             let Some(pattern) = r.fraud else { continue };
             *counts.entry(pattern).or_insert(0) += 1;
-            let ev = decoder
-                .decode(Some(&r.value), Some(r.category), now)
-                .expect("fraud records are valid events");
+            let ev = decoder.decode(Some(&r.value), Some(r.category), now).expect("fraud records are valid events");
             match (pattern, &ev.data) {
                 (FraudPattern::NightBurst, EventData::Payment(p)) => {
-                    assert!(
-                        (90_000..100_000).contains(&p.amount),
-                        "just under the night limit: {}",
-                        p.amount
-                    );
-                    assert!(
-                        !(6..20).contains(&ev.envelope.local_hour),
-                        "at night: {}",
-                        ev.envelope.local_hour
-                    );
+                    assert!((90_000..100_000).contains(&p.amount), "just under the night limit: {}", p.amount);
+                    assert!(!(6..20).contains(&ev.envelope.local_hour), "at night: {}", ev.envelope.local_hour);
                 }
                 (FraudPattern::NewDevice, EventData::Payment(p)) => {
                     assert!((19_000..=20_000).contains(&p.amount));
                     assert!(
-                        p.device_id
-                            .as_deref()
-                            .is_some_and(|d| d.starts_with("dev-new-"))
+                        p.device_id.as_deref().is_some_and(|d| d.starts_with("dev-new-"))
                             || p.channel != Some(crate::pix::codes::Channel::App)
                     );
                 }
@@ -931,16 +741,8 @@ mod tests {
                 (p, d) => panic!("{p:?} produced {d:?}"),
             }
         }
-        for p in [
-            FraudPattern::NightBurst,
-            FraudPattern::NewDevice,
-            FraudPattern::Mule,
-            FraudPattern::MedRefund,
-        ] {
-            assert!(
-                counts.get(&p).copied().unwrap_or(0) > 10,
-                "{p:?}: {counts:?}"
-            );
+        for p in [FraudPattern::NightBurst, FraudPattern::NewDevice, FraudPattern::Mule, FraudPattern::MedRefund] {
+            assert!(counts.get(&p).copied().unwrap_or(0) > 10, "{p:?}: {counts:?}");
         }
     }
 
@@ -953,10 +755,7 @@ mod tests {
         }
         let night = by_hour[2] + by_hour[3] + by_hour[4];
         let noon = by_hour[11] + by_hour[12] + by_hour[13];
-        assert!(
-            noon > 8 * night,
-            "noon {noon} vs night {night}: {by_hour:?}"
-        );
+        assert!(noon > 8 * night, "noon {noon} vs night {night}: {by_hour:?}");
     }
 
     #[test]
@@ -966,9 +765,7 @@ mod tests {
         let now = parse_rfc3339("2030-01-01T00:00:00Z").unwrap();
         let mut refunds = 0;
         for r in Generator::new(settings(9, 0.0, 0.02)).take(20_000) {
-            let ev = decoder
-                .decode(Some(&r.value), Some(r.category), now)
-                .unwrap();
+            let ev = decoder.decode(Some(&r.value), Some(r.category), now).unwrap();
             match &ev.data {
                 EventData::Payment(p) => {
                     e2e_seen.insert(p.end_to_end_id.to_string());

@@ -144,18 +144,9 @@ const PLACES: &[&str] = &[
     "Horizonte",
     "Primavera",
 ];
-const DOMAINS: &[&str] = &[
-    "gmail.com",
-    "hotmail.com",
-    "outlook.com",
-    "yahoo.com.br",
-    "uol.com.br",
-    "bol.com.br",
-    "icloud.com",
-];
-const DDDS: &[u32] = &[
-    11, 11, 11, 21, 21, 31, 41, 51, 61, 71, 81, 85, 19, 27, 48, 62, 91, 92, 98, 13,
-];
+const DOMAINS: &[&str] =
+    &["gmail.com", "hotmail.com", "outlook.com", "yahoo.com.br", "uol.com.br", "bol.com.br", "icloud.com"];
+const DDDS: &[u32] = &[11, 11, 11, 21, 21, 31, 41, 51, 61, 71, 81, 85, 19, 27, 48, 62, 91, 92, 98, 13];
 
 /// SplitMix64: a fast, well-mixed hash of a 64-bit state, used to derive parties from indices.
 pub fn splitmix(mut x: u64) -> u64 {
@@ -248,11 +239,7 @@ pub fn cnpj(r: u64, alphanumeric: bool) -> String {
     let mut base = *b"000000000001";
     let mut v = r;
     for d in base[..8].iter_mut().rev() {
-        *d = if alphanumeric {
-            ALNUM[(v % 36) as usize]
-        } else {
-            b'0' + (v % 10) as u8
-        };
+        *d = if alphanumeric { ALNUM[(v % 36) as usize] } else { b'0' + (v % 10) as u8 };
         v /= if alphanumeric { 36 } else { 10 };
     }
     let check = cnpj_check_digits(&base);
@@ -300,9 +287,7 @@ impl Population {
     /// The party at `index` (taken modulo the size).
     pub fn party(&self, index: u64) -> Party {
         let index = index % self.size.max(1);
-        let mut s = Stream(splitmix(
-            self.seed ^ index.wrapping_mul(0x2545_f491_4f6c_dd1d),
-        ));
+        let mut s = Stream(splitmix(self.seed ^ index.wrapping_mul(0x2545_f491_4f6c_dd1d)));
         let is_company = s.chance(self.companies_per_thousand);
         let ispb = match self.home {
             Some(h) => h,
@@ -317,11 +302,7 @@ impl Population {
             (cpf(s.next()), name)
         };
         let key_type = if is_company {
-            if s.chance(600) {
-                PixKeyType::Cnpj
-            } else {
-                PixKeyType::Evp
-            }
+            if s.chance(600) { PixKeyType::Cnpj } else { PixKeyType::Evp }
         } else {
             match s.below(100) {
                 0..=29 => PixKeyType::Cpf,
@@ -335,17 +316,10 @@ impl Population {
             PixKeyType::Phone => phone(s.next()),
             PixKeyType::Email => {
                 let first = strip_accents(&name.split(' ').next().unwrap_or("pix").to_lowercase());
-                format!(
-                    "{first}.{}{}@{}",
-                    s.below(1000),
-                    if s.chance(500) { "" } else { "x" },
-                    s.pick(DOMAINS)
-                )
+                format!("{first}.{}{}@{}", s.below(1000), if s.chance(500) { "" } else { "x" }, s.pick(DOMAINS))
             }
             PixKeyType::Evp => {
-                Uuid36::from_random(u128::from(s.next()) << 64 | u128::from(s.next()))
-                    .as_str()
-                    .to_owned()
+                Uuid36::from_random(u128::from(s.next()) << 64 | u128::from(s.next())).as_str().to_owned()
             }
         };
         let account_type = match s.below(10) {
@@ -389,25 +363,14 @@ mod tests {
 
     #[test]
     fn parties_are_stable_and_keys_valid() {
-        let pop = Population {
-            seed: 7,
-            size: 1000,
-            home: None,
-            companies_per_thousand: 300,
-        };
+        let pop = Population { seed: 7, size: 1000, home: None, companies_per_thousand: 300 };
         for i in 0..1000 {
             let a = pop.party(i);
             assert_eq!(a.document, pop.party(i).document);
             assert_ne!(a.ispb, "00038166");
             let mut flags = Flags::empty();
             let k = check_key(Cow::Borrowed(&a.key), a.key_type, &mut flags);
-            assert!(
-                k.is_ok() && flags.is_empty(),
-                "{} {:?} {:?}",
-                a.key,
-                a.key_type,
-                k
-            );
+            assert!(k.is_ok() && flags.is_empty(), "{} {:?} {:?}", a.key, a.key_type, k);
         }
     }
 }

@@ -67,12 +67,7 @@ pub struct FileSink<W: Write> {
 impl<W: Write> FileSink<W> {
     /// Writes to `out`.
     pub fn new(out: W, topics: Topics) -> Self {
-        FileSink {
-            out: std::io::BufWriter::with_capacity(1 << 20, out),
-            topics,
-            lines: 0,
-            bytes: 0,
-        }
+        FileSink { out: std::io::BufWriter::with_capacity(1 << 20, out), topics, lines: 0, bytes: 0 }
     }
 }
 
@@ -96,12 +91,7 @@ impl<W: Write> Sink for FileSink<W> {
 
     fn finish(mut self: Box<Self>) -> Result<Delivery, SinkError> {
         self.out.flush()?;
-        Ok(Delivery {
-            delivered: self.lines,
-            failed: 0,
-            bytes: self.bytes,
-            first_error: None,
-        })
+        Ok(Delivery { delivered: self.lines, failed: 0, bytes: self.bytes, first_error: None })
     }
 }
 
@@ -117,30 +107,18 @@ impl KafkaSink {
     pub fn new(config: &Config, topics: Topics) -> Result<Self, SinkError> {
         // Room for records just over the validation limit (OVERSIZED_MESSAGE test records).
         let producer = AckedProducer::new(&config.kafka, config.validation.max_message_bytes * 2)?;
-        Ok(KafkaSink {
-            producer,
-            topics,
-            flush_timeout: Duration::from_secs(300),
-        })
+        Ok(KafkaSink { producer, topics, flush_timeout: Duration::from_secs(300) })
     }
 
     /// Records acknowledged so far.
     pub fn delivered(&self) -> u64 {
-        self.producer
-            .counters()
-            .delivered
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.producer.counters().delivered.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
 impl Sink for KafkaSink {
     fn send(&mut self, r: &Record) -> Result<(), SinkError> {
-        self.producer.send(
-            self.topics.get(r.category),
-            r.key.as_bytes(),
-            &r.value,
-            None,
-        )?;
+        self.producer.send(self.topics.get(r.category), r.key.as_bytes(), &r.value, None)?;
         Ok(())
     }
 
