@@ -16,6 +16,10 @@ use pixlake::pix::time::parse_rfc3339;
 use pixlake::pix::{Category, CategoryBatchBuilder, Decoder, KafkaMeta, QuarantineBatchBuilder};
 use pixlake::produce::{Generator, Settings};
 
+/// The allocator the `pixlake` binary runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const N: usize = 300_000;
 const ROUNDS: usize = 5;
 

@@ -135,3 +135,49 @@ fn a_bad_configuration_names_the_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("validation.max_message_bytes"));
 }
+
+#[test]
+fn labels_name_the_fraud_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out_path, labels) = (dir.path().join("f.jsonl"), dir.path().join("labels.csv"));
+    let out = pixlake()
+        .args(["produce", "--count", "5000", "--fraud-ratio", "0.2", "--seed", "4", "--output"])
+        .arg(&out_path)
+        .arg("--labels")
+        .arg(&labels)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let labels = std::fs::read_to_string(&labels).unwrap();
+    let mut lines = labels.lines();
+    assert_eq!(lines.next(), Some("end_to_end_id,pattern"));
+    let rows: Vec<(&str, &str)> = lines.map(|l| l.split_once(',').unwrap()).collect();
+    assert!(rows.len() > 200, "{}", rows.len());
+    let events = std::fs::read_to_string(&out_path).unwrap();
+    for (e2e, pattern) in &rows {
+        assert!(["night_burst", "new_device", "mule", "med_refund"].contains(pattern));
+        assert!(events.contains(e2e), "{e2e} labelled but not produced");
+    }
+}
+
+#[test]
+fn sigterm_stops_an_endless_run_with_complete_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("endless.jsonl");
+    let mut child = pixlake().args(["produce", "--rate", "2000", "--output"]).arg(&path).spawn().unwrap();
+    // Wait until it has written something, then ask it to stop.
+    for _ in 0..100 {
+        if std::fs::metadata(&path).map(|m| m.len() > 0).unwrap_or(false) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let code = child.wait().unwrap();
+    assert!(code.success(), "exit 0 after SIGTERM: {code:?}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.ends_with('\n'), "the last line is complete");
+    let out = pixlake().arg("validate").arg(&path).output().unwrap();
+    assert!(out.status.success(), "every line written is a whole, valid event");
+}

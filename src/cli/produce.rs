@@ -129,12 +129,9 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
         }
         if let Some(rate) = args.rate
             && sent % 64 == 0
+            && let Some(wait) = pacing(sent, rate, began.elapsed())
         {
-            let due = Duration::from_secs_f64(sent as f64 / rate);
-            let elapsed = began.elapsed();
-            if due > elapsed {
-                std::thread::sleep(due - elapsed);
-            }
+            std::thread::sleep(wait);
         }
     }
     if let Some(mut l) = labels {
@@ -163,6 +160,13 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// How long to wait so that `sent` events take at least `sent / rate` seconds (an average cap
+/// over the run; when behind, no wait).
+fn pacing(sent: u64, rate: f64, elapsed: Duration) -> Option<Duration> {
+    let due = Duration::from_secs_f64(sent as f64 / rate);
+    due.checked_sub(elapsed).filter(|d| !d.is_zero())
+}
+
 /// Set on SIGINT/SIGTERM so a run without `--count` stops cleanly and still flushes.
 fn stop_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
@@ -184,4 +188,18 @@ fn stop_flag() -> Arc<AtomicBool> {
         });
     });
     flag
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacing_caps_the_average_rate() {
+        // 1 000 events at 500/s are due at 2 s.
+        assert_eq!(pacing(1000, 500.0, Duration::from_millis(500)), Some(Duration::from_millis(1500)));
+        assert_eq!(pacing(1000, 500.0, Duration::from_secs(2)), None);
+        assert_eq!(pacing(1000, 500.0, Duration::from_secs(3)), None, "behind: no wait");
+        assert_eq!(pacing(0, 500.0, Duration::ZERO), None);
+    }
 }

@@ -96,8 +96,8 @@ impl AckedProducer {
         let config = super::client_config(
             kafka,
             &[
-                ("linger.ms", "20"),
-                ("batch.size", "1000000"),
+                ("linger.ms", "100"),
+                ("batch.size", "4000000"),
                 ("compression.type", "lz4"),
                 ("queue.buffering.max.messages", "1000000"),
                 ("queue.buffering.max.kbytes", "1048576"),

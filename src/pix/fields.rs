@@ -4,10 +4,8 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use serde_json::value::RawValue;
-
 use super::codes::Code;
-use super::json::{self, JsonKind, RawObject};
+use super::json::{self, JsonKind, Raw, RawObject};
 
 use super::rules::{Flags, HardRule, Rejection, SoftRule};
 
@@ -37,7 +35,7 @@ pub(crate) use object_spec;
 
 /// A scanned object and its spec.
 pub struct Obj<'a> {
-    raw: RawObject<'a>,
+    raw: Box<RawObject<'a>>,
     spec: &'static Spec,
 }
 
@@ -45,7 +43,7 @@ pub struct Obj<'a> {
 
 impl<'a> Obj<'a> {
     /// Wraps a scanned object; rejects it if it repeats a field.
-    pub fn new(raw: RawObject<'a>) -> Result<Self, Rejection> {
+    pub fn new(raw: Box<RawObject<'a>>) -> Result<Self, Rejection> {
         let spec = raw.spec();
         if let Some(name) = raw.duplicate {
             let i = spec.names.iter().position(|n| *n == name).unwrap_or(0);
@@ -64,7 +62,7 @@ impl<'a> Obj<'a> {
     }
 
     /// The raw value of `f`; JSON `null` counts as absent.
-    pub fn raw(&self, f: usize) -> Option<&'a RawValue> {
+    pub fn raw(&self, f: usize) -> Option<Raw<'a>> {
         self.raw.get(f).filter(|r| r.get() != "null")
     }
 

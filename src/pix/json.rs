@@ -1,30 +1,32 @@
 //! One-pass JSON object scanning without a `serde_json::Value` tree.
 //!
 //! An object is read against a [`Spec`]: a fixed table of the field names the wire format
-//! defines. Scalar fields keep their value as raw JSON text borrowed from the input
-//! (`&RawValue`); interpreting it (string, number) is left to the caller, which knows the type the
-//! field must have and can report `WRONG_TYPE` with the field's path. Fields the spec declares as
-//! nested objects (`payer`, `payee`) are parsed in the same pass into child objects. Names outside
-//! the table are kept, in order, for `_rescued_data`; a name seen twice is remembered for
+//! defines. Scalar fields keep their value as raw JSON text borrowed from the input ([`Raw`]);
+//! interpreting it (string, number) is left to the caller, which knows the type the field must
+//! have and can report `WRONG_TYPE` with the field's path. Fields the spec declares as nested
+//! objects (`payer`, `payee`) are parsed in the same pass into child objects. Names outside the
+//! table are kept, in order, for `_rescued_data`; a name seen twice is remembered for
 //! `DUPLICATE_FIELD`.
 //!
 //! The root's `data` depends on `event_type`. Producers write the envelope first, so when
 //! `event_type` has been seen by the time `data` arrives, `data` is parsed in the same pass with
 //! its category's spec ([`Dynamic`]); otherwise it is kept raw and parsed afterwards.
 //!
-//! A well-formed message whose strings have no escapes costs one scan of the input and one small
-//! allocation per nested object.
+//! The scanner is hand-written because it is the hot path: the input's UTF-8 is checked once,
+//! then one pass over the bytes validates the JSON grammar (RFC 8259, as strictly as
+//! `serde_json`: a property test holds the two to the same verdicts) and slots the fields. A
+//! well-formed message whose strings have no escapes costs one scan and one small allocation per
+//! nested object.
 
 use std::borrow::Cow;
 use std::fmt;
-
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 
 /// Most fields any object of the wire format has (a payment's `data` has 14).
 pub const MAX_FIELDS: usize = 24;
 /// Most nested objects one object has (`payer`, `payee`).
 pub const MAX_NESTED: usize = 2;
+/// Deepest nesting accepted (as `serde_json`'s recursion limit).
+pub const MAX_DEPTH: usize = 128;
 
 /// The fields of one object of the wire format: names as they appear in JSON, their dotted paths
 /// from the message root, and which of them are nested objects. Built by `object_spec!`.
@@ -50,6 +52,21 @@ pub struct Dynamic {
     pub resolve: fn(&str) -> Option<&'static Spec>,
 }
 
+/// The raw text of one JSON value, validated, borrowed from the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Raw<'a> {
+    text: &'a str,
+    /// For strings: whether the text contains escapes (decoding then allocates).
+    escaped: bool,
+}
+
+impl<'a> Raw<'a> {
+    /// The JSON text (`"abc"`, `12.5`, `{…}`).
+    pub fn get(&self) -> &'a str {
+        self.text
+    }
+}
+
 /// A nested object as scanned.
 pub enum Nested<'a> {
     /// It was an object.
@@ -61,12 +78,12 @@ pub enum Nested<'a> {
 /// The fields of one JSON object, slotted by its spec.
 pub struct RawObject<'a> {
     spec: &'static Spec,
-    slots: [Option<&'a RawValue>; MAX_FIELDS],
+    slots: [Option<Raw<'a>>; MAX_FIELDS],
     nested: [Option<Nested<'a>>; MAX_NESTED],
     /// The dynamic field's value, when it was parsed in the same pass, with the spec used.
     dynamic: Option<(&'static Spec, Nested<'a>)>,
     /// Fields whose names are not in the spec, in input order.
-    pub unknown: Vec<(Cow<'a, str>, &'a RawValue)>,
+    pub unknown: Vec<(Cow<'a, str>, Raw<'a>)>,
     /// The first name that appeared twice.
     pub duplicate: Option<&'static str>,
 }
@@ -79,27 +96,19 @@ impl<'a> RawObject<'a> {
 
     /// The raw value of the scalar field at `index`; `None` when absent. A JSON `null` is
     /// returned as is (the caller decides whether null means absent).
-    pub fn get(&self, index: usize) -> Option<&'a RawValue> {
+    pub fn get(&self, index: usize) -> Option<Raw<'a>> {
         self.slots[index]
     }
 
     /// Takes the nested object at field `index`, parsing it now if it was kept raw.
     /// `Err(kind)` when the field is present but not an object; `Ok(None)` when absent or null.
-    pub fn take_nested(&mut self, index: usize, spec: &'static Spec) -> Result<Option<RawObject<'a>>, JsonKind> {
+    pub fn take_nested(&mut self, index: usize, spec: &'static Spec) -> Result<Option<Box<RawObject<'a>>>, JsonKind> {
         if let Some(pos) = self.spec.nested.iter().position(|(i, _)| *i == index) {
-            return match self.nested[pos].take() {
-                None | Some(Nested::NotObject(JsonKind::Null)) => Ok(None),
-                Some(Nested::NotObject(kind)) => Err(kind),
-                Some(Nested::Object(o)) => Ok(Some(*o)),
-            };
+            return unwrap_nested(self.nested[pos].take());
         }
         if let Some((used, value)) = self.dynamic.take() {
             if std::ptr::eq(used, spec) {
-                return match value {
-                    Nested::NotObject(JsonKind::Null) => Ok(None),
-                    Nested::NotObject(kind) => Err(kind),
-                    Nested::Object(o) => Ok(Some(*o)),
-                };
+                return unwrap_nested(Some(value));
             }
             // Parsed with another category's spec: cannot happen, the selector is the same
             // field the caller resolved; refuse rather than misread.
@@ -107,7 +116,7 @@ impl<'a> RawObject<'a> {
         }
         match self.slots[index] {
             None => Ok(None),
-            Some(raw) if raw.get() == "null" => Ok(None),
+            Some(raw) if raw.text == "null" => Ok(None),
             Some(raw) => RawObject::parse_nested(raw, spec).map(Some),
         }
     }
@@ -117,52 +126,66 @@ impl<'a> RawObject<'a> {
         bytes: &'a [u8],
         spec: &'static Spec,
         dynamic: Option<&'static Dynamic>,
-    ) -> Result<Self, ScanError> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let obj = ObjectSeed { spec, dynamic }.deserialize(&mut de).map_err(|e| classify_error(bytes, e))?;
-        de.end().map_err(|e| ScanError::Malformed(e.to_string()))?;
+    ) -> Result<Box<Self>, ScanError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            ScanError::Malformed(format!("invalid UTF-8 at byte {}: the value must be UTF-8 JSON", e.valid_up_to()))
+        })?;
+        let mut sc = Scanner { s: text, b: bytes, pos: 0 };
+        sc.ws();
+        if sc.peek() != Some(b'{') {
+            let start = sc.pos;
+            return match sc.value(0).and_then(|_| sc.end()) {
+                Ok(()) => Err(ScanError::NotAnObject(kind_of_byte(bytes[start]))),
+                Err(e) => Err(ScanError::Malformed(e.to_string())),
+            };
+        }
+        let obj = sc.object(spec, dynamic, 1).map_err(|e| ScanError::Malformed(e.to_string()))?;
+        sc.end().map_err(|e| ScanError::Malformed(e.to_string()))?;
         Ok(obj)
     }
 
-    /// Parses a nested value (already known to be valid JSON) as an object of `spec`.
-    pub fn parse_nested(raw: &'a RawValue, spec: &'static Spec) -> Result<Self, JsonKind> {
+    /// Parses a nested value (already validated as JSON) as an object of `spec`.
+    pub fn parse_nested(raw: Raw<'a>, spec: &'static Spec) -> Result<Box<Self>, JsonKind> {
         let kind = kind_of(raw);
         if kind != JsonKind::Object {
             return Err(kind);
         }
-        let mut de = serde_json::Deserializer::from_str(raw.get());
+        let mut sc = Scanner { s: raw.text, b: raw.text.as_bytes(), pos: 0 };
         // The text was validated when the enclosing object was scanned: this cannot fail.
-        ObjectSeed { spec, dynamic: None }.deserialize(&mut de).map_err(|_| JsonKind::Object)
+        sc.object(spec, None, 1).map_err(|_| JsonKind::Object)
+    }
+}
+
+fn unwrap_nested(n: Option<Nested<'_>>) -> Result<Option<Box<RawObject<'_>>>, JsonKind> {
+    match n {
+        None | Some(Nested::NotObject(JsonKind::Null)) => Ok(None),
+        Some(Nested::NotObject(kind)) => Err(kind),
+        Some(Nested::Object(o)) => Ok(Some(o)),
     }
 }
 
 /// Why a message is not a JSON object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScanError {
-    /// Not UTF-8, not JSON, or trailing characters; the parser's message (position included).
+    /// Not UTF-8, not JSON, or trailing characters; what and where.
     Malformed(String),
     /// Valid JSON but not an object; says what it is instead.
     NotAnObject(JsonKind),
 }
 
-fn classify_error(bytes: &[u8], e: serde_json::Error) -> ScanError {
-    // Distinguish "valid JSON, wrong kind" from "not JSON" for a better message.
-    match first_byte(bytes) {
-        Some(b) if b != b'{' && serde_json::from_slice::<de::IgnoredAny>(bytes).is_ok() => {
-            ScanError::NotAnObject(match b {
-                b'[' => JsonKind::Array,
-                b'"' => JsonKind::String,
-                b't' | b'f' => JsonKind::Bool,
-                b'n' => JsonKind::Null,
-                _ => JsonKind::Number,
-            })
-        }
-        _ => ScanError::Malformed(e.to_string()),
-    }
+/// A grammar error: what was expected and at which byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// What the scanner expected or found.
+    pub what: &'static str,
+    /// Byte offset in the value.
+    pub at: usize,
 }
 
-fn first_byte(bytes: &[u8]) -> Option<u8> {
-    bytes.iter().copied().find(|b| !b.is_ascii_whitespace())
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.what, self.at)
+    }
 }
 
 /// The JSON type of a value, for `WRONG_TYPE` messages.
@@ -189,187 +212,396 @@ impl fmt::Display for JsonKind {
     }
 }
 
-/// The type of a raw value, from its first character (raw values carry no surrounding space).
-pub fn kind_of(raw: &RawValue) -> JsonKind {
-    match raw.get().as_bytes().first() {
-        Some(b'"') => JsonKind::String,
-        Some(b'{') => JsonKind::Object,
-        Some(b'[') => JsonKind::Array,
-        Some(b't') | Some(b'f') => JsonKind::Bool,
-        Some(b'n') => JsonKind::Null,
+fn kind_of_byte(b: u8) -> JsonKind {
+    match b {
+        b'"' => JsonKind::String,
+        b'{' => JsonKind::Object,
+        b'[' => JsonKind::Array,
+        b't' | b'f' => JsonKind::Bool,
+        b'n' => JsonKind::Null,
         _ => JsonKind::Number,
     }
 }
 
+/// The type of a raw value, from its first character.
+pub fn kind_of(raw: Raw<'_>) -> JsonKind {
+    raw.text.as_bytes().first().map_or(JsonKind::Null, |b| kind_of_byte(*b))
+}
+
 /// The decoded text of a raw JSON string, borrowed when it has no escapes; `None` if the value is
 /// not a string.
-pub fn as_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+pub fn as_str(raw: Raw<'_>) -> Option<Cow<'_, str>> {
+    let text = raw.text;
     if !text.starts_with('"') {
         return None;
     }
     let inner = &text[1..text.len() - 1];
-    if !inner.contains('\\') {
+    if !raw.escaped {
         return Some(Cow::Borrowed(inner));
     }
-    // Escapes: let serde_json decode them (rare; allocates).
-    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+    Some(Cow::Owned(unescape(inner)))
 }
 
-struct ObjectSeed {
-    spec: &'static Spec,
-    dynamic: Option<&'static Dynamic>,
-}
-
-impl<'de> DeserializeSeed<'de> for ObjectSeed {
-    type Value = RawObject<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
+/// Decodes the escapes of a string body the scanner validated.
+fn unescape(inner: &str) -> String {
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('u') => {
+                let hex = |chars: &mut std::str::Chars<'_>| {
+                    let h: String = chars.by_ref().take(4).collect();
+                    u32::from_str_radix(&h, 16).unwrap_or(0xfffd)
+                };
+                let hi = hex(&mut chars);
+                let code = if (0xd800..0xdc00).contains(&hi) {
+                    // The scanner checked a low surrogate follows.
+                    chars.next();
+                    chars.next();
+                    let lo = hex(&mut chars);
+                    0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00)
+                } else {
+                    hi
+                };
+                out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+            }
+            Some(other) => out.push(other), // \" \\ \/
+            None => {}
+        }
     }
+    out
 }
 
-impl<'de> Visitor<'de> for ObjectSeed {
-    type Value = RawObject<'de>;
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
 
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
+/// The first index at or after `pos` holding `"`, `\\` or a control character (or the end),
+/// eight bytes at a time: a byte equal to `c` is a zero byte of `w ^ (LO * c)`, and
+/// `(x - LO * n) & !x & HI` marks the bytes of `x` below `n` (the lowest mark is exact).
+fn skip_plain(b: &[u8], mut pos: usize) -> usize {
+    while let Some(chunk) = b.get(pos..pos + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let below = |x: u64, n: u64| x.wrapping_sub(LO * n) & !x & HI;
+        let mask = below(w ^ (LO * u64::from(b'"')), 1) | below(w ^ (LO * u64::from(b'\\')), 1) | below(w, 0x20);
+        if mask != 0 {
+            return pos + (mask.trailing_zeros() / 8) as usize;
+        }
+        pos += 8;
+    }
+    while let Some(&c) = b.get(pos) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            break;
+        }
+        pos += 1;
+    }
+    pos
+}
+
+/// A cursor over validated UTF-8 input.
+struct Scanner<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    pos: usize,
+}
+
+type Scan<T> = Result<T, SyntaxError>;
+
+impl<'a> Scanner<'a> {
+    fn err<T>(&self, what: &'static str) -> Scan<T> {
+        Err(SyntaxError { what, at: self.pos })
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let spec = self.spec;
-        let mut obj = RawObject {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn end(&mut self) -> Scan<()> {
+        self.ws();
+        if self.pos == self.b.len() { Ok(()) } else { self.err("trailing characters after the JSON value") }
+    }
+
+    fn expect(&mut self, c: u8, what: &'static str) -> Scan<()> {
+        self.ws();
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            self.err(what)
+        }
+    }
+
+    /// An object of `spec`; the cursor is on `{`. Built in its box (it is large: moving it
+    /// showed in profiles).
+    fn object(
+        &mut self,
+        spec: &'static Spec,
+        dynamic: Option<&'static Dynamic>,
+        depth: usize,
+    ) -> Scan<Box<RawObject<'a>>> {
+        if depth > MAX_DEPTH {
+            return self.err("nesting deeper than 128 levels");
+        }
+        self.pos += 1;
+        let mut obj = Box::new(RawObject {
             spec,
             slots: [None; MAX_FIELDS],
             nested: [None, None],
             dynamic: None,
             unknown: Vec::new(),
             duplicate: None,
-        };
+        });
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(obj);
+        }
         let mut seen: u32 = 0;
-        while let Some(key) = map.next_key_seed(KeySeed { names: spec.names })? {
-            let i = match key {
-                Key::Known(i) => i,
-                Key::Unknown(name) => {
-                    obj.unknown.push((name, map.next_value()?));
-                    continue;
-                }
+        // Producers write fields in a stable order, usually the spec's: look there first.
+        let mut hint = 0;
+        loop {
+            self.ws();
+            if self.peek() != Some(b'"') {
+                return self.err("expected a field name in double quotes");
+            }
+            let key = self.string()?;
+            self.expect(b':', "expected ':' after the field name")?;
+            self.ws();
+            let name = as_str(key).unwrap_or_default();
+            let found = match spec.names.get(hint) {
+                Some(n) if *n == name => Some(hint),
+                _ => spec.names.iter().position(|n| *n == name),
             };
-            if seen & (1 << i) != 0 && obj.duplicate.is_none() {
-                obj.duplicate = Some(spec.names[i]);
+            if let Some(i) = found {
+                hint = i + 1;
             }
-            seen |= 1 << i;
-            if let Some(pos) = spec.nested.iter().position(|(n, _)| *n == i) {
-                obj.nested[pos] = Some(map.next_value_seed(NestedSeed { spec: spec.nested[pos].1 })?);
-                continue;
+            match found {
+                None => {
+                    let value = self.value(depth)?;
+                    obj.unknown.push((name, value));
+                }
+                Some(i) => {
+                    if seen & (1 << i) != 0 && obj.duplicate.is_none() {
+                        obj.duplicate = Some(spec.names[i]);
+                    }
+                    seen |= 1 << i;
+                    if let Some(pos) = spec.nested.iter().position(|(n, _)| *n == i) {
+                        obj.nested[pos] = Some(self.nested(spec.nested[pos].1, depth)?);
+                    } else if let Some(d) = dynamic
+                        && d.field == i
+                        && let Some(chosen) = obj.slots[d.selector].and_then(as_str).and_then(|s| (d.resolve)(s.trim()))
+                    {
+                        obj.dynamic = Some((chosen, self.nested(chosen, depth)?));
+                    } else {
+                        obj.slots[i] = Some(self.value(depth)?);
+                    }
+                }
             }
-            if let Some(d) = self.dynamic
-                && d.field == i
-                && let Some(chosen) = obj.slots[d.selector].and_then(as_str).and_then(|s| (d.resolve)(s.trim()))
-            {
-                obj.dynamic = Some((chosen, map.next_value_seed(NestedSeed { spec: chosen })?));
-                continue;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(obj);
+                }
+                _ => return self.err("expected ',' or '}' in an object"),
             }
-            obj.slots[i] = Some(map.next_value()?);
-        }
-        Ok(obj)
-    }
-}
-
-/// Parses a value that should be an object of `spec`, recording its kind when it is not.
-struct NestedSeed {
-    spec: &'static Spec,
-}
-
-impl<'de> DeserializeSeed<'de> for NestedSeed {
-    type Value = Nested<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NestedSeed {
-    type Value = Nested<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        let obj = ObjectSeed { spec: self.spec, dynamic: None }.visit_map(map)?;
-        Ok(Nested::Object(Box::new(obj)))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
-        Ok(Nested::NotObject(JsonKind::Array))
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Nested::NotObject(JsonKind::String))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Nested::NotObject(JsonKind::Bool))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Nested::NotObject(JsonKind::Number))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Nested::NotObject(JsonKind::Number))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Nested::NotObject(JsonKind::Number))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Nested::NotObject(JsonKind::Null))
-    }
-}
-
-enum Key<'de> {
-    Known(usize),
-    Unknown(Cow<'de, str>),
-}
-
-struct KeySeed {
-    names: &'static [&'static str],
-}
-
-impl KeySeed {
-    fn lookup<'de>(&self, name: Cow<'de, str>) -> Key<'de> {
-        match self.names.iter().position(|n| *n == name) {
-            Some(i) => Key::Known(i),
-            None => Key::Unknown(name),
         }
     }
-}
 
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Key<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed {
-    type Value = Key<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a field name")
+    /// A value that should be an object of `spec`.
+    fn nested(&mut self, spec: &'static Spec, depth: usize) -> Scan<Nested<'a>> {
+        if self.peek() == Some(b'{') {
+            return Ok(Nested::Object(self.object(spec, None, depth + 1)?));
+        }
+        let raw = self.value(depth)?;
+        Ok(Nested::NotObject(kind_of(raw)))
     }
 
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(self.lookup(Cow::Borrowed(v)))
+    /// Any value; returns its text. The cursor is on its first byte.
+    fn value(&mut self, depth: usize) -> Scan<Raw<'a>> {
+        let start = self.pos;
+        let escaped = match self.peek() {
+            Some(b'"') => return self.string(),
+            Some(b'{') => {
+                self.skip_container(b'}', depth + 1)?;
+                false
+            }
+            Some(b'[') => {
+                self.skip_container(b']', depth + 1)?;
+                false
+            }
+            Some(b't') => self.literal("true")?,
+            Some(b'f') => self.literal("false")?,
+            Some(b'n') => self.literal("null")?,
+            Some(b'-' | b'0'..=b'9') => self.number()?,
+            None => return self.err("unexpected end of input, expected a value"),
+            _ => return self.err("expected a JSON value"),
+        };
+        Ok(Raw { text: &self.s[start..self.pos], escaped })
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.lookup(Cow::Owned(v.to_owned())))
+    fn literal(&mut self, word: &'static str) -> Scan<bool> {
+        if self.b[self.pos..].starts_with(word.as_bytes()) {
+            self.pos += word.len();
+            Ok(false)
+        } else {
+            self.err("expected true, false or null")
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn number(&mut self) -> Scan<bool> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return self.err("invalid number"),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return self.err("invalid number: digits expected after '.'");
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return self.err("invalid number: digits expected in the exponent");
+            }
+        }
+        Ok(false)
+    }
+
+    /// A string; the cursor is on the opening quote. Checks escapes (including surrogate pairs)
+    /// and refuses raw control characters, as RFC 8259 requires.
+    fn string(&mut self) -> Scan<Raw<'a>> {
+        let start = self.pos;
+        self.pos += 1;
+        let mut escaped = false;
+        loop {
+            self.pos = skip_plain(self.b, self.pos);
+            match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(Raw { text: &self.s[start..self.pos], escaped });
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.pos += 1;
+                    match self.peek() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 1,
+                        Some(b'u') => {
+                            self.pos += 1;
+                            let cp = self.hex4()?;
+                            if (0xdc00..0xe000).contains(&cp) {
+                                return self.err("lone trailing surrogate in a \\u escape");
+                            }
+                            if (0xd800..0xdc00).contains(&cp) {
+                                if !self.b[self.pos..].starts_with(b"\\u") {
+                                    return self.err("lone leading surrogate in a \\u escape");
+                                }
+                                self.pos += 2;
+                                let lo = self.hex4()?;
+                                if !(0xdc00..0xe000).contains(&lo) {
+                                    return self.err("lone leading surrogate in a \\u escape");
+                                }
+                            }
+                        }
+                        _ => return self.err("invalid escape in a string"),
+                    }
+                }
+                Some(_) => return self.err("control character in a string: escape it"),
+                None => return self.err("unterminated string"),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Scan<u32> {
+        let Some(h) = self.b.get(self.pos..self.pos + 4) else {
+            return self.err("truncated \\u escape");
+        };
+        let mut v = 0u32;
+        for &c in h {
+            let d = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                b'A'..=b'F' => c - b'A' + 10,
+                _ => return self.err("invalid hexadecimal digit in a \\u escape"),
+            };
+            v = v * 16 + u32::from(d);
+        }
+        self.pos += 4;
+        Ok(v)
+    }
+
+    /// Skips an array or object whose opening bracket is under the cursor, validating it.
+    fn skip_container(&mut self, close: u8, depth: usize) -> Scan<()> {
+        if depth > MAX_DEPTH {
+            return self.err("nesting deeper than 128 levels");
+        }
+        self.pos += 1;
+        self.ws();
+        if self.peek() == Some(close) {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            if close == b'}' {
+                if self.peek() != Some(b'"') {
+                    return self.err("expected a field name in double quotes");
+                }
+                self.string()?;
+                self.expect(b':', "expected ':' after the field name")?;
+                self.ws();
+            }
+            self.value(depth)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(c) if c == close => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => {
+                    return self.err(if close == b'}' {
+                        "expected ',' or '}' in an object"
+                    } else {
+                        "expected ',' or ']' in an array"
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -452,5 +684,115 @@ mod tests {
         let mut before = RawObject::parse_message(br#"{"a":{"x":1},"b":"inner"}"#, &PLAIN, Some(&DYN)).unwrap();
         assert!(before.get(0).is_some());
         assert_eq!(before.take_nested(0, &INNER).unwrap().unwrap().get(0).unwrap().get(), "1");
+    }
+
+    mod agreement {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// serde_json's verdict when it decodes everything (UTF-8 and escapes included; its
+        /// `IgnoredAny` path skips those checks): Ok(true) an object, Ok(false) another kind.
+        fn serde_verdict(b: &[u8]) -> Result<bool, ()> {
+            serde_json::from_slice::<serde_json::Value>(b).map_err(|_| ()).map(|v| v.is_object())
+        }
+
+        /// serde_json refuses numbers beyond f64 (`1e309`); the grammar, and pixlake, do not
+        /// (amounts are read from their text). Such inputs are left out of the comparison.
+        fn comparable(b: &[u8]) -> bool {
+            serde_json::from_slice::<serde_json::Value>(b).err().is_none_or(|e| !e.to_string().contains("out of range"))
+        }
+
+        fn ours(b: &[u8]) -> Result<bool, ()> {
+            match RawObject::parse_message(b, &SPEC, None) {
+                Ok(_) => Ok(true),
+                Err(ScanError::NotAnObject(_)) => Ok(false),
+                Err(ScanError::Malformed(_)) => Err(()),
+            }
+        }
+
+        fn json_text() -> impl Strategy<Value = String> {
+            let leaf = prop_oneof![
+                Just("null".to_owned()),
+                Just("true".to_owned()),
+                any::<i64>().prop_map(|i| i.to_string()),
+                any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| serde_json::to_string(&f).unwrap()),
+                any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
+                Just(r#""esc \" \\ \/ \b \f \n \r \t \u00e9 \ud83d\ude00""#.to_owned()),
+            ];
+            leaf.prop_recursive(4, 40, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..5).prop_map(|v| format!("[{}]", v.join(","))),
+                    prop::collection::vec(
+                        (prop_oneof![Just("a".to_owned()), Just("b".to_owned()), "[a-z]{1,3}"], inner),
+                        0..5
+                    )
+                    .prop_map(|v| format!(
+                        "{{{}}}",
+                        v.iter().map(|(k, v)| format!("{k:?}: {v}")).collect::<Vec<_>>().join(" , ")
+                    )),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn same_verdict_as_serde_json_on_valid_json(text in json_text()) {
+                prop_assume!(comparable(text.as_bytes()));
+                prop_assert_eq!(ours(text.as_bytes()), serde_verdict(text.as_bytes()), "{}", text);
+            }
+
+            #[test]
+            fn same_verdict_as_serde_json_on_damaged_json(
+                text in json_text(), at in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<bool>()
+            ) {
+                let mut b = format!("{{\"a\":{text}}}").into_bytes();
+                let i = at.index(b.len());
+                if cut { b.truncate(i) } else { b[i] = byte }
+                prop_assume!(comparable(&b));
+                prop_assert_eq!(ours(&b), serde_verdict(&b), "{}", String::from_utf8_lossy(&b));
+            }
+
+            #[test]
+            fn same_verdict_as_serde_json_on_bytes(b in prop::collection::vec(prop_oneof![
+                Just(b'{'), Just(b'}'), Just(b'['), Just(b']'), Just(b'"'), Just(b':'), Just(b','), Just(b'\\'),
+                Just(b'u'), Just(b'1'), Just(b'-'), Just(b'e'), Just(b'.'), Just(b' '), Just(b'a'), any::<u8>()
+            ], 0..40)) {
+                prop_assert_eq!(ours(&b), serde_verdict(&b), "{}", String::from_utf8_lossy(&b));
+            }
+
+            #[test]
+            fn strings_decode_as_serde_json_does(s in any::<String>()) {
+                let text = format!("{{\"b\":{}}}", serde_json::to_string(&s).unwrap());
+                let o = RawObject::parse_message(text.as_bytes(), &SPEC, None).unwrap();
+                prop_assert_eq!(as_str(o.get(1).unwrap()).unwrap(), s);
+            }
+        }
+
+        #[test]
+        fn escapes_and_surrogates() {
+            for (text, ok) in [
+                (r#"{"b":"\ud83d\ude00"}"#, true),
+                (r#"{"b":"\ud83d"}"#, false),
+                (r#"{"b":"\ude00"}"#, false),
+                (r#"{"b":"\u12"}"#, false),
+                (r#"{"b":"\x41"}"#, false),
+                ("{\"b\":\"tab\there\"}", false),
+            ] {
+                assert_eq!(ours(text.as_bytes()).is_ok(), ok, "{text}");
+                assert_eq!(serde_verdict(text.as_bytes()).is_ok(), ok, "serde: {text}");
+            }
+            let o = RawObject::parse_message(r#"{"b":"\ud83d\ude00 \u00e9\n"}"#.as_bytes(), &SPEC, None).unwrap();
+            assert_eq!(as_str(o.get(1).unwrap()).unwrap(), "😀 é\n");
+        }
+
+        #[test]
+        fn depth_limit() {
+            let deep = format!("{{\"b\":{}{}}}", "[".repeat(200), "]".repeat(200));
+            assert!(ours(deep.as_bytes()).is_err());
+            let ok = format!("{{\"b\":{}{}}}", "[".repeat(100), "]".repeat(100));
+            assert!(ours(ok.as_bytes()).is_ok());
+        }
     }
 }

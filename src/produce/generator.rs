@@ -267,14 +267,16 @@ impl Generator {
         Uuid36::from_random(self.rng.random::<u128>()).as_str().to_owned()
     }
 
-    fn wire_party(p: &Party, full: bool) -> WireParty {
+    /// The wire form of a party; moves its strings (a party is built per event, cloning them
+    /// again showed in profiles).
+    fn wire_party(p: Party) -> WireParty {
         WireParty {
             ispb: Value::String(p.ispb.to_owned()),
-            branch: full.then(|| p.branch.clone()),
-            account: full.then(|| p.account.clone()),
-            account_type: full.then(|| p.account_type.to_owned()),
-            document: p.document.clone(),
-            name: Some(p.name.clone()),
+            branch: Some(p.branch),
+            account: Some(p.account),
+            account_type: Some(p.account_type.to_owned()),
+            document: p.document,
+            name: Some(p.name),
         }
     }
 
@@ -302,11 +304,12 @@ impl Generator {
         &mut self,
         t: Micros,
         payer: u64,
-        payee: &Party,
+        payee: Party,
         amount: i64,
         device: Option<String>,
     ) -> (WireEvent, String) {
         let payer = self.customers.party(payer);
+        let payee_ispb = payee.ispb;
         let created = t - self.rng.random_range(0..2_000_000);
         let e2e = self.e2e('E', payer.ispb, created);
         let initiation = match self.rng.random_range(0..100) {
@@ -347,10 +350,10 @@ impl Generator {
             initiation_type: initiation.into(),
             status: status.into(),
             reject_reason,
-            payer: Self::wire_party(&payer, true),
-            payee: Self::wire_party(payee, true),
             pix_key: with_key.then(|| payee.key.clone()),
             pix_key_type: with_key.then(|| payee.key_type.as_str().to_owned()),
+            payer: Self::wire_party(payer),
+            payee: Self::wire_party(payee),
             remittance_info,
             channel: Some(channel.into()),
             device_id: device,
@@ -363,14 +366,14 @@ impl Generator {
                 refunded: 0,
                 time: created,
                 outgoing: true,
-                counterpart_ispb: payee.ispb,
+                counterpart_ispb: payee_ispb,
             });
         }
         (ev, e2e)
     }
 
     /// A receipt from counterparty `payer` into `payee` (one of ours).
-    fn receipt(&mut self, t: Micros, payer: u64, payee: &Party, amount: i64) -> (WireEvent, String) {
+    fn receipt(&mut self, t: Micros, payer: u64, payee: Party, amount: i64) -> (WireEvent, String) {
         let payer = self.counterparties.party(payer);
         let received = t - self.rng.random_range(0..3_000_000);
         let created = received - self.rng.random_range(0..2_000_000);
@@ -390,7 +393,7 @@ impl Generator {
                 document: payer.document.clone(),
                 name: Some(payer.name.clone()),
             },
-            payee: Self::wire_party(payee, true),
+            payee: Self::wire_party(payee),
             payer_info: if self.chance(0.1) { Some(self.pick(REMITTANCE).to_string()) } else { None },
             received_at: self.time_text(received),
         };
@@ -463,13 +466,13 @@ impl Generator {
                 let payer = self.rng.random_range(0..self.counterparties.size);
                 let payee = self.customers.party(self.rng.random_range(0..self.customers.size));
                 let amount = self.amount();
-                self.receipt(t, payer, &payee, amount)
+                self.receipt(t, payer, payee, amount)
             }
             _ => {
                 let payer = self.rng.random_range(0..self.customers.size);
                 let payee = self.counterparties.party(self.rng.random_range(0..self.counterparties.size));
                 let amount = self.amount();
-                self.payment(t, payer, &payee, amount, None)
+                self.payment(t, payer, payee, amount, None)
             }
         }
     }
@@ -580,7 +583,7 @@ impl Generator {
     fn emit_planned(&mut self, at: Micros, what: Planned) -> Record {
         let (event, key, fraud) = match what {
             Planned::Payment { payer, payee, amount, device, fraud, then_med } => {
-                let (ev, key) = self.payment(at, payer, &payee, amount, device);
+                let (ev, key) = self.payment(at, payer, *payee, amount, device);
                 if then_med && let Some(p) = self.recent.back().cloned() {
                     let delay = self.med_delay();
                     self.schedule(p.time + delay, Planned::MedRefund { original: Box::new(p) });
@@ -588,7 +591,7 @@ impl Generator {
                 (ev, key, fraud)
             }
             Planned::Receipt { payer, payee, amount } => {
-                let (ev, key) = self.receipt(at, payer, &payee, amount);
+                let (ev, key) = self.receipt(at, payer, *payee, amount);
                 (ev, key, FraudPattern::Mule)
             }
             Planned::MedRefund { mut original } => {
@@ -611,7 +614,8 @@ impl Generator {
         if invalid.is_none() && self.chance(0.03) {
             corrupt::messy(&mut self.rng, &mut event);
         }
-        let value = serde_json::to_vec(&event).unwrap_or_default();
+        let mut value = Vec::with_capacity(1024);
+        let _ = serde_json::to_writer(&mut value, &event);
         Record { category, key, value, invalid, fraud, time: t }
     }
 
