@@ -264,7 +264,7 @@ fn envelope<'a>(o: &Obj<'a>, expected: Option<Category>, ctx: &mut Ctx) -> Resul
         flags.insert(SoftRule::EventIdLowercased);
     }
     let source = o.req_str(F::SOURCE, flags)?;
-    let n = source.chars().count();
+    let n = if source.len() > 64 { source.chars().count() } else { 0 };
     if n > 64 {
         return Err(o.reject(HardRule::InvalidLength, F::SOURCE, format!("{n} characters, at most 64 allowed")));
     }

@@ -15,6 +15,7 @@ pub use super::json::Spec;
 /// `object_spec!(pub DATA = "data" { AMOUNT = "amount", PAYER = "payer" => PAYER_SPEC });`
 macro_rules! object_spec {
     ($vis:vis $spec:ident = $prefix:tt { $($field:ident = $name:literal $(=> $child:path)?),* $(,)? }) => {
+        const _: () = assert!([$($name),*].len() <= $crate::pix::json::MAX_FIELDS, "too many fields for one object");
         $vis static $spec: $crate::pix::fields::Spec = $crate::pix::fields::Spec {
             names: &[$($name),*],
             paths: &[$($crate::pix::fields::object_spec!(@path $prefix, $name)),*],
@@ -111,7 +112,8 @@ impl<'a> Obj<'a> {
     /// An optional string of at most `max` characters.
     pub fn opt_text(&self, f: usize, max: usize, flags: &mut Flags) -> Result<Option<Cow<'a, str>>, Rejection> {
         let s = self.opt_str(f, flags)?;
-        if let Some(s) = &s {
+        // Characters never outnumber bytes: count them only when the bytes could be too many.
+        if let Some(s) = s.as_ref().filter(|s| s.len() > max) {
             let n = s.chars().count();
             if n > max {
                 return Err(self.reject(HardRule::InvalidLength, f, format!("{n} characters, at most {max} allowed")));
@@ -190,6 +192,12 @@ impl<'a> Obj<'a> {
 
 /// Trims surrounding whitespace, flagging `WHITESPACE_TRIMMED`; borrows when possible.
 pub fn trim<'a>(s: Cow<'a, str>, flags: &mut Flags) -> Cow<'a, str> {
+    // Fast path: both ends are ASCII and not whitespace (almost every value).
+    let b = s.as_bytes();
+    let plain = |c: u8| c.is_ascii() && !c.is_ascii_whitespace();
+    if b.first().is_none_or(|&c| plain(c)) && b.last().is_none_or(|&c| plain(c)) {
+        return s;
+    }
     let t = s.trim();
     if t.len() == s.len() {
         return s;

@@ -21,8 +21,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
-/// Most fields any object of the wire format has (a payment's `data` has 14).
-pub const MAX_FIELDS: usize = 24;
+/// Most fields any object of the wire format has (a payment's `data` has 14); `object_spec!`
+/// refuses to compile a longer spec.
+pub const MAX_FIELDS: usize = 16;
 /// Most nested objects one object has (`payer`, `payee`).
 pub const MAX_NESTED: usize = 2;
 /// Deepest nesting accepted (as `serde_json`'s recursion limit).
@@ -78,7 +79,11 @@ pub enum Nested<'a> {
 /// The fields of one JSON object, slotted by its spec.
 pub struct RawObject<'a> {
     spec: &'static Spec,
-    slots: [Option<Raw<'a>>; MAX_FIELDS],
+    /// Raw texts by slot (kept as bare `&str`, with the escape flags in `escaped`, so the object
+    /// stays small: it is allocated for every object of every message).
+    slots: [Option<&'a str>; MAX_FIELDS],
+    /// Bit `i`: slot `i` is a string with escapes.
+    escaped: u32,
     nested: [Option<Nested<'a>>; MAX_NESTED],
     /// The dynamic field's value, when it was parsed in the same pass, with the spec used.
     dynamic: Option<(&'static Spec, Nested<'a>)>,
@@ -97,7 +102,7 @@ impl<'a> RawObject<'a> {
     /// The raw value of the scalar field at `index`; `None` when absent. A JSON `null` is
     /// returned as is (the caller decides whether null means absent).
     pub fn get(&self, index: usize) -> Option<Raw<'a>> {
-        self.slots[index]
+        self.slots[index].map(|text| Raw { text, escaped: self.escaped & (1 << index) != 0 })
     }
 
     /// Takes the nested object at field `index`, parsing it now if it was kept raw.
@@ -114,7 +119,7 @@ impl<'a> RawObject<'a> {
             // field the caller resolved; refuse rather than misread.
             return Err(JsonKind::Object);
         }
-        match self.slots[index] {
+        match self.get(index) {
             None => Ok(None),
             Some(raw) if raw.text == "null" => Ok(None),
             Some(raw) => RawObject::parse_nested(raw, spec).map(Some),
@@ -360,6 +365,7 @@ impl<'a> Scanner<'a> {
         let mut obj = Box::new(RawObject {
             spec,
             slots: [None; MAX_FIELDS],
+            escaped: 0,
             nested: [None, None],
             dynamic: None,
             unknown: Vec::new(),
@@ -403,11 +409,15 @@ impl<'a> Scanner<'a> {
                         obj.nested[pos] = Some(self.nested(spec.nested[pos].1, depth)?);
                     } else if let Some(d) = dynamic
                         && d.field == i
-                        && let Some(chosen) = obj.slots[d.selector].and_then(as_str).and_then(|s| (d.resolve)(s.trim()))
+                        && let Some(chosen) = obj.get(d.selector).and_then(as_str).and_then(|s| (d.resolve)(s.trim()))
                     {
                         obj.dynamic = Some((chosen, self.nested(chosen, depth)?));
                     } else {
-                        obj.slots[i] = Some(self.value(depth)?);
+                        let raw = self.value(depth)?;
+                        obj.slots[i] = Some(raw.text);
+                        if raw.escaped {
+                            obj.escaped |= 1 << i;
+                        }
                     }
                 }
             }
