@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use super::fields::{Obj, object_spec};
-use super::ids::Uuid36;
+use super::ids::{Uuid36, check_transaction_id};
 use super::json::{Dynamic, JsonKind, RawObject, ScanError, Spec};
 use super::rules::{Flags, HardRule, Rejection, SoftRule};
 use super::time::{MINUTE, Micros, sao_paulo_date_hour};
@@ -317,6 +317,19 @@ fn schema_version(o: &Obj<'_>, flags: &mut Flags) -> Result<i32, Rejection> {
             Err(o.reject(HardRule::WrongType, F::SCHEMA_VERSION, format!("expected the integer 1, found {kind}")))
         }
     }
+}
+
+/// A required EndToEndId at field `f` of `d`, checked, with `E2E_TIME_SKEW` against the envelope.
+pub fn end_to_end_id<'a>(
+    d: &Obj<'a>,
+    f: usize,
+    env: &Envelope<'_>,
+    flags: &mut Flags,
+) -> Result<Cow<'a, str>, Rejection> {
+    let id = d.req_str(f, flags)?;
+    let info = check_transaction_id(&id, b'E').map_err(|m| d.reject(HardRule::InvalidE2eId, f, m))?;
+    check_skew(info.minute, env.event_time, flags);
+    Ok(id)
 }
 
 /// `E2E_TIME_SKEW`: a transaction id's minute more than 12 h away from `event_time`.

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use super::codes::AccountType;
 use super::documents::{Document, parse_document};
+use super::event::Ctx;
 use super::fields::{Obj, Spec, object_spec};
 use super::ids::{BCB_ISPB, is_ispb};
 use super::json::JsonKind;
@@ -92,6 +93,13 @@ pub struct Participant<'a> {
     pub document: Document<'a>,
     /// Holder's name, ≤ 140 characters.
     pub name: Option<Cow<'a, str>>,
+}
+
+/// Reads and checks the participant object at field `f` of `d`, keeping its unknown fields.
+pub fn read<'a>(d: &mut Obj<'a>, f: usize, role: Role, ctx: &mut Ctx) -> Result<Participant<'a>, Rejection> {
+    let obj = d.req_object(f, role.spec())?;
+    ctx.rescue(&obj);
+    parse(&obj, role, &mut ctx.flags)
 }
 
 /// Reads and checks a participant object.

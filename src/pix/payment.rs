@@ -8,9 +8,9 @@ use arrow::datatypes::Field;
 use super::codes::{Channel, Currency, InitiationType, KeyRule, PaymentStatus};
 use super::columns::{self, ParticipantColumns, finish_into};
 use super::documents::DocumentKind;
-use super::event::{Ctx, Envelope, ROOT, check_skew};
+use super::event::{Ctx, Envelope, ROOT, end_to_end_id};
 use super::fields::{Obj, object_spec};
-use super::ids::{check_transaction_id, is_alnum_id};
+use super::ids::is_alnum_id;
 use super::keys::{PixKey, PixKeyType, check_key};
 use super::participant::{self, Participant, Role};
 use super::rules::{HardRule, Rejection, SoftRule};
@@ -50,10 +50,7 @@ pub fn parse<'a>(root: &mut Obj<'a>, env: &Envelope<'_>, ctx: &mut Ctx) -> Resul
     ctx.rescue(&d);
     let flags = &mut ctx.flags;
 
-    let end_to_end_id = d.req_str(F::END_TO_END_ID, flags)?;
-    let e2e = check_transaction_id(&end_to_end_id, b'E')
-        .map_err(|m| d.reject(HardRule::InvalidE2eId, F::END_TO_END_ID, m))?;
-    check_skew(e2e.minute, env.event_time, flags);
+    let end_to_end_id = end_to_end_id(&d, F::END_TO_END_ID, env, flags)?;
 
     let txid = txid(&d, F::TXID, flags)?;
     let amount = d.req_amount(F::AMOUNT, flags)?;
@@ -83,12 +80,8 @@ pub fn parse<'a>(root: &mut Obj<'a>, env: &Envelope<'_>, ctx: &mut Ctx) -> Resul
         _ => {}
     }
 
-    let payer_obj = d.req_object(F::PAYER, Role::Payer.spec())?;
-    ctx.rescue(&payer_obj);
-    let payer = participant::parse(&payer_obj, Role::Payer, &mut ctx.flags)?;
-    let payee_obj = d.req_object(F::PAYEE, Role::Payee.spec())?;
-    ctx.rescue(&payee_obj);
-    let payee = participant::parse(&payee_obj, Role::Payee, &mut ctx.flags)?;
+    let payer = participant::read(&mut d, F::PAYER, Role::Payer, ctx)?;
+    let payee = participant::read(&mut d, F::PAYEE, Role::Payee, ctx)?;
     let flags = &mut ctx.flags;
 
     let key_text = d.opt_str(F::PIX_KEY, flags)?;

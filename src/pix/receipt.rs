@@ -7,9 +7,8 @@ use arrow::array::{ArrayRef, Decimal128Builder, StringBuilder, TimestampMicrosec
 use arrow::datatypes::Field;
 
 use super::columns::{self, ParticipantColumns, finish_into};
-use super::event::{Ctx, Envelope, ROOT, check_skew};
+use super::event::{Ctx, Envelope, ROOT, end_to_end_id};
 use super::fields::{Obj, object_spec};
-use super::ids::check_transaction_id;
 use super::keys::{PixKey, PixKeyType, check_key, infer_key_type};
 use super::participant::{self, Participant, Role};
 use super::payment::txid;
@@ -44,10 +43,7 @@ pub fn parse<'a>(root: &mut Obj<'a>, env: &Envelope<'_>, ctx: &mut Ctx) -> Resul
     ctx.rescue(&d);
     let flags = &mut ctx.flags;
 
-    let end_to_end_id = d.req_str(F::END_TO_END_ID, flags)?;
-    let e2e = check_transaction_id(&end_to_end_id, b'E')
-        .map_err(|m| d.reject(HardRule::InvalidE2eId, F::END_TO_END_ID, m))?;
-    check_skew(e2e.minute, env.event_time, flags);
+    let end_to_end_id = end_to_end_id(&d, F::END_TO_END_ID, env, flags)?;
     let txid = txid(&d, F::TXID, flags)?;
     let amount = d.req_amount(F::AMOUNT, flags)?;
     let key = d.req_str(F::PIX_KEY, flags)?;
@@ -67,12 +63,8 @@ pub fn parse<'a>(root: &mut Obj<'a>, env: &Envelope<'_>, ctx: &mut Ctx) -> Resul
     };
     let pix_key = check_key(key, kind, flags).map_err(|m| d.reject(HardRule::InvalidPixKey, F::PIX_KEY, m))?;
 
-    let payer_obj = d.req_object(F::PAYER, Role::Payer.spec())?;
-    ctx.rescue(&payer_obj);
-    let payer = participant::parse(&payer_obj, Role::Payer, &mut ctx.flags)?;
-    let payee_obj = d.req_object(F::PAYEE, Role::Payee.spec())?;
-    ctx.rescue(&payee_obj);
-    let payee = participant::parse(&payee_obj, Role::Payee, &mut ctx.flags)?;
+    let payer = participant::read(&mut d, F::PAYER, Role::Payer, ctx)?;
+    let payee = participant::read(&mut d, F::PAYEE, Role::Payee, ctx)?;
     let flags = &mut ctx.flags;
 
     let payer_info = d.opt_text(F::PAYER_INFO, 140, flags)?;
