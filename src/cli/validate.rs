@@ -186,7 +186,7 @@ pub fn check_lines(
                     line: summary.lines,
                     ok: false,
                     rule: Some(r.rule.id()),
-                    field: Some(r.field),
+                    field: Some(r.field).filter(|f| !f.is_empty()),
                     message: Some(r.message),
                     flags: Vec::new(),
                 }
