@@ -6,6 +6,7 @@
 //! * [`pix`]: the pure Pix domain — parse, validate, normalize, Arrow schemas and builders.
 //! * [`kafka`]: librdkafka client settings shared by every Kafka client pixlake creates.
 //! * [`produce`]: synthetic, realistic Pix traffic (and its sinks: Kafka or a JSON-lines file).
+//! * [`sink`]: Delta Lake tables, each commit carrying its Kafka offsets (`txn` actions).
 //! * [`cli`]: one module per subcommand; `main.rs` only dispatches.
 
 pub mod cli;
@@ -13,3 +14,4 @@ pub mod config;
 pub mod kafka;
 pub mod pix;
 pub mod produce;
+pub mod sink;

@@ -1,0 +1,155 @@
+//! One Delta table: created on first use with its schema and partition column, appended to by
+//! commits that carry the Kafka offsets (`txn` actions) with the data.
+
+use std::collections::HashMap;
+
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::{CommitBuilder, CommitConflictError, CommitProperties, TransactionError};
+use deltalake::kernel::{Action, StructType, Transaction};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableError};
+use url::Url;
+
+/// The txn app id of a source partition in a category table.
+pub fn app_id(pipeline: &str, topic: &str, partition: i32) -> String {
+    format!("pixlake:{pipeline}:{topic}:{partition}")
+}
+
+/// The txn app id of a source partition in `pix_quarantine`.
+pub fn quarantine_app_id(pipeline: &str, topic: &str, partition: i32) -> String {
+    format!("pixlake:{pipeline}:quarantine:{topic}:{partition}")
+}
+
+/// What a commit attempt ended with. A fence is an expected outcome, not an error: the caller
+/// must stop writing for the partitions named and re-read their offsets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The rows and offsets are durable at this table version.
+    Committed { version: u64 },
+    /// Another writer committed offsets for one of our partitions since we read them.
+    Fenced,
+}
+
+/// Failures talking to the table's storage or building its files.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("table {table}: {source}")]
+    Delta {
+        table: String,
+        #[source]
+        source: DeltaTableError,
+    },
+    #[error(
+        "table {table} at {url}: the table exists with a different schema; migrate it or point pipelines[].table elsewhere"
+    )]
+    SchemaMismatch { table: String, url: Url },
+}
+
+/// Writes one table. Holds the table state as of its own last commit (or open): see the module
+/// documentation for why it never refreshes to the latest version on its own.
+pub struct DeltaTableWriter {
+    name: String,
+    table: DeltaTable,
+    partition_by: Vec<String>,
+}
+
+impl DeltaTableWriter {
+    /// Opens the table at `url`, creating it with `schema` partitioned by `partition_by` if there
+    /// is none yet. Two processes racing to create it both succeed: the loser opens the
+    /// winner's table.
+    pub async fn open_or_create(
+        name: &str,
+        url: Url,
+        schema: SchemaRef,
+        partition_by: &str,
+    ) -> Result<Self, SinkError> {
+        let err = |source| SinkError::Delta { table: name.to_owned(), source };
+        let mut table = DeltaTable::try_from_url(url.clone()).await.map_err(err)?;
+        if table.version().is_none() {
+            let columns: StructType = schema.as_ref().try_into_kernel().map_err(|e| err(DeltaTableError::from(e)))?;
+            let created = table
+                .create()
+                .with_table_name(name)
+                .with_columns(columns.fields().cloned())
+                .with_partition_columns([partition_by])
+                .with_save_mode(SaveMode::Ignore)
+                .await;
+            table = match created {
+                Ok(t) => t,
+                // Lost a creation race: the table now exists; open it.
+                Err(_) => DeltaTable::try_from_url(url.clone()).await.map_err(err)?,
+            };
+            if table.version().is_none() {
+                table.load().await.map_err(err)?;
+            }
+        }
+        let existing: StructType = table.snapshot().map_err(err)?.schema().as_ref().clone();
+        let wanted: StructType = schema.as_ref().try_into_kernel().map_err(|e| err(DeltaTableError::from(e)))?;
+        if existing != wanted {
+            return Err(SinkError::SchemaMismatch { table: name.to_owned(), url });
+        }
+        Ok(DeltaTableWriter { name: name.to_owned(), table, partition_by: vec![partition_by.to_owned()] })
+    }
+
+    /// The table version this writer last saw.
+    pub fn version(&self) -> Option<u64> {
+        self.table.version()
+    }
+
+    /// The next offset to read for each app id, as committed in the table (`None`: never
+    /// committed). Reads the log once per call: call it on assignment, not per batch.
+    pub async fn committed_offsets(&self, app_ids: &[String]) -> Result<Vec<Option<i64>>, SinkError> {
+        let err = |source| SinkError::Delta { table: self.name.clone(), source };
+        let snapshot = self.table.snapshot().map_err(err)?;
+        let log_store = self.table.log_store();
+        let mut out = Vec::with_capacity(app_ids.len());
+        for id in app_ids {
+            out.push(snapshot.transaction_version(log_store.as_ref(), id).await.map_err(err)?);
+        }
+        Ok(out)
+    }
+
+    /// Writes `batches` as Parquet files and commits them with the `(app id, next offset)` txn
+    /// actions in one Delta commit. Files written by a failed or fenced attempt are never
+    /// referenced by the log (vacuum removes them).
+    pub async fn commit(
+        &mut self,
+        batches: Vec<RecordBatch>,
+        offsets: Vec<(String, i64)>,
+        metadata: HashMap<String, serde_json::Value>,
+    ) -> Result<CommitOutcome, SinkError> {
+        let err = |source| SinkError::Delta { table: self.name.clone(), source };
+        let mut writer = RecordBatchWriter::for_table(&self.table).map_err(err)?;
+        for batch in batches {
+            writer.write(batch).await.map_err(err)?;
+        }
+        let adds = writer.flush().await.map_err(err)?;
+        let props = CommitProperties::default()
+            .with_application_transactions(offsets.into_iter().map(|(id, v)| Transaction::new(id, v)).collect())
+            .with_metadata(metadata);
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: Some(self.partition_by.clone()),
+            predicate: None,
+        };
+        let snapshot = self.table.snapshot().map_err(err)?;
+        let result = CommitBuilder::from(props)
+            .with_actions(adds.into_iter().map(Action::Add).collect())
+            .build(Some(snapshot), self.table.log_store(), operation)
+            .await;
+        match result {
+            Ok(done) => {
+                // Advance to our own commit only (never to "latest"): the fence depends on it.
+                self.table.update_incremental(Some(done.version)).await.map_err(err)?;
+                Ok(CommitOutcome::Committed { version: done.version })
+            }
+            Err(DeltaTableError::Transaction {
+                source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction),
+            }) => Ok(CommitOutcome::Fenced),
+            Err(e) => Err(err(e)),
+        }
+    }
+}
