@@ -5,7 +5,8 @@
 #   scripts/test.sh            everything
 #   scripts/test.sh -- NAME    only tests whose name contains NAME (passed to cargo test)
 #
-# Needs: Rust (cargo), Java 17+ and Maven (for the broker); scripts/setup.sh installs them.
+# Needs: Rust (cargo), Java 17+ and Maven (for the broker), Python 3 with venv (for the Spark
+# interoperability check); scripts/setup.sh installs what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -19,3 +20,7 @@ cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 # Integration tests share one broker but use topics of their own.
 cargo test --locked "$@"
+if [[ $# -eq 0 ]]; then
+  echo "== Apache Spark reads the Delta tables"
+  scripts/spark-check.sh
+fi

@@ -114,3 +114,75 @@ async fn an_existing_table_with_another_schema_is_refused() {
     .await;
     assert!(matches!(other, Err(SinkError::SchemaMismatch { .. })));
 }
+
+/// Writes the three category tables and `pix_quarantine` from generated traffic (5 % invalid)
+/// and checks the row counts add up. With `PIXLAKE_TABLES_OUT=DIR` the tables are left in DIR,
+/// for `scripts/spark-check.sh` to read with Apache Spark.
+#[tokio::test]
+async fn generated_traffic_lands_in_four_tables() {
+    use pixlake::pix::QuarantineBatchBuilder;
+    use pixlake::produce::{Generator, Settings};
+    let keep = std::env::var_os("PIXLAKE_TABLES_OUT").map(std::path::PathBuf::from);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = keep.clone().unwrap_or_else(|| tmp.path().to_owned());
+    let now = parse_rfc3339("2026-11-25T12:00:00Z").unwrap();
+    let records: Vec<_> = Generator::new(Settings {
+        seed: 3,
+        invalid_ratio: 0.05,
+        fraud_ratio: 0.01,
+        start: parse_rfc3339("2026-11-01T00:00:00-03:00").unwrap(),
+        events_per_day: 100_000.0,
+        institution: "18236120",
+        max_message_bytes: 1 << 20,
+    })
+    .filter(|r| r.value.len() < 64 * 1024)
+    .take(5000)
+    .collect();
+    let decoder = Decoder::default();
+    let mut builders = Category::ALL.map(|c| CategoryBatchBuilder::new(c, 1024));
+    let mut quarantine = QuarantineBatchBuilder::new();
+    for (offset, r) in records.iter().enumerate() {
+        let meta =
+            KafkaMeta { topic: r.category.default_topic(), partition: 0, offset: offset as i64, timestamp: Some(now) };
+        match decoder.decode(Some(&r.value), Some(r.category), now) {
+            Ok(ev) => builders[r.category as usize].append(&ev, &meta, now).unwrap(),
+            Err(rej) => {
+                quarantine.append(&meta, Some(r.key.as_bytes()), Some(&r.value), &rej, r.category.as_str(), now)
+            }
+        }
+    }
+    let mut total = 0;
+    for (c, b) in Category::ALL.into_iter().zip(builders.iter_mut()) {
+        let n = b.len();
+        total += n;
+        let mut w = DeltaTableWriter::open_or_create(
+            c.default_table(),
+            url(&dir, c.default_table()),
+            category_schema(c),
+            "event_date",
+        )
+        .await
+        .unwrap();
+        let out = w
+            .commit(
+                vec![b.finish().unwrap()],
+                vec![(app_id(c.as_str(), c.default_topic(), 0), n as i64)],
+                HashMap::new(),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(out, CommitOutcome::Committed { .. }));
+    }
+    let q = quarantine.len();
+    let mut w = DeltaTableWriter::open_or_create(
+        "pix_quarantine",
+        url(&dir, "pix_quarantine"),
+        quarantine_schema(),
+        "ingest_date",
+    )
+    .await
+    .unwrap();
+    w.commit(vec![quarantine.finish().unwrap()], vec![], HashMap::new()).await.unwrap();
+    assert_eq!(total + q, records.len());
+    assert!(q > 150 && q < 400, "about 5 % quarantined: {q}");
+}
