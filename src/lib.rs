@@ -7,10 +7,12 @@
 //! * [`kafka`]: librdkafka client settings shared by every Kafka client pixlake creates.
 //! * [`produce`]: synthetic, realistic Pix traffic (and its sinks: Kafka or a JSON-lines file).
 //! * [`sink`]: Delta Lake tables, each commit carrying its Kafka offsets (`txn` actions).
+//! * [`deadletter`]: the DLQ topic (rejected records with the reason in headers).
 //! * [`cli`]: one module per subcommand; `main.rs` only dispatches.
 
 pub mod cli;
 pub mod config;
+pub mod deadletter;
 pub mod kafka;
 pub mod pix;
 pub mod produce;

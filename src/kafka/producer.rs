@@ -112,15 +112,22 @@ impl AckedProducer {
         Ok(AckedProducer { inner, counters, brokers: kafka.brokers.clone() })
     }
 
-    /// Queues one record, waiting while librdkafka's queue is full.
+    /// Queues one record (a `None` key or value is sent as null), waiting while librdkafka's
+    /// queue is full.
     pub fn send(
         &self,
         topic: &str,
-        key: &[u8],
-        value: &[u8],
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
         headers: Option<OwnedHeaders>,
     ) -> Result<(), ProduceError> {
-        let mut record = BaseRecord::to(topic).key(key).payload(value);
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
         if let Some(h) = headers {
             record = record.headers(h);
         }
@@ -143,13 +150,19 @@ impl AckedProducer {
         &self.counters
     }
 
-    /// Waits until every queued record is acknowledged or failed, at most `timeout`.
-    pub fn finish(self, timeout: Duration) -> Result<Delivery, ProduceError> {
+    /// Waits until every record queued so far is acknowledged or failed, at most `timeout`;
+    /// the producer stays usable.
+    pub fn flush(&self, timeout: Duration) -> Result<(), ProduceError> {
         self.inner.flush(timeout).map_err(|_| ProduceError::FlushTimeout {
             pending: self.inner.in_flight_count(),
             timeout,
             brokers: self.brokers.clone(),
-        })?;
+        })
+    }
+
+    /// Flushes (at most `timeout`) and returns the totals.
+    pub fn finish(self, timeout: Duration) -> Result<Delivery, ProduceError> {
+        self.flush(timeout)?;
         let first_error = self.inner.context().first_error.lock().ok().and_then(|e| e.clone());
         Ok(Delivery {
             delivered: self.counters.delivered.load(Ordering::Relaxed),

@@ -118,7 +118,7 @@ impl KafkaSink {
 
 impl Sink for KafkaSink {
     fn send(&mut self, r: &Record) -> Result<(), SinkError> {
-        self.producer.send(self.topics.get(r.category), r.key.as_bytes(), &r.value, None)?;
+        self.producer.send(self.topics.get(r.category), Some(r.key.as_bytes()), Some(&r.value), None)?;
         Ok(())
     }
 
