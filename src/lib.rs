@@ -5,11 +5,13 @@
 //! * [`config`]: the YAML configuration with `PIXLAKE__SECTION__KEY` overrides, validated once.
 //! * [`pix`]: the pure Pix domain — parse, validate, normalize, Arrow schemas and builders.
 //! * [`kafka`]: librdkafka client settings shared by every Kafka client pixlake creates.
+//! * [`batch`]: when buffered rows become one Delta commit (pure flush policy).
 //! * [`produce`]: synthetic, realistic Pix traffic (and its sinks: Kafka or a JSON-lines file).
 //! * [`sink`]: Delta Lake tables, each commit carrying its Kafka offsets (`txn` actions).
 //! * [`deadletter`]: the DLQ topic (rejected records with the reason in headers).
 //! * [`cli`]: one module per subcommand; `main.rs` only dispatches.
 
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod deadletter;

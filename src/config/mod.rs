@@ -13,6 +13,7 @@ mod raw;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::batch::FlushPolicy;
 use crate::pix::Category;
 pub use raw::RawConfig;
 
@@ -30,6 +31,10 @@ pub struct Config {
     pub dlq: DlqConfig,
     /// Validation settings.
     pub validation: ValidationConfig,
+    /// Where the tables live.
+    pub warehouse: WarehouseConfig,
+    /// Micro-batch limits.
+    pub batch: FlushPolicy,
     /// Where the configuration came from, for messages.
     pub origin: String,
 }
@@ -61,6 +66,20 @@ pub struct Pipeline {
 pub struct DlqConfig {
     /// Topic receiving rejected records with the error headers.
     pub topic: String,
+}
+
+/// Where the Delta tables live.
+#[derive(Clone, Debug)]
+pub struct WarehouseConfig {
+    /// Directory or URL; each table is `{root}/{table}`.
+    pub root: String,
+}
+
+impl WarehouseConfig {
+    /// The location of `table` (a path or URL string, as `deltalake::ensure_table_uri` takes).
+    pub fn table_location(&self, table: &str) -> String {
+        format!("{}/{table}", self.root)
+    }
 }
 
 /// Validation settings.
@@ -175,6 +194,22 @@ mod tests {
         assert_eq!(c.pipeline_for(Category::Payment).unwrap().table, "pix_payments");
         assert_eq!(c.dlq.topic, "pix.dlq");
         assert_eq!(c.validation.max_message_bytes, 1 << 20);
+        assert_eq!(c.warehouse.table_location("pix_payments"), "./warehouse/pix_payments");
+        assert_eq!(c.batch.max_rows, 100_000);
+        assert_eq!(c.batch.max_latency, std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn warehouse_and_batch_are_checked() {
+        let c = load("warehouse:\n  root: s3://lake/pix/\nbatch:\n  max_latency_ms: 250\n", &[]).unwrap();
+        assert_eq!(c.warehouse.table_location("pix_refunds"), "s3://lake/pix/pix_refunds");
+        assert_eq!(c.batch.max_latency, std::time::Duration::from_millis(250));
+        let err = load("warehouse:\n  root: ftp://x\nbatch:\n  max_rows: 0\n  max_latency_ms: 1\n", &[])
+            .unwrap_err()
+            .to_string();
+        for key in ["warehouse.root", "batch.max_rows", "batch.max_latency_ms"] {
+            assert!(err.contains(key), "{key}: {err}");
+        }
     }
 
     #[test]

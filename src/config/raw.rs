@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Config, DlqConfig, KafkaConfig, Pipeline, ValidationConfig};
+use super::{Config, DlqConfig, KafkaConfig, Pipeline, ValidationConfig, WarehouseConfig};
+use crate::batch::FlushPolicy;
 use crate::pix::Category;
 
 /// The whole file.
@@ -24,6 +25,69 @@ pub struct RawConfig {
     /// Validation.
     #[serde(default)]
     pub validation: RawValidation,
+    /// Where the Delta tables live.
+    #[serde(default)]
+    pub warehouse: RawWarehouse,
+    /// Micro-batch limits.
+    #[serde(default)]
+    pub batch: RawBatch,
+}
+
+/// `warehouse:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWarehouse {
+    /// Directory or URL under which each table is a sub-directory (`./warehouse`,
+    /// `/data/lake`, `s3://bucket/pix`).
+    #[serde(default = "default_warehouse")]
+    pub root: String,
+}
+
+impl Default for RawWarehouse {
+    fn default() -> Self {
+        RawWarehouse { root: default_warehouse() }
+    }
+}
+
+/// `batch:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBatch {
+    /// Most rows in one Delta commit.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    /// Most bytes of message values buffered per pipeline.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+    /// Longest a record waits before its batch is committed, in milliseconds.
+    #[serde(default = "default_max_latency_ms")]
+    pub max_latency_ms: u64,
+}
+
+impl Default for RawBatch {
+    fn default() -> Self {
+        RawBatch {
+            max_rows: default_max_rows(),
+            max_bytes: default_max_bytes(),
+            max_latency_ms: default_max_latency_ms(),
+        }
+    }
+}
+
+fn default_warehouse() -> String {
+    "./warehouse".into()
+}
+
+fn default_max_rows() -> usize {
+    100_000
+}
+
+fn default_max_bytes() -> usize {
+    64 << 20
+}
+
+fn default_max_latency_ms() -> u64 {
+    5_000
 }
 
 /// `kafka:`
@@ -202,7 +266,34 @@ impl RawConfig {
             problems
                 .push(format!("validation.max_message_bytes: {max} is outside 1024 ..= 67108864 (1 KiB to 64 MiB)"));
         }
+        let warehouse = self.warehouse.root.trim().trim_end_matches('/').to_owned();
+        if warehouse.is_empty() {
+            problems.push("warehouse.root: empty; give a directory (./warehouse) or a URL (s3://bucket/path)".into());
+        } else if let Some((scheme, _)) = warehouse.split_once("://")
+            && !matches!(scheme, "file" | "s3" | "s3a" | "memory")
+        {
+            problems.push(format!(
+                "warehouse.root: scheme `{scheme}://` is not supported; use a path, file://, s3:// or memory://"
+            ));
+        }
+        let b = &self.batch;
+        if !(1..=10_000_000).contains(&b.max_rows) {
+            problems.push(format!("batch.max_rows: {} is outside 1 ..= 10000000", b.max_rows));
+        }
+        if !((1 << 10)..=(4 << 30)).contains(&b.max_bytes) {
+            problems.push(format!("batch.max_bytes: {} is outside 1024 ..= 4294967296 (1 KiB to 4 GiB)", b.max_bytes));
+        }
+        if !(10..=600_000).contains(&b.max_latency_ms) {
+            problems
+                .push(format!("batch.max_latency_ms: {} is outside 10 ..= 600000 (10 ms to 10 min)", b.max_latency_ms));
+        }
         Config {
+            warehouse: WarehouseConfig { root: warehouse },
+            batch: FlushPolicy {
+                max_rows: b.max_rows,
+                max_bytes: b.max_bytes,
+                max_latency: std::time::Duration::from_millis(b.max_latency_ms),
+            },
             kafka: KafkaConfig { brokers, properties },
             pipelines,
             dlq: DlqConfig { topic: self.dlq.topic },
