@@ -200,6 +200,15 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_configurations_load() {
+        let base = load(include_str!("../../config/pixlake.yaml"), &[]).unwrap();
+        assert_eq!(base.pipelines.len(), 3);
+        let prod = load(include_str!("../../config/pixlake.prod.example.yaml"), &[]).unwrap();
+        assert_eq!(prod.kafka.properties.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
+        assert_eq!(prod.topic_for(Category::Payment), "bank.pix.payments.v1");
+    }
+
+    #[test]
     fn warehouse_and_batch_are_checked() {
         let c = load("warehouse:\n  root: s3://lake/pix/\nbatch:\n  max_latency_ms: 250\n", &[]).unwrap();
         assert_eq!(c.warehouse.table_location("pix_refunds"), "s3://lake/pix/pix_refunds");
