@@ -130,10 +130,8 @@ async fn generated_traffic_lands_in_four_tables() {
         seed: 3,
         invalid_ratio: 0.05,
         fraud_ratio: 0.01,
-        start: parse_rfc3339("2026-11-01T00:00:00-03:00").unwrap(),
         events_per_day: 100_000.0,
-        institution: "18236120",
-        max_message_bytes: 1 << 20,
+        ..Settings::default()
     })
     .filter(|r| r.value.len() < 64 * 1024)
     .take(5000)

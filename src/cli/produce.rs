@@ -42,7 +42,7 @@ pub struct Args {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Simulated time of the first event (RFC 3339).
-    #[arg(long, default_value = "2026-11-01T00:00:00-03:00", value_name = "TIME")]
+    #[arg(long, default_value = crate::produce::generator::DEFAULT_START, value_name = "TIME")]
     pub start: String,
     /// Simulated volume: how many events one simulated day holds (sets the day/night pacing).
     #[arg(long, default_value_t = 1_000_000.0, value_name = "N")]

@@ -423,15 +423,7 @@ fn timestamps_with_offsets_are_utc() {
 
 fn generated(seed: u64, skip: usize) -> Vec<u8> {
     use crate::produce::{Generator, Settings};
-    let mut g = Generator::new(Settings {
-        seed,
-        invalid_ratio: 0.0,
-        fraud_ratio: 0.1,
-        start: parse_rfc3339("2026-11-01T00:00:00-03:00").unwrap(),
-        events_per_day: 100_000.0,
-        institution: "18236120",
-        max_message_bytes: 1 << 20,
-    });
+    let mut g = Generator::new(Settings { seed, fraud_ratio: 0.1, events_per_day: 100_000.0, ..Settings::default() });
     g.nth(skip).unwrap().value
 }
 

@@ -46,6 +46,25 @@ pub struct Settings {
     pub max_message_bytes: usize,
 }
 
+/// The simulated start `pixlake produce` uses by default (fixed, so output is reproducible).
+pub const DEFAULT_START: &str = "2026-11-01T00:00:00-03:00";
+
+impl Default for Settings {
+    /// `pixlake produce`'s defaults: seed 42, no invalid records, 0.5 % fraud, 1 000 000 events
+    /// per simulated day from [`DEFAULT_START`], as Nu Pagamentos, 1 MiB validation limit.
+    fn default() -> Self {
+        Settings {
+            seed: 42,
+            invalid_ratio: 0.0,
+            fraud_ratio: 0.005,
+            start: crate::pix::time::parse_rfc3339(DEFAULT_START).unwrap_or_default(),
+            events_per_day: 1_000_000.0,
+            institution: "18236120",
+            max_message_bytes: crate::pix::event::DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
 /// Fraud patterns (pix-domain.md, "patterns worth generating").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FraudPattern {
@@ -676,11 +695,17 @@ mod tests {
             seed,
             invalid_ratio: invalid,
             fraud_ratio: fraud,
-            start: parse_rfc3339("2026-11-01T00:00:00-03:00").unwrap(),
             events_per_day: 100_000.0,
-            institution: "18236120",
             max_message_bytes: 4096,
+            ..Settings::default()
         }
+    }
+
+    #[test]
+    fn defaults_match_the_command_line() {
+        let d = Settings::default();
+        assert_eq!(d.start, parse_rfc3339(DEFAULT_START).unwrap());
+        assert_eq!((d.seed, d.fraud_ratio, d.invalid_ratio), (42, 0.005, 0.0));
     }
 
     #[test]
