@@ -63,8 +63,10 @@ impl<'a> Obj<'a> {
     }
 
     /// The raw value of `f`; JSON `null` counts as absent.
+    #[inline]
     pub fn raw(&self, f: usize) -> Option<Raw<'a>> {
-        self.raw.get(f).filter(|r| r.get() != "null")
+        // A raw value starting with `n` can only be `null`: no string comparison needed.
+        self.raw.get(f).filter(|r| !r.get().starts_with('n'))
     }
 
     /// Appends this object's unknown fields to `out` as `"path":value` members of a JSON object.
@@ -191,6 +193,7 @@ impl<'a> Obj<'a> {
 }
 
 /// Trims surrounding whitespace, flagging `WHITESPACE_TRIMMED`; borrows when possible.
+#[inline]
 pub fn trim<'a>(s: Cow<'a, str>, flags: &mut Flags) -> Cow<'a, str> {
     // Fast path: both ends are ASCII and not whitespace (almost every value).
     let b = s.as_bytes();

@@ -63,6 +63,7 @@ pub struct Raw<'a> {
 
 impl<'a> Raw<'a> {
     /// The JSON text (`"abc"`, `12.5`, `{…}`).
+    #[inline]
     pub fn get(&self) -> &'a str {
         self.text
     }
@@ -101,6 +102,7 @@ impl<'a> RawObject<'a> {
 
     /// The raw value of the scalar field at `index`; `None` when absent. A JSON `null` is
     /// returned as is (the caller decides whether null means absent).
+    #[inline]
     pub fn get(&self, index: usize) -> Option<Raw<'a>> {
         self.slots[index].map(|text| Raw { text, escaped: self.escaped & (1 << index) != 0 })
     }
@@ -235,6 +237,7 @@ pub fn kind_of(raw: Raw<'_>) -> JsonKind {
 
 /// The decoded text of a raw JSON string, borrowed when it has no escapes; `None` if the value is
 /// not a string.
+#[inline]
 pub fn as_str(raw: Raw<'_>) -> Option<Cow<'_, str>> {
     let text = raw.text;
     if !text.starts_with('"') {
