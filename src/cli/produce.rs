@@ -50,7 +50,8 @@ pub struct Args {
     /// ISPB of the institution whose view is simulated (its customers pay and receive).
     #[arg(long, default_value = "18236120", value_name = "ISPB")]
     pub institution: String,
-    /// Also write `end_to_end_id,pattern` for every fraud record to FILE (ground truth).
+    /// Also write `end_to_end_id,pattern` for every fraud record to FILE (ground truth; for a
+    /// refund, the EndToEndId of the payment it returns, as its Kafka key).
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
 }

@@ -34,13 +34,10 @@ macro_rules! object_spec {
 }
 pub(crate) use object_spec;
 
-/// A scanned object and its spec.
+/// A scanned object (which knows its spec) with typed, path-aware accessors.
 pub struct Obj<'a> {
     raw: Box<RawObject<'a>>,
-    spec: &'static Spec,
 }
-
-// `spec` duplicates `raw.spec()` as a plain field so path lookups stay a field access.
 
 impl<'a> Obj<'a> {
     /// Wraps a scanned object; rejects it if it repeats a field.
@@ -54,12 +51,12 @@ impl<'a> Obj<'a> {
                 "the field appears more than once; send it once",
             ));
         }
-        Ok(Obj { raw, spec })
+        Ok(Obj { raw })
     }
 
     /// The dotted path of field `f`.
     pub fn path(&self, f: usize) -> &'static str {
-        self.spec.paths[f]
+        self.raw.spec().paths[f]
     }
 
     /// The raw value of `f`; JSON `null` counts as absent.
@@ -73,11 +70,8 @@ impl<'a> Obj<'a> {
     pub fn rescue_into(&self, out: &mut String) {
         for (name, value) in &self.raw.unknown {
             out.push(if out.is_empty() { '{' } else { ',' });
-            let key = if self.spec.path.is_empty() {
-                Cow::Borrowed(name.as_ref())
-            } else {
-                Cow::Owned(format!("{}.{}", self.spec.path, name))
-            };
+            let path = self.raw.spec().path;
+            let key = if path.is_empty() { Cow::Borrowed(name.as_ref()) } else { Cow::Owned(format!("{path}.{name}")) };
             // A String always serializes.
             let _ = write!(out, "{}:{}", serde_json::to_string(key.as_ref()).unwrap_or_default(), value.get());
         }
