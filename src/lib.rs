@@ -9,13 +9,17 @@
 //! * [`produce`]: synthetic, realistic Pix traffic (and its sinks: Kafka or a JSON-lines file).
 //! * [`sink`]: Delta Lake tables, each commit carrying its Kafka offsets (`txn` actions).
 //! * [`deadletter`]: the DLQ topic (rejected records with the reason in headers).
+//! * [`ingest`]: the exactly-once engine — consumers, micro-batches, Delta commits, rebalances.
+//! * [`probe`]: named points on the commit path where crash tests kill the process.
 //! * [`cli`]: one module per subcommand; `main.rs` only dispatches.
 
 pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod deadletter;
+pub mod ingest;
 pub mod kafka;
 pub mod pix;
+pub mod probe;
 pub mod produce;
 pub mod sink;

@@ -1,7 +1,9 @@
 //! The command line: one module per subcommand, each taking its parsed arguments and the
 //! loaded configuration and returning an exit code. `main.rs` only dispatches.
 
+pub mod ingest;
 pub mod produce;
+pub mod signals;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -24,6 +26,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the configured pipelines: Kafka → validated micro-batches → Delta, exactly once.
+    Ingest(ingest::Args),
     /// Check JSON-lines events offline: one verdict per line and a summary.
     Validate(validate::Args),
     /// Publish realistic synthetic Pix events to Kafka or a JSON-lines file.

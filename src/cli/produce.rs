@@ -4,8 +4,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -101,7 +100,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
         }
         None => None,
     };
-    let stop = stop_flag();
+    let stop = super::signals::stop_flag();
     let generator = Generator::new(Settings {
         seed: args.seed,
         invalid_ratio: args.invalid_ratio,
@@ -166,29 +165,6 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
 fn pacing(sent: u64, rate: f64, elapsed: Duration) -> Option<Duration> {
     let due = Duration::from_secs_f64(sent as f64 / rate);
     due.checked_sub(elapsed).filter(|d| !d.is_zero())
-}
-
-/// Set on SIGINT/SIGTERM so a run without `--count` stops cleanly and still flushes.
-fn stop_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-            return;
-        };
-        rt.block_on(async {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return,
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            f.store(true, Ordering::Relaxed);
-        });
-    });
-    flag
 }
 
 #[cfg(test)]

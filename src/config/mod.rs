@@ -35,6 +35,8 @@ pub struct Config {
     pub warehouse: WarehouseConfig,
     /// Micro-batch limits.
     pub batch: FlushPolicy,
+    /// Engine behaviour.
+    pub ingest: IngestConfig,
     /// Where the configuration came from, for messages.
     pub origin: String,
 }
@@ -59,6 +61,18 @@ pub struct Pipeline {
     pub topic: String,
     /// Delta table name under the warehouse root.
     pub table: String,
+    /// Kafka consumer group (`group.id`).
+    pub group: String,
+}
+
+/// Engine behaviour.
+#[derive(Clone, Debug)]
+pub struct IngestConfig {
+    /// Longest a SIGTERM/SIGINT shutdown may take to flush and commit.
+    pub shutdown_grace: std::time::Duration,
+    /// Longest a table's offsets may trail what was read while it receives no rows (bounds what
+    /// a restart re-reads; see `ingest` docs).
+    pub idle_commit: std::time::Duration,
 }
 
 /// Dead-letter settings.

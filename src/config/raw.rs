@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Config, DlqConfig, KafkaConfig, Pipeline, ValidationConfig, WarehouseConfig};
+use super::{Config, DlqConfig, IngestConfig, KafkaConfig, Pipeline, ValidationConfig, WarehouseConfig};
 use crate::batch::FlushPolicy;
 use crate::pix::Category;
 
@@ -31,6 +31,35 @@ pub struct RawConfig {
     /// Micro-batch limits.
     #[serde(default)]
     pub batch: RawBatch,
+    /// Engine behaviour: shutdown grace, idle commits.
+    #[serde(default)]
+    pub ingest: RawIngest,
+}
+
+/// `ingest:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIngest {
+    /// Longest a SIGTERM/SIGINT shutdown may take to flush and commit, in milliseconds.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
+    /// Longest a table's offsets may trail what was read while it receives no rows, in milliseconds.
+    #[serde(default = "default_idle_commit_ms")]
+    pub idle_commit_ms: u64,
+}
+
+impl Default for RawIngest {
+    fn default() -> Self {
+        RawIngest { shutdown_grace_ms: default_shutdown_grace_ms(), idle_commit_ms: default_idle_commit_ms() }
+    }
+}
+
+fn default_shutdown_grace_ms() -> u64 {
+    30_000
+}
+
+fn default_idle_commit_ms() -> u64 {
+    60_000
 }
 
 /// `warehouse:`
@@ -122,6 +151,9 @@ pub struct RawPipeline {
     /// Delta table; default from the category (`pix_payments`, …).
     #[serde(default)]
     pub table: Option<String>,
+    /// Kafka consumer group; default `pixlake-{name}`.
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 /// `dlq:`
@@ -174,6 +206,7 @@ pub(super) fn default_pipelines() -> Vec<RawPipeline> {
             event_type: c.as_str().into(),
             topic: c.default_topic().into(),
             table: None,
+            group: None,
         })
         .collect()
 }
@@ -249,8 +282,12 @@ impl RawConfig {
                     "pipelines[{i}].table: `{table}` is written by another pipeline; one table per pipeline"
                 ));
             }
+            let group = p.group.clone().unwrap_or_else(|| format!("pixlake-{}", p.name));
+            if group.trim().is_empty() || group.len() > 249 {
+                problems.push(format!("pipelines[{i}].group: `{group}` must be 1 to 249 characters"));
+            }
             if let Some(category) = category {
-                pipelines.push(Pipeline { name: p.name, category, topic: p.topic, table });
+                pipelines.push(Pipeline { name: p.name, category, topic: p.topic, table, group });
             }
         }
         if !is_topic_name(&self.dlq.topic) {
@@ -287,7 +324,22 @@ impl RawConfig {
             problems
                 .push(format!("batch.max_latency_ms: {} is outside 10 ..= 600000 (10 ms to 10 min)", b.max_latency_ms));
         }
+        let g = &self.ingest;
+        if !(100..=3_600_000).contains(&g.shutdown_grace_ms) {
+            problems.push(format!(
+                "ingest.shutdown_grace_ms: {} is outside 100 ..= 3600000 (0.1 s to 1 h)",
+                g.shutdown_grace_ms
+            ));
+        }
+        if !(100..=3_600_000).contains(&g.idle_commit_ms) {
+            problems
+                .push(format!("ingest.idle_commit_ms: {} is outside 100 ..= 3600000 (0.1 s to 1 h)", g.idle_commit_ms));
+        }
         Config {
+            ingest: IngestConfig {
+                shutdown_grace: std::time::Duration::from_millis(g.shutdown_grace_ms),
+                idle_commit: std::time::Duration::from_millis(g.idle_commit_ms),
+            },
             warehouse: WarehouseConfig { root: warehouse },
             batch: FlushPolicy {
                 max_rows: b.max_rows,

@@ -13,6 +13,8 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 use url::Url;
 
+use crate::probe::Probe;
+
 /// The txn app id of a source partition in a category table.
 pub fn app_id(pipeline: &str, topic: &str, partition: i32) -> String {
     format!("pixlake:{pipeline}:{topic}:{partition}")
@@ -54,6 +56,7 @@ pub struct DeltaTableWriter {
     name: String,
     table: DeltaTable,
     partition_by: Vec<String>,
+    probe: Probe,
 }
 
 impl DeltaTableWriter {
@@ -91,12 +94,35 @@ impl DeltaTableWriter {
         if existing != wanted {
             return Err(SinkError::SchemaMismatch { table: name.to_owned(), url });
         }
-        Ok(DeltaTableWriter { name: name.to_owned(), table, partition_by: vec![partition_by.to_owned()] })
+        Ok(DeltaTableWriter {
+            name: name.to_owned(),
+            table,
+            partition_by: vec![partition_by.to_owned()],
+            probe: Probe::default(),
+        })
+    }
+
+    /// Marks the commit path's points (`encoded`, `files-written`) on `probe` (crash tests).
+    pub fn with_probe(mut self, probe: Probe) -> Self {
+        self.probe = probe;
+        self
     }
 
     /// The table version this writer last saw.
     pub fn version(&self) -> Option<u64> {
         self.table.version()
+    }
+
+    /// Moves this writer to the table's latest version, to see what other writers committed.
+    ///
+    /// This is the one place the writer's view jumps past commits it did not make. A caller that
+    /// keeps writing partitions it owned before the refresh must re-read their offsets right
+    /// after and compare them with what it committed itself: a difference means another writer
+    /// committed for them in between (this writer is a zombie for those partitions), which the
+    /// conflict check can no longer detect once the refresh has absorbed that commit.
+    pub async fn refresh(&mut self) -> Result<(), SinkError> {
+        let name = &self.name;
+        self.table.update_incremental(None).await.map_err(|source| SinkError::Delta { table: name.clone(), source })
     }
 
     /// The next offset to read for each app id, as committed in the table (`None`: never
@@ -126,7 +152,9 @@ impl DeltaTableWriter {
         for batch in batches {
             writer.write(batch).await.map_err(err)?;
         }
+        self.probe.hit("encoded");
         let adds = writer.flush().await.map_err(err)?;
+        self.probe.hit("files-written");
         let props = CommitProperties::default()
             .with_application_transactions(offsets.into_iter().map(|(id, v)| Transaction::new(id, v)).collect())
             .with_metadata(metadata);

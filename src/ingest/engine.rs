@@ -1,0 +1,467 @@
+//! The state of one pipeline between polls — owned partitions, the micro-batch, the two table
+//! writers, the dead-letter queue — and the three things that change it: a record arrives, a
+//! batch is committed, partitions are assigned or revoked.
+//!
+//! The consumer's rebalance callback and the poll loop both work on this state (the callback
+//! runs inside `poll`, on the same thread), so it lives behind a mutex the loop never holds
+//! while polling.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::error::ArrowError;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::runtime::Handle;
+
+use super::buffer::{Buffer, Counts, Record};
+use super::consumer::EngineContext;
+use super::progress::{Progress, Table};
+use super::retry::{GaveUp, Retries, Shutdown, retry};
+use super::tables::Tables;
+use crate::batch::FlushPolicy;
+use crate::config::Pipeline;
+use crate::deadletter::DeadLetterQueue;
+use crate::pix::time::Micros;
+use crate::probe::Probe;
+use crate::sink::delta::CommitOutcome;
+
+/// How long a rebalance callback may spend flushing or reading offsets before it gives up
+/// (dropping the batch, to be re-read) so the group is not held up for longer.
+pub const REBALANCE_BUDGET: Duration = Duration::from_secs(60);
+
+/// What stops a pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Retrying did not succeed within the grace period.
+    #[error("pipeline {pipeline}: {source}; nothing uncommitted is lost, it is read again on the next start")]
+    GaveUp {
+        pipeline: String,
+        #[source]
+        source: GaveUp,
+    },
+    /// Building the Arrow batch failed (a bug: please report it with the log).
+    #[error("pipeline {pipeline}: building the batch failed: {source}")]
+    Arrow {
+        pipeline: String,
+        #[source]
+        source: ArrowError,
+    },
+}
+
+/// How a flush ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flushed {
+    /// Nothing was due for either table.
+    Nothing,
+    /// The rows and offsets are durable.
+    Committed,
+    /// Another writer committed for one of our partitions: the batch is dropped and the
+    /// consumer must be recreated to start again from the offsets in Delta.
+    Fenced,
+}
+
+/// Totals of a pipeline's run, for the report.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    pub counts: Counts,
+    /// Delta commits made (both tables).
+    pub commits: u64,
+    /// Commits refused because another writer owned a partition.
+    pub fenced: u64,
+    /// Assignments and revocations handled.
+    pub rebalances: u64,
+    /// Times the consumer was recreated to resynchronise with Delta.
+    pub restarts: u64,
+}
+
+/// One pipeline's engine state.
+pub struct Engine {
+    pub(super) pipeline: Pipeline,
+    runtime: Handle,
+    tables: Tables,
+    buffer: Buffer,
+    dlq: Box<dyn DeadLetterQueue>,
+    parts: BTreeMap<i32, Progress>,
+    policy: FlushPolicy,
+    idle_commit: Duration,
+    last_commit: [Instant; 2],
+    until_caught_up: bool,
+    assigned_once: bool,
+    pub(super) shutdown: Shutdown,
+    pub(super) retries: Arc<Retries>,
+    pub(super) totals: Totals,
+    /// Set when the consumer must be recreated (fenced, or offsets unreadable at assignment);
+    /// while set, nothing is committed and revocations drop the batch.
+    abandon: Option<String>,
+    probe: Probe,
+}
+
+/// The settings an engine is built with.
+pub struct EngineSettings {
+    pub policy: FlushPolicy,
+    pub idle_commit: Duration,
+    pub until_caught_up: bool,
+    pub shutdown: Shutdown,
+    pub retries: Arc<Retries>,
+    /// Crash-test points (`table-committed`, `committed`).
+    pub probe: Probe,
+}
+
+impl Engine {
+    /// A pipeline's engine over opened `tables`.
+    pub fn new(
+        pipeline: Pipeline,
+        runtime: Handle,
+        tables: Tables,
+        buffer: Buffer,
+        dlq: Box<dyn DeadLetterQueue>,
+        s: EngineSettings,
+    ) -> Self {
+        let now = Instant::now();
+        Engine {
+            pipeline,
+            runtime,
+            tables,
+            buffer,
+            dlq,
+            parts: BTreeMap::new(),
+            policy: s.policy,
+            idle_commit: s.idle_commit,
+            last_commit: [now, now],
+            until_caught_up: s.until_caught_up,
+            assigned_once: false,
+            shutdown: s.shutdown,
+            retries: s.retries,
+            totals: Totals::default(),
+            abandon: None,
+            probe: s.probe,
+        }
+    }
+
+    fn arrow(&self, source: ArrowError) -> EngineError {
+        EngineError::Arrow { pipeline: self.pipeline.name.clone(), source }
+    }
+
+    fn gave_up(&self, source: GaveUp) -> EngineError {
+        EngineError::GaveUp { pipeline: self.pipeline.name.clone(), source }
+    }
+
+    /// Why the consumer must be recreated, if it must.
+    pub fn abandoned(&self) -> Option<&str> {
+        self.abandon.as_deref()
+    }
+
+    pub(super) fn abandon(&mut self, reason: String) {
+        tracing::warn!(pipeline = %self.pipeline.name, %reason, "dropping the batch; the consumer restarts from the offsets in Delta");
+        self.buffer.clear();
+        self.abandon.get_or_insert(reason);
+    }
+
+    /// Forgets every partition and the batch, before a new consumer joins the group.
+    pub fn reset(&mut self) {
+        self.buffer.clear();
+        self.parts.clear();
+        self.abandon = None;
+        self.totals.restarts += 1;
+    }
+
+    /// Takes one record into the batch. Records of partitions not owned (in flight across a
+    /// revocation) are ignored: their new owner reads them.
+    pub fn add(&mut self, record: &Record<'_>, now: Micros) -> Result<(), EngineError> {
+        if self.abandon.is_some() {
+            return Ok(());
+        }
+        let Some(progress) = self.parts.get_mut(&record.partition) else {
+            return Ok(());
+        };
+        let result = self.buffer.add(record, progress, self.dlq.as_mut(), now);
+        result.map_err(|e| self.arrow(e))
+    }
+
+    /// The consumer reached the end of `partition` at `position`.
+    pub fn reached(&mut self, partition: i32, position: i64) {
+        if let Some(p) = self.parts.get_mut(&partition) {
+            p.reached(position);
+        }
+    }
+
+    /// How long the loop may wait for records before a flush could become due.
+    pub fn poll_timeout(&self) -> Duration {
+        let age = self.buffer.first().map_or(Duration::ZERO, |f| f.elapsed());
+        self.policy.time_left(self.buffer.len(), age).min(Duration::from_millis(100))
+    }
+
+    /// Why the batch should be committed now, if it should: a batch limit, or a table whose
+    /// offsets trail what was read for longer than `idle_commit`.
+    pub fn due(&self) -> Option<&'static str> {
+        let age = self.buffer.first().map_or(Duration::ZERO, |f| f.elapsed());
+        if let Some(reason) = self.policy.check(self.buffer.len(), self.buffer.bytes(), age) {
+            return Some(reason.as_str());
+        }
+        let trailing = |t: Table| {
+            self.last_commit[t as usize].elapsed() >= self.idle_commit
+                && self.parts.values().any(|p| p.pending(t).is_some())
+        };
+        (trailing(Table::Category) || trailing(Table::Quarantine)).then_some("idle")
+    }
+
+    /// In `--until-caught-up` mode: whether every owned partition has been read to the high
+    /// watermark seen at its assignment (what is left is a final commit).
+    pub fn read_to_target(&self) -> bool {
+        self.until_caught_up && self.assigned_once && self.parts.values().all(Progress::read_to_target)
+    }
+
+    /// In `--until-caught-up` mode: whether every owned partition is committed to its target.
+    pub fn caught_up(&self) -> bool {
+        self.until_caught_up && self.assigned_once && self.parts.values().all(Progress::caught_up)
+    }
+
+    /// Whether anything is buffered or any table's offsets trail what was read.
+    pub fn has_pending(&self) -> bool {
+        !self.buffer.is_empty()
+            || self
+                .parts
+                .values()
+                .any(|p| p.pending(Table::Category).is_some() || p.pending(Table::Quarantine).is_some())
+    }
+
+    /// Commits the batch: dead letters acknowledged first, then one Delta commit per table that
+    /// has rows (or, when `force` or idle for long, whose offsets trail), each carrying its
+    /// `txn` offsets; then the same offsets to the Kafka group, for lag tools only.
+    ///
+    /// Retries storage and broker failures with backoff, keeping the batch, until `deadline`
+    /// (or the shutdown grace period) passes. A fence drops the batch and asks for a consumer
+    /// restart ([`Flushed::Fenced`]).
+    pub fn flush(
+        &mut self,
+        consumer: &BaseConsumer<EngineContext>,
+        force: bool,
+        reason: &'static str,
+        deadline: Option<Instant>,
+    ) -> Result<Flushed, EngineError> {
+        if self.abandon.is_some() {
+            return Ok(Flushed::Nothing);
+        }
+        let started = Instant::now();
+        let shutdown = self.shutdown.clone();
+        let deadline = move || match (shutdown.deadline(), deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut dlq_failed = 0;
+        if self.buffer.quarantined() > 0 {
+            let dlq = &mut self.dlq;
+            dlq_failed = retry(
+                "publishing dead letters",
+                "the DLQ topic is not acknowledging; the batch is kept and nothing is committed until it does",
+                &self.retries.dlq,
+                &deadline,
+                || dlq.flush(),
+            )
+            .map_err(|e| self.gave_up(e))?;
+            if dlq_failed > 0 {
+                tracing::error!(pipeline = %self.pipeline.name, failed = dlq_failed,
+                    "dead letters could not be published after the producer's retries; their rows are in pix_quarantine");
+            }
+        }
+        let mut batch = self.buffer.take().map_err(|e| self.arrow(e))?;
+        batch.counts.dlq_failures += dlq_failed;
+        let mut committed = Vec::new();
+        for table in [Table::Category, Table::Quarantine] {
+            let rows = match table {
+                Table::Category => batch.rows.take(),
+                Table::Quarantine => batch.quarantine.take(),
+            };
+            let offsets: Vec<(i32, i64)> =
+                self.parts.iter().filter_map(|(&p, progress)| progress.pending(table).map(|v| (p, v))).collect();
+            if offsets.is_empty()
+                || (rows.is_none() && !force && self.last_commit[table as usize].elapsed() < self.idle_commit)
+            {
+                continue;
+            }
+            let metadata = HashMap::from([
+                ("pixlake.pipeline".to_owned(), serde_json::Value::from(self.pipeline.name.as_str())),
+                ("pixlake.reason".to_owned(), serde_json::Value::from(reason)),
+            ]);
+            let (tables, runtime) = (&mut self.tables, &self.runtime);
+            let outcome = retry(
+                "committing to Delta",
+                "the table could not be written; check the warehouse storage (space, permissions, reachability); the batch is kept",
+                &self.retries.delta,
+                &deadline,
+                || runtime.block_on(tables.commit(table, rows.clone(), &offsets, metadata.clone())),
+            )
+            .map_err(|e| self.gave_up(e))?;
+            match outcome {
+                CommitOutcome::Committed { version } => {
+                    for &(p, v) in &offsets {
+                        if let Some(progress) = self.parts.get_mut(&p) {
+                            progress.commit(table, v);
+                        }
+                    }
+                    self.last_commit[table as usize] = Instant::now();
+                    self.totals.commits += 1;
+                    committed.push((table, version, rows.as_ref().map_or(0, |r| r.num_rows())));
+                    if table == Table::Category {
+                        self.probe.hit("table-committed");
+                    }
+                }
+                CommitOutcome::Fenced => {
+                    self.totals.fenced += 1;
+                    self.abandon(format!(
+                        "another writer committed offsets of {} for a partition this process holds (a rebalance it \
+                         has not seen yet, or an earlier attempt of this commit that did land)",
+                        self.pipeline.topic
+                    ));
+                    return Ok(Flushed::Fenced);
+                }
+            }
+        }
+        self.totals.counts.add(&batch.counts);
+        if committed.is_empty() {
+            return Ok(Flushed::Nothing);
+        }
+        self.probe.hit("committed");
+        self.commit_group(consumer);
+        let offsets: Vec<String> =
+            self.parts.iter().filter_map(|(p, pr)| pr.durable().map(|d| format!("{p}:{d}"))).collect();
+        let version = |t: Table| committed.iter().find(|c| c.0 == t).map(|c| c.1);
+        tracing::info!(
+            pipeline = %self.pipeline.name,
+            reason,
+            rows = batch.counts.rows,
+            rejected = batch.counts.quarantined(),
+            table_version = version(Table::Category),
+            quarantine_version = version(Table::Quarantine),
+            offsets = %offsets.join(","),
+            ms = started.elapsed().as_millis() as u64,
+            "committed batch"
+        );
+        Ok(Flushed::Committed)
+    }
+
+    /// Commits the durable offsets to the Kafka consumer group (asynchronously; for lag tools,
+    /// never read back by pixlake).
+    fn commit_group(&self, consumer: &BaseConsumer<EngineContext>) {
+        let mut tpl = TopicPartitionList::new();
+        for (&p, progress) in &self.parts {
+            if let Some(d) = progress.durable() {
+                let _ = tpl.add_partition_offset(&self.pipeline.topic, p, Offset::Offset(d));
+            }
+        }
+        if tpl.count() > 0
+            && let Err(e) = consumer.commit(&tpl, CommitMode::Async)
+        {
+            tracing::debug!(pipeline = %self.pipeline.name, error = %e, "group offset commit failed (lag tools only)");
+        }
+    }
+
+    /// Partitions were assigned: read the offsets of every owned partition from Delta (after
+    /// moving the writers to the latest version) and return where each new partition starts.
+    ///
+    /// Partitions this process already owned are checked against what it committed itself: if
+    /// Delta shows another value, another writer committed for them while this one was not
+    /// looking, and only a restart from Delta is safe (see `DeltaTableWriter::refresh`).
+    pub fn assign(
+        &mut self,
+        consumer: &BaseConsumer<EngineContext>,
+        new: &[i32],
+    ) -> Result<Vec<(i32, Option<i64>)>, EngineError> {
+        self.totals.rebalances += 1;
+        let kept: Vec<i32> = self.parts.keys().copied().filter(|p| !new.contains(p)).collect();
+        let all: Vec<i32> = kept.iter().chain(new).copied().collect();
+        let budget = Instant::now() + REBALANCE_BUDGET;
+        let shutdown = self.shutdown.clone();
+        let deadline = move || Some(shutdown.deadline().map_or(budget, |d| d.min(budget)));
+        let (tables, runtime) = (&mut self.tables, &self.runtime);
+        let offsets = retry(
+            "reading offsets from Delta",
+            "the table's log could not be read; check the warehouse storage",
+            &self.retries.offsets,
+            &deadline,
+            || {
+                runtime.block_on(async {
+                    tables.refresh().await?;
+                    tables.offsets(&all).await
+                })
+            },
+        )
+        .map_err(|e| self.gave_up(e))?;
+        let mut starts = Vec::with_capacity(new.len());
+        for (&p, &(category, quarantine)) in all.iter().zip(&offsets) {
+            match self.parts.get(&p) {
+                Some(mine) if (mine.category, mine.quarantine) != (category, quarantine) => {
+                    self.abandon(format!(
+                        "partition {p} of {}: Delta has offsets {category:?}/{quarantine:?}, this process committed \
+                         {:?}/{:?}",
+                        self.pipeline.topic, mine.category, mine.quarantine
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    let mut progress = Progress::assigned(category, quarantine);
+                    if self.until_caught_up {
+                        progress.target = Some(self.watermarks(consumer, p, &deadline)?);
+                    }
+                    starts.push((p, progress.start()));
+                    self.parts.insert(p, progress);
+                }
+            }
+        }
+        self.assigned_once = true;
+        tracing::info!(pipeline = %self.pipeline.name, assigned = ?starts, kept = ?kept, "partitions assigned; starting at the offsets in Delta (None = earliest)");
+        Ok(starts)
+    }
+
+    fn watermarks(
+        &self,
+        consumer: &BaseConsumer<EngineContext>,
+        partition: i32,
+        deadline: &impl Fn() -> Option<Instant>,
+    ) -> Result<(i64, i64), EngineError> {
+        retry(
+            "reading the partition's watermarks",
+            "the broker did not answer; is it reachable?",
+            &self.retries.offsets,
+            deadline,
+            || consumer.fetch_watermarks(&self.pipeline.topic, partition, Duration::from_secs(10)),
+        )
+        .map_err(|e| self.gave_up(e))
+    }
+
+    /// Partitions are being taken away: commit what is buffered for them first (so the next
+    /// owner starts right after it), unless the assignment is already lost — then another
+    /// member may own them and the batch is dropped, to be read again by whoever owns them.
+    pub fn revoke(&mut self, consumer: &BaseConsumer<EngineContext>, revoked: &[i32], lost: bool) {
+        self.totals.rebalances += 1;
+        if lost {
+            self.buffer.clear();
+            for p in revoked {
+                self.parts.remove(p);
+            }
+            if !self.parts.is_empty() {
+                self.abandon("the assignment was lost".into());
+            }
+            return;
+        }
+        if self.abandon.is_none() && self.has_pending() {
+            match self.flush(consumer, true, "rebalance", Some(Instant::now() + REBALANCE_BUDGET)) {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(pipeline = %self.pipeline.name, error = %e, "could not commit before giving partitions away");
+                    self.abandon("the batch could not be committed before a rebalance".into());
+                }
+            }
+        }
+        for p in revoked {
+            self.parts.remove(p);
+        }
+        if self.abandon.is_some() {
+            // Everything buffered was dropped; the partitions still owned must restart from Delta.
+            self.buffer.clear();
+        }
+        tracing::info!(pipeline = %self.pipeline.name, revoked = ?revoked, "partitions revoked");
+    }
+}

@@ -1,0 +1,242 @@
+//! The exactly-once engine behind `pixlake ingest`: one consumer group per pipeline, records
+//! decoded into micro-batches, each batch committed to Delta with its Kafka offsets.
+//!
+//! ```text
+//!   Kafka topic ──poll──▶ Buffer (decode, route by Progress, Arrow builders) ──due──▶ flush:
+//!        ▲                     │ rejected                                     1. DLQ acks
+//!        │                     └──────────▶ pix.dlq (queued)                  2. category table: rows + txn
+//!   rebalance callback: start offsets read from the tables' txn actions        3. pix_quarantine: rows + txn
+//!                                                                              4. group offsets (lag tools)
+//! ```
+//!
+//! # Why no record is lost or doubled (SPEC §5)
+//!
+//! * **Offsets live in the commit that makes the rows visible.** Each table commit carries a
+//!   `txn` action per source partition whose version is the next offset to read. After any
+//!   crash a table has the rows and the offset together, or neither ([`crate::sink::delta`]).
+//! * **Two tables, two offsets.** A partition's valid and rejected records go to different
+//!   tables, committed one after the other; each table keeps its own offset and skips what it
+//!   already has when records are re-read ([`progress`] argues this and a property test
+//!   simulates crashes between the two commits).
+//! * **Start where Delta says.** Every assignment reads the offsets from the tables and hands
+//!   them to librdkafka in the assignment itself ([`consumer`]); Kafka's group offsets are
+//!   written after each commit for lag tools and never read.
+//! * **Zombies are fenced by Delta, not by timing.** A writer that lost its partitions without
+//!   noticing (a long pause, a network split) still holds a table snapshot from before the new
+//!   owner's commits; its next commit conflicts on the partition's app id and is refused
+//!   (`ConcurrentTransaction`). The engine then drops its batch and rejoins the group. The same
+//!   check catches a commit retried after an ambiguous failure that had in fact landed.
+//! * **Dead letters before quarantine.** A rejected record is published to `pix.dlq` and
+//!   acknowledged before the commit that puts it in `pix_quarantine`: the DLQ may see a record
+//!   twice after a crash (consumers deduplicate on its source coordinates), the quarantine table
+//!   never.
+//! * **Failures keep the batch.** Storage and broker errors are retried with backoff
+//!   ([`retry`]); nothing is committed past data that is not durable, and on a stop the batch is
+//!   committed within the grace period or left to be read again.
+
+mod buffer;
+mod consumer;
+mod engine;
+mod pipeline;
+pub mod progress;
+pub mod retry;
+mod tables;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+pub use buffer::{Counts, Record};
+pub use engine::Totals;
+pub use pipeline::Stopped;
+
+use crate::config::{Config, Pipeline};
+use crate::deadletter::KafkaDeadLetterQueue;
+use crate::pix::Decoder;
+use crate::probe::Probe;
+use crate::sink::delta::SinkError;
+use buffer::Buffer;
+use engine::{Engine, EngineSettings};
+use retry::{Retries, Shutdown};
+use tables::Tables;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Stop once every assigned partition is committed up to the high watermark seen when it
+    /// was assigned.
+    pub until_caught_up: bool,
+    /// Only these pipelines (by name); empty: all.
+    pub pipelines: Vec<String>,
+    /// Set to stop (SIGTERM/SIGINT): flush, commit, return.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// What a run did, per pipeline.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub pipelines: Vec<PipelineReport>,
+    pub elapsed: Duration,
+}
+
+/// One pipeline's part of the [`Report`].
+#[derive(Debug, Clone)]
+pub struct PipelineReport {
+    pub name: String,
+    pub table: String,
+    pub totals: Totals,
+    /// Retries by cause: dead letters, Delta commits, offset reads.
+    pub retries: [u64; 3],
+    pub stopped: Stopped,
+}
+
+/// Why ingestion failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("no pipeline named {0:?} in the configuration")]
+    UnknownPipeline(Vec<String>),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("pipeline {pipeline}: cannot open its tables: {source}")]
+    Tables {
+        pipeline: String,
+        #[source]
+        source: retry::GaveUp,
+    },
+    #[error("pipeline {pipeline}: cannot create the dead-letter producer: {source}")]
+    DeadLetters {
+        pipeline: String,
+        #[source]
+        source: Box<crate::kafka::producer::ProduceError>,
+    },
+    #[error(transparent)]
+    Pipeline(#[from] pipeline::PipelineError),
+    #[error("pipeline thread {0} panicked; this is a bug, please report it with the log")]
+    Panicked(String),
+}
+
+/// Runs the selected pipelines, each on its own thread with its own consumer, until `stop` is
+/// set or (with `until_caught_up`) all are caught up. If one pipeline fails, the others are
+/// asked to stop (flushing what they hold) and the first error is returned.
+pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
+    let selected: Vec<Pipeline> = config
+        .pipelines
+        .iter()
+        .filter(|p| options.pipelines.is_empty() || options.pipelines.contains(&p.name))
+        .cloned()
+        .collect();
+    let unknown: Vec<String> =
+        options.pipelines.iter().filter(|n| !config.pipelines.iter().any(|p| &p.name == *n)).cloned().collect();
+    if !unknown.is_empty() {
+        return Err(IngestError::UnknownPipeline(unknown));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("pixlake-io")
+        .enable_all()
+        .build()
+        .map_err(IngestError::Runtime)?;
+    let started = Instant::now();
+    let shutdown = Shutdown::new(options.stop.clone(), config.ingest.shutdown_grace);
+    let threads: Vec<_> = selected
+        .into_iter()
+        .map(|pipeline| {
+            let (config, handle, shutdown, stop) =
+                (config.clone(), runtime.handle().clone(), shutdown.clone(), options.stop.clone());
+            let until_caught_up = options.until_caught_up;
+            let name = pipeline.name.clone();
+            let thread = std::thread::Builder::new().name(format!("pixlake-{name}")).spawn(move || {
+                let result = run_pipeline(&config, pipeline, handle, shutdown, until_caught_up);
+                if result.is_err() {
+                    // One pipeline down: the others commit what they hold and stop too.
+                    stop.store(true, Ordering::Relaxed);
+                }
+                result
+            });
+            (name, thread)
+        })
+        .collect();
+    let mut reports = Vec::new();
+    let mut first_error = None;
+    for (name, thread) in threads {
+        let outcome = match thread {
+            Ok(t) => t.join().unwrap_or_else(|_| Err(IngestError::Panicked(name.clone()))),
+            Err(e) => Err(IngestError::Runtime(e)),
+        };
+        match outcome {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                tracing::error!(pipeline = %name, error = %e, "pipeline stopped");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(Report { pipelines: reports, elapsed: started.elapsed() }),
+    }
+}
+
+fn run_pipeline(
+    config: &Config,
+    pipeline: Pipeline,
+    runtime: tokio::runtime::Handle,
+    shutdown: Shutdown,
+    until_caught_up: bool,
+) -> Result<PipelineReport, IngestError> {
+    let retries = Arc::new(Retries::default());
+    let probe = Probe::from_env();
+    let tables = open_tables(config, &pipeline, &runtime, &shutdown, &retries, &probe)?;
+    let dlq = KafkaDeadLetterQueue::new(config, Duration::from_secs(10))
+        .map_err(|e| IngestError::DeadLetters { pipeline: pipeline.name.clone(), source: Box::new(e) })?;
+    let decoder = Decoder::new(config.validation.max_message_bytes);
+    let capacity = config.batch.max_rows.min(1 << 16);
+    let buffer = Buffer::new(&pipeline.name, &pipeline.topic, pipeline.category, decoder, capacity);
+    let settings = EngineSettings {
+        policy: config.batch,
+        idle_commit: config.ingest.idle_commit,
+        until_caught_up,
+        shutdown,
+        retries: retries.clone(),
+        probe,
+    };
+    let engine = Engine::new(pipeline.clone(), runtime, tables, buffer, Box::new(dlq), settings);
+    let engine = Arc::new(Mutex::new(engine));
+    let stopped = pipeline::run(config, engine.clone())?;
+    let totals = engine.lock().unwrap_or_else(PoisonError::into_inner).totals.clone();
+    let r = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    Ok(PipelineReport {
+        name: pipeline.name,
+        table: pipeline.table,
+        totals,
+        retries: [r(&retries.dlq), r(&retries.delta), r(&retries.offsets)],
+        stopped,
+    })
+}
+
+/// Opens the pipeline's tables, retrying while the storage is unreachable (a schema mismatch
+/// is not retried: it needs the operator).
+fn open_tables(
+    config: &Config,
+    pipeline: &Pipeline,
+    runtime: &tokio::runtime::Handle,
+    shutdown: &Shutdown,
+    retries: &Retries,
+    probe: &Probe,
+) -> Result<Tables, IngestError> {
+    let permanent = std::cell::Cell::new(None);
+    retry::retry(
+        "opening the tables",
+        "check warehouse.root and that the storage is reachable",
+        &retries.delta,
+        || shutdown.deadline().or(permanent.get()),
+        || match runtime.block_on(Tables::open(config, pipeline, probe)) {
+            Err(e @ SinkError::SchemaMismatch { .. }) => {
+                permanent.set(Some(Instant::now()));
+                Err(e)
+            }
+            other => other,
+        },
+    )
+    .map_err(|source| IngestError::Tables { pipeline: pipeline.name.clone(), source })
+}

@@ -1,0 +1,88 @@
+//! The two tables of one pipeline — its category table and `pix_quarantine` — and their offsets.
+
+use std::collections::HashMap;
+
+use arrow::array::RecordBatch;
+
+use super::progress::Table;
+use crate::config::{Config, Pipeline};
+use crate::pix::batch::{EVENT_DATE, INGEST_DATE, QUARANTINE_TABLE};
+use crate::pix::{category_schema, quarantine_schema};
+use crate::probe::Probe;
+use crate::sink::delta::{CommitOutcome, DeltaTableWriter, SinkError, app_id, quarantine_app_id};
+
+/// The writers of one pipeline. Each pipeline has its own writer on `pix_quarantine`: their
+/// appends never conflict (different app ids), and each fence stays per pipeline.
+pub struct Tables {
+    pipeline: String,
+    topic: String,
+    category: DeltaTableWriter,
+    quarantine: DeltaTableWriter,
+}
+
+impl Tables {
+    /// Opens (creating on first use) the pipeline's table and `pix_quarantine`.
+    pub async fn open(config: &Config, pipeline: &Pipeline, probe: &Probe) -> Result<Self, SinkError> {
+        let location = |table: &str| {
+            let place = config.warehouse.table_location(table);
+            deltalake::ensure_table_uri(&place).map_err(|source| SinkError::Delta { table: table.to_owned(), source })
+        };
+        let category = DeltaTableWriter::open_or_create(
+            &pipeline.table,
+            location(&pipeline.table)?,
+            category_schema(pipeline.category),
+            EVENT_DATE,
+        )
+        .await?
+        .with_probe(probe.clone());
+        let quarantine = DeltaTableWriter::open_or_create(
+            QUARANTINE_TABLE,
+            location(QUARANTINE_TABLE)?,
+            quarantine_schema(),
+            INGEST_DATE,
+        )
+        .await?
+        .with_probe(probe.clone());
+        Ok(Tables { pipeline: pipeline.name.clone(), topic: pipeline.topic.clone(), category, quarantine })
+    }
+
+    /// The txn app id of `partition` in `table`.
+    pub fn app_id(&self, table: Table, partition: i32) -> String {
+        match table {
+            Table::Category => app_id(&self.pipeline, &self.topic, partition),
+            Table::Quarantine => quarantine_app_id(&self.pipeline, &self.topic, partition),
+        }
+    }
+
+    /// Both writers move to their table's latest version (see [`DeltaTableWriter::refresh`] for
+    /// the check the caller owes after this).
+    pub async fn refresh(&mut self) -> Result<(), SinkError> {
+        self.category.refresh().await?;
+        self.quarantine.refresh().await
+    }
+
+    /// The committed offsets of `partitions` in (category table, quarantine), as of the writers'
+    /// current versions.
+    pub async fn offsets(&self, partitions: &[i32]) -> Result<Vec<(Option<i64>, Option<i64>)>, SinkError> {
+        let ids = |t: Table| partitions.iter().map(|&p| self.app_id(t, p)).collect::<Vec<_>>();
+        let category = self.category.committed_offsets(&ids(Table::Category)).await?;
+        let quarantine = self.quarantine.committed_offsets(&ids(Table::Quarantine)).await?;
+        Ok(category.into_iter().zip(quarantine).collect())
+    }
+
+    /// Commits `rows` (possibly none) to `table` with the `(partition, next offset)` txn actions.
+    pub async fn commit(
+        &mut self,
+        table: Table,
+        rows: Option<RecordBatch>,
+        offsets: &[(i32, i64)],
+        metadata: HashMap<String, serde_json::Value>,
+    ) -> Result<CommitOutcome, SinkError> {
+        let txns = offsets.iter().map(|&(p, v)| (self.app_id(table, p), v)).collect();
+        let writer = match table {
+            Table::Category => &mut self.category,
+            Table::Quarantine => &mut self.quarantine,
+        };
+        writer.commit(rows.into_iter().collect(), txns, metadata).await
+    }
+}
