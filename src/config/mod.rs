@@ -238,8 +238,9 @@ mod tests {
     #[test]
     fn env_overrides_any_key() {
         let c = load(
-            "kafka:\n  brokers: a:1\n",
+            "kafka:\n  brokers: a:1\n  properties:\n    fetch.wait.max.ms: 50\n    enable.ssl.certificate.verification: false\n",
             &[
+                ("PIXLAKE__KAFKA__PROPERTIES__SESSION_TIMEOUT_MS", "6000"),
                 ("PIXLAKE__KAFKA__BROKERS", "b:2,c:3"),
                 ("PIXLAKE__VALIDATION__MAX_MESSAGE_BYTES", "2048"),
                 ("PIXLAKE__KAFKA__PROPERTIES__SECURITY_PROTOCOL", "SASL_SSL"),
@@ -251,6 +252,10 @@ mod tests {
         assert_eq!(c.kafka.brokers, "b:2,c:3");
         assert_eq!(c.validation.max_message_bytes, 2048);
         assert_eq!(c.kafka.properties.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
+        // Numbers and booleans, from YAML or the environment, reach librdkafka as text.
+        assert_eq!(c.kafka.properties.get("session.timeout.ms").map(String::as_str), Some("6000"));
+        assert_eq!(c.kafka.properties.get("fetch.wait.max.ms").map(String::as_str), Some("50"));
+        assert_eq!(c.kafka.properties.get("enable.ssl.certificate.verification").map(String::as_str), Some("false"));
         assert_eq!(c.topic_for(Category::Receipt), "bank.receipts");
     }
 

@@ -129,7 +129,30 @@ pub struct RawKafka {
     /// librdkafka settings passed through (e.g. `security.protocol: SASL_SSL`). In environment
     /// variables write dots as underscores: `PIXLAKE__KAFKA__PROPERTIES__SASL_MECHANISMS`.
     #[serde(default)]
-    pub properties: BTreeMap<String, String>,
+    pub properties: BTreeMap<String, Scalar>,
+}
+
+/// A librdkafka setting's value as written: YAML (and environment overrides) may give
+/// `session.timeout.ms: 6000` or `enable.ssl.certificate.verification: false`; librdkafka
+/// takes them all as text.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl std::fmt::Display for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scalar::Text(s) => f.write_str(s),
+            Scalar::Integer(i) => write!(f, "{i}"),
+            Scalar::Float(x) => write!(f, "{x}"),
+            Scalar::Bool(b) => write!(f, "{b}"),
+        }
+    }
 }
 
 impl Default for RawKafka {
@@ -240,7 +263,7 @@ impl RawConfig {
             if key == "bootstrap.servers" {
                 problems.push(format!("kafka.properties.{k}: set kafka.brokers instead"));
             }
-            properties.insert(key, v);
+            properties.insert(key, v.to_string());
         }
         if self.pipelines.is_empty() {
             problems.push("pipelines: empty; configure at least one topic → table pipeline".into());

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod lake;
+
 use std::time::Duration;
 
 use rdkafka::ClientConfig;

@@ -1,0 +1,349 @@
+//! The SPEC §5 invariant, checked row by row on what `pixlake ingest` wrote, and a handle on a
+//! running `pixlake` process (stderr collected, SIGKILL / SIGTERM on demand).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use deltalake::arrow::array::{Array, AsArray};
+use deltalake::arrow::datatypes::{Int32Type, Int64Type};
+use deltalake::parquet::arrow::ProjectionMask;
+use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use pixlake::sink::delta::{app_id, quarantine_app_id};
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// (topic, partition, offset)
+pub type Key = (String, i32, i64);
+
+/// One test's pipelines: names, topics, tables, where the warehouse is.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub run: String,
+    pub topics: [String; 3],
+    pub dlq: String,
+    pub warehouse: PathBuf,
+    pub partitions: i32,
+}
+
+pub const PIPELINES: [&str; 3] = ["payments", "receipts", "refunds"];
+pub const TABLES: [&str; 3] = ["pix_payments", "pix_receipts", "pix_refunds"];
+
+impl Setup {
+    /// Fresh topics (`partitions` each) and a fresh warehouse under `dir`.
+    pub fn new(prefix: &str, partitions: i32, dir: &Path) -> Setup {
+        let run = super::unique(prefix);
+        let topics = [format!("{run}.payments"), format!("{run}.receipts"), format!("{run}.refunds")];
+        let dlq = format!("{run}.dlq");
+        let names: Vec<&str> = topics.iter().map(String::as_str).chain([dlq.as_str()]).collect();
+        super::create_topics(&names, partitions);
+        Setup { run, topics, dlq, warehouse: dir.join("warehouse"), partitions }
+    }
+
+    /// Environment for a `pixlake` process of this setup (groups unique to the run).
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = super::pipeline_env(&self.topics, &self.dlq);
+        for (i, p) in PIPELINES.iter().enumerate() {
+            env.push((format!("PIXLAKE__PIPELINES__{i}__GROUP"), format!("{}-{p}", self.run)));
+        }
+        env.push(("PIXLAKE__WAREHOUSE__ROOT".into(), self.warehouse.display().to_string()));
+        env.push(("PIXLAKE__KAFKA__PROPERTIES__SESSION_TIMEOUT_MS".into(), "6000".into()));
+        env.push(("PIXLAKE__KAFKA__PROPERTIES__HEARTBEAT_INTERVAL_MS".into(), "1000".into()));
+        env.push(("PIXLAKE_LOG".into(), "info,rdkafka=warn,librdkafka=warn".into()));
+        env
+    }
+
+    /// `pixlake ARGS` with this setup's environment and `extra` variables.
+    pub fn command(&self, args: &[&str], extra: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pixlake"));
+        c.args(args).envs(self.env()).envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        c.env_remove("PIXLAKE_PROBE");
+        c
+    }
+
+    /// Produces `count` generated records (`invalid` ratio) to the setup's topics.
+    pub fn produce(&self, count: u64, invalid: f64, seed: u64) {
+        let out = self
+            .command(
+                &[
+                    "produce",
+                    "--count",
+                    &count.to_string(),
+                    "--invalid-ratio",
+                    &invalid.to_string(),
+                    "--seed",
+                    &seed.to_string(),
+                    "--events-per-day",
+                    "2000000",
+                ],
+                &[],
+            )
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "produce failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// High watermark of every source partition.
+    pub fn high_watermarks(&self) -> BTreeMap<(String, i32), i64> {
+        let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", super::brokers()).create().unwrap();
+        let mut out = BTreeMap::new();
+        for t in &self.topics {
+            for p in 0..self.partitions {
+                let (_, high) = consumer.fetch_watermarks(t, p, Duration::from_secs(30)).unwrap();
+                out.insert((t.clone(), p), high);
+            }
+        }
+        out
+    }
+
+    /// Every record of the source topics: (topic, partition, offset) → value.
+    pub fn source_records(&self) -> HashMap<Key, Option<Vec<u8>>> {
+        let highs = self.high_watermarks();
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", super::brokers())
+            .set("group.id", format!("{}-reader", self.run))
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for (t, p) in highs.keys() {
+            tpl.add_partition_offset(t, *p, Offset::Beginning).unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        let total: i64 = highs.values().sum();
+        let mut out = HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while (out.len() as i64) < total {
+            assert!(Instant::now() < deadline, "read {} of {total} source records", out.len());
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+                out.insert((m.topic().to_owned(), m.partition(), m.offset()), m.payload().map(<[u8]>::to_vec));
+            }
+        }
+        out
+    }
+}
+
+/// One row's coordinates, and its raw value for quarantine rows.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub key: Key,
+    pub raw_value: Option<Vec<u8>>,
+    pub error_rule: Option<String>,
+}
+
+fn table_url(warehouse: &Path, table: &str) -> url::Url {
+    deltalake::ensure_table_uri(warehouse.join(table).to_str().unwrap()).unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// The rows of one version of `table` and the txn versions of `ids` in that same version
+/// (reading both from one snapshot keeps the check consistent while pixlake is committing).
+pub fn table_state(warehouse: &Path, table: &str, quarantine: bool, ids: &[String]) -> (Vec<Row>, Vec<Option<i64>>) {
+    let url = table_url(warehouse, table);
+    let rt = runtime();
+    let Ok(t) = rt.block_on(deltalake::open_table(url)) else {
+        return (Vec::new(), vec![None; ids.len()]);
+    };
+    let snapshot = t.snapshot().unwrap();
+    let txns =
+        ids.iter().map(|id| rt.block_on(snapshot.transaction_version(t.log_store().as_ref(), id)).unwrap()).collect();
+    let mut out = Vec::new();
+    for uri in t.get_file_uris().unwrap() {
+        let path = url::Url::parse(&uri).map(|u| u.to_file_path().unwrap()).unwrap_or_else(|_| uri.clone().into());
+        let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap();
+        let mut cols = vec!["kafka_topic", "kafka_partition", "kafka_offset"];
+        if quarantine {
+            cols.extend(["raw_value", "error_rule"]);
+        }
+        let mask = ProjectionMask::columns(builder.parquet_schema(), cols.iter().copied());
+        for batch in builder.with_projection(mask).build().unwrap() {
+            let b = batch.unwrap();
+            let topic = b.column_by_name("kafka_topic").unwrap().as_string::<i32>().clone();
+            let part = b.column_by_name("kafka_partition").unwrap().as_primitive::<Int32Type>().clone();
+            let off = b.column_by_name("kafka_offset").unwrap().as_primitive::<Int64Type>().clone();
+            let raw = b.column_by_name("raw_value").map(|c| c.as_binary::<i32>().clone());
+            let rule = b.column_by_name("error_rule").map(|c| c.as_string::<i32>().clone());
+            for i in 0..b.num_rows() {
+                out.push(Row {
+                    key: (topic.value(i).to_owned(), part.value(i), off.value(i)),
+                    raw_value: raw.as_ref().and_then(|r| (!r.is_null(i)).then(|| r.value(i).to_vec())),
+                    error_rule: rule.as_ref().map(|r| r.value(i).to_owned()),
+                });
+            }
+        }
+    }
+    (out, txns)
+}
+
+/// What [`check_invariant`] found.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Per source partition: the offset below which both tables are complete.
+    pub committed: BTreeMap<(String, i32), i64>,
+    /// Rows in the category tables / in quarantine.
+    pub rows: usize,
+    pub quarantined: usize,
+    pub quarantine_rows: Vec<Row>,
+}
+
+impl Checked {
+    pub fn total(&self) -> usize {
+        self.rows + self.quarantined
+    }
+}
+
+/// SPEC §5, row by row: for every source partition, every offset below the committed offset is
+/// in exactly one of {category table, pix_quarantine}; no (topic, partition, offset) appears
+/// twice; no table holds a row at or past its own committed offset. Panics with the first
+/// violation.
+pub fn check_invariant(s: &Setup) -> Checked {
+    let mut seen: HashMap<Key, &'static str> = HashMap::new();
+    let mut checked = Checked::default();
+    let parts: Vec<i32> = (0..s.partitions).collect();
+    let quarantine_ids: Vec<String> =
+        (0..3).flat_map(|i| parts.iter().map(move |&p| quarantine_app_id(PIPELINES[i], &s.topics[i], p))).collect();
+    let (quarantine, quarantine_txns) = table_state(&s.warehouse, "pix_quarantine", true, &quarantine_ids);
+    for (i, table) in TABLES.iter().enumerate() {
+        let topic = &s.topics[i];
+        let ids: Vec<String> = parts.iter().map(|&p| app_id(PIPELINES[i], topic, p)).collect();
+        let (table_rows, cat) = table_state(&s.warehouse, table, false, &ids);
+        let quar = &quarantine_txns[i * parts.len()..(i + 1) * parts.len()];
+        checked.rows += table_rows.len();
+        let mine = quarantine.iter().filter(|r| &r.key.0 == topic);
+        for (r, name, txn) in
+            table_rows.iter().map(|r| (r, *table, &cat[..])).chain(mine.map(|r| (r, "pix_quarantine", quar)))
+        {
+            let (t, p, o) = &r.key;
+            assert_eq!(t, topic, "row of another topic in {name}");
+            let limit = txn[*p as usize];
+            assert!(
+                limit.is_some_and(|l| *o < l),
+                "{name} has a row at {t}:{p}:{o}, at or past its committed offset {limit:?}"
+            );
+            if let Some(other) = seen.insert(r.key.clone(), name) {
+                panic!("{t}:{p}:{o} is in {other} and in {name}: a duplicate");
+            }
+        }
+        for p in 0..s.partitions {
+            let committed = match (cat[p as usize], quar[p as usize]) {
+                (Some(a), Some(b)) => a.min(b),
+                _ => 0,
+            };
+            for o in 0..committed {
+                assert!(
+                    seen.contains_key(&(topic.clone(), p, o)),
+                    "{topic}:{p}:{o} is below the committed offset {committed} but in no table: lost"
+                );
+            }
+            checked.committed.insert((topic.clone(), p), committed);
+        }
+    }
+    checked.quarantined = quarantine.len();
+    checked.quarantine_rows = quarantine;
+    checked
+}
+
+/// Asserts the run is complete: the invariant holds and every partition is committed up to its
+/// high watermark.
+pub fn check_complete(s: &Setup) -> Checked {
+    let checked = check_invariant(s);
+    let highs = s.high_watermarks();
+    assert_eq!(checked.committed, highs, "committed offsets vs high watermarks");
+    assert_eq!(checked.total() as i64, highs.values().sum::<i64>(), "one row per record");
+    checked
+}
+
+/// A running `pixlake` process whose stderr is collected line by line.
+pub struct Proc {
+    pub child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    pub fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                l.lock().unwrap().push(line);
+            }
+        });
+        Proc { child, lines }
+    }
+
+    pub fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    pub fn count(&self, needle: &str) -> usize {
+        self.lines.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits until a stderr line contains `needle` (false on timeout or exit).
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.count(needle) > 0 {
+                return true;
+            }
+            if self.child.try_wait().unwrap().is_some() {
+                std::thread::sleep(Duration::from_millis(200));
+                return self.count(needle) > 0;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn sigterm(&self) {
+        let ok = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the exit (panics after `timeout`).
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("pixlake did not exit within {timeout:?}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the exit and returns stdout.
+    pub fn finish(mut self, timeout: Duration) -> (ExitStatus, String, String) {
+        let status = self.wait(timeout);
+        let mut out = String::new();
+        if let Some(mut s) = self.child.stdout.take() {
+            let _ = std::io::Read::read_to_string(&mut s, &mut out);
+        }
+        (status, out, self.log())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
