@@ -1,0 +1,68 @@
+//! (d) The broker stopped for 20 s in the middle of a run and started again: `pixlake ingest`
+//! stays up, says so in its log, catches up (including records produced after the restart)
+//! and the invariant (SPEC §5) holds. Stops and starts the broker of `scripts/kafka.sh`, so it
+//! lives in its own test binary (cargo runs binaries one after another).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::lake::{Proc, Setup, check_complete, check_invariant};
+
+fn kafka_sh(action: &str) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh");
+    let out = Command::new("bash").arg(script).arg(action).output().unwrap();
+    assert!(out.status.success(), "kafka.sh {action}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Starts the broker again even if the test fails half-way, for the tests that follow.
+struct RestartOnDrop;
+
+impl Drop for RestartOnDrop {
+    fn drop(&mut self) {
+        kafka_sh("start");
+    }
+}
+
+#[test]
+fn a_broker_outage_is_survived_and_caught_up() {
+    if std::env::var_os("PIXLAKE_TEST_BROKERS").is_some() {
+        eprintln!("skipped: PIXLAKE_TEST_BROKERS points at a broker this test cannot stop");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup::new("ingest-d", 3, dir.path());
+    s.produce(60_000, 0.03, 41);
+    let extra = [("PIXLAKE__BATCH__MAX_ROWS", "2000"), ("PIXLAKE__BATCH__MAX_LATENCY_MS", "500")];
+    let mut p = Proc::spawn(s.command(&["ingest"], &extra));
+    assert!(p.wait_for("committed batch", Duration::from_secs(120)), "{}", p.log());
+
+    let guard = RestartOnDrop;
+    kafka_sh("stop");
+    let stopped = Instant::now();
+    std::thread::sleep(Duration::from_secs(20).saturating_sub(stopped.elapsed()));
+    assert!(p.child.try_wait().unwrap().is_none(), "ingest exited during the outage:\n{}", p.log());
+    drop(guard); // starts the broker
+    let during = check_invariant(&s);
+    eprintln!("after the outage: {} rows durable", during.total());
+
+    // More records after the restart, then everything must get committed.
+    s.produce(20_000, 0.03, 42);
+    let highs = s.high_watermarks();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while check_invariant(&s).committed != highs {
+        assert!(p.child.try_wait().unwrap().is_none(), "ingest exited:\n{}", p.log());
+        assert!(Instant::now() < deadline, "did not catch up after the outage:\n{}", p.log());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    p.sigterm();
+    let (status, _, log) = p.finish(Duration::from_secs(60));
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("Kafka is not serving") || log.contains("not acknowledging"),
+        "the outage is reported:\n{log}"
+    );
+    assert_eq!(check_complete(&s).total(), 80_000);
+}
