@@ -116,8 +116,8 @@ async fn an_existing_table_with_another_schema_is_refused() {
 }
 
 /// Writes the three category tables and `pix_quarantine` from generated traffic (5 % invalid)
-/// and checks the row counts add up. With `PIXLAKE_TABLES_OUT=DIR` the tables are left in DIR,
-/// for `scripts/spark-check.sh` to read with Apache Spark.
+/// and checks the row counts add up. With `PIXLAKE_TABLES_OUT=DIR` the tables are left in DIR
+/// (for a look with `PIXLAKE_WAREHOUSE=DIR scripts/sql.sh`).
 #[tokio::test]
 async fn generated_traffic_lands_in_four_tables() {
     use pixlake::pix::QuarantineBatchBuilder;

@@ -82,6 +82,17 @@ fn every_record_lands_exactly_once_with_rejected_bytes_intact() {
     let again = ingest_until_caught_up(&s, &batch);
     assert_eq!(sum(&again, "rows") + sum(&again, "quarantined"), 0, "{again}");
     assert_eq!(check_complete(&s).total() as u64, n);
+
+    // For scripts/spark-check.sh: leave the tables where Spark will read them.
+    if let Some(out) = std::env::var_os("PIXLAKE_TABLES_OUT") {
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(format!("{}/.", s.warehouse.display()))
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
 }
 
 /// (c) Two instances in the same groups (eager `range` assignment, so every rebalance revokes
