@@ -31,11 +31,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// pixlake at info; the libraries' per-commit chatter (snapshot building, binary columns
+/// without statistics) only when it is a problem.
+const DEFAULT_LOG: &str = "info,rdkafka=warn,librdkafka=warn,buoyant_kernel=warn,deltalake_core::writer::stats=error,deltalake_core::kernel::transaction=error";
+
 /// Human-readable logs on stderr; `PIXLAKE_LOG` (or `RUST_LOG`) sets the filter.
 fn init_logging() {
-    let filter = std::env::var("PIXLAKE_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info,rdkafka=warn".into());
+    let filter =
+        std::env::var("PIXLAKE_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| DEFAULT_LOG.into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)

@@ -3,8 +3,10 @@
 //! where [`Probe::hit`] is one branch on a `None`).
 //!
 //! * `PIXLAKE_PROBE=markers` prints `pixlake-probe: POINT` on stderr at every point;
-//! * `PIXLAKE_PROBE=pause:POINT:N` also freezes the thread the N-th time POINT is reached
-//!   (printing `pixlake-probe: paused at POINT`), so a test can kill the process there.
+//! * `PIXLAKE_PROBE=pause:POINT:N` also stops the whole process (SIGSTOP to itself, every
+//!   thread frozen, Kafka heartbeats included) the N-th time POINT is reached, after printing
+//!   `pixlake-probe: paused at POINT`; a test then kills it there (SIGKILL) or lets it go on
+//!   (SIGCONT), e.g. to play a zombie whose session expired.
 //!
 //! Points, in commit order: `encoded` (rows handed to the Parquet writer, upload next),
 //! `files-written` (data files in storage, the Delta log commit next), `table-committed` (the
@@ -13,7 +15,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 /// The variable that configures probes.
 pub const ENV: &str = "PIXLAKE_PROBE";
@@ -49,7 +50,7 @@ impl Probe {
         Probe(Some(Arc::new(Settings { pause, hits: AtomicU32::new(0) })))
     }
 
-    /// Marks `point`; freezes here if asked to.
+    /// Marks `point`; stops the process here if asked to (and carries on once continued).
     pub fn hit(&self, point: &str) {
         let Some(s) = &self.0 else { return };
         eprintln!("pixlake-probe: {point}");
@@ -58,9 +59,11 @@ impl Probe {
             && s.hits.fetch_add(1, Ordering::SeqCst) + 1 == *n
         {
             eprintln!("pixlake-probe: paused at {point}");
-            loop {
-                std::thread::sleep(Duration::from_secs(3600));
+            // SAFETY: raise(3) with a standard signal; no memory is involved.
+            unsafe {
+                libc::raise(libc::SIGSTOP);
             }
+            eprintln!("pixlake-probe: resumed at {point}");
         }
     }
 }

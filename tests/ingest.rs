@@ -136,6 +136,61 @@ fn a_second_instance_takes_over_from_a_killed_one() {
     assert_eq!(checked.total() as u64, n);
 }
 
+/// A zombie writer: instance A stops (SIGSTOP, heartbeats included) with its data files written
+/// and its Delta commit not yet made; its session expires, B takes A's partitions over and
+/// commits them. A is then continued and finishes its commit attempt from its old snapshot:
+/// Delta's conflict check on the partitions' app ids refuses it, A drops its batch and rejoins.
+/// No row twice, none missing.
+#[test]
+fn a_writer_that_wakes_up_after_losing_its_partitions_is_fenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup::new("ingest-f", 4, dir.path());
+    let n = 100_000;
+    s.produce(n, 0.03, 24);
+    let extra = [("PIXLAKE__BATCH__MAX_ROWS", "1000"), ("PIXLAKE__BATCH__MAX_LATENCY_MS", "300")];
+    let mut b = Proc::spawn(s.command(&["ingest", "--json"], &extra));
+    assert!(b.wait_for("partitions assigned", Duration::from_secs(60)), "{}", b.log());
+    let mut a_cmd = s.command(&["ingest", "--json"], &extra);
+    a_cmd.env("PIXLAKE_PROBE", "pause:files-written:2");
+    let mut a = Proc::spawn(a_cmd);
+    assert!(a.wait_for("paused at files-written", Duration::from_secs(120)), "A never paused:\n{}", a.log());
+    // A is stopped; after its session times out (6 s) B is assigned A's partitions in all three
+    // pipelines (non-empty assignments; the empty ones are the cooperative protocol's second
+    // round) and commits them.
+    let taken = b.count("assigned=[(");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while b.count("assigned=[(") < taken + 3 {
+        assert!(Instant::now() < deadline, "B never took A's partitions over:\n{}", b.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let commits = b.count("committed batch");
+    while b.count("committed batch") < commits + 6 {
+        assert!(Instant::now() < deadline, "B did not commit after the takeover:\n{}", b.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    a.signal(libc::SIGCONT);
+    assert!(
+        a.wait_for("another writer committed offsets", Duration::from_secs(60)),
+        "A's stale commit was not fenced:\n{}\n===== B =====\n{}",
+        a.log(),
+        b.log()
+    );
+    let highs = s.high_watermarks();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while check_invariant(&s).committed != highs {
+        assert!(Instant::now() < deadline, "not caught up:\n{}\n{}", a.log(), b.log());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    a.sigterm();
+    b.sigterm();
+    let (status_a, out_a, log_a) = a.finish(Duration::from_secs(60));
+    let (status_b, _, log_b) = b.finish(Duration::from_secs(60));
+    assert!(status_a.success() && status_b.success(), "{log_a}\n{log_b}");
+    let report: serde_json::Value = serde_json::from_str(&out_a).unwrap();
+    assert!(sum(&report, "fenced") >= 1, "{report}");
+    assert_eq!(check_complete(&s).total() as u64, n);
+}
+
 /// (e) SIGTERM mid-run: exit 0 within the grace period, the buffered batch committed (batches
 /// are otherwise only committed after 10 minutes here), nothing lost on the next start.
 #[test]

@@ -138,15 +138,18 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
         .map_err(IngestError::Runtime)?;
     let started = Instant::now();
     let shutdown = Shutdown::new(options.stop.clone(), config.ingest.shutdown_grace);
+    // One probe for the process: "the N-th time a point is reached" counts across pipelines.
+    let probe = Probe::from_env();
     let threads: Vec<_> = selected
         .into_iter()
         .map(|pipeline| {
             let (config, handle, shutdown, stop) =
                 (config.clone(), runtime.handle().clone(), shutdown.clone(), options.stop.clone());
             let until_caught_up = options.until_caught_up;
+            let probe = probe.clone();
             let name = pipeline.name.clone();
             let thread = std::thread::Builder::new().name(format!("pixlake-{name}")).spawn(move || {
-                let result = run_pipeline(&config, pipeline, handle, shutdown, until_caught_up);
+                let result = run_pipeline(&config, pipeline, handle, shutdown, until_caught_up, probe);
                 if result.is_err() {
                     // One pipeline down: the others commit what they hold and stop too.
                     stop.store(true, Ordering::Relaxed);
@@ -183,9 +186,9 @@ fn run_pipeline(
     runtime: tokio::runtime::Handle,
     shutdown: Shutdown,
     until_caught_up: bool,
+    probe: Probe,
 ) -> Result<PipelineReport, IngestError> {
     let retries = Arc::new(Retries::default());
-    let probe = Probe::from_env();
     let tables = open_tables(config, &pipeline, &runtime, &shutdown, &retries, &probe)?;
     let dlq = KafkaDeadLetterQueue::new(config, Duration::from_secs(10))
         .map_err(|e| IngestError::DeadLetters { pipeline: pipeline.name.clone(), source: Box::new(e) })?;

@@ -54,7 +54,10 @@ impl Setup {
         env.push(("PIXLAKE__WAREHOUSE__ROOT".into(), self.warehouse.display().to_string()));
         env.push(("PIXLAKE__KAFKA__PROPERTIES__SESSION_TIMEOUT_MS".into(), "6000".into()));
         env.push(("PIXLAKE__KAFKA__PROPERTIES__HEARTBEAT_INTERVAL_MS".into(), "1000".into()));
-        env.push(("PIXLAKE_LOG".into(), "info,rdkafka=warn,librdkafka=warn".into()));
+        env.push((
+            "PIXLAKE_LOG".into(),
+            "info,rdkafka=warn,librdkafka=warn,buoyant_kernel=warn,deltalake_core::writer::stats=error".into(),
+        ));
         env
     }
 
@@ -314,6 +317,13 @@ impl Proc {
         // SAFETY: kill(2) on our own child's pid; no memory is shared.
         let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         assert_eq!(rc, 0, "SIGTERM to pixlake");
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGCONT`).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid; no memory is shared.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "signal {signal} to pixlake");
     }
 
     /// Waits for the exit (panics after `timeout`).
