@@ -107,7 +107,7 @@ fn a_second_instance_takes_over_from_a_killed_one() {
     let extra = [
         ("PIXLAKE__BATCH__MAX_ROWS", "2000"),
         ("PIXLAKE__BATCH__MAX_LATENCY_MS", "500"),
-        ("PIXLAKE__KAFKA__PROPERTIES__PARTITION_ASSIGNMENT_STRATEGY", "range"),
+        ("PIXLAKE__KAFKA__CONSUMER__PARTITION_ASSIGNMENT_STRATEGY", "range"),
     ];
     let mut a = Proc::spawn(s.command(&["ingest"], &extra));
     let mut b = Proc::spawn(s.command(&["ingest"], &extra));

@@ -35,7 +35,7 @@ fn kill_9_at_twenty_moments_loses_and_doubles_nothing() {
         ("PIXLAKE__BATCH__MAX_LATENCY_MS", "1000"),
         // Static membership: a restarted instance takes its partitions back at once instead of
         // waiting for the killed one's session to time out.
-        ("PIXLAKE__KAFKA__PROPERTIES__GROUP_INSTANCE_ID", "crash-test"),
+        ("PIXLAKE__KAFKA__CONSUMER__GROUP_INSTANCE_ID", "crash-test"),
     ];
     let mut reached = [0u32; 5];
     let started = Instant::now();

@@ -48,6 +48,10 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// librdkafka settings passed through as given (security settings included), keys with dots.
     pub properties: BTreeMap<String, String>,
+    /// Settings for consumers only (`kafka.consumer`), applied after `properties`.
+    pub consumer: BTreeMap<String, String>,
+    /// Settings for producers only (`kafka.producer`), applied after `properties`.
+    pub producer: BTreeMap<String, String>,
 }
 
 /// One source topic, its category and its table.
@@ -241,6 +245,8 @@ mod tests {
             "kafka:\n  brokers: a:1\n  properties:\n    fetch.wait.max.ms: 50\n    enable.ssl.certificate.verification: false\n",
             &[
                 ("PIXLAKE__KAFKA__PROPERTIES__SESSION_TIMEOUT_MS", "6000"),
+                ("PIXLAKE__KAFKA__CONSUMER__GROUP_INSTANCE_ID", "pixlake-0"),
+                ("PIXLAKE__KAFKA__PRODUCER__LINGER_MS", "5"),
                 ("PIXLAKE__KAFKA__BROKERS", "b:2,c:3"),
                 ("PIXLAKE__VALIDATION__MAX_MESSAGE_BYTES", "2048"),
                 ("PIXLAKE__KAFKA__PROPERTIES__SECURITY_PROTOCOL", "SASL_SSL"),
@@ -256,6 +262,10 @@ mod tests {
         assert_eq!(c.kafka.properties.get("session.timeout.ms").map(String::as_str), Some("6000"));
         assert_eq!(c.kafka.properties.get("fetch.wait.max.ms").map(String::as_str), Some("50"));
         assert_eq!(c.kafka.properties.get("enable.ssl.certificate.verification").map(String::as_str), Some("false"));
+        // Role-specific settings stay with their role.
+        assert_eq!(c.kafka.consumer.get("group.instance.id").map(String::as_str), Some("pixlake-0"));
+        assert_eq!(c.kafka.producer.get("linger.ms").map(String::as_str), Some("5"));
+        assert!(!c.kafka.producer.contains_key("group.instance.id"));
         assert_eq!(c.topic_for(Category::Receipt), "bank.receipts");
     }
 

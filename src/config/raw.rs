@@ -130,6 +130,12 @@ pub struct RawKafka {
     /// variables write dots as underscores: `PIXLAKE__KAFKA__PROPERTIES__SASL_MECHANISMS`.
     #[serde(default)]
     pub properties: BTreeMap<String, Scalar>,
+    /// librdkafka settings for the consumers only (`session.timeout.ms`, `group.instance.id`…).
+    #[serde(default)]
+    pub consumer: BTreeMap<String, Scalar>,
+    /// librdkafka settings for the producers only (`linger.ms`, `compression.type`…).
+    #[serde(default)]
+    pub producer: BTreeMap<String, Scalar>,
 }
 
 /// A librdkafka setting's value as written: YAML (and environment overrides) may give
@@ -157,7 +163,12 @@ impl std::fmt::Display for Scalar {
 
 impl Default for RawKafka {
     fn default() -> Self {
-        RawKafka { brokers: default_brokers(), properties: BTreeMap::new() }
+        RawKafka {
+            brokers: default_brokers(),
+            properties: BTreeMap::new(),
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
+        }
     }
 }
 
@@ -256,15 +267,21 @@ impl RawConfig {
         if brokers.is_empty() {
             problems.push("kafka.brokers: empty; give host:port[,host:port…], e.g. 127.0.0.1:9092".into());
         }
-        let mut properties = BTreeMap::new();
-        for (k, v) in self.kafka.properties {
-            // librdkafka names use dots only; environment variables cannot, so map `_` back.
-            let key = k.replace('_', ".");
-            if key == "bootstrap.servers" {
-                problems.push(format!("kafka.properties.{k}: set kafka.brokers instead"));
+        // librdkafka names use dots only; environment variables cannot, so map `_` back.
+        let mut settings = |section: &str, map: BTreeMap<String, Scalar>| {
+            let mut out = BTreeMap::new();
+            for (k, v) in map {
+                let key = k.replace('_', ".");
+                if key == "bootstrap.servers" {
+                    problems.push(format!("kafka.{section}.{k}: set kafka.brokers instead"));
+                }
+                out.insert(key, v.to_string());
             }
-            properties.insert(key, v.to_string());
-        }
+            out
+        };
+        let properties = settings("properties", self.kafka.properties);
+        let consumer = settings("consumer", self.kafka.consumer);
+        let producer = settings("producer", self.kafka.producer);
         if self.pipelines.is_empty() {
             problems.push("pipelines: empty; configure at least one topic → table pipeline".into());
         }
@@ -369,7 +386,7 @@ impl RawConfig {
                 max_bytes: b.max_bytes,
                 max_latency: std::time::Duration::from_millis(b.max_latency_ms),
             },
-            kafka: KafkaConfig { brokers, properties },
+            kafka: KafkaConfig { brokers, properties, consumer, producer },
             pipelines,
             dlq: DlqConfig { topic: self.dlq.topic },
             validation: ValidationConfig { max_message_bytes: max },

@@ -112,6 +112,7 @@ pub fn create(
     let client_id = format!("pixlake-{}", pipeline.name);
     let c = crate::kafka::client_config(
         &config.kafka,
+        crate::kafka::Role::Consumer,
         &[
             ("client.id", client_id.as_str()),
             ("partition.assignment.strategy", "cooperative-sticky"),

@@ -95,6 +95,7 @@ impl AckedProducer {
         let max = (max_message_bytes + 64 * 1024).max(1_000_000).to_string();
         let config = super::client_config(
             kafka,
+            super::Role::Producer,
             &[
                 ("linger.ms", "100"),
                 ("batch.size", "4000000"),

@@ -52,8 +52,8 @@ impl Setup {
             env.push((format!("PIXLAKE__PIPELINES__{i}__GROUP"), format!("{}-{p}", self.run)));
         }
         env.push(("PIXLAKE__WAREHOUSE__ROOT".into(), self.warehouse.display().to_string()));
-        env.push(("PIXLAKE__KAFKA__PROPERTIES__SESSION_TIMEOUT_MS".into(), "6000".into()));
-        env.push(("PIXLAKE__KAFKA__PROPERTIES__HEARTBEAT_INTERVAL_MS".into(), "1000".into()));
+        env.push(("PIXLAKE__KAFKA__CONSUMER__SESSION_TIMEOUT_MS".into(), "6000".into()));
+        env.push(("PIXLAKE__KAFKA__CONSUMER__HEARTBEAT_INTERVAL_MS".into(), "1000".into()));
         env.push((
             "PIXLAKE_LOG".into(),
             "info,rdkafka=warn,librdkafka=warn,buoyant_kernel=warn,deltalake_core::writer::stats=error".into(),
