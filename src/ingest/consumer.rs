@@ -9,6 +9,13 @@
 //!
 //! Both eager (`range`, `roundrobin`) and cooperative (`cooperative-sticky`, the default here)
 //! assignment strategies are served: the callback asks librdkafka which protocol is in use.
+//!
+//! `max.poll.interval.ms` (default 300 s) bounds the time between two polls; a flush (DLQ
+//! acknowledgements + two Delta commits, seconds at most) stays far below it. Retries during a
+//! long storage or broker outage can exceed it: librdkafka then leaves the group and the
+//! partitions go to another member. That costs a rebalance, not correctness: whichever commit
+//! comes second for a partition is refused by Delta's conflict check (the engine's fence), so
+//! the interval is a liveness setting here, never a safety one.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
