@@ -10,6 +10,7 @@
 //! * [`sink`]: Delta Lake tables, each commit carrying its Kafka offsets (`txn` actions).
 //! * [`deadletter`]: the DLQ topic (rejected records with the reason in headers).
 //! * [`ingest`]: the exactly-once engine — consumers, micro-batches, Delta commits, rebalances.
+//! * [`ops`]: operator commands over the tables and topics (`status`).
 //! * [`probe`]: named points on the commit path where crash tests kill the process.
 //! * [`cli`]: one module per subcommand; `main.rs` only dispatches.
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod deadletter;
 pub mod ingest;
 pub mod kafka;
+pub mod ops;
 pub mod pix;
 pub mod probe;
 pub mod produce;

@@ -4,6 +4,7 @@
 pub mod ingest;
 pub mod produce;
 pub mod signals;
+pub mod status;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -28,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the configured pipelines: Kafka → validated micro-batches → Delta, exactly once.
     Ingest(ingest::Args),
+    /// Per pipeline and partition: offsets committed in Delta, Kafka watermarks, lag, tables.
+    Status(status::Args),
     /// Check JSON-lines events offline: one verdict per line and a summary.
     Validate(validate::Args),
     /// Publish realistic synthetic Pix events to Kafka or a JSON-lines file.

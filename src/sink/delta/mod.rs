@@ -17,6 +17,9 @@
 //! own commits* — [`DeltaTableWriter`] never refreshes to the latest version behind the caller's
 //! back (delta-rs #3821).
 
+mod inspect;
 mod table;
+
+pub use inspect::{TableInfo, inspect};
 
 pub use table::{CommitOutcome, DeltaTableWriter, SinkError, app_id, quarantine_app_id};

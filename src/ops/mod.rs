@@ -1,0 +1,4 @@
+//! Operator commands that read (and later change) what ingestion left: `status` today; offsets
+//! reset, DLQ replay, maintenance and audit build on the same table and Kafka views.
+
+pub mod status;
