@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand, each taking its parsed arguments and the
 //! loaded configuration and returning an exit code. `main.rs` only dispatches.
 
+pub mod audit;
 pub mod ingest;
 pub mod produce;
 pub mod signals;
@@ -29,6 +30,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the configured pipelines: Kafka → validated micro-batches → Delta, exactly once.
     Ingest(ingest::Args),
+    /// Check the exactly-once invariant per partition against Kafka; exit 1 on any violation.
+    Audit(audit::Args),
     /// Per pipeline and partition: offsets committed in Delta, Kafka watermarks, lag, tables.
     Status(status::Args),
     /// Check JSON-lines events offline: one verdict per line and a summary.

@@ -18,8 +18,10 @@
 //! back (delta-rs #3821).
 
 mod inspect;
+mod scan;
 mod table;
 
 pub use inspect::{TableInfo, inspect};
+pub use scan::{TableRows, scan};
 
 pub use table::{CommitOutcome, DeltaTableWriter, SinkError, app_id, quarantine_app_id};
