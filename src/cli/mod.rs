@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod ingest;
+pub mod offsets;
 pub mod produce;
 pub mod signals;
 pub mod status;
@@ -32,6 +33,8 @@ pub enum Command {
     Ingest(ingest::Args),
     /// Check the exactly-once invariant per partition against Kafka; exit 1 on any violation.
     Audit(audit::Args),
+    /// Move committed offsets (backfill without duplicates): `offsets reset --to-datetime …`.
+    Offsets(offsets::Args),
     /// Per pipeline and partition: offsets committed in Delta, Kafka watermarks, lag, tables.
     Status(status::Args),
     /// Check JSON-lines events offline: one verdict per line and a summary.

@@ -1,5 +1,6 @@
-//! Operator commands that read (and later change) what ingestion left: `status` and `audit` today; offsets
+//! Operator commands that read (and later change) what ingestion left: `status`, `audit` and `offsets reset` today; offsets
 //! reset, DLQ replay, maintenance and audit build on the same table and Kafka views.
 
 pub mod audit;
+pub mod reset;
 pub mod status;

@@ -21,6 +21,9 @@ use rdkafka::{Offset, TopicPartitionList};
 /// (topic, partition, offset)
 pub type Key = (String, i32, i64);
 
+/// Where a row is and what identifies its content: (table, event_id or error rule, raw value).
+pub type Content = (String, Option<String>, Option<Vec<u8>>);
+
 /// One test's pipelines: names, topics, tables, where the warehouse is.
 #[derive(Clone, Debug)]
 pub struct Setup {
@@ -137,6 +140,8 @@ pub struct Row {
     pub key: Key,
     pub raw_value: Option<Vec<u8>>,
     pub error_rule: Option<String>,
+    /// `event_id` of category rows.
+    pub event_id: Option<String>,
 }
 
 fn table_url(warehouse: &Path, table: &str) -> url::Url {
@@ -165,6 +170,8 @@ pub fn table_state(warehouse: &Path, table: &str, quarantine: bool, ids: &[Strin
         let mut cols = vec!["kafka_topic", "kafka_partition", "kafka_offset"];
         if quarantine {
             cols.extend(["raw_value", "error_rule"]);
+        } else {
+            cols.push("event_id");
         }
         let mask = ProjectionMask::columns(builder.parquet_schema(), cols.iter().copied());
         for batch in builder.with_projection(mask).build().unwrap() {
@@ -174,11 +181,13 @@ pub fn table_state(warehouse: &Path, table: &str, quarantine: bool, ids: &[Strin
             let off = b.column_by_name("kafka_offset").unwrap().as_primitive::<Int64Type>().clone();
             let raw = b.column_by_name("raw_value").map(|c| c.as_binary::<i32>().clone());
             let rule = b.column_by_name("error_rule").map(|c| c.as_string::<i32>().clone());
+            let event_id = b.column_by_name("event_id").map(|c| c.as_string::<i32>().clone());
             for i in 0..b.num_rows() {
                 out.push(Row {
                     key: (topic.value(i).to_owned(), part.value(i), off.value(i)),
                     raw_value: raw.as_ref().and_then(|r| (!r.is_null(i)).then(|| r.value(i).to_vec())),
                     error_rule: rule.as_ref().map(|r| r.value(i).to_owned()),
+                    event_id: event_id.as_ref().map(|r| r.value(i).to_owned()),
                 });
             }
         }
@@ -195,6 +204,8 @@ pub struct Checked {
     pub rows: usize,
     pub quarantined: usize,
     pub quarantine_rows: Vec<Row>,
+    /// Every row of the four tables: key → (table, event_id or raw value + rule).
+    pub contents: HashMap<Key, Content>,
 }
 
 impl Checked {
@@ -220,6 +231,9 @@ pub fn check_invariant(s: &Setup) -> Checked {
         let (table_rows, cat) = table_state(&s.warehouse, table, false, &ids);
         let quar = &quarantine_txns[i * parts.len()..(i + 1) * parts.len()];
         checked.rows += table_rows.len();
+        for r in &table_rows {
+            checked.contents.insert(r.key.clone(), (table.to_string(), r.event_id.clone(), None));
+        }
         let mine = quarantine.iter().filter(|r| &r.key.0 == topic);
         for (r, name, txn) in
             table_rows.iter().map(|r| (r, *table, &cat[..])).chain(mine.map(|r| (r, "pix_quarantine", quar)))
@@ -250,6 +264,9 @@ pub fn check_invariant(s: &Setup) -> Checked {
         }
     }
     checked.quarantined = quarantine.len();
+    for r in &quarantine {
+        checked.contents.insert(r.key.clone(), ("pix_quarantine".into(), r.error_rule.clone(), r.raw_value.clone()));
+    }
     checked.quarantine_rows = quarantine;
     checked
 }

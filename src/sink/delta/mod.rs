@@ -18,10 +18,12 @@
 //! back (delta-rs #3821).
 
 mod inspect;
+mod rewind;
 mod scan;
 mod table;
 
 pub use inspect::{TableInfo, inspect};
+pub use rewind::{Cut, RewindError, Rewound, rewind};
 pub use scan::{TableRows, scan};
 
 pub use table::{CommitOutcome, DeltaTableWriter, SinkError, app_id, quarantine_app_id};

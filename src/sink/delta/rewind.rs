@@ -1,0 +1,198 @@
+//! Moving partitions' committed offsets, in one Delta commit per table: the rows of each
+//! partition at or past its new offset are removed (their files rewritten without them) and the
+//! partition's `txn` version is set to the new offset, atomically. Re-ingestion from there then
+//! recreates the removed rows exactly once. Moving forward removes nothing and only records the
+//! new offset (the skipped records are a chosen gap, written in the commit's metadata).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use deltalake::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Date32Array, RecordBatch};
+use deltalake::arrow::compute::filter_record_batch;
+use deltalake::arrow::datatypes::{DataType, Int32Type, Int64Type, Schema};
+use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+use deltalake::kernel::transaction::{CommitBuilder, CommitConflictError, CommitProperties, TransactionError};
+use deltalake::kernel::{Action, Transaction};
+use deltalake::logstore::object_store::ObjectStoreExt;
+use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::protocol::DeltaOperation;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableError};
+use url::Url;
+
+use super::SinkError;
+
+/// One partition's new offset in a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cut {
+    pub topic: String,
+    pub partition: i32,
+    /// The partition's txn app id in this table.
+    pub app_id: String,
+    /// The new next offset to read: rows at or past it are removed.
+    pub offset: i64,
+}
+
+/// What a rewind did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rewound {
+    /// The table version of the commit (`None`: no table, nothing to do).
+    pub version: Option<u64>,
+    pub removed_rows: u64,
+    pub rewritten_files: u64,
+}
+
+/// Why a rewind failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RewindError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(
+        "table {0}: another writer committed offsets of these partitions meanwhile (is pixlake ingest running?); nothing was changed"
+    )]
+    Concurrent(String),
+}
+
+/// Removes the rows of every cut's partition at or past its offset and sets its txn version,
+/// in one commit to the table at `url`.
+pub async fn rewind(
+    name: &str,
+    url: Url,
+    cuts: &[Cut],
+    metadata: HashMap<String, serde_json::Value>,
+) -> Result<Rewound, RewindError> {
+    let err = |source| SinkError::Delta { table: name.to_owned(), source };
+    let mut table = DeltaTable::try_from_url(url).await.map_err(err)?;
+    match table.load().await {
+        Ok(()) => {}
+        Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => {
+            return Ok(Rewound::default());
+        }
+        Err(e) => return Err(err(e).into()),
+    }
+    let snapshot = table.snapshot().map_err(err)?.clone();
+    let schema: Schema = snapshot.schema().as_ref().try_into_arrow().map_err(|e| err(DeltaTableError::from(e)))?;
+    let schema = Arc::new(schema);
+    let store = table.object_store();
+    let mut removes = Vec::new();
+    let mut writer = RecordBatchWriter::for_table(&table).map_err(err)?;
+    let mut out = Rewound::default();
+    let files: Vec<_> = snapshot.log_data().iter().collect();
+    for file in files {
+        let bytes = store
+            .get(&file.object_store_path())
+            .await
+            .map_err(|e| err(DeltaTableError::from(e)))?
+            .bytes()
+            .await
+            .map_err(|e| err(DeltaTableError::from(e)))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .and_then(|b| b.build())
+            .map_err(|e| err(DeltaTableError::from(e)))?;
+        let partition_values = file.partition_values_map();
+        let mut kept = Vec::new();
+        let mut removed = 0u64;
+        for batch in reader {
+            let batch = batch.map_err(|e| err(DeltaTableError::from(e)))?;
+            let keep = keep_mask(&batch, cuts);
+            removed += keep.false_count() as u64;
+            kept.push((batch, keep));
+        }
+        if removed == 0 {
+            continue;
+        }
+        out.removed_rows += removed;
+        out.rewritten_files += 1;
+        removes.push(Action::Remove(file.remove_action(true)));
+        for (batch, keep) in kept {
+            let filtered = filter_record_batch(&batch, &keep).map_err(|e| err(DeltaTableError::from(e)))?;
+            if filtered.num_rows() > 0 {
+                let full = with_partition_columns(&filtered, &schema, &partition_values)
+                    .map_err(|e| err(DeltaTableError::from(e)))?;
+                writer.write(full).await.map_err(err)?;
+            }
+        }
+    }
+    let adds = writer.flush().await.map_err(err)?;
+    let props = CommitProperties::default()
+        .with_application_transactions(cuts.iter().map(|c| Transaction::new(&c.app_id, c.offset)).collect())
+        .with_metadata(metadata);
+    let predicate = cuts
+        .iter()
+        .map(|c| {
+            format!(
+                "(kafka_topic = '{}' AND kafka_partition = {} AND kafka_offset >= {})",
+                c.topic, c.partition, c.offset
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let actions: Vec<Action> = removes.into_iter().chain(adds.into_iter().map(Action::Add)).collect();
+    let result = CommitBuilder::from(props)
+        .with_actions(actions)
+        .build(Some(&snapshot), table.log_store(), DeltaOperation::Delete { predicate: Some(predicate) })
+        .await;
+    match result {
+        Ok(done) => {
+            out.version = Some(done.version);
+            Ok(out)
+        }
+        Err(DeltaTableError::Transaction {
+            source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction),
+        }) => Err(RewindError::Concurrent(name.to_owned())),
+        Err(e) => Err(err(e).into()),
+    }
+}
+
+/// `false` for the rows a cut removes.
+fn keep_mask(batch: &RecordBatch, cuts: &[Cut]) -> BooleanArray {
+    let (Some(t), Some(p), Some(o)) = (
+        batch.column_by_name("kafka_topic"),
+        batch.column_by_name("kafka_partition"),
+        batch.column_by_name("kafka_offset"),
+    ) else {
+        return BooleanArray::from(vec![true; batch.num_rows()]);
+    };
+    let (t, p, o) = (t.as_string::<i32>(), p.as_primitive::<Int32Type>(), o.as_primitive::<Int64Type>());
+    (0..batch.num_rows())
+        .map(|i| {
+            let cut = t.is_valid(i)
+                && cuts.iter().any(|c| c.partition == p.value(i) && o.value(i) >= c.offset && c.topic == t.value(i));
+            Some(!cut)
+        })
+        .collect()
+}
+
+/// Data files do not store partition columns; put them back (from the file's partition values)
+/// so the rows can be written again with the table's full schema.
+fn with_partition_columns(
+    batch: &RecordBatch,
+    schema: &Arc<Schema>,
+    values: &HashMap<String, Option<String>>,
+) -> Result<RecordBatch, deltalake::arrow::error::ArrowError> {
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        if let Some(c) = batch.column_by_name(field.name()) {
+            columns.push(c.clone());
+        } else {
+            let value = values.get(field.name()).cloned().flatten();
+            let array: ArrayRef = match field.data_type() {
+                DataType::Date32 => {
+                    let day = value
+                        .and_then(|v| chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d").ok())
+                        .map(|d| (d - epoch).num_days() as i32);
+                    Arc::new(Date32Array::from(vec![day; batch.num_rows()]))
+                }
+                other => {
+                    return Err(deltalake::arrow::error::ArrowError::SchemaError(format!(
+                        "partition column {} of type {other} cannot be restored",
+                        field.name()
+                    )));
+                }
+            };
+            columns.push(array);
+        }
+    }
+    RecordBatch::try_new(schema.clone(), columns)
+}
