@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Config::load(cli.config.as_deref()).map_err(anyhow::Error::from).and_then(|config| match cli.command {
             Command::Ingest(args) => pixlake::cli::ingest::run(&config, args),
             Command::Audit(args) => pixlake::cli::audit::run(&config, args),
+            Command::Dlq(args) => pixlake::cli::dlq::run(&config, args),
             Command::Offsets(args) => pixlake::cli::offsets::run(&config, args),
             Command::Status(args) => pixlake::cli::status::run(&config, args),
             Command::Validate(args) => pixlake::cli::validate::run(&config, args),

@@ -2,6 +2,7 @@
 //! loaded configuration and returning an exit code. `main.rs` only dispatches.
 
 pub mod audit;
+pub mod dlq;
 pub mod ingest;
 pub mod offsets;
 pub mod produce;
@@ -33,6 +34,8 @@ pub enum Command {
     Ingest(ingest::Args),
     /// Check the exactly-once invariant per partition against Kafka; exit 1 on any violation.
     Audit(audit::Args),
+    /// Dead letters: `dlq replay` re-validates quarantined records with the current rules.
+    Dlq(dlq::Args),
     /// Move committed offsets (backfill without duplicates): `offsets reset --to-datetime …`.
     Offsets(offsets::Args),
     /// Per pipeline and partition: offsets committed in Delta, Kafka watermarks, lag, tables.

@@ -1,6 +1,7 @@
-//! Operator commands that read (and later change) what ingestion left: `status`, `audit` and `offsets reset` today; offsets
+//! Operator commands that read (and later change) what ingestion left: `status`, `audit`, `offsets reset` and `dlq replay` today; offsets
 //! reset, DLQ replay, maintenance and audit build on the same table and Kafka views.
 
 pub mod audit;
+pub mod replay;
 pub mod reset;
 pub mod status;

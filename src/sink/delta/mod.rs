@@ -23,7 +23,7 @@ mod scan;
 mod table;
 
 pub use inspect::{TableInfo, inspect};
-pub use rewind::{Cut, RewindError, Rewound, rewind};
-pub use scan::{TableRows, scan};
+pub use rewind::{Cut, RewindError, Rewound, delete_rows, rewind};
+pub use scan::{TableRows, read_rows, scan};
 
 pub use table::{CommitOutcome, DeltaTableWriter, SinkError, app_id, quarantine_app_id};

@@ -4,7 +4,7 @@
 //! recreates the removed rows exactly once. Moving forward removes nothing and only records the
 //! new offset (the skipped records are a chosen gap, written in the commit's metadata).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Date32Array, RecordBatch};
@@ -61,6 +61,43 @@ pub async fn rewind(
     cuts: &[Cut],
     metadata: HashMap<String, serde_json::Value>,
 ) -> Result<Rewound, RewindError> {
+    let predicate = cuts
+        .iter()
+        .map(|c| {
+            format!(
+                "(kafka_topic = '{}' AND kafka_partition = {} AND kafka_offset >= {})",
+                c.topic, c.partition, c.offset
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let txns = cuts.iter().map(|c| Transaction::new(&c.app_id, c.offset)).collect();
+    let cut = |t: &str, p: i32, o: i64| cuts.iter().any(|c| c.partition == p && o >= c.offset && c.topic == t);
+    remove_matching(name, url, &cut, txns, metadata, predicate).await
+}
+
+/// Removes the rows with these (topic, partition, offset) in one commit (no offset moves).
+pub async fn delete_rows(
+    name: &str,
+    url: Url,
+    keys: &HashSet<(String, i32, i64)>,
+    metadata: HashMap<String, serde_json::Value>,
+) -> Result<Rewound, RewindError> {
+    let hit = |t: &str, p: i32, o: i64| keys.contains(&(t.to_owned(), p, o));
+    let predicate = format!("{} listed (kafka_topic, kafka_partition, kafka_offset)", keys.len());
+    remove_matching(name, url, &hit, Vec::new(), metadata, predicate).await
+}
+
+/// The rows `remove(topic, partition, offset)` selects leave the table in one commit that also
+/// carries `txns`; files holding them are rewritten without them.
+async fn remove_matching(
+    name: &str,
+    url: Url,
+    remove: &dyn Fn(&str, i32, i64) -> bool,
+    txns: Vec<Transaction>,
+    metadata: HashMap<String, serde_json::Value>,
+    predicate: String,
+) -> Result<Rewound, RewindError> {
     let err = |source| SinkError::Delta { table: name.to_owned(), source };
     let mut table = DeltaTable::try_from_url(url).await.map_err(err)?;
     match table.load().await {
@@ -94,7 +131,7 @@ pub async fn rewind(
         let mut removed = 0u64;
         for batch in reader {
             let batch = batch.map_err(|e| err(DeltaTableError::from(e)))?;
-            let keep = keep_mask(&batch, cuts);
+            let keep = keep_mask(&batch, remove);
             removed += keep.false_count() as u64;
             kept.push((batch, keep));
         }
@@ -114,19 +151,7 @@ pub async fn rewind(
         }
     }
     let adds = writer.flush().await.map_err(err)?;
-    let props = CommitProperties::default()
-        .with_application_transactions(cuts.iter().map(|c| Transaction::new(&c.app_id, c.offset)).collect())
-        .with_metadata(metadata);
-    let predicate = cuts
-        .iter()
-        .map(|c| {
-            format!(
-                "(kafka_topic = '{}' AND kafka_partition = {} AND kafka_offset >= {})",
-                c.topic, c.partition, c.offset
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" OR ");
+    let props = CommitProperties::default().with_application_transactions(txns).with_metadata(metadata);
     let actions: Vec<Action> = removes.into_iter().chain(adds.into_iter().map(Action::Add)).collect();
     let result = CommitBuilder::from(props)
         .with_actions(actions)
@@ -144,8 +169,8 @@ pub async fn rewind(
     }
 }
 
-/// `false` for the rows a cut removes.
-fn keep_mask(batch: &RecordBatch, cuts: &[Cut]) -> BooleanArray {
+/// `false` for the rows `remove` selects.
+fn keep_mask(batch: &RecordBatch, remove: &dyn Fn(&str, i32, i64) -> bool) -> BooleanArray {
     let (Some(t), Some(p), Some(o)) = (
         batch.column_by_name("kafka_topic"),
         batch.column_by_name("kafka_partition"),
@@ -154,13 +179,7 @@ fn keep_mask(batch: &RecordBatch, cuts: &[Cut]) -> BooleanArray {
         return BooleanArray::from(vec![true; batch.num_rows()]);
     };
     let (t, p, o) = (t.as_string::<i32>(), p.as_primitive::<Int32Type>(), o.as_primitive::<Int64Type>());
-    (0..batch.num_rows())
-        .map(|i| {
-            let cut = t.is_valid(i)
-                && cuts.iter().any(|c| c.partition == p.value(i) && o.value(i) >= c.offset && c.topic == t.value(i));
-            Some(!cut)
-        })
-        .collect()
+    (0..batch.num_rows()).map(|i| Some(!(t.is_valid(i) && remove(t.value(i), p.value(i), o.value(i))))).collect()
 }
 
 /// Data files do not store partition columns; put them back (from the file's partition values)

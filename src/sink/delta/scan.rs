@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use deltalake::arrow::array::{Array, AsArray};
+use deltalake::arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::arrow::datatypes::{Int32Type, Int64Type};
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::parquet::arrow::ProjectionMask;
@@ -74,4 +74,43 @@ pub async fn scan(name: &str, url: Url, app_ids: &[String]) -> Result<TableRows,
         }
     }
     Ok(TableRows { version: table.version(), offsets, txns })
+}
+
+/// Reads `columns` of every row of `url`'s latest version (no table: no batches), through the
+/// table's object store. Meant for small tables such as `pix_quarantine`.
+pub async fn read_rows(name: &str, url: Url, columns: &[&str]) -> Result<Vec<RecordBatch>, SinkError> {
+    let err = |source| SinkError::Delta { table: name.to_owned(), source };
+    let mut table = DeltaTable::try_from_url(url).await.map_err(err)?;
+    match table.load().await {
+        Ok(()) => {}
+        Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(err(e)),
+    }
+    let snapshot = table.snapshot().map_err(err)?;
+    let store = table.object_store();
+    let mut out = Vec::new();
+    let paths: Vec<String> = snapshot.log_data().iter().map(|f| f.path().into_owned()).collect();
+    for path in paths {
+        let parquet = |e: deltalake::parquet::errors::ParquetError| err(DeltaTableError::from(e));
+        let bytes = store
+            .get(&Path::from(path.as_str()))
+            .await
+            .map_err(|e| err(DeltaTableError::from(e)))?
+            .bytes()
+            .await
+            .map_err(|e| err(DeltaTableError::from(e)))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?;
+        let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+        for batch in builder.with_projection(mask).build().map_err(parquet)? {
+            let b = batch.map_err(|e| err(DeltaTableError::from(e)))?;
+            // Columns in the order asked for.
+            let cols: Option<Vec<_>> = columns.iter().map(|c| b.column_by_name(c).cloned()).collect();
+            let fields: Vec<_> = columns.iter().filter_map(|c| b.schema().field_with_name(c).ok().cloned()).collect();
+            if let Some(cols) = cols {
+                let schema = std::sync::Arc::new(deltalake::arrow::datatypes::Schema::new(fields));
+                out.push(RecordBatch::try_new(schema, cols).map_err(|e| err(DeltaTableError::from(e)))?);
+            }
+        }
+    }
+    Ok(out)
 }
