@@ -20,6 +20,7 @@ fn main() -> ExitCode {
             Command::Ingest(args) => pixlake::cli::ingest::run(&config, args),
             Command::Audit(args) => pixlake::cli::audit::run(&config, args),
             Command::Dlq(args) => pixlake::cli::dlq::run(&config, args),
+            Command::Maintain(args) => pixlake::cli::maintain::run(&config, args),
             Command::Offsets(args) => pixlake::cli::offsets::run(&config, args),
             Command::Status(args) => pixlake::cli::status::run(&config, args),
             Command::Validate(args) => pixlake::cli::validate::run(&config, args),

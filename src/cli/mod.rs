@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod dlq;
 pub mod ingest;
+pub mod maintain;
 pub mod offsets;
 pub mod produce;
 pub mod signals;
@@ -36,6 +37,8 @@ pub enum Command {
     Audit(audit::Args),
     /// Dead letters: `dlq replay` re-validates quarantined records with the current rules.
     Dlq(dlq::Args),
+    /// Compaction of small files, checkpoint and vacuum, with safe defaults.
+    Maintain(maintain::Args),
     /// Move committed offsets (backfill without duplicates): `offsets reset --to-datetime …`.
     Offsets(offsets::Args),
     /// Per pipeline and partition: offsets committed in Delta, Kafka watermarks, lag, tables.

@@ -18,11 +18,13 @@
 //! back (delta-rs #3821).
 
 mod inspect;
+mod maintain;
 mod rewind;
 mod scan;
 mod table;
 
 pub use inspect::{TableInfo, inspect};
+pub use maintain::{Maintained, Upkeep, maintain};
 pub use rewind::{Cut, RewindError, Rewound, delete_rows, rewind};
 pub use scan::{TableRows, read_rows, scan};
 

@@ -184,7 +184,7 @@ fn keep_mask(batch: &RecordBatch, remove: &dyn Fn(&str, i32, i64) -> bool) -> Bo
 
 /// Data files do not store partition columns; put them back (from the file's partition values)
 /// so the rows can be written again with the table's full schema.
-fn with_partition_columns(
+pub(super) fn with_partition_columns(
     batch: &RecordBatch,
     schema: &Arc<Schema>,
     values: &HashMap<String, Option<String>>,

@@ -1,0 +1,39 @@
+//! `pixlake maintain`: compaction, checkpoint and vacuum of the pipelines' tables and
+//! `pix_quarantine` (see [`crate::sink::delta::maintain`] for why each is safe beside `ingest`).
+
+use crate::config::Config;
+use crate::pix::batch::QUARANTINE_TABLE;
+use crate::sink::delta::{Maintained, SinkError, Upkeep, maintain};
+
+/// Why maintenance stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum MaintainError {
+    #[error(transparent)]
+    Table(#[from] Box<SinkError>),
+    #[error("no pipeline named {0}")]
+    Scope(String),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Maintains the tables of `pipelines` (all when empty) and `pix_quarantine`, one after another.
+pub fn run(config: &Config, pipelines: &[String], upkeep: Upkeep) -> Result<Vec<Maintained>, MaintainError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(MaintainError::Runtime)?;
+    if let Some(unknown) = pipelines.iter().find(|n| !config.pipelines.iter().any(|p| &p.name == *n)) {
+        return Err(MaintainError::Scope(unknown.clone()));
+    }
+    let mut tables: Vec<&str> = config
+        .pipelines
+        .iter()
+        .filter(|p| pipelines.is_empty() || pipelines.contains(&p.name))
+        .map(|p| p.table.as_str())
+        .collect();
+    tables.push(QUARANTINE_TABLE);
+    let mut out = Vec::new();
+    for t in tables {
+        let url = deltalake::ensure_table_uri(config.warehouse.table_location(t))
+            .map_err(|source| Box::new(SinkError::Delta { table: t.to_owned(), source }))?;
+        out.push(rt.block_on(maintain(t, url, upkeep)).map_err(Box::new)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,158 @@
+//! Table upkeep that runs beside `ingest`: compaction of small files, checkpoints, vacuum.
+//!
+//! Compaction rewrites small files of one partition value into fewer, larger ones in a commit
+//! with `dataChange = false` and no `txn` action: readers see the same rows, the offsets do not
+//! move, and concurrent appends by `ingest` do not conflict with it (it only removes files it
+//! read; if another commit removed one of them meanwhile, the compaction fails and is retried
+//! later). Vacuum deletes files no version within the retention period references — including
+//! files written by commits that never landed — and refuses a retention shorter than the
+//! table's (`delta.deletedFileRetentionDuration`, 7 days by default) unless forced, because a
+//! shorter one can delete the data file of a commit `ingest` is about to make.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use deltalake::arrow::datatypes::Schema;
+use deltalake::kernel::Action;
+use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::logstore::object_store::ObjectStoreExt;
+use deltalake::operations::vacuum::VacuumMode;
+use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::protocol::DeltaOperation;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableError};
+use url::Url;
+
+use super::SinkError;
+use super::rewind::with_partition_columns;
+
+/// What maintenance did to one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Maintained {
+    pub table: String,
+    /// `None`: no table.
+    pub version: Option<u64>,
+    pub files_before: u64,
+    pub files_after: u64,
+    pub compacted_files: u64,
+    pub checkpoint_version: Option<u64>,
+    pub vacuumed_files: u64,
+}
+
+/// What to do.
+#[derive(Debug, Clone, Copy)]
+pub struct Upkeep {
+    /// Compact files smaller than half of this (bytes) into files of about this size.
+    pub compact_target: Option<u64>,
+    pub checkpoint: bool,
+    /// Vacuum with this retention (hours); `force` allows one below the table's.
+    pub vacuum_retention_hours: Option<u64>,
+    pub force: bool,
+}
+
+async fn open(name: &str, url: Url) -> Result<Option<DeltaTable>, SinkError> {
+    let err = |source| SinkError::Delta { table: name.to_owned(), source };
+    let mut table = DeltaTable::try_from_url(url).await.map_err(err)?;
+    match table.load().await {
+        Ok(()) => Ok(Some(table)),
+        Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => Ok(None),
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// Runs `upkeep` on the table at `url`.
+pub async fn maintain(name: &str, url: Url, upkeep: Upkeep) -> Result<Maintained, SinkError> {
+    let err = |source| SinkError::Delta { table: name.to_owned(), source };
+    let mut out = Maintained { table: name.to_owned(), ..Maintained::default() };
+    let Some(mut table) = open(name, url.clone()).await? else { return Ok(out) };
+    out.files_before = table.snapshot().map_err(err)?.log_data().num_files() as u64;
+    if let Some(target) = upkeep.compact_target {
+        out.compacted_files = compact(name, &mut table, target).await?;
+    }
+    if upkeep.checkpoint {
+        table.update_incremental(None).await.map_err(err)?;
+        deltalake::checkpoints::create_checkpoint(&table, None).await.map_err(err)?;
+        out.checkpoint_version = table.version();
+    }
+    if let Some(hours) = upkeep.vacuum_retention_hours {
+        table.update_incremental(None).await.map_err(err)?;
+        let (t, metrics) = table
+            .vacuum()
+            .with_retention_period(chrono::Duration::hours(hours as i64))
+            .with_enforce_retention_duration(!upkeep.force)
+            .with_mode(VacuumMode::Full)
+            .await
+            .map_err(err)?;
+        table = t;
+        out.vacuumed_files = metrics.files_deleted.len() as u64;
+    }
+    table.update_incremental(None).await.map_err(err)?;
+    out.version = table.version();
+    out.files_after = table.snapshot().map_err(err)?.log_data().num_files() as u64;
+    Ok(out)
+}
+
+/// Rewrites each partition value's small files into files of about `target` bytes; returns how
+/// many files were replaced.
+async fn compact(name: &str, table: &mut DeltaTable, target: u64) -> Result<u64, SinkError> {
+    let err = |source| SinkError::Delta { table: name.to_owned(), source };
+    let snapshot = table.snapshot().map_err(err)?.clone();
+    let schema: Schema = snapshot.schema().as_ref().try_into_arrow().map_err(|e| err(DeltaTableError::from(e)))?;
+    let schema = Arc::new(schema);
+    let mut groups: BTreeMap<Vec<(String, Option<String>)>, Vec<_>> = BTreeMap::new();
+    for file in snapshot.log_data().iter() {
+        if (file.size() as u64) < target / 2 {
+            let mut key: Vec<_> = file.partition_values_map().into_iter().collect();
+            key.sort();
+            groups.entry(key).or_default().push(file);
+        }
+    }
+    let store = table.object_store();
+    let mut removes = Vec::new();
+    let mut writer = RecordBatchWriter::for_table(table).map_err(err)?.with_target_file_size(target);
+    for (_, files) in groups.into_iter().filter(|(_, f)| f.len() >= 2) {
+        for file in files {
+            let bytes = store
+                .get(&file.object_store_path())
+                .await
+                .map_err(|e| err(DeltaTableError::from(e)))?
+                .bytes()
+                .await
+                .map_err(|e| err(DeltaTableError::from(e)))?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .and_then(|b| b.build())
+                .map_err(|e| err(DeltaTableError::from(e)))?;
+            let values = file.partition_values_map();
+            for batch in reader {
+                let batch = batch.map_err(|e| err(DeltaTableError::from(e)))?;
+                let full =
+                    with_partition_columns(&batch, &schema, &values).map_err(|e| err(DeltaTableError::from(e)))?;
+                writer.write(full).await.map_err(err)?;
+            }
+            removes.push(Action::Remove(file.remove_action(false)));
+        }
+    }
+    if removes.is_empty() {
+        return Ok(0);
+    }
+    let replaced = removes.len() as u64;
+    let adds = writer.flush().await.map_err(err)?;
+    let actions: Vec<Action> = removes
+        .into_iter()
+        .chain(adds.into_iter().map(|mut a| {
+            a.data_change = false;
+            Action::Add(a)
+        }))
+        .collect();
+    let operation = DeltaOperation::Optimize { predicate: None, target_size: target as i64 };
+    let props = CommitProperties::default()
+        .with_metadata([("pixlake.operation".to_owned(), serde_json::Value::from("compaction"))]);
+    let done = CommitBuilder::from(props)
+        .with_actions(actions)
+        .build(Some(&snapshot), table.log_store(), operation)
+        .await
+        .map_err(err)?;
+    table.update_incremental(Some(done.version)).await.map_err(err)?;
+    Ok(replaced)
+}

@@ -1,0 +1,71 @@
+//! `pixlake maintain` beside a running `ingest` of 500 000 events (`PIXLAKE_MAINTAIN_EVENTS`
+//! changes it): compactions and checkpoints while commits land, then `audit` passes and the
+//! tables are complete; vacuum refuses a retention below the table's without `--force`, and
+//! with it removes the replaced files without touching the data.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::lake::{Proc, Setup, check_complete, check_invariant};
+
+fn maintain(s: &Setup, args: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut all = vec!["maintain", "--json"];
+    all.extend_from_slice(args);
+    let out = s.command(&all, &[]).output().unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap(), json, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn sum(report: &serde_json::Value, field: &str) -> u64 {
+    report.as_array().map_or(0, |a| a.iter().map(|t| t[field].as_u64().unwrap_or(0)).sum())
+}
+
+#[test]
+fn maintenance_beside_ingest_keeps_the_invariant() {
+    let n: u64 = std::env::var("PIXLAKE_MAINTAIN_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(500_000);
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup::new("maintain", 3, dir.path());
+    s.produce(n, 0.02, 91);
+    let extra = [("PIXLAKE__BATCH__MAX_ROWS", "5000"), ("PIXLAKE__BATCH__MAX_LATENCY_MS", "500")];
+    let mut ingest = Proc::spawn(s.command(&["ingest"], &extra));
+    assert!(ingest.wait_for("committed batch", Duration::from_secs(120)), "{}", ingest.log());
+
+    let highs = s.high_watermarks();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let (mut runs, mut compacted, mut failures) = (0, 0, Vec::new());
+    loop {
+        let (code, report, err) = maintain(&s, &["--target-file-mb", "64"]);
+        runs += 1;
+        if code == 0 {
+            compacted += sum(&report, "compacted_files");
+        } else {
+            failures.push(err);
+        }
+        if check_invariant(&s).committed == highs {
+            break;
+        }
+        assert!(ingest.child.try_wait().unwrap().is_none(), "ingest exited:\n{}", ingest.log());
+        assert!(Instant::now() < deadline, "ingest did not catch up:\n{}", ingest.log());
+    }
+    ingest.sigterm();
+    let (status, _, log) = ingest.finish(Duration::from_secs(60));
+    assert!(status.success(), "{log}");
+    eprintln!("{runs} maintenance runs during ingest, {compacted} files compacted, {} failed", failures.len());
+    assert!(compacted > 0, "compaction happened while ingest committed");
+    assert!(failures.len() * 2 <= runs, "most runs succeed beside ingest: {failures:?}");
+    assert_eq!(log.matches("another writer committed offsets").count(), 0, "maintenance never fences ingest");
+
+    let audit = s.command(&["audit"], &[]).output().unwrap();
+    assert!(audit.status.success(), "{}", String::from_utf8_lossy(&audit.stdout));
+    assert_eq!(check_complete(&s).total() as u64, n);
+
+    // Vacuum: refused below the table's retention, done with --force, data intact.
+    let (code, _, err) = maintain(&s, &["--no-compact", "--no-checkpoint", "--retention-hours", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--force"), "{err}");
+    let (code, report, err) = maintain(&s, &["--retention-hours", "0", "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(sum(&report, "vacuumed_files") > 0, "{report:#}");
+    assert_eq!(check_complete(&s).total() as u64, n);
+}
