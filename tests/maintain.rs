@@ -69,3 +69,30 @@ fn maintenance_beside_ingest_keeps_the_invariant() {
     assert!(sum(&report, "vacuumed_files") > 0, "{report:#}");
     assert_eq!(check_complete(&s).total() as u64, n);
 }
+
+/// `ingest.maintenance_interval_ms`: maintenance runs inside ingest and the invariant holds.
+#[test]
+fn scheduled_maintenance_runs_inside_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup::new("maintain-sched", 2, dir.path());
+    s.produce(60_000, 0.02, 92);
+    let extra = [
+        ("PIXLAKE__BATCH__MAX_ROWS", "1000"),
+        ("PIXLAKE__BATCH__MAX_LATENCY_MS", "200"),
+        ("PIXLAKE__INGEST__MAINTENANCE_INTERVAL_MS", "1000"),
+    ];
+    let mut p = Proc::spawn(s.command(&["ingest"], &extra));
+    assert!(p.wait_for("scheduled maintenance done", Duration::from_secs(180)), "{}", p.log());
+    let highs = s.high_watermarks();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while check_invariant(&s).committed != highs {
+        assert!(Instant::now() < deadline, "not caught up:\n{}", p.log());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    p.sigterm();
+    let (status, _, log) = p.finish(Duration::from_secs(60));
+    assert!(status.success(), "{log}");
+    assert_eq!(check_complete(&s).total(), 60_000);
+    let audit = s.command(&["audit"], &[]).output().unwrap();
+    assert!(audit.status.success(), "{}", String::from_utf8_lossy(&audit.stdout));
+}

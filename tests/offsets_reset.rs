@@ -80,4 +80,22 @@ fn reset_to_a_datetime_rewinds_without_duplicates() {
     let after = check_complete(&s);
     assert_eq!(after.total(), 3_000);
     assert_eq!(after.contents, before.contents, "same rows, same tables, same values");
+
+    // A chosen skip: 300 new records jumped over with --to-latest; audit knows it was chosen.
+    s.produce(300, 0.0, 73);
+    let (code, out, err) = reset(&s, &["--to-latest", "--execute", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let skipped: i64 = serde_json::from_str::<serde_json::Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["skipped_records"].as_i64().unwrap())
+        .sum();
+    assert_eq!(skipped, 300);
+    let audit = s.command(&["audit", "--json"], &[]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    assert!(audit.status.success(), "{report:#}");
+    let gap: u64 = report["partitions"].as_array().unwrap().iter().map(|p| p["chosen_gap"].as_u64().unwrap()).sum();
+    assert_eq!(gap, 300, "{report:#}");
 }

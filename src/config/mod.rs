@@ -77,6 +77,8 @@ pub struct IngestConfig {
     /// Longest a table's offsets may trail what was read while it receives no rows (bounds what
     /// a restart re-reads; see `ingest` docs).
     pub idle_commit: std::time::Duration,
+    /// Run table maintenance this often inside ingest (`None`: never).
+    pub maintenance_interval: Option<std::time::Duration>,
 }
 
 /// Dead-letter settings.

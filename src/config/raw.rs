@@ -46,11 +46,19 @@ pub struct RawIngest {
     /// Longest a table's offsets may trail what was read while it receives no rows, in milliseconds.
     #[serde(default = "default_idle_commit_ms")]
     pub idle_commit_ms: u64,
+    /// Run `maintain` (compaction, checkpoint, vacuum with the default retention) every this
+    /// many milliseconds inside ingest; 0: never.
+    #[serde(default)]
+    pub maintenance_interval_ms: u64,
 }
 
 impl Default for RawIngest {
     fn default() -> Self {
-        RawIngest { shutdown_grace_ms: default_shutdown_grace_ms(), idle_commit_ms: default_idle_commit_ms() }
+        RawIngest {
+            shutdown_grace_ms: default_shutdown_grace_ms(),
+            idle_commit_ms: default_idle_commit_ms(),
+            maintenance_interval_ms: 0,
+        }
     }
 }
 
@@ -375,8 +383,16 @@ impl RawConfig {
             problems
                 .push(format!("ingest.idle_commit_ms: {} is outside 100 ..= 3600000 (0.1 s to 1 h)", g.idle_commit_ms));
         }
+        if g.maintenance_interval_ms != 0 && !(1_000..=86_400_000).contains(&g.maintenance_interval_ms) {
+            problems.push(format!(
+                "ingest.maintenance_interval_ms: {} is outside 1000 ..= 86400000 (1 s to 1 day), or 0 for never",
+                g.maintenance_interval_ms
+            ));
+        }
         Config {
             ingest: IngestConfig {
+                maintenance_interval: (g.maintenance_interval_ms > 0)
+                    .then(|| std::time::Duration::from_millis(g.maintenance_interval_ms)),
                 shutdown_grace: std::time::Duration::from_millis(g.shutdown_grace_ms),
                 idle_commit: std::time::Duration::from_millis(g.idle_commit_ms),
             },

@@ -27,6 +27,17 @@ use crate::pix::time::Micros;
 use crate::probe::Probe;
 use crate::sink::delta::CommitOutcome;
 
+/// The txn version declaring an owned partition for which nothing was ever committed (read back
+/// as "no offset": start from the earliest record).
+///
+/// Why declare at all: a commit is fenced only when a concurrent commit carries one of *its*
+/// app ids, and after committing, the writer's snapshot moves to its own version — absorbing
+/// every commit in between. A commit that left out an owned partition would let another
+/// writer's commit for that partition slip in unnoticed (the zombie test found exactly this: a
+/// partition assigned but not read yet). So each commit carries a txn for every owned partition:
+/// its new offset, its unchanged one, or this marker.
+pub const NEVER_COMMITTED: i64 = -1;
+
 /// How long a rebalance callback may spend flushing or reading offsets before it gives up
 /// (dropping the batch, to be re-read) so the group is not held up for longer.
 pub const REBALANCE_BUDGET: Duration = Duration::from_secs(60);
@@ -276,6 +287,17 @@ impl Engine {
             };
             let offsets: Vec<(i32, i64)> =
                 self.parts.iter().filter_map(|(&p, progress)| progress.pending(table).map(|v| (p, v))).collect();
+            // Every commit declares every partition this writer owns, moved or not (see
+            // `declared`): that is what makes any other writer's commit for one of them a
+            // conflict, instead of something our next commit silently absorbs.
+            let declared: Vec<(i32, i64)> = self
+                .parts
+                .iter()
+                .map(|(&p, progress)| {
+                    let moved = offsets.iter().find(|o| o.0 == p).map(|o| o.1);
+                    (p, moved.or(progress.committed(table)).unwrap_or(NEVER_COMMITTED))
+                })
+                .collect();
             if offsets.is_empty()
                 || (rows.is_none() && !force && self.last_commit[table as usize].elapsed() < self.idle_commit)
             {
@@ -291,7 +313,7 @@ impl Engine {
                 "the table could not be written; check the warehouse storage (space, permissions, reachability); the batch is kept",
                 &self.retries.delta,
                 &deadline,
-                || runtime.block_on(tables.commit(table, rows.clone(), &offsets, metadata.clone())),
+                || runtime.block_on(tables.commit(table, rows.clone(), &declared, metadata.clone())),
             )
             .map_err(|e| self.gave_up(e))?;
             match outcome {

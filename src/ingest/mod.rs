@@ -24,7 +24,9 @@
 //! * **Zombies are fenced by Delta, not by timing.** A writer that lost its partitions without
 //!   noticing (a long pause, a network split) still holds a table snapshot from before the new
 //!   owner's commits; its next commit conflicts on the partition's app id and is refused
-//!   (`ConcurrentTransaction`). The engine then drops its batch and rejoins the group. The same
+//!   (`ConcurrentTransaction`). For that, every commit carries a txn for *every* partition the
+//!   writer owns, moved or not ([`engine::NEVER_COMMITTED`] explains why leaving one out lets
+//!   another writer's commit slip in). The engine then drops its batch and rejoins the group. The same
 //!   check catches a commit retried after an ambiguous failure that had in fact landed.
 //! * **Dead letters before quarantine.** A rejected record is published to `pix.dlq` and
 //!   acknowledged before the commit that puts it in `pix_quarantine`: the DLQ may see a record
@@ -159,6 +161,11 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
             (name, thread)
         })
         .collect();
+    let finished = Arc::new(AtomicBool::new(false));
+    if let Some(every) = config.ingest.maintenance_interval {
+        let names = threads.iter().map(|(n, _)| n.clone()).collect();
+        schedule_maintenance(config.clone(), names, every, options.stop.clone(), finished.clone());
+    }
     let mut reports = Vec::new();
     let mut first_error = None;
     for (name, thread) in threads {
@@ -174,6 +181,7 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
             }
         }
     }
+    finished.store(true, Ordering::Relaxed);
     match first_error {
         Some(e) => Err(e),
         None => Ok(Report { pipelines: reports, elapsed: started.elapsed() }),
@@ -242,4 +250,45 @@ fn open_tables(
         },
     )
     .map_err(|source| IngestError::Tables { pipeline: pipeline.name.clone(), source })
+}
+
+/// `ingest.maintenance_interval_ms`: runs `maintain` (compaction, checkpoint, vacuum with the
+/// default 7-day retention; never forced) on the pipelines' tables every `every`, on a thread of
+/// its own. Safe beside the pipelines (see `sink::delta::maintain`); a failed run is logged and
+/// tried again at the next tick. The thread is not joined: a run cut short by the exit leaves
+/// at most unreferenced files, which vacuum removes.
+fn schedule_maintenance(
+    config: Config,
+    pipelines: Vec<String>,
+    every: Duration,
+    stop: Arc<AtomicBool>,
+    finished: Arc<AtomicBool>,
+) {
+    let spawned = std::thread::Builder::new().name("pixlake-maintain".into()).spawn(move || {
+        let upkeep = crate::sink::delta::Upkeep {
+            compact_target: Some(128 << 20),
+            checkpoint: true,
+            vacuum_retention_hours: Some(168),
+            force: false,
+        };
+        let mut next = Instant::now() + every;
+        while !stop.load(Ordering::Relaxed) && !finished.load(Ordering::Relaxed) {
+            if Instant::now() < next {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            match crate::ops::maintain::run(&config, &pipelines, upkeep) {
+                Ok(report) => {
+                    let compacted: u64 = report.iter().map(|m| m.compacted_files).sum();
+                    let vacuumed: u64 = report.iter().map(|m| m.vacuumed_files).sum();
+                    tracing::info!(compacted, vacuumed, tables = report.len(), "scheduled maintenance done");
+                }
+                Err(e) => tracing::warn!(error = %e, "scheduled maintenance failed; trying again at the next interval"),
+            }
+            next = Instant::now() + every;
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the maintenance thread; run `pixlake maintain` from a scheduler");
+    }
 }

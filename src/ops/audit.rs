@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::config::{Config, Pipeline};
 use crate::kafka::{Role, client_config};
 use crate::pix::batch::QUARANTINE_TABLE;
-use crate::sink::delta::{SinkError, app_id, quarantine_app_id, scan};
+use crate::sink::delta::{SinkError, app_id, chosen_gaps, quarantine_app_id, scan};
 
 /// What [`check`] found for one partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -93,6 +93,8 @@ pub struct PartitionAudit {
     pub committed: Option<i64>,
     /// Records checked in Kafka (retained and below the committed offset).
     pub checked: u64,
+    /// Records in ranges `offsets reset` skipped on purpose (not expected in the tables).
+    pub chosen_gap: u64,
     #[serde(flatten)]
     pub findings: Findings,
 }
@@ -162,6 +164,7 @@ pub fn run(config: &Config, pipelines: &[String]) -> Result<Audit, AuditError> {
     for (p, ids) in selected.into_iter().zip(partitions_of) {
         let app_ids: Vec<String> = ids.iter().map(|&n| app_id(&p.name, &p.topic, n)).collect();
         let table = rt.block_on(scan(&p.table, location(&p.table)?, &app_ids)).map_err(Box::new)?;
+        let gaps = rt.block_on(chosen_gaps(&p.table, location(&p.table)?)).map_err(Box::new)?;
         for (i, &n) in ids.iter().enumerate() {
             let table_offset = table.txns[i];
             let quarantine_offset = quarantine_txns.next().flatten();
@@ -178,6 +181,9 @@ pub fn run(config: &Config, pipelines: &[String]) -> Result<Audit, AuditError> {
                     secs: SOURCE_BUDGET.as_secs(),
                 },
             })?;
+            let skipped =
+                |o: i64| gaps.iter().any(|(t, gp, from, to)| t == &p.topic && *gp == n && o >= *from && o < *to);
+            let (gap, source): (Vec<i64>, Vec<i64>) = source.into_iter().partition(|&o| skipped(o));
             let key = (p.topic.clone(), n);
             let none = Vec::new();
             let findings = check(
@@ -197,6 +203,7 @@ pub fn run(config: &Config, pipelines: &[String]) -> Result<Audit, AuditError> {
                 quarantine_offset,
                 committed,
                 checked: source.len() as u64,
+                chosen_gap: gap.len() as u64,
                 findings,
             });
         }

@@ -220,7 +220,7 @@ fn apply(
     }
     let record: Vec<serde_json::Value> = moves
         .iter()
-        .map(|m| serde_json::json!({"topic": m.topic, "partition": m.partition, "from": m.current, "to": m.new, "skipped": m.skipped_records}))
+        .map(|m| serde_json::json!({"topic": m.topic, "partition": m.partition, "from": m.current.unwrap_or(m.low), "to": m.new, "skipped": m.skipped_records}))
         .collect();
     let metadata = HashMap::from([
         ("pixlake.operation".to_owned(), serde_json::Value::from("offsets-reset")),

@@ -161,8 +161,12 @@ pub fn table_state(warehouse: &Path, table: &str, quarantine: bool, ids: &[Strin
         return (Vec::new(), vec![None; ids.len()]);
     };
     let snapshot = t.snapshot().unwrap();
-    let txns =
-        ids.iter().map(|id| rt.block_on(snapshot.transaction_version(t.log_store().as_ref(), id)).unwrap()).collect();
+    let txns = ids
+        .iter()
+        .map(|id| {
+            pixlake::sink::delta::offset(rt.block_on(snapshot.transaction_version(t.log_store().as_ref(), id)).unwrap())
+        })
+        .collect();
     let mut out = Vec::new();
     for uri in t.get_file_uris().unwrap() {
         let path = url::Url::parse(&uri).map(|u| u.to_file_path().unwrap()).unwrap_or_else(|_| uri.clone().into());

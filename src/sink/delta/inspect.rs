@@ -2,7 +2,7 @@
 //! committed offsets of given app ids, all from one snapshot.
 
 use deltalake::{DeltaTable, DeltaTableError};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use url::Url;
 
 use super::SinkError;
@@ -40,11 +40,39 @@ pub async fn inspect(name: &str, url: Url, app_ids: &[String]) -> Result<Option<
     }
     let mut offsets = Vec::with_capacity(app_ids.len());
     for id in app_ids {
-        offsets.push(snapshot.transaction_version(table.log_store().as_ref(), id).await.map_err(err)?);
+        offsets.push(super::offset(snapshot.transaction_version(table.log_store().as_ref(), id).await.map_err(err)?));
     }
     let last_commit_ms = match table.history(Some(1)).next().await {
         Some(Ok(info)) => info.timestamp,
         _ => None,
     };
     Ok(Some(TableInfo { version, last_commit_ms, rows, files, offsets }))
+}
+
+/// Offset ranges `[from, to)` per (topic, partition) that `offsets reset` skipped on purpose,
+/// read from the `pixlake.reset` metadata of the commits still in the table's log.
+pub async fn chosen_gaps(name: &str, url: Url) -> Result<Vec<(String, i32, i64, i64)>, SinkError> {
+    let err = |source| SinkError::Delta { table: name.to_owned(), source };
+    let mut table = DeltaTable::try_from_url(url).await.map_err(err)?;
+    match table.load().await {
+        Ok(()) => {}
+        Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(err(e)),
+    }
+    let infos: Vec<_> = table.history(None).try_collect().await.map_err(err)?;
+    let mut gaps = Vec::new();
+    for info in infos {
+        let Some(serde_json::Value::Array(moves)) = info.info.get("pixlake.reset") else { continue };
+        for m in moves {
+            let (Some(t), Some(p), Some(from), Some(to)) =
+                (m["topic"].as_str(), m["partition"].as_i64(), m["from"].as_i64(), m["to"].as_i64())
+            else {
+                continue;
+            };
+            if to > from {
+                gaps.push((t.to_owned(), p as i32, from, to));
+            }
+        }
+    }
+    Ok(gaps)
 }

@@ -13,9 +13,12 @@
 //! Two writers for one partition (a zombie after a rebalance) are fenced by Delta's conflict
 //! check: a commit that finds a concurrent commit carrying one of its own app ids fails with
 //! `ConcurrentTransaction` instead of retrying ([`CommitOutcome::Fenced`]). That only protects
-//! a writer that learnt its offsets from the table and then advanced the table *only through its
+//! a writer that learnt its offsets from the table, then advanced the table *only through its
 //! own commits* — [`DeltaTableWriter`] never refreshes to the latest version behind the caller's
-//! back (delta-rs #3821).
+//! back (delta-rs #3821) — **and** whose every commit carries a txn for every partition it owns:
+//! moving to its own new version absorbs the commits in between, so a partition left out of a
+//! commit could have been written by another writer unnoticed. A negative txn version declares
+//! "owned, nothing committed yet" and reads back as no offset ([`offset`]).
 
 mod inspect;
 mod maintain;
@@ -23,9 +26,9 @@ mod rewind;
 mod scan;
 mod table;
 
-pub use inspect::{TableInfo, inspect};
+pub use inspect::{TableInfo, chosen_gaps, inspect};
 pub use maintain::{Maintained, Upkeep, maintain};
 pub use rewind::{Cut, RewindError, Rewound, delete_rows, rewind};
 pub use scan::{TableRows, read_rows, scan};
 
-pub use table::{CommitOutcome, DeltaTableWriter, SinkError, app_id, quarantine_app_id};
+pub use table::{CommitOutcome, DeltaTableWriter, SinkError, app_id, offset, quarantine_app_id};

@@ -39,7 +39,7 @@ pub async fn scan(name: &str, url: Url, app_ids: &[String]) -> Result<TableRows,
     let snapshot = table.snapshot().map_err(err)?;
     let mut txns = Vec::with_capacity(app_ids.len());
     for id in app_ids {
-        txns.push(snapshot.transaction_version(table.log_store().as_ref(), id).await.map_err(err)?);
+        txns.push(super::offset(snapshot.transaction_version(table.log_store().as_ref(), id).await.map_err(err)?));
     }
     let store = table.object_store();
     let mut offsets: HashMap<(String, i32), Vec<i64>> = HashMap::new();

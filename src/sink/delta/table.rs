@@ -15,6 +15,12 @@ use url::Url;
 
 use crate::probe::Probe;
 
+/// A txn version as an offset: negative versions (ingest's "owned, nothing committed yet"
+/// declaration) mean no offset.
+pub fn offset(version: Option<i64>) -> Option<i64> {
+    version.filter(|v| *v >= 0)
+}
+
 /// The txn app id of a source partition in a category table.
 pub fn app_id(pipeline: &str, topic: &str, partition: i32) -> String {
     format!("pixlake:{pipeline}:{topic}:{partition}")
@@ -133,7 +139,7 @@ impl DeltaTableWriter {
         let log_store = self.table.log_store();
         let mut out = Vec::with_capacity(app_ids.len());
         for id in app_ids {
-            out.push(snapshot.transaction_version(log_store.as_ref(), id).await.map_err(err)?);
+            out.push(offset(snapshot.transaction_version(log_store.as_ref(), id).await.map_err(err)?));
         }
         Ok(out)
     }
