@@ -1,7 +1,6 @@
 //! Read-only views of a table for operator commands: version, last commit, rows, files and the
 //! committed offsets of given app ids, all from one snapshot.
 
-use deltalake::{DeltaTable, DeltaTableError};
 use futures::{StreamExt, TryStreamExt};
 use url::Url;
 
@@ -25,12 +24,7 @@ pub struct TableInfo {
 /// Reads `url`'s latest version; `Ok(None)` when there is no table there yet.
 pub async fn inspect(name: &str, url: Url, app_ids: &[String]) -> Result<Option<TableInfo>, SinkError> {
     let err = |source| SinkError::Delta { table: name.to_owned(), source };
-    let mut table = DeltaTable::try_from_url(url).await.map_err(err)?;
-    match table.load().await {
-        Ok(()) => {}
-        Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => return Ok(None),
-        Err(e) => return Err(err(e)),
-    }
+    let Some(table) = super::files::open_existing(name, url).await? else { return Ok(None) };
     let Some(version) = table.version() else { return Ok(None) };
     let snapshot = table.snapshot().map_err(err)?;
     let (mut rows, mut files) = (0u64, 0u64);
@@ -53,12 +47,7 @@ pub async fn inspect(name: &str, url: Url, app_ids: &[String]) -> Result<Option<
 /// read from the `pixlake.reset` metadata of the commits still in the table's log.
 pub async fn chosen_gaps(name: &str, url: Url) -> Result<Vec<(String, i32, i64, i64)>, SinkError> {
     let err = |source| SinkError::Delta { table: name.to_owned(), source };
-    let mut table = DeltaTable::try_from_url(url).await.map_err(err)?;
-    match table.load().await {
-        Ok(()) => {}
-        Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(err(e)),
-    }
+    let Some(table) = super::files::open_existing(name, url).await? else { return Ok(Vec::new()) };
     let infos: Vec<_> = table.history(None).try_collect().await.map_err(err)?;
     let mut gaps = Vec::new();
     for info in infos {

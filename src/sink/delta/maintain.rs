@@ -16,9 +16,7 @@ use deltalake::arrow::datatypes::Schema;
 use deltalake::kernel::Action;
 use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::operations::vacuum::VacuumMode;
-use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::protocol::DeltaOperation;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
@@ -51,21 +49,11 @@ pub struct Upkeep {
     pub force: bool,
 }
 
-async fn open(name: &str, url: Url) -> Result<Option<DeltaTable>, SinkError> {
-    let err = |source| SinkError::Delta { table: name.to_owned(), source };
-    let mut table = DeltaTable::try_from_url(url).await.map_err(err)?;
-    match table.load().await {
-        Ok(()) => Ok(Some(table)),
-        Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => Ok(None),
-        Err(e) => Err(err(e)),
-    }
-}
-
 /// Runs `upkeep` on the table at `url`.
 pub async fn maintain(name: &str, url: Url, upkeep: Upkeep) -> Result<Maintained, SinkError> {
     let err = |source| SinkError::Delta { table: name.to_owned(), source };
     let mut out = Maintained { table: name.to_owned(), ..Maintained::default() };
-    let Some(mut table) = open(name, url.clone()).await? else { return Ok(out) };
+    let Some(mut table) = super::files::open_existing(name, url).await? else { return Ok(out) };
     out.files_before = table.snapshot().map_err(err)?.log_data().num_files() as u64;
     if let Some(target) = upkeep.compact_target {
         out.compacted_files = compact(name, &mut table, target).await?;
@@ -113,15 +101,9 @@ async fn compact(name: &str, table: &mut DeltaTable, target: u64) -> Result<u64,
     let mut writer = RecordBatchWriter::for_table(table).map_err(err)?.with_target_file_size(target);
     for (_, files) in groups.into_iter().filter(|(_, f)| f.len() >= 2) {
         for file in files {
-            let bytes = store
-                .get(&file.object_store_path())
-                .await
-                .map_err(|e| err(DeltaTableError::from(e)))?
-                .bytes()
-                .await
-                .map_err(|e| err(DeltaTableError::from(e)))?;
-            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .and_then(|b| b.build())
+            let reader = super::files::parquet(name, &store, &file.object_store_path())
+                .await?
+                .build()
                 .map_err(|e| err(DeltaTableError::from(e)))?;
             let values = file.partition_values_map();
             for batch in reader {

@@ -20,6 +20,7 @@
 //! commit could have been written by another writer unnoticed. A negative txn version declares
 //! "owned, nothing committed yet" and reads back as no offset ([`offset`]).
 
+mod files;
 mod inspect;
 mod maintain;
 mod rewind;

@@ -7,17 +7,15 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use deltalake::DeltaTableError;
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Date32Array, RecordBatch};
 use deltalake::arrow::compute::filter_record_batch;
 use deltalake::arrow::datatypes::{DataType, Int32Type, Int64Type, Schema};
 use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 use deltalake::kernel::transaction::{CommitBuilder, CommitConflictError, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, Transaction};
-use deltalake::logstore::object_store::ObjectStoreExt;
-use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::protocol::DeltaOperation;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use deltalake::{DeltaTable, DeltaTableError};
 use url::Url;
 
 use super::SinkError;
@@ -99,14 +97,7 @@ async fn remove_matching(
     predicate: String,
 ) -> Result<Rewound, RewindError> {
     let err = |source| SinkError::Delta { table: name.to_owned(), source };
-    let mut table = DeltaTable::try_from_url(url).await.map_err(err)?;
-    match table.load().await {
-        Ok(()) => {}
-        Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => {
-            return Ok(Rewound::default());
-        }
-        Err(e) => return Err(err(e).into()),
-    }
+    let Some(table) = super::files::open_existing(name, url).await? else { return Ok(Rewound::default()) };
     let snapshot = table.snapshot().map_err(err)?.clone();
     let schema: Schema = snapshot.schema().as_ref().try_into_arrow().map_err(|e| err(DeltaTableError::from(e)))?;
     let schema = Arc::new(schema);
@@ -116,15 +107,9 @@ async fn remove_matching(
     let mut out = Rewound::default();
     let files: Vec<_> = snapshot.log_data().iter().collect();
     for file in files {
-        let bytes = store
-            .get(&file.object_store_path())
-            .await
-            .map_err(|e| err(DeltaTableError::from(e)))?
-            .bytes()
-            .await
-            .map_err(|e| err(DeltaTableError::from(e)))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .and_then(|b| b.build())
+        let reader = super::files::parquet(name, &store, &file.object_store_path())
+            .await?
+            .build()
             .map_err(|e| err(DeltaTableError::from(e)))?;
         let partition_values = file.partition_values_map();
         let mut kept = Vec::new();

@@ -6,10 +6,8 @@ use std::collections::HashMap;
 
 use deltalake::arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::arrow::datatypes::{Int32Type, Int64Type};
-use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::parquet::arrow::ProjectionMask;
-use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use deltalake::{DeltaTable, DeltaTableError, Path};
+use deltalake::{DeltaTableError, Path};
 use url::Url;
 
 use super::SinkError;
@@ -28,14 +26,9 @@ pub struct TableRows {
 /// Reads `url`'s latest version: every row's Kafka coordinates and the txn offsets of `app_ids`.
 pub async fn scan(name: &str, url: Url, app_ids: &[String]) -> Result<TableRows, SinkError> {
     let err = |source| SinkError::Delta { table: name.to_owned(), source };
-    let mut table = DeltaTable::try_from_url(url).await.map_err(err)?;
-    match table.load().await {
-        Ok(()) => {}
-        Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => {
-            return Ok(TableRows { txns: vec![None; app_ids.len()], ..TableRows::default() });
-        }
-        Err(e) => return Err(err(e)),
-    }
+    let Some(table) = super::files::open_existing(name, url).await? else {
+        return Ok(TableRows { txns: vec![None; app_ids.len()], ..TableRows::default() });
+    };
     let snapshot = table.snapshot().map_err(err)?;
     let mut txns = Vec::with_capacity(app_ids.len());
     for id in app_ids {
@@ -46,14 +39,7 @@ pub async fn scan(name: &str, url: Url, app_ids: &[String]) -> Result<TableRows,
     let paths: Vec<String> = snapshot.log_data().iter().map(|f| f.path().into_owned()).collect();
     for path in paths {
         let parquet = |e: deltalake::parquet::errors::ParquetError| err(DeltaTableError::from(e));
-        let bytes = store
-            .get(&Path::from(path.as_str()))
-            .await
-            .map_err(|e| err(DeltaTableError::from(e)))?
-            .bytes()
-            .await
-            .map_err(|e| err(DeltaTableError::from(e)))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?;
+        let builder = super::files::parquet(name, &store, &Path::from(path.as_str())).await?;
         let mask =
             ProjectionMask::columns(builder.parquet_schema(), ["kafka_topic", "kafka_partition", "kafka_offset"]);
         for batch in builder.with_projection(mask).build().map_err(parquet)? {
@@ -80,26 +66,14 @@ pub async fn scan(name: &str, url: Url, app_ids: &[String]) -> Result<TableRows,
 /// table's object store. Meant for small tables such as `pix_quarantine`.
 pub async fn read_rows(name: &str, url: Url, columns: &[&str]) -> Result<Vec<RecordBatch>, SinkError> {
     let err = |source| SinkError::Delta { table: name.to_owned(), source };
-    let mut table = DeltaTable::try_from_url(url).await.map_err(err)?;
-    match table.load().await {
-        Ok(()) => {}
-        Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(err(e)),
-    }
+    let Some(table) = super::files::open_existing(name, url).await? else { return Ok(Vec::new()) };
     let snapshot = table.snapshot().map_err(err)?;
     let store = table.object_store();
     let mut out = Vec::new();
     let paths: Vec<String> = snapshot.log_data().iter().map(|f| f.path().into_owned()).collect();
     for path in paths {
         let parquet = |e: deltalake::parquet::errors::ParquetError| err(DeltaTableError::from(e));
-        let bytes = store
-            .get(&Path::from(path.as_str()))
-            .await
-            .map_err(|e| err(DeltaTableError::from(e)))?
-            .bytes()
-            .await
-            .map_err(|e| err(DeltaTableError::from(e)))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?;
+        let builder = super::files::parquet(name, &store, &Path::from(path.as_str())).await?;
         let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
         for batch in builder.with_projection(mask).build().map_err(parquet)? {
             let b = batch.map_err(|e| err(DeltaTableError::from(e)))?;

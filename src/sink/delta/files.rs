@@ -1,0 +1,39 @@
+//! The two steps every read-side table operation starts with: open a table that may not exist
+//! yet, and open one of its data files for Arrow reading through the table's object store.
+
+use deltalake::logstore::ObjectStoreRef;
+use deltalake::logstore::object_store::ObjectStoreExt;
+use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::parquet::file::reader::ChunkReader;
+use deltalake::{DeltaTable, DeltaTableError, Path};
+use url::Url;
+
+use super::SinkError;
+
+/// The table at `url` at its latest version; `None` when there is no table there yet.
+pub(super) async fn open_existing(name: &str, url: Url) -> Result<Option<DeltaTable>, SinkError> {
+    let err = |source| SinkError::Delta { table: name.to_owned(), source };
+    let mut table = DeltaTable::try_from_url(url).await.map_err(err)?;
+    match table.load().await {
+        Ok(()) => Ok(Some(table)),
+        Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => Ok(None),
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// A reader builder over the data file at `path` (fetched whole from `store`).
+pub(super) async fn parquet(
+    name: &str,
+    store: &ObjectStoreRef,
+    path: &Path,
+) -> Result<ParquetRecordBatchReaderBuilder<impl ChunkReader + 'static>, SinkError> {
+    let err = |source| SinkError::Delta { table: name.to_owned(), source };
+    let bytes = store
+        .get(path)
+        .await
+        .map_err(|e| err(DeltaTableError::from(e)))?
+        .bytes()
+        .await
+        .map_err(|e| err(DeltaTableError::from(e)))?;
+    ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| err(DeltaTableError::from(e)))
+}
