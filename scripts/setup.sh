@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what pixlake's build and tests need and is missing: a C toolchain for librdkafka,
-# Java 17+ and Maven for the local Kafka broker, rustfmt and clippy. Idempotent and quiet when
-# everything is there; uses apt-get (Debian/Ubuntu) when something is missing.
+# Java 17+ and Maven for the local Kafka broker, Prometheus and promtool (observability tests),
+# rustfmt and clippy. Idempotent and quiet when everything is there; uses apt-get
+# (Debian/Ubuntu) when something is missing.
 set -euo pipefail
 
 missing=()
@@ -13,6 +14,8 @@ command -v mvn >/dev/null || missing+=(maven)
 command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+# The observability tests scrape pixlake with a real Prometheus and run promtool on monitoring/.
+{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing+=(prometheus)
 
 if ((${#missing[@]})); then
   if ! command -v apt-get >/dev/null; then

@@ -5,8 +5,9 @@
 #   scripts/test.sh            everything
 #   scripts/test.sh -- NAME    only tests whose name contains NAME (passed to cargo test)
 #
-# Needs: Rust (cargo), Java 17+ and Maven (for the broker), Python 3 with venv (for the Spark
-# interoperability check); scripts/setup.sh installs what is missing.
+# Needs: Rust (cargo), Java 17+ and Maven (for the broker), Prometheus and promtool (observability
+# tests), Python 3 with venv (for the Spark interoperability check); scripts/setup.sh installs
+# what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

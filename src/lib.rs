@@ -11,6 +11,7 @@
 //! * [`deadletter`]: the DLQ topic (rejected records with the reason in headers).
 //! * [`ingest`]: the exactly-once engine — consumers, micro-batches, Delta commits, rebalances.
 //! * [`ops`]: operator commands over the tables and topics (`status`).
+//! * [`telemetry`]: Prometheus metrics, the /metrics /healthz /readyz listener, masked logs.
 //! * [`probe`]: named points on the commit path where crash tests kill the process.
 //! * [`cli`]: one module per subcommand; `main.rs` only dispatches.
 
@@ -25,3 +26,4 @@ pub mod pix;
 pub mod probe;
 pub mod produce;
 pub mod sink;
+pub mod telemetry;

@@ -37,6 +37,8 @@ pub struct Config {
     pub batch: FlushPolicy,
     /// Engine behaviour.
     pub ingest: IngestConfig,
+    /// Metrics listener and log format.
+    pub telemetry: TelemetryConfig,
     /// Where the configuration came from, for messages.
     pub origin: String,
 }
@@ -79,6 +81,24 @@ pub struct IngestConfig {
     pub idle_commit: std::time::Duration,
     /// Run table maintenance this often inside ingest (`None`: never).
     pub maintenance_interval: Option<std::time::Duration>,
+}
+
+/// Metrics listener and log format.
+#[derive(Clone, Debug)]
+pub struct TelemetryConfig {
+    /// Where `ingest` serves /metrics, /healthz and /readyz (`None`: nowhere).
+    pub listen: Option<std::net::SocketAddr>,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written (both masked, see `telemetry::mask`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Readable lines, colours on a terminal (development).
+    Human,
+    /// One JSON object per line (production, log collectors).
+    Json,
 }
 
 /// Dead-letter settings.
@@ -217,6 +237,17 @@ mod tests {
         assert_eq!(c.warehouse.table_location("pix_payments"), "./warehouse/pix_payments");
         assert_eq!(c.batch.max_rows, 100_000);
         assert_eq!(c.batch.max_latency, std::time::Duration::from_secs(5));
+        assert_eq!(c.telemetry.listen, Some("127.0.0.1:9898".parse().unwrap()));
+        assert_eq!(c.telemetry.log_format, LogFormat::Human);
+    }
+
+    #[test]
+    fn telemetry_is_checked() {
+        let c = load("telemetry:\n  listen: ''\n", &[("PIXLAKE__TELEMETRY__LOG_FORMAT", "json")]).unwrap();
+        assert_eq!((c.telemetry.listen, c.telemetry.log_format), (None, LogFormat::Json));
+        let err = load("telemetry:\n  listen: localhost\n  log_format: xml\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("telemetry.listen: `localhost` is not IP:port"), "{err}");
+        assert!(err.contains("telemetry.log_format: `xml`"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Config, DlqConfig, IngestConfig, KafkaConfig, Pipeline, ValidationConfig, WarehouseConfig};
+use super::{
+    Config, DlqConfig, IngestConfig, KafkaConfig, LogFormat, Pipeline, TelemetryConfig, ValidationConfig,
+    WarehouseConfig,
+};
 use crate::batch::FlushPolicy;
 use crate::pix::Category;
 
@@ -34,6 +37,36 @@ pub struct RawConfig {
     /// Engine behaviour: shutdown grace, idle commits.
     #[serde(default)]
     pub ingest: RawIngest,
+    /// Metrics listener and log format.
+    #[serde(default)]
+    pub telemetry: RawTelemetry,
+}
+
+/// `telemetry:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    /// `IP:port` of the HTTP listener serving /metrics, /healthz and /readyz during `ingest`
+    /// (port 0: any free port, logged); empty: no listener.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// `human` (development) or `json` (one JSON object per line, for log collectors).
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
+}
+
+impl Default for RawTelemetry {
+    fn default() -> Self {
+        RawTelemetry { listen: default_listen(), log_format: default_log_format() }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9898".into()
+}
+
+fn default_log_format() -> String {
+    "human".into()
 }
 
 /// `ingest:`
@@ -389,7 +422,28 @@ impl RawConfig {
                 g.maintenance_interval_ms
             ));
         }
+        let t = &self.telemetry;
+        let listen = t.listen.trim();
+        let listen = if listen.is_empty() {
+            None
+        } else if let Ok(addr) = listen.parse::<std::net::SocketAddr>() {
+            Some(addr)
+        } else {
+            problems.push(format!(
+                "telemetry.listen: `{listen}` is not IP:port (e.g. 127.0.0.1:9898, 0.0.0.0:9898, [::]:9898); empty for no listener"
+            ));
+            None
+        };
+        let log_format = match t.log_format.trim() {
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => {
+                problems.push(format!("telemetry.log_format: `{other}` is not one of human, json"));
+                LogFormat::Human
+            }
+        };
         Config {
+            telemetry: TelemetryConfig { listen, log_format },
             ingest: IngestConfig {
                 maintenance_interval: (g.maintenance_interval_ms > 0)
                     .then(|| std::time::Duration::from_millis(g.maintenance_interval_ms)),

@@ -36,6 +36,8 @@ pub struct Counts {
     pub rows: u64,
     /// Rows committed to `pix_quarantine`, by rule id.
     pub rejected: BTreeMap<&'static str, u64>,
+    /// Rows committed to the category table with a soft rule flag, by rule id.
+    pub flagged: BTreeMap<&'static str, u64>,
     /// Records skipped because their table already had them (re-read after a crash).
     pub durable_skipped: u64,
     /// Records delivered twice by Kafka within one assignment and dropped.
@@ -52,6 +54,9 @@ impl Counts {
         self.rows += other.rows;
         for (rule, n) in &other.rejected {
             *self.rejected.entry(rule).or_default() += n;
+        }
+        for (rule, n) in &other.flagged {
+            *self.flagged.entry(rule).or_default() += n;
         }
         self.durable_skipped += other.durable_skipped;
         self.redelivered += other.redelivered;
@@ -165,7 +170,12 @@ impl Buffer {
         self.first.get_or_insert_with(Instant::now);
         match verdict {
             Ok(event) => {
-                self.rows.append(&event, &meta, now).map_err(|e| ArrowError::InvalidArgumentError(e.to_string()))?
+                self.rows.append(&event, &meta, now).map_err(|e| ArrowError::InvalidArgumentError(e.to_string()))?;
+                if !event.flags.is_empty() {
+                    for rule in event.flags.iter() {
+                        *self.counts.flagged.entry(rule.id()).or_default() += 1;
+                    }
+                }
             }
             Err(rejection) => {
                 self.quarantine.append(&meta, record.key, record.value, &rejection, &self.pipeline, now);

@@ -62,6 +62,13 @@ impl ClientContext for EngineContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(target: "librdkafka", topic = %self.topic, %error, "{reason}");
     }
+
+    /// Served inside `poll` (the loop does not hold the engine then), every
+    /// `statistics.interval.ms`.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+        self.engine().observe(&statistics, now as i64);
+    }
 }
 
 impl ConsumerContext for EngineContext {
@@ -128,6 +135,8 @@ pub fn create(
             ("max.poll.interval.ms", "300000"),
             ("fetch.max.bytes", "52428800"),
             ("queued.max.messages.kbytes", "131072"),
+            // Watermarks and broker states for the metrics (lag, connectivity); 0 turns them off.
+            ("statistics.interval.ms", "2000"),
         ],
         &[
             ("group.id", pipeline.group.as_str()),

@@ -17,6 +17,7 @@ use tokio::runtime::Handle;
 
 use super::buffer::{Buffer, Counts, Record};
 use super::consumer::EngineContext;
+use super::lag::PartitionLag;
 use super::progress::{Progress, Table};
 use super::retry::{GaveUp, Retries, Shutdown, retry};
 use super::tables::Tables;
@@ -26,6 +27,7 @@ use crate::deadletter::DeadLetterQueue;
 use crate::pix::time::Micros;
 use crate::probe::Probe;
 use crate::sink::delta::CommitOutcome;
+use crate::telemetry::{PipelineMetrics, freshness};
 
 /// The txn version declaring an owned partition for which nothing was ever committed (read back
 /// as "no offset": start from the earliest record).
@@ -107,6 +109,10 @@ pub struct Engine {
     /// while set, nothing is committed and revocations drop the batch.
     abandon: Option<String>,
     probe: Probe,
+    /// The pipeline's metrics.
+    pub(super) metrics: PipelineMetrics,
+    /// Lag bookkeeping of each owned partition (same keys as `parts`).
+    lags: BTreeMap<i32, PartitionLag>,
 }
 
 /// The settings an engine is built with.
@@ -118,6 +124,8 @@ pub struct EngineSettings {
     pub retries: Arc<Retries>,
     /// Crash-test points (`table-committed`, `committed`).
     pub probe: Probe,
+    /// The pipeline's metrics.
+    pub metrics: PipelineMetrics,
 }
 
 impl Engine {
@@ -148,6 +156,8 @@ impl Engine {
             totals: Totals::default(),
             abandon: None,
             probe: s.probe,
+            metrics: s.metrics,
+            lags: BTreeMap::new(),
         }
     }
 
@@ -167,6 +177,8 @@ impl Engine {
     pub(super) fn abandon(&mut self, reason: String) {
         tracing::warn!(pipeline = %self.pipeline.name, %reason, "dropping the batch; the consumer restarts from the offsets in Delta");
         self.buffer.clear();
+        self.metrics.buffered_rows.set(0);
+        self.lags.values_mut().for_each(PartitionLag::dropped);
         self.abandon.get_or_insert(reason);
     }
 
@@ -174,8 +186,43 @@ impl Engine {
     pub fn reset(&mut self) {
         self.buffer.clear();
         self.parts.clear();
+        self.forget(&self.lags.keys().copied().collect::<Vec<_>>());
         self.abandon = None;
         self.totals.restarts += 1;
+        self.metrics.restarts.inc();
+    }
+
+    /// Drops the per-partition series of `partitions` (no longer owned).
+    fn forget(&mut self, partitions: &[i32]) {
+        for p in partitions {
+            if self.lags.remove(p).is_some() {
+                self.metrics.forget_partition(*p);
+            }
+        }
+        self.metrics.assigned.set(self.parts.len() as i64);
+        self.metrics.buffered_rows.set(self.buffer.len() as i64);
+    }
+
+    /// Publishes every owned partition's lag at `now`.
+    fn publish_lag(&self, now: Micros) {
+        for (p, lag) in &self.lags {
+            lag.publish(self.parts.get(p).and_then(Progress::durable), now);
+        }
+    }
+
+    /// librdkafka statistics (every `statistics.interval.ms`): broker connections and the
+    /// partitions' watermarks, then the lag gauges.
+    pub fn observe(&mut self, stats: &rdkafka::Statistics, now: Micros) {
+        let up = stats.brokers.values().filter(|b| b.nodeid >= 0 && b.state == "UP").count();
+        self.metrics.brokers_up.set(up as i64);
+        if let Some(topic) = stats.topics.get(&self.pipeline.topic) {
+            for (p, lag) in &mut self.lags {
+                if let Some(part) = topic.partitions.get(p) {
+                    lag.watermarks(part.lo_offset, part.hi_offset);
+                }
+            }
+        }
+        self.publish_lag(now);
     }
 
     /// Takes one record into the batch. Records of partitions not owned (in flight across a
@@ -188,6 +235,12 @@ impl Engine {
             return Ok(());
         };
         let result = self.buffer.add(record, progress, self.dlq.as_mut(), now);
+        if let Some(lag) = self.lags.get_mut(&record.partition) {
+            lag.metrics.records.inc();
+            lag.metrics.bytes.inc_by(record.value.map_or(0, <[u8]>::len) as u64);
+            lag.read(record.timestamp);
+        }
+        self.metrics.buffered_rows.set(self.buffer.len() as i64);
         result.map_err(|e| self.arrow(e))
     }
 
@@ -278,7 +331,9 @@ impl Engine {
             }
         }
         let mut batch = self.buffer.take().map_err(|e| self.arrow(e))?;
+        self.metrics.buffered_rows.set(0);
         batch.counts.dlq_failures += dlq_failed;
+        self.metrics.dlq_failures.inc_by(dlq_failed);
         let mut committed = Vec::new();
         for table in [Table::Category, Table::Quarantine] {
             let rows = match table {
@@ -308,16 +363,46 @@ impl Engine {
                 ("pixlake.reason".to_owned(), serde_json::Value::from(reason)),
             ]);
             let (tables, runtime) = (&mut self.tables, &self.runtime);
+            let tm = match table {
+                Table::Category => self.metrics.category.clone(),
+                Table::Quarantine => self.metrics.quarantine.clone(),
+            };
+            let commit_started = Instant::now();
             let outcome = retry(
                 "committing to Delta",
                 "the table could not be written; check the warehouse storage (space, permissions, reachability); the batch is kept",
                 &self.retries.delta,
                 &deadline,
-                || runtime.block_on(tables.commit(table, rows.clone(), &declared, metadata.clone())),
+                || {
+                    let attempt = runtime.block_on(tables.commit(table, rows.clone(), &declared, metadata.clone()));
+                    if attempt.is_err() {
+                        tm.failed.inc();
+                    }
+                    attempt
+                },
             )
             .map_err(|e| self.gave_up(e))?;
             match outcome {
-                CommitOutcome::Committed { version } => {
+                CommitOutcome::Committed { version, files, bytes } => {
+                    tm.committed.inc();
+                    tm.commit_seconds.observe(commit_started.elapsed().as_secs_f64());
+                    tm.version.set(version as i64);
+                    tm.files.inc_by(files);
+                    tm.file_bytes.inc_by(bytes);
+                    if let Some(rows) = &rows {
+                        tm.rows.inc_by(rows.num_rows() as u64);
+                        freshness::observe(&tm.freshness, rows, now_micros());
+                    }
+                    let by_rule = match table {
+                        Table::Category => &batch.counts.flagged,
+                        Table::Quarantine => &batch.counts.rejected,
+                    };
+                    for (rule, &n) in by_rule {
+                        match table {
+                            Table::Category => self.metrics.flagged(rule, n),
+                            Table::Quarantine => self.metrics.rejected(rule, n),
+                        }
+                    }
                     for &(p, v) in &offsets {
                         if let Some(progress) = self.parts.get_mut(&p) {
                             progress.commit(table, v);
@@ -331,6 +416,7 @@ impl Engine {
                     }
                 }
                 CommitOutcome::Fenced => {
+                    tm.fenced.inc();
                     self.totals.fenced += 1;
                     self.abandon(format!(
                         "another writer committed offsets of {} for a partition this process holds (a rebalance it \
@@ -347,20 +433,25 @@ impl Engine {
         }
         self.probe.hit("committed");
         self.commit_group(consumer);
-        let offsets: Vec<String> =
-            self.parts.iter().filter_map(|(p, pr)| pr.durable().map(|d| format!("{p}:{d}"))).collect();
-        let version = |t: Table| committed.iter().find(|c| c.0 == t).map(|c| c.1);
-        tracing::info!(
-            pipeline = %self.pipeline.name,
+        // Every record read is now in its table: lag counts from there (the watermarks come
+        // with the consumer's statistics; one older than what was read counts as no lag).
+        let now = now_micros();
+        for (p, lag) in &mut self.lags {
+            let progress = self.parts.get(p);
+            lag.saved(progress.and_then(|pr| pr.read.or(pr.durable())));
+        }
+        self.publish_lag(now);
+        self.metrics.batches.inc();
+        self.metrics.last_commit.set(now as f64 / 1e6);
+        BatchCommitted {
+            pipeline: &self.pipeline.name,
             reason,
-            rows = batch.counts.rows,
-            rejected = batch.counts.quarantined(),
-            table_version = version(Table::Category),
-            quarantine_version = version(Table::Quarantine),
-            offsets = %offsets.join(","),
-            ms = started.elapsed().as_millis() as u64,
-            "committed batch"
-        );
+            counts: &batch.counts,
+            committed: &committed,
+            parts: &self.parts,
+            elapsed: started.elapsed(),
+        }
+        .log();
         Ok(Flushed::Committed)
     }
 
@@ -392,6 +483,7 @@ impl Engine {
         new: &[i32],
     ) -> Result<Vec<(i32, Option<i64>)>, EngineError> {
         self.totals.rebalances += 1;
+        self.metrics.assignments.inc();
         let kept: Vec<i32> = self.parts.keys().copied().filter(|p| !new.contains(p)).collect();
         let all: Vec<i32> = kept.iter().chain(new).copied().collect();
         let budget = Instant::now() + REBALANCE_BUDGET;
@@ -428,11 +520,14 @@ impl Engine {
                         progress.target = Some(self.watermarks(consumer, p, &deadline)?);
                     }
                     starts.push((p, progress.start()));
+                    self.lags.insert(p, PartitionLag::new(self.metrics.partition(p), progress.durable()));
                     self.parts.insert(p, progress);
                 }
             }
         }
         self.assigned_once = true;
+        self.metrics.assigned.set(self.parts.len() as i64);
+        self.publish_lag(now_micros());
         tracing::info!(pipeline = %self.pipeline.name, assigned = ?starts, kept = ?kept, "partitions assigned; starting at the offsets in Delta (None = earliest)");
         Ok(starts)
     }
@@ -458,11 +553,13 @@ impl Engine {
     /// member may own them and the batch is dropped, to be read again by whoever owns them.
     pub fn revoke(&mut self, consumer: &BaseConsumer<EngineContext>, revoked: &[i32], lost: bool) {
         self.totals.rebalances += 1;
+        self.metrics.revocations.inc();
         if lost {
             self.buffer.clear();
             for p in revoked {
                 self.parts.remove(p);
             }
+            self.forget(revoked);
             if !self.parts.is_empty() {
                 self.abandon("the assignment was lost".into());
             }
@@ -480,10 +577,47 @@ impl Engine {
         for p in revoked {
             self.parts.remove(p);
         }
+        self.forget(revoked);
         if self.abandon.is_some() {
             // Everything buffered was dropped; the partitions still owned must restart from Delta.
             self.buffer.clear();
         }
         tracing::info!(pipeline = %self.pipeline.name, revoked = ?revoked, "partitions revoked");
     }
+}
+
+/// The log line of a committed batch: one per batch, at info, with what an operator searches
+/// for (pipeline, partitions and their durable offsets, rows, rejects, table versions, time).
+struct BatchCommitted<'a> {
+    pipeline: &'a str,
+    reason: &'static str,
+    counts: &'a Counts,
+    /// (table, version, rows) of each commit made.
+    committed: &'a [(Table, u64, usize)],
+    parts: &'a BTreeMap<i32, Progress>,
+    elapsed: Duration,
+}
+
+impl BatchCommitted<'_> {
+    fn log(&self) {
+        let offsets: Vec<String> =
+            self.parts.iter().filter_map(|(p, pr)| pr.durable().map(|d| format!("{p}:{d}"))).collect();
+        let version = |t: Table| self.committed.iter().find(|c| c.0 == t).map(|c| c.1);
+        tracing::info!(
+            pipeline = self.pipeline,
+            reason = self.reason,
+            partitions = self.parts.len(),
+            rows = self.counts.rows,
+            rejected = self.counts.quarantined(),
+            table_version = version(Table::Category),
+            quarantine_version = version(Table::Quarantine),
+            offsets = %offsets.join(","),
+            ms = self.elapsed.as_millis() as u64,
+            "committed batch"
+        );
+    }
+}
+
+fn now_micros() -> Micros {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }

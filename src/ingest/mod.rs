@@ -39,6 +39,7 @@
 mod buffer;
 mod consumer;
 mod engine;
+pub mod lag;
 mod pipeline;
 pub mod progress;
 pub mod retry;
@@ -57,6 +58,8 @@ use crate::deadletter::KafkaDeadLetterQueue;
 use crate::pix::Decoder;
 use crate::probe::Probe;
 use crate::sink::delta::SinkError;
+use crate::telemetry::server::{self, Endpoints};
+use crate::telemetry::{Metrics, MetricsError, PipelineMetrics};
 use buffer::Buffer;
 use engine::{Engine, EngineSettings};
 use retry::{Retries, Shutdown};
@@ -115,11 +118,18 @@ pub enum IngestError {
     Pipeline(#[from] pipeline::PipelineError),
     #[error("pipeline thread {0} panicked; this is a bug, please report it with the log")]
     Panicked(String),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error(transparent)]
+    Listen(#[from] server::ListenError),
 }
 
 /// Runs the selected pipelines, each on its own thread with its own consumer, until `stop` is
 /// set or (with `until_caught_up`) all are caught up. If one pipeline fails, the others are
 /// asked to stop (flushing what they hold) and the first error is returned.
+///
+/// With `telemetry.listen` set, `/metrics`, `/healthz` and `/readyz` are served from before
+/// the first table is opened until the last pipeline stopped.
 pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
     let selected: Vec<Pipeline> = config
         .pipelines
@@ -139,19 +149,37 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
         .build()
         .map_err(IngestError::Runtime)?;
     let started = Instant::now();
+    let metrics = Metrics::new()?;
+    let handles: Vec<PipelineMetrics> =
+        selected.iter().map(|p| metrics.pipeline(&p.name, &p.topic, &p.table)).collect();
+    let (listener_stop, listener_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(addr) = config.telemetry.listen {
+        let listener = runtime.block_on(server::bind(addr))?;
+        let bound = listener.local_addr().map_or_else(|_| addr.to_string(), |a| a.to_string());
+        tracing::info!(address = %bound, "serving http://{bound}/metrics, /healthz and /readyz");
+        let endpoints = Endpoints {
+            metrics: metrics.clone(),
+            pipelines: handles.iter().map(|h| (h.name().to_owned(), h.assigned.clone())).collect(),
+            warehouse: config.warehouse.root.clone(),
+        };
+        runtime.spawn(server::serve(listener, Arc::new(endpoints), async {
+            let _ = listener_stopped.await;
+        }));
+    }
     let shutdown = Shutdown::new(options.stop.clone(), config.ingest.shutdown_grace);
     // One probe for the process: "the N-th time a point is reached" counts across pipelines.
     let probe = Probe::from_env();
     let threads: Vec<_> = selected
         .into_iter()
-        .map(|pipeline| {
+        .zip(handles)
+        .map(|(pipeline, metrics)| {
             let (config, handle, shutdown, stop) =
                 (config.clone(), runtime.handle().clone(), shutdown.clone(), options.stop.clone());
             let until_caught_up = options.until_caught_up;
             let probe = probe.clone();
             let name = pipeline.name.clone();
             let thread = std::thread::Builder::new().name(format!("pixlake-{name}")).spawn(move || {
-                let result = run_pipeline(&config, pipeline, handle, shutdown, until_caught_up, probe);
+                let result = run_pipeline(&config, pipeline, handle, shutdown, until_caught_up, probe, metrics);
                 if result.is_err() {
                     // One pipeline down: the others commit what they hold and stop too.
                     stop.store(true, Ordering::Relaxed);
@@ -182,6 +210,7 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
         }
     }
     finished.store(true, Ordering::Relaxed);
+    let _ = listener_stop.send(());
     match first_error {
         Some(e) => Err(e),
         None => Ok(Report { pipelines: reports, elapsed: started.elapsed() }),
@@ -195,8 +224,9 @@ fn run_pipeline(
     shutdown: Shutdown,
     until_caught_up: bool,
     probe: Probe,
+    metrics: PipelineMetrics,
 ) -> Result<PipelineReport, IngestError> {
-    let retries = Arc::new(Retries::default());
+    let retries = Arc::new(Retries::of(&metrics));
     let tables = open_tables(config, &pipeline, &runtime, &shutdown, &retries, &probe)?;
     let dlq = KafkaDeadLetterQueue::new(config, Duration::from_secs(10))
         .map_err(|e| IngestError::DeadLetters { pipeline: pipeline.name.clone(), source: Box::new(e) })?;
@@ -210,17 +240,17 @@ fn run_pipeline(
         shutdown,
         retries: retries.clone(),
         probe,
+        metrics,
     };
     let engine = Engine::new(pipeline.clone(), runtime, tables, buffer, Box::new(dlq), settings);
     let engine = Arc::new(Mutex::new(engine));
     let stopped = pipeline::run(config, engine.clone())?;
     let totals = engine.lock().unwrap_or_else(PoisonError::into_inner).totals.clone();
-    let r = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     Ok(PipelineReport {
         name: pipeline.name,
         table: pipeline.table,
         totals,
-        retries: [r(&retries.dlq), r(&retries.delta), r(&retries.offsets)],
+        retries: [retries.dlq.get(), retries.delta.get(), retries.offsets.get()],
         stopped,
     })
 }

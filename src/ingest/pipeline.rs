@@ -115,9 +115,9 @@ impl Outage {
 
 /// Polls until a stop (`Some`) or until the consumer must be recreated (`None`).
 fn poll_loop(engine: &Mutex<Engine>, consumer: &BaseConsumer<EngineContext>) -> Result<Option<Stopped>, EngineError> {
-    let (name, topic) = {
+    let (name, topic, kafka_errors) = {
         let e = lock(engine);
-        (e.pipeline.name.clone(), e.pipeline.topic.clone())
+        (e.pipeline.name.clone(), e.pipeline.topic.clone(), e.metrics.kafka_errors.clone())
     };
     let mut outage = Outage::default();
     loop {
@@ -144,7 +144,10 @@ fn poll_loop(engine: &Mutex<Engine>, consumer: &BaseConsumer<EngineContext>) -> 
                     .unwrap_or(-1);
                 lock(engine).reached(p, position);
             }
-            Some(Err(e)) => outage.error(&name, &e),
+            Some(Err(e)) => {
+                kafka_errors.inc();
+                outage.error(&name, &e)
+            }
         }
         let mut e = lock(engine);
         if e.abandoned().is_some() {

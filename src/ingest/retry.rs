@@ -5,10 +5,13 @@
 use std::fmt::Display;
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use prometheus::IntCounter;
+
+use crate::telemetry::PipelineMetrics;
 
 /// The stop request (SIGTERM/SIGINT) and the grace period it starts.
 #[derive(Debug, Clone)]
@@ -35,12 +38,26 @@ impl Shutdown {
     }
 }
 
-/// Retry counts by cause, for the run's report (and later metrics).
-#[derive(Debug, Default)]
+/// Retry counters by cause (`pixlake_retries_total{cause}`), also read for the run's report.
+#[derive(Debug, Clone)]
 pub struct Retries {
-    pub dlq: AtomicU64,
-    pub delta: AtomicU64,
-    pub offsets: AtomicU64,
+    /// Dead letters not acknowledged.
+    pub dlq: IntCounter,
+    /// Delta commits and table opens that failed.
+    pub delta: IntCounter,
+    /// Offset and watermark reads that failed.
+    pub offsets: IntCounter,
+}
+
+impl Retries {
+    /// The pipeline's retry counters.
+    pub fn of(metrics: &PipelineMetrics) -> Self {
+        Retries {
+            dlq: metrics.retries_dlq.clone(),
+            delta: metrics.retries_delta.clone(),
+            offsets: metrics.retries_offsets.clone(),
+        }
+    }
 }
 
 /// Why retrying stopped.
@@ -58,7 +75,7 @@ pub struct GaveUp {
 pub fn retry<T, E: Display>(
     what: &'static str,
     hint: &str,
-    counter: &AtomicU64,
+    counter: &IntCounter,
     deadline: impl Fn() -> Option<Instant>,
     mut op: impl FnMut() -> Result<T, E>,
 ) -> Result<T, GaveUp> {
@@ -84,7 +101,7 @@ pub fn retry<T, E: Display>(
         if deadline().is_some_and(|d| Instant::now() + delay > d) {
             return Err(GaveUp { what, attempts, last: err.to_string() });
         }
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
         tracing::warn!(what, attempts, retry_in_ms = delay.as_millis() as u64, error = %err, "{hint}");
         std::thread::sleep(delay);
     }
@@ -96,7 +113,7 @@ mod tests {
 
     #[test]
     fn retries_until_success_and_counts() {
-        let counter = AtomicU64::new(0);
+        let counter = IntCounter::new("c", "c").unwrap();
         let mut left = 2;
         let out = retry(
             "thing",
@@ -113,12 +130,12 @@ mod tests {
             },
         );
         assert_eq!(out.unwrap(), 7);
-        assert_eq!(counter.load(Ordering::Relaxed), 2);
+        assert_eq!(counter.get(), 2);
     }
 
     #[test]
     fn stops_at_the_deadline_with_the_last_error() {
-        let counter = AtomicU64::new(0);
+        let counter = IntCounter::new("c", "c").unwrap();
         let past = Instant::now();
         let out: Result<(), _> = retry("thing", "hint", &counter, || Some(past), || Err("disk full"));
         let e = out.unwrap_err();

@@ -37,3 +37,15 @@ pub(super) async fn parquet(
         .map_err(|e| err(DeltaTableError::from(e)))?;
     ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| err(DeltaTableError::from(e)))
 }
+
+/// Whether the storage under `root` (the warehouse) answers a listing: the readiness check of
+/// the metrics listener. A local root that does not exist yet is created, as the first table
+/// commit would.
+pub async fn reachable(root: &str) -> Result<(), SinkError> {
+    let err = |source| SinkError::Delta { table: root.to_owned(), source };
+    let url = deltalake::ensure_table_uri(root).map_err(err)?;
+    let table = DeltaTable::try_from_url(url).await.map_err(err)?;
+    let store = table.log_store().object_store(None);
+    store.list_with_delimiter(None).await.map_err(|e| err(DeltaTableError::from(e)))?;
+    Ok(())
+}

@@ -27,6 +27,7 @@ mod rewind;
 mod scan;
 mod table;
 
+pub use files::reachable;
 pub use inspect::{TableInfo, chosen_gaps, inspect};
 pub use maintain::{Maintained, Upkeep, maintain};
 pub use rewind::{Cut, RewindError, Rewound, delete_rows, rewind};

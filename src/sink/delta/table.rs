@@ -35,8 +35,9 @@ pub fn quarantine_app_id(pipeline: &str, topic: &str, partition: i32) -> String 
 /// must stop writing for the partitions named and re-read their offsets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommitOutcome {
-    /// The rows and offsets are durable at this table version.
-    Committed { version: u64 },
+    /// The rows and offsets are durable at this table version, in `files` new Parquet files of
+    /// `bytes` bytes in all.
+    Committed { version: u64, files: u64, bytes: u64 },
     /// Another writer committed offsets for one of our partitions since we read them.
     Fenced,
 }
@@ -169,6 +170,7 @@ impl DeltaTableWriter {
             partition_by: Some(self.partition_by.clone()),
             predicate: None,
         };
+        let (files, bytes) = (adds.len() as u64, adds.iter().map(|a| a.size.max(0) as u64).sum());
         let snapshot = self.table.snapshot().map_err(err)?;
         let result = CommitBuilder::from(props)
             .with_actions(adds.into_iter().map(Action::Add).collect())
@@ -178,7 +180,7 @@ impl DeltaTableWriter {
             Ok(done) => {
                 // Advance to our own commit only (never to "latest"): the fence depends on it.
                 self.table.update_incremental(Some(done.version)).await.map_err(err)?;
-                Ok(CommitOutcome::Committed { version: done.version })
+                Ok(CommitOutcome::Committed { version: done.version, files, bytes })
             }
             Err(DeltaTableError::Transaction {
                 source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction),

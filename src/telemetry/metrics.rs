@@ -1,0 +1,366 @@
+//! The Prometheus metrics of one pixlake process: one [`Registry`] (no global state: tests run
+//! several engines in one process), the metric families, and [`PipelineMetrics`], the handles a
+//! pipeline updates — already labelled, so the hot path never formats a label.
+//!
+//! Naming follows Prometheus conventions: counters end in `_total`, durations are `_seconds`,
+//! sizes `_bytes`. Labels: `pipeline` everywhere; `topic`/`partition` on per-partition series
+//! (removed when the partition is revoked, so several instances of one group never report the
+//! same partition); `table` where a pipeline writes two tables; `rule` for rule ids (a closed
+//! set: SPEC's hard and soft rule ids).
+//!
+//! When counters move: records and bytes when a record is read; rows, rejections, flags, files
+//! and freshness only once the Delta commit holding them succeeded — so `pixlake_rows_written_total`
+//! equals the rows the run added to the tables, whatever was dropped and re-read on the way.
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+
+/// Bucket bounds of `pixlake_commit_duration_seconds`: a Delta commit (Parquet encoding, upload,
+/// log write) takes from milliseconds (local disk) to tens of seconds (object store, retries).
+const COMMIT_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+/// Bucket bounds of `pixlake_freshness_seconds`: from the Kafka record timestamp to the Delta
+/// version that makes the row visible. Dominated by `batch.max_latency_ms` (5 s by default) when
+/// keeping up; minutes to hours while catching up a backlog.
+const FRESHNESS_BUCKETS: &[f64] =
+    &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0, 21600.0];
+
+/// Why registering a metric failed (a bug: two families with one name).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot register metric: {0}; this is a bug, please report it")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+/// Every metric family pixlake exports, registered in one registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    records: IntCounterVec,
+    bytes: IntCounterVec,
+    rows: IntCounterVec,
+    rejections: IntCounterVec,
+    flags: IntCounterVec,
+    dlq_failures: IntCounterVec,
+    batches: IntCounterVec,
+    commits: IntCounterVec,
+    commit_seconds: HistogramVec,
+    files: IntCounterVec,
+    file_bytes: IntCounterVec,
+    table_version: IntGaugeVec,
+    committed_offset: IntGaugeVec,
+    high_watermark: IntGaugeVec,
+    lag_records: IntGaugeVec,
+    lag_seconds: GaugeVec,
+    freshness: HistogramVec,
+    rebalances: IntCounterVec,
+    restarts: IntCounterVec,
+    retries: IntCounterVec,
+    brokers_up: IntGaugeVec,
+    kafka_errors: IntCounterVec,
+    assigned: IntGaugeVec,
+    buffered_rows: IntGaugeVec,
+    last_commit: GaugeVec,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+}
+
+impl Metrics {
+    /// A registry holding every pixlake family, the process collector (RSS, CPU, open files,
+    /// on Linux) and `pixlake_build_info`.
+    pub fn new() -> Result<Self, MetricsError> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, MetricsError> {
+            let c = IntCounterVec::new(opts(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, MetricsError> {
+            let g = IntGaugeVec::new(opts(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let fgauge = |name: &str, help: &str, labels: &[&str]| -> Result<GaugeVec, MetricsError> {
+            let g = GaugeVec::new(opts(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let histogram =
+            |name: &str, help: &str, labels: &[&str], buckets: &[f64]| -> Result<HistogramVec, MetricsError> {
+                let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels)?;
+                registry.register(Box::new(h.clone()))?;
+                Ok(h)
+            };
+        const P: &[&str] = &["pipeline"];
+        const PART: &[&str] = &["pipeline", "topic", "partition"];
+        const TABLE: &[&str] = &["pipeline", "table"];
+        const RULE: &[&str] = &["pipeline", "rule"];
+        let metrics = Metrics {
+            records: counter("pixlake_records_consumed_total", "Kafka records read.", PART)?,
+            bytes: counter("pixlake_consumed_bytes_total", "Bytes of Kafka record values read.", PART)?,
+            rows: counter("pixlake_rows_written_total", "Rows committed to a Delta table.", TABLE)?,
+            rejections: counter(
+                "pixlake_rejections_total",
+                "Records committed to pix_quarantine, by hard rule id.",
+                RULE,
+            )?,
+            flags: counter(
+                "pixlake_quality_flags_total",
+                "Soft rule flags on rows committed to a category table, by rule id.",
+                RULE,
+            )?,
+            dlq_failures: counter(
+                "pixlake_dlq_publish_failures_total",
+                "Dead letters the producer could not publish (their rows are in pix_quarantine).",
+                P,
+            )?,
+            batches: counter(
+                "pixlake_batches_committed_total",
+                "Micro-batches committed (one or two Delta commits).",
+                P,
+            )?,
+            commits: counter(
+                "pixlake_delta_commits_total",
+                "Delta commit attempts by outcome: committed, fenced (another writer owns a partition), failed (retried).",
+                &["pipeline", "table", "outcome"],
+            )?,
+            commit_seconds: histogram(
+                "pixlake_commit_duration_seconds",
+                "Time to write a batch's Parquet files and commit them to a Delta table.",
+                TABLE,
+                COMMIT_BUCKETS,
+            )?,
+            files: counter("pixlake_parquet_files_written_total", "Parquet data files committed.", TABLE)?,
+            file_bytes: counter(
+                "pixlake_parquet_written_bytes_total",
+                "Bytes of Parquet data files committed.",
+                TABLE,
+            )?,
+            table_version: gauge(
+                "pixlake_delta_table_version",
+                "Latest Delta table version this process committed.",
+                TABLE,
+            )?,
+            committed_offset: gauge(
+                "pixlake_delta_committed_offset",
+                "Next offset to read according to the Delta tables (the lower of the category and quarantine tables); -1: none yet.",
+                PART,
+            )?,
+            high_watermark: gauge(
+                "pixlake_kafka_high_watermark",
+                "High watermark of the partition as last seen by the consumer.",
+                PART,
+            )?,
+            lag_records: gauge(
+                "pixlake_consumer_lag_records",
+                "Records in Kafka not yet committed to Delta (high watermark minus committed offset).",
+                PART,
+            )?,
+            lag_seconds: fgauge(
+                "pixlake_consumer_lag_seconds",
+                "Age of the oldest record not yet committed to Delta (0 when caught up; an upper bound when it was not read yet).",
+                PART,
+            )?,
+            freshness: histogram(
+                "pixlake_freshness_seconds",
+                "From a record's Kafka timestamp to the Delta commit that made its row visible.",
+                TABLE,
+                FRESHNESS_BUCKETS,
+            )?,
+            rebalances: counter(
+                "pixlake_rebalances_total",
+                "Partition assignments and revocations handled.",
+                &["pipeline", "kind"],
+            )?,
+            restarts: counter(
+                "pixlake_consumer_restarts_total",
+                "Consumers recreated to restart from the offsets in Delta (fenced, assignment lost).",
+                P,
+            )?,
+            retries: counter(
+                "pixlake_retries_total",
+                "Failed attempts that were retried with backoff, by cause: dlq, delta, offsets.",
+                &["pipeline", "cause"],
+            )?,
+            brokers_up: gauge(
+                "pixlake_kafka_brokers_up",
+                "Brokers the pipeline's consumer is connected to (librdkafka statistics).",
+                P,
+            )?,
+            kafka_errors: counter(
+                "pixlake_kafka_errors_total",
+                "Errors returned by the consumer's poll (broker down, unreachable, authentication).",
+                P,
+            )?,
+            assigned: gauge("pixlake_assigned_partitions", "Partitions assigned to this process.", P)?,
+            buffered_rows: gauge("pixlake_buffered_rows", "Rows read and waiting for the next commit.", P)?,
+            last_commit: fgauge(
+                "pixlake_last_commit_timestamp_seconds",
+                "Unix time of the pipeline's last successful batch commit.",
+                P,
+            )?,
+            registry,
+        };
+        let info = IntGaugeVec::new(opts("pixlake_build_info", "pixlake version (always 1)."), &["version"])?;
+        info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        metrics.registry.register(Box::new(info))?;
+        #[cfg(target_os = "linux")]
+        metrics.registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        Ok(metrics)
+    }
+
+    /// The registry in Prometheus text format (what `/metrics` serves).
+    pub fn render(&self) -> String {
+        let mut out = Vec::with_capacity(16 << 10);
+        // Encoding into a Vec fails only on a metric with invalid names, which `new` rejects.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "cannot encode the metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The names of every family (for the dashboard and alert-rule tests).
+    pub fn family_names(&self) -> Vec<String> {
+        self.registry.gather().iter().map(|f| f.name().to_owned()).collect()
+    }
+
+    /// The handles of one pipeline.
+    pub fn pipeline(&self, name: &str, topic: &str, table: &str) -> PipelineMetrics {
+        let p = [name];
+        let t = |table: &str, family: &IntCounterVec| family.with_label_values(&[name, table]);
+        let per_table = |table: &str| TableMetrics {
+            rows: t(table, &self.rows),
+            files: t(table, &self.files),
+            file_bytes: t(table, &self.file_bytes),
+            committed: self.commits.with_label_values(&[name, table, "committed"]),
+            fenced: self.commits.with_label_values(&[name, table, "fenced"]),
+            failed: self.commits.with_label_values(&[name, table, "failed"]),
+            commit_seconds: self.commit_seconds.with_label_values(&[name, table]),
+            freshness: self.freshness.with_label_values(&[name, table]),
+            version: self.table_version.with_label_values(&[name, table]),
+        };
+        PipelineMetrics {
+            pipeline: name.to_owned(),
+            topic: topic.to_owned(),
+            category: per_table(table),
+            quarantine: per_table(crate::pix::batch::QUARANTINE_TABLE),
+            rejections: self.rejections.clone(),
+            flags: self.flags.clone(),
+            dlq_failures: self.dlq_failures.with_label_values(&p),
+            batches: self.batches.with_label_values(&p),
+            assignments: self.rebalances.with_label_values(&[name, "assign"]),
+            revocations: self.rebalances.with_label_values(&[name, "revoke"]),
+            restarts: self.restarts.with_label_values(&p),
+            retries_dlq: self.retries.with_label_values(&[name, "dlq"]),
+            retries_delta: self.retries.with_label_values(&[name, "delta"]),
+            retries_offsets: self.retries.with_label_values(&[name, "offsets"]),
+            brokers_up: self.brokers_up.with_label_values(&p),
+            kafka_errors: self.kafka_errors.with_label_values(&p),
+            assigned: self.assigned.with_label_values(&p),
+            buffered_rows: self.buffered_rows.with_label_values(&p),
+            last_commit: self.last_commit.with_label_values(&p),
+            families: self.clone(),
+        }
+    }
+}
+
+/// The series of one table written by a pipeline.
+#[derive(Clone)]
+pub struct TableMetrics {
+    pub rows: IntCounter,
+    pub files: IntCounter,
+    pub file_bytes: IntCounter,
+    pub committed: IntCounter,
+    pub fenced: IntCounter,
+    pub failed: IntCounter,
+    pub commit_seconds: Histogram,
+    pub freshness: Histogram,
+    pub version: IntGauge,
+}
+
+/// The series of one pipeline, labelled once.
+#[derive(Clone)]
+pub struct PipelineMetrics {
+    pipeline: String,
+    topic: String,
+    pub category: TableMetrics,
+    pub quarantine: TableMetrics,
+    rejections: IntCounterVec,
+    flags: IntCounterVec,
+    pub dlq_failures: IntCounter,
+    pub batches: IntCounter,
+    pub assignments: IntCounter,
+    pub revocations: IntCounter,
+    pub restarts: IntCounter,
+    pub retries_dlq: IntCounter,
+    pub retries_delta: IntCounter,
+    pub retries_offsets: IntCounter,
+    pub brokers_up: IntGauge,
+    pub kafka_errors: IntCounter,
+    pub assigned: IntGauge,
+    pub buffered_rows: IntGauge,
+    pub last_commit: Gauge,
+    families: Metrics,
+}
+
+/// The series of one owned partition; dropped from the registry when it is revoked.
+#[derive(Clone)]
+pub struct PartitionMetrics {
+    pub records: IntCounter,
+    pub bytes: IntCounter,
+    pub committed_offset: IntGauge,
+    pub high_watermark: IntGauge,
+    pub lag_records: IntGauge,
+    pub lag_seconds: Gauge,
+}
+
+impl PipelineMetrics {
+    /// A pipeline's handles in a registry of their own (tests and tools without a listener).
+    pub fn detached(name: &str, topic: &str, table: &str) -> Result<Self, MetricsError> {
+        Ok(Metrics::new()?.pipeline(name, topic, table))
+    }
+
+    /// The pipeline's name.
+    pub fn name(&self) -> &str {
+        &self.pipeline
+    }
+
+    /// The handles of `partition` (registering its series).
+    pub fn partition(&self, partition: i32) -> PartitionMetrics {
+        let p = partition.to_string();
+        let l = [self.pipeline.as_str(), self.topic.as_str(), p.as_str()];
+        let f = &self.families;
+        PartitionMetrics {
+            records: f.records.with_label_values(&l),
+            bytes: f.bytes.with_label_values(&l),
+            committed_offset: f.committed_offset.with_label_values(&l),
+            high_watermark: f.high_watermark.with_label_values(&l),
+            lag_records: f.lag_records.with_label_values(&l),
+            lag_seconds: f.lag_seconds.with_label_values(&l),
+        }
+    }
+
+    /// Forgets the gauges of a revoked `partition` (its new owner reports them). The counters
+    /// stay: a counter series that vanished and came back would read as a reset.
+    pub fn forget_partition(&self, partition: i32) {
+        let p = partition.to_string();
+        let l = [self.pipeline.as_str(), self.topic.as_str(), p.as_str()];
+        let f = &self.families;
+        let _ = f.committed_offset.remove_label_values(&l);
+        let _ = f.high_watermark.remove_label_values(&l);
+        let _ = f.lag_records.remove_label_values(&l);
+        let _ = f.lag_seconds.remove_label_values(&l);
+    }
+
+    /// Counts `n` committed rejections of `rule`.
+    pub fn rejected(&self, rule: &str, n: u64) {
+        self.rejections.with_label_values(&[self.pipeline.as_str(), rule]).inc_by(n);
+    }
+
+    /// Counts `n` committed rows flagged with soft `rule`.
+    pub fn flagged(&self, rule: &str, n: u64) {
+        self.flags.with_label_values(&[self.pipeline.as_str(), rule]).inc_by(n);
+    }
+}

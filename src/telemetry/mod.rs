@@ -1,0 +1,12 @@
+//! What pixlake tells the people running it: Prometheus metrics ([`metrics`]), the HTTP
+//! listener serving them with health and readiness ([`server`]), log lines in human or JSON
+//! format ([`logging`]) with personal data masked ([`mask`]), and the freshness measurement
+//! ([`freshness`]).
+
+pub mod freshness;
+pub mod logging;
+pub mod mask;
+pub mod metrics;
+pub mod server;
+
+pub use metrics::{Metrics, MetricsError, PartitionMetrics, PipelineMetrics, TableMetrics};

@@ -1,0 +1,129 @@
+//! The HTTP listener of `pixlake ingest`: `/metrics` (Prometheus text format), `/healthz` (the
+//! process answers) and `/readyz` (every pipeline has partitions assigned and the warehouse
+//! answers a listing). Runs on the ingest runtime; the shutdown future ends it.
+//!
+//! Readiness is what a load balancer or Kubernetes should act on: an instance with no
+//! partitions (more instances than partitions, or stuck joining the group) or whose storage is
+//! unreachable is not doing its job, although it is alive.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus::IntGauge;
+use tokio::net::TcpListener;
+
+use super::metrics::Metrics;
+
+/// How long `/readyz` waits for the warehouse to answer.
+const WAREHOUSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the listener could not start.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot listen on {addr} for metrics: {source}; set telemetry.listen to a free IP:port (port 0: any), or empty to turn the listener off"
+)]
+pub struct ListenError {
+    addr: SocketAddr,
+    #[source]
+    source: std::io::Error,
+}
+
+/// What the endpoints report on.
+pub struct Endpoints {
+    /// Rendered at each `/metrics` request.
+    pub metrics: Metrics,
+    /// Per pipeline: its name and its assigned-partitions gauge.
+    pub pipelines: Vec<(String, IntGauge)>,
+    /// The warehouse root, listed by `/readyz`.
+    pub warehouse: String,
+}
+
+/// Binds the listener (before the pipelines start, so a port conflict stops pixlake at once).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ListenError> {
+    TcpListener::bind(addr).await.map_err(|source| ListenError { addr, source })
+}
+
+/// Serves `endpoints` on `listener` until `shutdown` completes.
+pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: keep serving once it passes.
+                tracing::warn!(error = %e, "metrics listener: cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let endpoints = endpoints.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let endpoints = endpoints.clone();
+                async move { Ok::<_, Infallible>(respond(&req, &endpoints).await) }
+            });
+            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!(error = %e, "metrics listener: connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn respond(req: &Request<Incoming>, endpoints: &Endpoints) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n".into());
+    }
+    match req.uri().path() {
+        "/metrics" => reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", endpoints.metrics.render()),
+        "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/readyz" => {
+            let (ready, body) = readiness(endpoints).await;
+            let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            reply(status, "application/json", body.to_string() + "\n")
+        }
+        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found; try /metrics, /healthz or /readyz\n".into()),
+    }
+}
+
+/// Whether the process is ready, and why (as JSON).
+async fn readiness(endpoints: &Endpoints) -> (bool, serde_json::Value) {
+    let warehouse =
+        match tokio::time::timeout(WAREHOUSE_TIMEOUT, crate::sink::delta::reachable(&endpoints.warehouse)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} s", WAREHOUSE_TIMEOUT.as_secs())),
+        };
+    let pipelines: serde_json::Map<String, serde_json::Value> = endpoints
+        .pipelines
+        .iter()
+        .map(|(name, assigned)| (name.clone(), serde_json::json!({ "assigned_partitions": assigned.get() })))
+        .collect();
+    let assigned = endpoints.pipelines.iter().all(|(_, a)| a.get() > 0);
+    let body = serde_json::json!({
+        "ready": assigned && warehouse.is_ok(),
+        "pipelines": pipelines,
+        "warehouse": match &warehouse { Ok(()) => "ok".to_owned(), Err(e) => e.clone() },
+    });
+    (assigned && warehouse.is_ok(), body)
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
