@@ -127,3 +127,36 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoints(warehouse: &str, assigned: i64) -> Endpoints {
+        let metrics = Metrics::new().unwrap();
+        let p = metrics.pipeline("payments", "pix.payments", "pix_payments");
+        p.assigned.set(assigned);
+        Endpoints { metrics, pipelines: vec![("payments".into(), p.assigned.clone())], warehouse: warehouse.into() }
+    }
+
+    #[tokio::test]
+    async fn ready_only_with_partitions_and_a_reachable_warehouse() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("warehouse").display().to_string();
+
+        let (ready, body) = readiness(&endpoints(&root, 0)).await;
+        assert!(!ready, "{body}");
+        assert_eq!(body["pipelines"]["payments"]["assigned_partitions"], 0);
+        assert_eq!(body["warehouse"], "ok");
+
+        let (ready, body) = readiness(&endpoints(&root, 3)).await;
+        assert!(ready, "{body}");
+
+        // A warehouse under a regular file cannot be listed (nor created).
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let (ready, body) = readiness(&endpoints(&file.join("warehouse").display().to_string(), 3)).await;
+        assert!(!ready, "{body}");
+        assert_ne!(body["warehouse"], "ok");
+    }
+}

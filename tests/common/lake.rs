@@ -57,6 +57,8 @@ impl Setup {
         env.push(("PIXLAKE__WAREHOUSE__ROOT".into(), self.warehouse.display().to_string()));
         env.push(("PIXLAKE__KAFKA__CONSUMER__SESSION_TIMEOUT_MS".into(), "6000".into()));
         env.push(("PIXLAKE__KAFKA__CONSUMER__HEARTBEAT_INTERVAL_MS".into(), "1000".into()));
+        // Tests run several instances at once: each metrics listener on a port of its own.
+        env.push(("PIXLAKE__TELEMETRY__LISTEN".into(), "127.0.0.1:0".into()));
         env.push((
             "PIXLAKE_LOG".into(),
             "info,rdkafka=warn,librdkafka=warn,buoyant_kernel=warn,deltalake_core::writer::stats=error".into(),
