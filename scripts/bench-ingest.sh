@@ -17,7 +17,7 @@ bin=$PWD/target/release/pixlake
 run="bench-$(date +%s)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-export PIXLAKE__WAREHOUSE__ROOT="$work/warehouse" PIXLAKE__DLQ__TOPIC="$run.dlq"
+export PIXLAKE__WAREHOUSE__ROOT="$work/warehouse" PIXLAKE__DLQ__TOPIC="$run.dlq" PIXLAKE__TELEMETRY__LISTEN=127.0.0.1:0
 PIXLAKE_KAFKA_TOPICS="$run.payments $run.receipts $run.refunds" PIXLAKE_KAFKA_DLQ="$run.dlq" \
   scripts/kafka.sh topics >/dev/null
 for i in 0 1 2; do

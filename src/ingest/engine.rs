@@ -27,7 +27,7 @@ use crate::deadletter::DeadLetterQueue;
 use crate::pix::time::Micros;
 use crate::probe::Probe;
 use crate::sink::delta::CommitOutcome;
-use crate::telemetry::{PipelineMetrics, freshness};
+use crate::telemetry::PipelineMetrics;
 
 /// The txn version declaring an owned partition for which nothing was ever committed (read back
 /// as "no offset": start from the earliest record).
@@ -384,23 +384,12 @@ impl Engine {
             .map_err(|e| self.gave_up(e))?;
             match outcome {
                 CommitOutcome::Committed { version, files, bytes } => {
-                    tm.committed.inc();
-                    tm.commit_seconds.observe(commit_started.elapsed().as_secs_f64());
-                    tm.version.set(version as i64);
-                    tm.files.inc_by(files);
-                    tm.file_bytes.inc_by(bytes);
-                    if let Some(rows) = &rows {
-                        tm.rows.inc_by(rows.num_rows() as u64);
-                        freshness::observe(&tm.freshness, rows, now_micros());
-                    }
-                    let by_rule = match table {
-                        Table::Category => &batch.counts.flagged,
-                        Table::Quarantine => &batch.counts.rejected,
-                    };
-                    for (rule, &n) in by_rule {
-                        match table {
-                            Table::Category => self.metrics.flagged(rule, n),
-                            Table::Quarantine => self.metrics.rejected(rule, n),
+                    let elapsed = commit_started.elapsed();
+                    tm.committed(version, files, bytes, rows.as_ref(), elapsed, now_micros());
+                    match table {
+                        Table::Category => batch.counts.flagged.iter().for_each(|(r, &n)| self.metrics.flagged(r, n)),
+                        Table::Quarantine => {
+                            batch.counts.rejected.iter().for_each(|(r, &n)| self.metrics.rejected(r, n))
                         }
                     }
                     for &(p, v) in &offsets {

@@ -280,6 +280,31 @@ pub struct TableMetrics {
     pub version: IntGauge,
 }
 
+impl TableMetrics {
+    /// A commit of `rows` at `version` succeeded after `elapsed` (retries included), adding
+    /// `files` Parquet files of `bytes` in all; its rows became visible at `visible_at` (UTC
+    /// microseconds).
+    pub fn committed(
+        &self,
+        version: u64,
+        files: u64,
+        bytes: u64,
+        rows: Option<&arrow::array::RecordBatch>,
+        elapsed: std::time::Duration,
+        visible_at: i64,
+    ) {
+        self.committed.inc();
+        self.commit_seconds.observe(elapsed.as_secs_f64());
+        self.version.set(version as i64);
+        self.files.inc_by(files);
+        self.file_bytes.inc_by(bytes);
+        if let Some(rows) = rows {
+            self.rows.inc_by(rows.num_rows() as u64);
+            super::freshness::observe(&self.freshness, rows, visible_at);
+        }
+    }
+}
+
 /// The series of one pipeline, labelled once.
 #[derive(Clone)]
 pub struct PipelineMetrics {
