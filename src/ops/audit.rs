@@ -7,6 +7,7 @@
 //! offsets from one version, and the offsets that really exist in Kafka (compacted topics and
 //! transaction markers leave holes in the offset sequence, which are not losses).
 
+use super::source::{self, TIMEOUT};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -15,7 +16,6 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::config::{Config, Pipeline};
-use crate::kafka::{Role, client_config};
 use crate::pix::batch::QUARANTINE_TABLE;
 use crate::sink::delta::{SinkError, app_id, chosen_gaps, quarantine_app_id, scan};
 
@@ -127,33 +127,19 @@ pub enum AuditError {
     Runtime(#[source] std::io::Error),
 }
 
-const TIMEOUT: Duration = Duration::from_secs(15);
-
 /// Audits `pipelines` (all when empty).
 pub fn run(config: &Config, pipelines: &[String]) -> Result<Audit, AuditError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(AuditError::Runtime)?;
     let kafka = |source| AuditError::Kafka { brokers: config.kafka.brokers.clone(), source };
-    let consumer: BaseConsumer = client_config(
-        &config.kafka,
-        Role::Consumer,
-        &[("client.id", "pixlake-audit")],
-        &[("group.id", "pixlake-audit"), ("enable.auto.commit", "false"), ("enable.partition.eof", "true")],
-    )
-    .create()
-    .map_err(kafka)?;
+    let consumer = source::reader(config, "audit", &[("enable.partition.eof", "true")]).map_err(kafka)?;
     let selected: Vec<&Pipeline> =
         config.pipelines.iter().filter(|p| pipelines.is_empty() || pipelines.contains(&p.name)).collect();
-    let location = |t: &str| {
-        deltalake::ensure_table_uri(config.warehouse.table_location(t))
-            .map_err(|source| Box::new(SinkError::Delta { table: t.to_owned(), source }))
-    };
+    let location = |t: &str| source::location(config, t);
     let mut partitions_of = Vec::new();
     let mut quarantine_ids = Vec::new();
     for p in &selected {
-        let metadata = consumer.fetch_metadata(Some(&p.topic), TIMEOUT).map_err(kafka)?;
-        let topic = metadata.topics().first().filter(|t| t.error().is_none() && !t.partitions().is_empty());
-        let ids: Vec<i32> =
-            topic.ok_or_else(|| AuditError::NoTopic(p.topic.clone()))?.partitions().iter().map(|x| x.id()).collect();
+        let ids = source::partitions(&consumer, &p.topic).map_err(kafka)?;
+        let ids = ids.ok_or_else(|| AuditError::NoTopic(p.topic.clone()))?;
         quarantine_ids.extend(ids.iter().map(|&n| quarantine_app_id(&p.name, &p.topic, n)));
         partitions_of.push(ids);
     }

@@ -31,8 +31,7 @@ pub fn run(config: &Config, pipelines: &[String], upkeep: Upkeep) -> Result<Vec<
     tables.push(QUARANTINE_TABLE);
     let mut out = Vec::new();
     for t in tables {
-        let url = deltalake::ensure_table_uri(config.warehouse.table_location(t))
-            .map_err(|source| Box::new(SinkError::Delta { table: t.to_owned(), source }))?;
+        let url = super::source::location(config, t)?;
         out.push(rt.block_on(maintain(t, url, upkeep)).map_err(Box::new)?);
     }
     Ok(out)

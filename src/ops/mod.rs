@@ -5,4 +5,5 @@ pub mod audit;
 pub mod maintain;
 pub mod replay;
 pub mod reset;
+mod source;
 pub mod status;

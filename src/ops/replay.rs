@@ -76,10 +76,7 @@ pub fn replay(config: &Config, filter: &Filter, probe: &Probe) -> Result<BTreeMa
             return Err(ReplayError::Scope(format!("topic {t} is not read by any pipeline")));
         }
     }
-    let location = |t: &str| {
-        deltalake::ensure_table_uri(config.warehouse.table_location(t))
-            .map_err(|source| Box::new(SinkError::Delta { table: t.to_owned(), source }))
-    };
+    let location = |t: &str| super::source::location(config, t);
     let quarantine = rt
         .block_on(read_rows(
             QUARANTINE_TABLE,

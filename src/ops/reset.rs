@@ -12,8 +12,8 @@
 //! not: ingestion stays exact (each table skips what it has) and running the same reset again
 //! completes it.
 
+use super::source::{self, TIMEOUT};
 use std::collections::HashMap;
-use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
@@ -97,30 +97,17 @@ impl Scope {
     }
 }
 
-const TIMEOUT: Duration = Duration::from_secs(15);
-
 /// Plans the reset (and applies it when `execute`). Returns the moves.
 pub fn reset(config: &Config, scope: &Scope, target: Target, execute: bool) -> Result<Vec<Move>, ResetError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ResetError::Runtime)?;
     let kafka = |source| ResetError::Kafka { brokers: config.kafka.brokers.clone(), source };
-    let consumer: BaseConsumer = client_config(
-        &config.kafka,
-        Role::Consumer,
-        &[("client.id", "pixlake-offsets")],
-        &[("group.id", "pixlake-offsets"), ("enable.auto.commit", "false")],
-    )
-    .create()
-    .map_err(kafka)?;
+    let consumer = source::reader(config, "offsets", &[]).map_err(kafka)?;
     let selected = select(config, scope)?;
-    let location = |t: &str| {
-        deltalake::ensure_table_uri(config.warehouse.table_location(t))
-            .map_err(|source| Box::new(SinkError::Delta { table: t.to_owned(), source }))
-    };
+    let location = |t: &str| source::location(config, t);
     let mut all = Vec::new();
     for (p, partitions) in selected {
         let partitions = if partitions.is_empty() {
-            let md = consumer.fetch_metadata(Some(&p.topic), TIMEOUT).map_err(kafka)?;
-            md.topics().first().map(|t| t.partitions().iter().map(|x| x.id()).collect()).unwrap_or_default()
+            source::partitions(&consumer, &p.topic).map_err(kafka)?.unwrap_or_default()
         } else {
             partitions
         };

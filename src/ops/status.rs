@@ -2,6 +2,7 @@
 //! watermarks, the lag in records and in seconds, and each table's version, last commit and
 //! size. Read-only: safe while `ingest` runs (it reads the latest committed versions).
 
+use super::source::{self, TIMEOUT};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -11,7 +12,6 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::config::{Config, Pipeline};
-use crate::kafka::{Role, client_config};
 use crate::pix::batch::QUARANTINE_TABLE;
 use crate::sink::delta::{SinkError, TableInfo, app_id, inspect, quarantine_app_id};
 
@@ -80,33 +80,19 @@ pub enum StatusError {
     Runtime(#[source] std::io::Error),
 }
 
-const TIMEOUT: Duration = Duration::from_secs(15);
-
 /// Reads the status of `pipelines` (all when empty), `now_ms` being the current time.
 pub fn read(config: &Config, pipelines: &[String], now_ms: i64) -> Result<Status, StatusError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StatusError::Runtime)?;
     let kafka = |source| StatusError::Kafka { brokers: config.kafka.brokers.clone(), source };
-    let consumer: BaseConsumer = client_config(
-        &config.kafka,
-        Role::Consumer,
-        &[("client.id", "pixlake-status")],
-        &[("group.id", "pixlake-status"), ("enable.auto.commit", "false")],
-    )
-    .create()
-    .map_err(kafka)?;
+    let consumer = source::reader(config, "status", &[]).map_err(kafka)?;
     let selected: Vec<&Pipeline> =
         config.pipelines.iter().filter(|p| pipelines.is_empty() || pipelines.contains(&p.name)).collect();
-    let location = |t: &str| {
-        deltalake::ensure_table_uri(config.warehouse.table_location(t))
-            .map_err(|source| Box::new(SinkError::Delta { table: t.to_owned(), source }))
-    };
+    let location = |t: &str| source::location(config, t);
     let mut quarantine_ids = Vec::new();
     let mut parts = BTreeMap::new();
     for p in &selected {
-        let metadata = consumer.fetch_metadata(Some(&p.topic), TIMEOUT).map_err(kafka)?;
-        let topic = metadata.topics().first().filter(|t| t.error().is_none() && !t.partitions().is_empty());
-        let ids: Vec<i32> =
-            topic.ok_or_else(|| StatusError::NoTopic(p.topic.clone()))?.partitions().iter().map(|x| x.id()).collect();
+        let ids = source::partitions(&consumer, &p.topic).map_err(kafka)?;
+        let ids = ids.ok_or_else(|| StatusError::NoTopic(p.topic.clone()))?;
         quarantine_ids.extend(ids.iter().map(|&n| quarantine_app_id(&p.name, &p.topic, n)));
         parts.insert(p.name.clone(), ids);
     }

@@ -1,0 +1,38 @@
+//! What every operator command starts from: where a table is, a Kafka client that only reads
+//! metadata, watermarks and timestamps (it never subscribes, so it never joins a group), and the
+//! partitions of a pipeline's topic.
+
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use url::Url;
+
+use crate::config::Config;
+use crate::kafka::{Role, client_config};
+use crate::sink::delta::SinkError;
+
+/// How long a metadata, watermark or timestamp request to the broker may take.
+pub const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The location of `table` under the warehouse root.
+pub fn location(config: &Config, table: &str) -> Result<Url, Box<SinkError>> {
+    deltalake::ensure_table_uri(config.warehouse.table_location(table))
+        .map_err(|source| Box::new(SinkError::Delta { table: table.to_owned(), source }))
+}
+
+/// A reading client for `command` (`client.id` and `group.id` `pixlake-{command}`; no offset is
+/// ever committed). `extra` settings are forced after the configuration's.
+pub fn reader(config: &Config, command: &str, extra: &[(&str, &str)]) -> Result<BaseConsumer, KafkaError> {
+    let id = format!("pixlake-{command}");
+    let mut forced = vec![("group.id", id.as_str()), ("enable.auto.commit", "false")];
+    forced.extend_from_slice(extra);
+    client_config(&config.kafka, Role::Consumer, &[("client.id", id.as_str())], &forced).create()
+}
+
+/// The partition ids of `topic`; `None` when the broker does not know it or it has none.
+pub fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Option<Vec<i32>>, KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
+    let found = metadata.topics().first().filter(|t| t.error().is_none() && !t.partitions().is_empty());
+    Ok(found.map(|t| t.partitions().iter().map(|p| p.id()).collect()))
+}
