@@ -66,8 +66,7 @@ impl ClientContext for EngineContext {
     /// Served inside `poll` (the loop does not hold the engine then), every
     /// `statistics.interval.ms`.
     fn stats(&self, statistics: rdkafka::Statistics) {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
-        self.engine().observe(&statistics, now as i64);
+        self.engine().observe(&statistics, super::engine::now_micros());
     }
 }
 

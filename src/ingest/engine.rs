@@ -607,6 +607,7 @@ impl BatchCommitted<'_> {
     }
 }
 
-fn now_micros() -> Micros {
+/// The wall clock, UTC microseconds (the engine's only clock reading for record times).
+pub(super) fn now_micros() -> Micros {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }

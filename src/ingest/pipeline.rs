@@ -7,7 +7,7 @@
 //! then derived from Delta again, which is simpler and safer than repairing positions in place.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -15,7 +15,7 @@ use rdkafka::error::KafkaError;
 
 use super::buffer::Record;
 use super::consumer::{self, EngineContext};
-use super::engine::{Engine, EngineError, Flushed};
+use super::engine::{Engine, EngineError, Flushed, now_micros};
 use crate::config::Config;
 
 /// Why a pipeline stopped (without error).
@@ -44,10 +44,6 @@ pub enum PipelineError {
 
 fn lock(engine: &Mutex<Engine>) -> MutexGuard<'_, Engine> {
     engine.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn now_micros() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
 
 /// Runs the pipeline until it stops, recreating its consumer whenever the engine asks.
