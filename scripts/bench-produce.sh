@@ -18,7 +18,7 @@ bin=target/release/pixlake
 topic=pixlake.bench.$$
 PIXLAKE_KAFKA_TOPICS="$topic" PIXLAKE_KAFKA_DLQ="$topic.dlq" scripts/kafka.sh topics >/dev/null 2>&1
 file=$(mktemp --suffix=.jsonl)
-trap 'rm -f "$file"' EXIT
+trap 'rm -f "$file"; scripts/kafka.sh delete "$topic" "$topic.dlq" >/dev/null 2>&1 || true' EXIT
 
 now() { date +%s.%N; }
 rate() { awk -v n="$n" -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", n / (b - a) }'; }

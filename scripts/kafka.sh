@@ -6,6 +6,7 @@
 #   scripts/kafka.sh status   exit 0 and print the pid if the broker serves clients, exit 1 otherwise
 #   scripts/kafka.sh reset    stop, wipe the data directory, start again with empty topics
 #   scripts/kafka.sh topics   (re)create the topics on a running broker
+#   scripts/kafka.sh delete TOPIC…   delete topics (benchmarks clean up their millions of records)
 #
 # One combined KRaft broker+controller on 127.0.0.1, run from the org.apache.kafka:kafka_2.13
 # jars that Maven resolves from Maven Central (scripts/kafka/pom.xml). The jars are cached outside
@@ -162,6 +163,15 @@ stop() {
   say "stopped"
 }
 
+delete_topics() {
+  local t
+  for t in "$@"; do
+    kjava org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --delete --if-exists --topic "$t" >/dev/null \
+      || die "could not delete topic $t; see $run/kafka.log"
+  done
+  say "deleted: $*"
+}
+
 status() {
   if pid_alive && port_open; then
     echo "running pid=$(cat "$run/kafka.pid") bootstrap=$bootstrap log=$run/kafka.log"
@@ -176,5 +186,6 @@ case "${1:-}" in
   status) status ;;
   reset) stop; rm -rf "$run/data"; start ;;
   topics) need_java; fetch; create_topics ;;
-  *) echo "usage: $0 start|stop|status|reset|topics" >&2; exit 2 ;;
+  delete) shift; need_java; fetch; delete_topics "$@" ;;
+  *) echo "usage: $0 start|stop|status|reset|topics|delete TOPIC…" >&2; exit 2 ;;
 esac
