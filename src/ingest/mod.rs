@@ -118,6 +118,11 @@ pub enum IngestError {
     Pipeline(#[from] pipeline::PipelineError),
     #[error("pipeline thread {0} panicked; this is a bug, please report it with the log")]
     Panicked(String),
+    #[error(
+        "pipelines {0:?} did not stop within ingest.shutdown_grace_ms + 15 s; pixlake exited without them \
+         (nothing committed is lost; what they held is read again on the next start)"
+    )]
+    Hung(Vec<String>),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
     #[error(transparent)]
@@ -196,11 +201,26 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
     }
     let mut reports = Vec::new();
     let mut first_error = None;
+    let mut running = Vec::new();
+    let mut outcomes = Vec::new();
     for (name, thread) in threads {
-        let outcome = match thread {
-            Ok(t) => t.join().unwrap_or_else(|_| Err(IngestError::Panicked(name.clone()))),
-            Err(e) => Err(IngestError::Runtime(e)),
-        };
+        match thread {
+            Ok(t) => running.push((name, t)),
+            Err(e) => outcomes.push((name, Err(IngestError::Runtime(e)))),
+        }
+    }
+    let give_up = || shutdown.deadline().is_some_and(|d| Instant::now() > d + STOP_MARGIN);
+    let (joined, hung) = join_within(running, give_up);
+    for (name, result) in joined {
+        outcomes.push((name.clone(), result.unwrap_or_else(|_| Err(IngestError::Panicked(name)))));
+    }
+    if !hung.is_empty() {
+        tracing::error!(pipelines = ?hung, "pipelines did not stop within the grace period (most likely blocked leaving \
+            the Kafka group); exiting without them: what they committed is durable, the rest is read again on the \
+            next start, and the group reassigns their partitions after session.timeout.ms");
+        first_error = Some(IngestError::Hung(hung));
+    }
+    for (name, outcome) in outcomes {
         match outcome {
             Ok(r) => reports.push(r),
             Err(e) => {
@@ -215,6 +235,35 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
         Some(e) => Err(e),
         None => Ok(Report { pipelines: reports, elapsed: started.elapsed() }),
     }
+}
+
+/// How long past the shutdown grace period [`run`] waits for a pipeline thread before returning
+/// without it. librdkafka's consumer close (leaving the group, on the pipeline's thread) waits
+/// without a time limit for the group coordinator; one orphaned test process was seen stuck
+/// there for an hour after SIGTERM. Whatever such a thread committed is durable, what it held is
+/// read again on the next start, and Delta fences it should it ever wake up: the process can exit.
+pub const STOP_MARGIN: Duration = Duration::from_secs(15);
+
+/// Joins `threads`, in order, until `give_up()` says to stop waiting; returns each joined
+/// thread's result and the names of the ones still running.
+fn join_within<T>(
+    threads: Vec<(String, std::thread::JoinHandle<T>)>,
+    give_up: impl Fn() -> bool,
+) -> (Vec<(String, std::thread::Result<T>)>, Vec<String>) {
+    let mut joined = Vec::new();
+    let mut waiting = threads;
+    while !waiting.is_empty() {
+        let (done, rest): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(_, t)| t.is_finished());
+        joined.extend(done.into_iter().map(|(name, t)| (name, t.join())));
+        waiting = rest;
+        if !waiting.is_empty() {
+            if give_up() {
+                return (joined, waiting.into_iter().map(|(name, _)| name).collect());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    (joined, Vec::new())
 }
 
 fn run_pipeline(
@@ -320,5 +369,49 @@ fn schedule_maintenance(
     });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the maintenance thread; run `pixlake maintain` from a scheduler");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn a_thread_that_never_ends_is_left_behind_once_told_to_give_up() {
+        let release = Arc::new(AtomicBool::new(false));
+        let r = release.clone();
+        let threads = vec![
+            ("quick".to_owned(), std::thread::spawn(|| 1)),
+            (
+                "stuck".to_owned(),
+                std::thread::spawn(move || {
+                    while !r.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    2
+                }),
+            ),
+        ];
+        let asked = std::cell::Cell::new(0);
+        let (joined, hung) = join_within(threads, || {
+            asked.set(asked.get() + 1);
+            asked.get() > 3
+        });
+        assert_eq!(joined.len(), 1);
+        assert_eq!(joined[0].0, "quick");
+        assert_eq!(*joined[0].1.as_ref().unwrap(), 1);
+        assert_eq!(hung, vec!["stuck".to_owned()]);
+        release.store(true, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn every_thread_is_joined_when_they_end() {
+        let threads = (0..3).map(|i| (format!("p{i}"), std::thread::spawn(move || i))).collect();
+        let (joined, hung) = join_within(threads, || false);
+        assert!(hung.is_empty());
+        let mut values: Vec<i32> = joined.into_iter().map(|(_, r)| r.unwrap()).collect();
+        values.sort();
+        assert_eq!(values, vec![0, 1, 2]);
     }
 }
