@@ -7,7 +7,7 @@
 //! offsets from one version, and the offsets that really exist in Kafka (compacted topics and
 //! transaction markers leave holes in the offset sequence, which are not losses).
 
-use super::source::{self, TIMEOUT};
+use super::source::{self, SourceError, TIMEOUT};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -111,26 +111,18 @@ pub struct Audit {
 pub enum AuditError {
     #[error(transparent)]
     Table(#[from] Box<SinkError>),
-    #[error("Kafka at {brokers}: {source}; is the broker reachable (kafka.brokers)?")]
-    Kafka {
-        brokers: String,
-        #[source]
-        source: KafkaError,
-    },
-    #[error("topic {0} does not exist on the broker")]
-    NoTopic(String),
+    #[error(transparent)]
+    Source(#[from] SourceError),
     #[error(
         "{topic}:{partition}: could only read Kafka up to offset {reached} of {until} in {secs} s; retry when the broker is healthy"
     )]
     SourceIncomplete { topic: String, partition: i32, reached: i64, until: i64, secs: u64 },
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
 }
 
 /// Audits `pipelines` (all when empty).
 pub fn run(config: &Config, pipelines: &[String]) -> Result<Audit, AuditError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(AuditError::Runtime)?;
-    let kafka = |source| AuditError::Kafka { brokers: config.kafka.brokers.clone(), source };
+    let rt = source::runtime()?;
+    let kafka = source::kafka(config);
     let consumer = source::reader(config, "audit", &[("enable.partition.eof", "true")]).map_err(kafka)?;
     let selected: Vec<&Pipeline> =
         config.pipelines.iter().filter(|p| pipelines.is_empty() || pipelines.contains(&p.name)).collect();
@@ -139,7 +131,7 @@ pub fn run(config: &Config, pipelines: &[String]) -> Result<Audit, AuditError> {
     let mut quarantine_ids = Vec::new();
     for p in &selected {
         let ids = source::partitions(&consumer, &p.topic).map_err(kafka)?;
-        let ids = ids.ok_or_else(|| AuditError::NoTopic(p.topic.clone()))?;
+        let ids = ids.ok_or_else(|| SourceError::NoTopic(p.topic.clone()))?;
         quarantine_ids.extend(ids.iter().map(|&n| quarantine_app_id(&p.name, &p.topic, n)));
         partitions_of.push(ids);
     }
@@ -158,7 +150,7 @@ pub fn run(config: &Config, pipelines: &[String]) -> Result<Audit, AuditError> {
             let (low, high) = consumer.fetch_watermarks(&p.topic, n, TIMEOUT).map_err(kafka)?;
             let until = committed.unwrap_or(low).min(high);
             let source = source_offsets(&consumer, &p.topic, n, low, until).map_err(|e| match e {
-                Read::Kafka(source) => kafka(source),
+                Read::Kafka(source) => kafka(source).into(),
                 Read::Incomplete(reached) => AuditError::SourceIncomplete {
                     topic: p.topic.clone(),
                     partition: n,

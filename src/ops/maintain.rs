@@ -12,13 +12,13 @@ pub enum MaintainError {
     Table(#[from] Box<SinkError>),
     #[error("no pipeline named {0}")]
     Scope(String),
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Source(#[from] super::source::SourceError),
 }
 
 /// Maintains the tables of `pipelines` (all when empty) and `pix_quarantine`, one after another.
 pub fn run(config: &Config, pipelines: &[String], upkeep: Upkeep) -> Result<Vec<Maintained>, MaintainError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(MaintainError::Runtime)?;
+    let rt = super::source::runtime()?;
     if let Some(unknown) = pipelines.iter().find(|n| !config.pipelines.iter().any(|p| &p.name == *n)) {
         return Err(MaintainError::Scope(unknown.clone()));
     }

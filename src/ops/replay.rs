@@ -62,15 +62,15 @@ pub enum ReplayError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("{0}")]
     Scope(String),
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Source(#[from] super::source::SourceError),
 }
 
 type Key = (String, i32, i64);
 
 /// Replays the quarantined records matching `filter`, per pipeline.
 pub fn replay(config: &Config, filter: &Filter, probe: &Probe) -> Result<BTreeMap<String, Replayed>, ReplayError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ReplayError::Runtime)?;
+    let rt = super::source::runtime()?;
     for t in &filter.topics {
         if !config.pipelines.iter().any(|p| &p.topic == t) {
             return Err(ReplayError::Scope(format!("topic {t} is not read by any pipeline")));

@@ -12,11 +12,10 @@
 //! not: ingestion stays exact (each table skips what it has) and running the same reset again
 //! completes it.
 
-use super::source::{self, TIMEOUT};
+use super::source::{self, SourceError, TIMEOUT};
 use std::collections::HashMap;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
@@ -60,20 +59,14 @@ pub enum ResetError {
     Table(#[from] Box<SinkError>),
     #[error(transparent)]
     Rewind(#[from] Box<RewindError>),
-    #[error("Kafka at {brokers}: {source}; is the broker reachable (kafka.brokers)?")]
-    Kafka {
-        brokers: String,
-        #[source]
-        source: KafkaError,
-    },
+    #[error(transparent)]
+    Source(#[from] SourceError),
     #[error("{0}")]
     Scope(String),
     #[error(
         "consumer group {group} has {members} live member(s): stop `pixlake ingest` for pipeline {pipeline} first (like kafka-consumer-groups.sh --reset-offsets, the reset needs an inactive group)"
     )]
     GroupActive { group: String, pipeline: String, members: usize },
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
 }
 
 /// The pipelines and partitions a reset applies to: `--pipeline` names and `--topic T[:P,…]`.
@@ -99,8 +92,8 @@ impl Scope {
 
 /// Plans the reset (and applies it when `execute`). Returns the moves.
 pub fn reset(config: &Config, scope: &Scope, target: Target, execute: bool) -> Result<Vec<Move>, ResetError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ResetError::Runtime)?;
-    let kafka = |source| ResetError::Kafka { brokers: config.kafka.brokers.clone(), source };
+    let rt = source::runtime()?;
+    let kafka = source::kafka(config);
     let consumer = source::reader(config, "offsets", &[]).map_err(kafka)?;
     let selected = select(config, scope)?;
     let location = |t: &str| source::location(config, t);
@@ -196,7 +189,7 @@ fn apply(
     moves: &[Move],
     location: &impl Fn(&str) -> Result<url::Url, Box<SinkError>>,
 ) -> Result<(), ResetError> {
-    let kafka = |source| ResetError::Kafka { brokers: config.kafka.brokers.clone(), source };
+    let kafka = source::kafka(config);
     let groups = consumer.fetch_group_list(Some(&p.group), TIMEOUT).map_err(kafka)?;
     if let Some(g) = groups.groups().iter().find(|g| g.name() == p.group && !g.members().is_empty()) {
         return Err(ResetError::GroupActive {

@@ -12,6 +12,31 @@ use crate::config::Config;
 use crate::kafka::{Role, client_config};
 use crate::sink::delta::SinkError;
 
+/// What any operator command can fail on before its own logic: the broker, a topic, the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("Kafka at {brokers}: {source}; is the broker reachable (kafka.brokers)?")]
+    Kafka {
+        brokers: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("topic {0} does not exist on the broker")]
+    NoTopic(String),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// The single-threaded runtime a command runs its table operations on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, SourceError> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(SourceError::Runtime)
+}
+
+/// Names the configured brokers in a Kafka error.
+pub fn kafka(config: &Config) -> impl Fn(KafkaError) -> SourceError + Copy + '_ {
+    |source| SourceError::Kafka { brokers: config.kafka.brokers.clone(), source }
+}
+
 /// How long a metadata, watermark or timestamp request to the broker may take.
 pub const TIMEOUT: Duration = Duration::from_secs(15);
 

@@ -2,12 +2,11 @@
 //! watermarks, the lag in records and in seconds, and each table's version, last commit and
 //! size. Read-only: safe while `ingest` runs (it reads the latest committed versions).
 
-use super::source::{self, TIMEOUT};
+use super::source::{self, SourceError, TIMEOUT};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
@@ -68,22 +67,14 @@ pub struct Status {
 pub enum StatusError {
     #[error(transparent)]
     Table(#[from] Box<SinkError>),
-    #[error("Kafka at {brokers}: {source}; is the broker reachable (kafka.brokers)?")]
-    Kafka {
-        brokers: String,
-        #[source]
-        source: KafkaError,
-    },
-    #[error("topic {0} does not exist on the broker")]
-    NoTopic(String),
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Source(#[from] SourceError),
 }
 
 /// Reads the status of `pipelines` (all when empty), `now_ms` being the current time.
 pub fn read(config: &Config, pipelines: &[String], now_ms: i64) -> Result<Status, StatusError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StatusError::Runtime)?;
-    let kafka = |source| StatusError::Kafka { brokers: config.kafka.brokers.clone(), source };
+    let rt = source::runtime()?;
+    let kafka = source::kafka(config);
     let consumer = source::reader(config, "status", &[]).map_err(kafka)?;
     let selected: Vec<&Pipeline> =
         config.pipelines.iter().filter(|p| pipelines.is_empty() || pipelines.contains(&p.name)).collect();
@@ -92,7 +83,7 @@ pub fn read(config: &Config, pipelines: &[String], now_ms: i64) -> Result<Status
     let mut parts = BTreeMap::new();
     for p in &selected {
         let ids = source::partitions(&consumer, &p.topic).map_err(kafka)?;
-        let ids = ids.ok_or_else(|| StatusError::NoTopic(p.topic.clone()))?;
+        let ids = ids.ok_or_else(|| SourceError::NoTopic(p.topic.clone()))?;
         quarantine_ids.extend(ids.iter().map(|&n| quarantine_app_id(&p.name, &p.topic, n)));
         parts.insert(p.name.clone(), ids);
     }
