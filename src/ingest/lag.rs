@@ -144,7 +144,7 @@ mod tests {
 
     #[test]
     fn bookkeeping_follows_reads_and_commits() {
-        let m = crate::telemetry::PipelineMetrics::detached("p", "t", "tbl").unwrap().partition(0);
+        let m = crate::telemetry::Metrics::new().unwrap().pipeline("p", "t", "tbl").partition(0);
         let mut l = PartitionLag::new(m.clone(), None);
         l.watermarks(0, 10);
         l.read(Some(5 * S));

@@ -342,11 +342,6 @@ pub struct PartitionMetrics {
 }
 
 impl PipelineMetrics {
-    /// A pipeline's handles in a registry of their own (tests and tools without a listener).
-    pub fn detached(name: &str, topic: &str, table: &str) -> Result<Self, MetricsError> {
-        Ok(Metrics::new()?.pipeline(name, topic, table))
-    }
-
     /// The pipeline's name.
     pub fn name(&self) -> &str {
         &self.pipeline
