@@ -5,6 +5,8 @@
 //! * [`config`]: the YAML configuration with `PIXLAKE__SECTION__KEY` overrides, validated once.
 //! * [`pix`]: the pure Pix domain — parse, validate, normalize, Arrow schemas and builders.
 //! * [`kafka`]: librdkafka client settings shared by every Kafka client pixlake creates.
+//! * [`offsets`]: where a source partition stands in Delta (the two tables' offsets, resume
+//!   point, lag, app ids) — pure, shared by ingest and every operator command.
 //! * [`batch`]: when buffered rows become one Delta commit (pure flush policy).
 //! * [`produce`]: synthetic, realistic Pix traffic (and its sinks: Kafka or a JSON-lines file).
 //! * [`sink`]: Delta Lake tables, each commit carrying its Kafka offsets (`txn` actions).
@@ -21,6 +23,7 @@ pub mod config;
 pub mod deadletter;
 pub mod ingest;
 pub mod kafka;
+pub mod offsets;
 pub mod ops;
 pub mod pix;
 pub mod probe;

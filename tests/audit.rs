@@ -6,9 +6,10 @@ mod common;
 use std::collections::HashMap;
 
 use common::lake::{PIPELINES, Setup, check_complete};
+use pixlake::offsets::{AppIds, Table};
 use pixlake::pix::time::parse_rfc3339;
 use pixlake::pix::{Category, CategoryBatchBuilder, Decoder, KafkaMeta, category_schema, quarantine_schema};
-use pixlake::sink::delta::{DeltaTableWriter, app_id, quarantine_app_id};
+use pixlake::sink::delta::DeltaTableWriter;
 
 const PAYMENT: &[u8] = include_bytes!("data/payment.json");
 
@@ -76,12 +77,12 @@ fn audit_passes_then_finds_a_planted_duplicate_and_a_planted_gap() {
     commit(
         &mut writer(&s, "pix_receipts", Some(Category::Receipt)),
         vec![],
-        vec![(app_id(PIPELINES[1], &s.topics[1], 1), high)],
+        vec![(AppIds::new(PIPELINES[1], &s.topics[1]).of(Table::Category, 1), high)],
     );
     commit(
         &mut writer(&s, "pix_quarantine", None),
         vec![],
-        vec![(quarantine_app_id(PIPELINES[1], &s.topics[1], 1), high)],
+        vec![(AppIds::new(PIPELINES[1], &s.topics[1]).of(Table::Quarantine, 1), high)],
     );
     let (code, report) = audit(&s);
     assert_eq!(code, 1);

@@ -81,6 +81,20 @@ pub struct IngestConfig {
     pub idle_commit: std::time::Duration,
     /// Run table maintenance this often inside ingest (`None`: never).
     pub maintenance_interval: Option<std::time::Duration>,
+    /// This instance's name in its consumer groups, logs, metrics and commits (default: the
+    /// host name): unique per running process, stable across its restarts.
+    pub instance_id: String,
+    /// Static group membership: each pipeline's consumer joins with `group.instance.id` =
+    /// [`IngestConfig::group_instance_id`], so a restarted instance gets its partitions back at
+    /// once (see `ingest::consumer`).
+    pub static_membership: bool,
+}
+
+impl IngestConfig {
+    /// The `group.instance.id` of `pipeline`'s consumer.
+    pub fn group_instance_id(&self, pipeline: &str) -> String {
+        format!("{}-{pipeline}", self.instance_id)
+    }
 }
 
 /// Metrics listener and log format.
@@ -239,6 +253,25 @@ mod tests {
         assert_eq!(c.batch.max_latency, std::time::Duration::from_secs(5));
         assert_eq!(c.telemetry.listen, Some("127.0.0.1:9898".parse().unwrap()));
         assert_eq!(c.telemetry.log_format, LogFormat::Human);
+        assert_eq!(c.ingest.idle_commit, std::time::Duration::from_secs(10));
+        assert_eq!(Some(c.ingest.instance_id.clone()), raw::host_name(), "the host name by default");
+        assert!(c.ingest.static_membership);
+    }
+
+    #[test]
+    fn the_instance_id_is_checked_and_names_the_group_members() {
+        let c =
+            load("ingest:\n  instance_id: pixlake-0\n", &[("PIXLAKE__INGEST__STATIC_MEMBERSHIP", "false")]).unwrap();
+        assert_eq!(c.ingest.group_instance_id("payments"), "pixlake-0-payments");
+        assert!(!c.ingest.static_membership);
+        let c = load("", &[("PIXLAKE__INGEST__INSTANCE_ID", "node-7.dc1")]).unwrap();
+        assert_eq!(c.ingest.instance_id, "node-7.dc1");
+        let c = load("", &[("PIXLAKE__INGEST__INSTANCE_ID", "42")]).unwrap();
+        assert_eq!(c.ingest.instance_id, "42", "a number is a name too");
+        for bad in ["a b", "pix:lake", "", "é"] {
+            let err = load("", &[("PIXLAKE__INGEST__INSTANCE_ID", bad)]).unwrap_err().to_string();
+            assert!(err.contains("ingest.instance_id"), "{bad}: {err}");
+        }
     }
 
     #[test]

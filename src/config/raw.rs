@@ -83,6 +83,12 @@ pub struct RawIngest {
     /// many milliseconds inside ingest; 0: never.
     #[serde(default)]
     pub maintenance_interval_ms: u64,
+    /// This instance's name in its consumer groups, logs and metrics; default: the host name.
+    #[serde(default)]
+    pub instance_id: Option<Scalar>,
+    /// Static group membership (`group.instance.id` = `{instance_id}-{pipeline}`).
+    #[serde(default = "default_true")]
+    pub static_membership: bool,
 }
 
 impl Default for RawIngest {
@@ -91,8 +97,33 @@ impl Default for RawIngest {
             shutdown_grace_ms: default_shutdown_grace_ms(),
             idle_commit_ms: default_idle_commit_ms(),
             maintenance_interval_ms: 0,
+            instance_id: None,
+            static_membership: true,
         }
     }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The host name, as the default `ingest.instance_id` (`None` if the system has none).
+pub fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname(2) writes at most `buf.len()` bytes into our buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..len]).trim().to_owned();
+    (!name.is_empty()).then_some(name)
+}
+
+/// Kafka accepts `group.instance.id` values of `[a-zA-Z0-9._-]`; the pipeline name and a dash
+/// are appended to the instance id, so it is kept well under Kafka's 249 characters.
+fn is_instance_id(s: &str) -> bool {
+    (1..=200).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 fn default_shutdown_grace_ms() -> u64 {
@@ -100,7 +131,7 @@ fn default_shutdown_grace_ms() -> u64 {
 }
 
 fn default_idle_commit_ms() -> u64 {
-    60_000
+    10_000
 }
 
 /// `warehouse:`
@@ -422,6 +453,32 @@ impl RawConfig {
                 g.maintenance_interval_ms
             ));
         }
+        let given = g.instance_id.as_ref().map(|id| id.to_string().trim().to_owned());
+        let instance_id = match given.as_deref() {
+            Some(id) if is_instance_id(id) => id.to_owned(),
+            Some(id) => {
+                problems.push(format!(
+                    "ingest.instance_id: `{id}` must be 1 to 200 of [a-zA-Z0-9._-] (Kafka's rule for group.instance.id), e.g. the pod name"
+                ));
+                String::new()
+            }
+            None => match host_name() {
+                Some(h) if is_instance_id(&h) => h,
+                Some(h) => {
+                    problems.push(format!(
+                        "ingest.instance_id: the host name `{h}` is not usable as an instance id ([a-zA-Z0-9._-]); set ingest.instance_id (PIXLAKE__INGEST__INSTANCE_ID)"
+                    ));
+                    String::new()
+                }
+                None => {
+                    problems.push(
+                        "ingest.instance_id: this host has no name; set ingest.instance_id (PIXLAKE__INGEST__INSTANCE_ID)"
+                            .to_owned(),
+                    );
+                    String::new()
+                }
+            },
+        };
         let t = &self.telemetry;
         let listen = t.listen.trim();
         let listen = if listen.is_empty() {
@@ -449,6 +506,8 @@ impl RawConfig {
                     .then(|| std::time::Duration::from_millis(g.maintenance_interval_ms)),
                 shutdown_grace: std::time::Duration::from_millis(g.shutdown_grace_ms),
                 idle_commit: std::time::Duration::from_millis(g.idle_commit_ms),
+                instance_id,
+                static_membership: g.static_membership,
             },
             warehouse: WarehouseConfig { root: warehouse },
             batch: FlushPolicy {

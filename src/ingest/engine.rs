@@ -206,7 +206,9 @@ impl Engine {
     /// Publishes every owned partition's lag at `now`.
     fn publish_lag(&self, now: Micros) {
         for (p, lag) in &self.lags {
-            lag.publish(self.parts.get(p).and_then(Progress::durable), now);
+            if let Some(progress) = self.parts.get(p) {
+                lag.publish(&progress.committed, now);
+            }
         }
     }
 
@@ -238,7 +240,7 @@ impl Engine {
         if let Some(lag) = self.lags.get_mut(&record.partition) {
             lag.metrics.records.inc();
             lag.metrics.bytes.inc_by(record.value.map_or(0, <[u8]>::len) as u64);
-            lag.read(record.timestamp);
+            lag.read(record.offset, record.timestamp, &progress.committed);
         }
         self.metrics.buffered_rows.set(self.buffer.len() as i64);
         result.map_err(|e| self.arrow(e))
@@ -396,6 +398,9 @@ impl Engine {
                         if let Some(progress) = self.parts.get_mut(&p) {
                             progress.commit(table, v);
                         }
+                        if let Some(lag) = self.lags.get_mut(&p) {
+                            lag.saved(table);
+                        }
                     }
                     self.last_commit[table as usize] = Instant::now();
                     self.totals.commits += 1;
@@ -422,13 +427,9 @@ impl Engine {
         }
         self.probe.hit("committed");
         self.commit_group(consumer);
-        // Every record read is now in its table: lag counts from there (the watermarks come
-        // with the consumer's statistics; one older than what was read counts as no lag).
+        // The watermarks come with the consumer's statistics; one older than the committed
+        // offset counts as no lag.
         let now = now_micros();
-        for (p, lag) in &mut self.lags {
-            let progress = self.parts.get(p);
-            lag.saved(progress.and_then(|pr| pr.read.or(pr.durable())));
-        }
         self.publish_lag(now);
         self.metrics.batches.inc();
         self.metrics.last_commit.set(now as f64 / 1e6);
@@ -493,23 +494,26 @@ impl Engine {
         )
         .map_err(|e| self.gave_up(e))?;
         let mut starts = Vec::with_capacity(new.len());
-        for (&p, &(category, quarantine)) in all.iter().zip(&offsets) {
+        for (&p, &committed) in &offsets {
             match self.parts.get(&p) {
-                Some(mine) if (mine.category, mine.quarantine) != (category, quarantine) => {
+                Some(mine) if mine.committed != committed => {
                     self.abandon(format!(
-                        "partition {p} of {}: Delta has offsets {category:?}/{quarantine:?}, this process committed \
-                         {:?}/{:?}",
-                        self.pipeline.topic, mine.category, mine.quarantine
+                        "partition {p} of {}: Delta has offsets {:?}/{:?}, this process committed {:?}/{:?}",
+                        self.pipeline.topic,
+                        committed.category,
+                        committed.quarantine,
+                        mine.committed.category,
+                        mine.committed.quarantine
                     ));
                 }
                 Some(_) => {}
                 None => {
-                    let mut progress = Progress::assigned(category, quarantine);
+                    let mut progress = Progress::assigned(committed);
                     if self.until_caught_up {
                         progress.target = Some(self.watermarks(consumer, p, &deadline)?);
                     }
                     starts.push((p, progress.start()));
-                    self.lags.insert(p, PartitionLag::new(self.metrics.partition(p), progress.durable()));
+                    self.lags.insert(p, PartitionLag::new(self.metrics.partition(p)));
                     self.parts.insert(p, progress);
                 }
             }

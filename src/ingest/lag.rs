@@ -1,42 +1,43 @@
-//! How far behind Kafka the tables are, per owned partition: in records (high watermark minus
-//! the offset below which every record's row is visible in its table) and in seconds (the age of
-//! the oldest record whose row is not visible yet).
+//! How far behind Kafka the tables are, per owned partition, by pixlake's one definition of lag
+//! ([`CommittedOffsets::lag`]): in records, the high watermark minus the committed offset — the
+//! lower of the two tables' offsets, where a restart resumes and what the consumer group's
+//! offsets are set to; in seconds, the age of the oldest record at or past that offset. `pixlake
+//! status` and Kafka's lag tools show the same figures.
 //!
-//! "Visible" is not quite the committed offset of `pixlake_delta_committed_offset`: that one is
-//! where a restart would resume, the lower of the two tables' txn offsets, and a table that
-//! receives no rows (`pix_quarantine` on a clean stream) moves its offset only every
-//! `ingest.idle_commit_ms`. Its rows are all there meanwhile, so lag counts from what is visible,
-//! and reaches 0 as soon as the last batch is committed.
+//! A table that receives no rows (`pix_quarantine` on a clean stream) moves its offset only with
+//! the batches that have rows for it, or every `ingest.idle_commit_ms`; until then its partitions
+//! count as behind by what was read since, although every row is in the category table. The
+//! freshness histogram (`pixlake_freshness_seconds`) measures when rows became visible.
 //!
 //! The watermarks come from the consumer (librdkafka statistics every
-//! `statistics.interval.ms`, and its cached watermarks after each commit). Record timestamps are
-//! Kafka's.
+//! `statistics.interval.ms`). Record timestamps are Kafka's.
 
+use crate::offsets::{CommittedOffsets, Table};
 use crate::pix::time::Micros;
 use crate::telemetry::PartitionMetrics;
 
-/// Lag in records and seconds. `seconds` is `None` when records are behind but none of them
-/// (nor any earlier one) was read yet: nothing tells their age.
+/// Lag in records and seconds of a partition with `committed` offsets and watermarks
+/// `low`/`high`. `seconds` is `None` when records are behind but none of them (nor any earlier
+/// one) was read yet: nothing tells their age.
 ///
-/// * records: `high − max(visible, low)`, never negative; `visible` `None` (nothing committed
-///   yet) counts from `low`. Offsets below `low` were deleted by retention and cannot be read.
-/// * seconds: 0 when caught up; else `now −` the Kafka timestamp of the oldest record read but
-///   not durable; if none is buffered (the consumer is not reading, e.g. the broker is down),
-///   `now −` the timestamp of the newest durable record — an upper bound, the first missing
-///   record being at least as recent.
+/// * records: [`CommittedOffsets::lag`];
+/// * seconds: 0 when caught up; else `now −` the Kafka timestamp of the oldest record read at or
+///   past the committed offset; if none was read (the consumer is not reading, e.g. the broker is
+///   down), `now −` the timestamp of the newest record read before it — an upper bound, the
+///   first missing record being at least as recent.
 pub fn lag(
-    visible: Option<i64>,
+    committed: &CommittedOffsets,
     low: i64,
     high: i64,
-    oldest_pending: Option<Micros>,
-    newest_durable: Option<Micros>,
+    oldest_behind: Option<Micros>,
+    newest_committed: Option<Micros>,
     now: Micros,
 ) -> (i64, Option<f64>) {
-    let records = (high - visible.unwrap_or(low).max(low)).max(0);
+    let records = committed.lag(low, high);
     if records == 0 {
         return (0, Some(0.0));
     }
-    let since = oldest_pending.or(newest_durable);
+    let since = oldest_behind.or(newest_committed);
     (records, since.map(|ts| ((now - ts).max(0)) as f64 / 1e6))
 }
 
@@ -45,48 +46,49 @@ pub struct PartitionLag {
     /// The partition's series.
     pub metrics: PartitionMetrics,
     watermarks: Option<(i64, i64)>,
-    visible: Option<i64>,
-    oldest_pending: Option<Micros>,
+    /// Per table: the Kafka timestamp of the oldest record read at or past that table's
+    /// committed offset since it last committed.
+    oldest_behind: [Option<Micros>; 2],
     newest_read: Option<Micros>,
-    newest_durable: Option<Micros>,
+    newest_committed: Option<Micros>,
 }
 
 impl PartitionLag {
-    /// A partition just assigned, whose rows are visible below `visible` (its durable offset).
-    pub fn new(metrics: PartitionMetrics, visible: Option<i64>) -> Self {
+    /// A partition just assigned.
+    pub fn new(metrics: PartitionMetrics) -> Self {
         PartitionLag {
             metrics,
             watermarks: None,
-            visible,
-            oldest_pending: None,
+            oldest_behind: [None, None],
             newest_read: None,
-            newest_durable: None,
+            newest_committed: None,
         }
     }
 
-    /// A record with Kafka timestamp `ts` was read and is waiting for a commit.
-    pub fn read(&mut self, ts: Option<Micros>) {
-        if let Some(ts) = ts {
-            self.oldest_pending.get_or_insert(ts);
-            self.newest_read = Some(self.newest_read.map_or(ts, |n| n.max(ts)));
+    /// The record at `offset` with Kafka timestamp `ts` was read; `committed` are the
+    /// partition's offsets before it.
+    pub fn read(&mut self, offset: i64, ts: Option<Micros>, committed: &CommittedOffsets) {
+        let Some(ts) = ts else { return };
+        for t in Table::BOTH {
+            if committed.of(t).is_none_or(|c| offset >= c) {
+                self.oldest_behind[t as usize].get_or_insert(ts);
+            }
         }
+        self.newest_read = Some(self.newest_read.map_or(ts, |n| n.max(ts)));
     }
 
-    /// Everything read so far is durable: every row below `visible` is in its table.
-    pub fn saved(&mut self, visible: Option<i64>) {
-        if visible.is_some() {
-            self.visible = visible;
-        }
-        self.oldest_pending = None;
-        if self.newest_read.is_some() {
-            self.newest_durable = self.newest_read;
+    /// `table` committed everything read so far.
+    pub fn saved(&mut self, table: Table) {
+        self.oldest_behind[table as usize] = None;
+        if self.oldest_behind.iter().all(Option::is_none) && self.newest_read.is_some() {
+            self.newest_committed = self.newest_read;
         }
     }
 
     /// What was read is dropped (to be read again).
     pub fn dropped(&mut self) {
-        self.oldest_pending = None;
-        self.newest_read = self.newest_durable;
+        self.oldest_behind = [None, None];
+        self.newest_read = self.newest_committed;
     }
 
     /// The partition's low and high watermarks, as last seen (negative values: unknown; the
@@ -99,14 +101,15 @@ impl PartitionLag {
         }
     }
 
-    /// Sets the gauges at `now`; `durable` is where a restart would resume.
-    pub fn publish(&self, durable: Option<i64>, now: Micros) {
-        self.metrics.committed_offset.set(durable.unwrap_or(-1));
+    /// Sets the gauges at `now` for a partition with `committed` offsets.
+    pub fn publish(&self, committed: &CommittedOffsets, now: Micros) {
+        self.metrics.committed_offset.set(committed.resume().unwrap_or(-1));
         let Some((low, high)) = self.watermarks else {
             return;
         };
         self.metrics.high_watermark.set(high);
-        let (records, seconds) = lag(self.visible, low, high, self.oldest_pending, self.newest_durable, now);
+        let oldest = self.oldest_behind.iter().flatten().min().copied();
+        let (records, seconds) = lag(committed, low, high, oldest, self.newest_committed, now);
         self.metrics.lag_records.set(records);
         if let Some(s) = seconds {
             self.metrics.lag_seconds.set(s);
@@ -121,55 +124,66 @@ mod tests {
 
     const S: i64 = 1_000_000;
 
+    fn both(c: i64, q: i64) -> CommittedOffsets {
+        CommittedOffsets::new(Some(c), Some(q))
+    }
+
     #[test]
     fn caught_up_is_zero_in_both() {
-        assert_eq!(lag(Some(100), 0, 100, None, Some(5 * S), 60 * S), (0, Some(0.0)));
-        assert_eq!(lag(None, 0, 0, None, None, 60 * S), (0, Some(0.0)), "empty partition, nothing committed");
+        assert_eq!(lag(&both(100, 100), 0, 100, None, Some(5 * S), 60 * S), (0, Some(0.0)));
+        assert_eq!(lag(&CommittedOffsets::default(), 0, 0, None, None, 60 * S), (0, Some(0.0)), "empty partition");
     }
 
     #[test]
-    fn behind_counts_records_and_the_oldest_pending_age() {
-        assert_eq!(lag(Some(90), 0, 100, Some(50 * S), Some(40 * S), 60 * S), (10, Some(10.0)));
-        // Nothing buffered (consumer stalled): bounded by the newest durable record's age.
-        assert_eq!(lag(Some(90), 0, 100, None, Some(40 * S), 60 * S), (10, Some(20.0)));
+    fn behind_counts_records_and_the_oldest_age() {
+        assert_eq!(lag(&both(95, 90), 0, 100, Some(50 * S), Some(40 * S), 60 * S), (10, Some(10.0)));
+        // Nothing read past the offset (consumer stalled): bounded by the newest committed record.
+        assert_eq!(lag(&both(90, 90), 0, 100, None, Some(40 * S), 60 * S), (10, Some(20.0)));
         // Nothing read yet: age unknown.
-        assert_eq!(lag(None, 0, 100, None, None, 60 * S), (100, None));
+        assert_eq!(lag(&CommittedOffsets::default(), 0, 100, None, None, 60 * S), (100, None));
     }
 
     #[test]
-    fn retention_bounds_the_lag() {
-        // Committed offset 10 but retention deleted everything below 40.
-        assert_eq!(lag(Some(10), 40, 100, None, None, 0).0, 60);
-    }
-
-    #[test]
-    fn bookkeeping_follows_reads_and_commits() {
+    fn bookkeeping_follows_reads_and_commits_of_each_table() {
         let m = crate::telemetry::Metrics::new().unwrap().pipeline("p", "t", "tbl").partition(0);
-        let mut l = PartitionLag::new(m.clone(), None);
+        let mut l = PartitionLag::new(m.clone());
+        let mut c = CommittedOffsets::default();
         l.watermarks(0, 10);
-        l.read(Some(5 * S));
-        l.read(Some(7 * S));
-        l.publish(None, 10 * S);
+        l.read(0, Some(5 * S), &c);
+        l.read(1, Some(7 * S), &c);
+        l.publish(&c, 10 * S);
         assert_eq!((m.lag_records.get(), m.lag_seconds.get(), m.committed_offset.get()), (10, 5.0, -1));
-        // Both rows visible; the quarantine table's offset still trails (durable 0).
-        l.saved(Some(2));
-        l.publish(Some(0), 10 * S);
-        assert_eq!((m.lag_records.get(), m.lag_seconds.get(), m.committed_offset.get()), (8, 3.0, 0));
-        l.watermarks(-1001, 2);
-        l.publish(Some(0), 10 * S);
-        assert_eq!((m.lag_records.get(), m.lag_seconds.get(), m.high_watermark.get()), (0, 0.0, 2));
+        // The category table committed both records; the quarantine's offset still trails at 0:
+        // lag counts from there.
+        c.set(Table::Category, 2);
+        c.set(Table::Quarantine, 0);
+        l.saved(Table::Category);
+        l.publish(&c, 10 * S);
+        assert_eq!((m.lag_records.get(), m.lag_seconds.get(), m.committed_offset.get()), (10, 5.0, 0));
+        // A record read after the category commit is behind in both tables.
+        l.read(2, Some(8 * S), &c);
+        c.set(Table::Quarantine, 3);
+        l.saved(Table::Quarantine);
+        l.publish(&c, 10 * S);
+        assert_eq!((m.lag_records.get(), m.lag_seconds.get(), m.committed_offset.get()), (8, 2.0, 2));
+        c.set(Table::Category, 3);
+        l.saved(Table::Category);
+        l.watermarks(-1001, 3);
+        l.publish(&c, 10 * S);
+        assert_eq!((m.lag_records.get(), m.lag_seconds.get(), m.high_watermark.get()), (0, 0.0, 3));
     }
 
     proptest! {
-        /// Lag is never negative and is zero exactly when the visible offset reached the high
-        /// watermark (or the partition holds nothing readable).
+        /// Lag is never negative and is zero exactly when the committed offsets are.
         #[test]
-        fn never_negative(visible in proptest::option::of(0i64..1000), low in 0i64..500, len in 0i64..500,
+        fn never_negative(c in proptest::option::of(0i64..1000), q in proptest::option::of(0i64..1000),
+                          low in 0i64..500, len in 0i64..500,
                           pending in proptest::option::of(0i64..100), now in 100i64..200) {
             let high = low + len;
-            let (records, seconds) = lag(visible, low, high, pending.map(|p| p * S), None, now * S);
+            let committed = CommittedOffsets::new(c, q);
+            let (records, seconds) = lag(&committed, low, high, pending.map(|p| p * S), None, now * S);
             prop_assert!(records >= 0);
-            prop_assert_eq!(records == 0, visible.unwrap_or(low).max(low) >= high);
+            prop_assert_eq!(records, committed.lag(low, high));
             if let Some(s) = seconds { prop_assert!(s >= 0.0); }
         }
     }

@@ -5,8 +5,8 @@
 //! `pix_quarantine` — and the two tables are two Delta commits, which cannot be one atomic
 //! step. So each table keeps its **own** offset (`txn` version = next offset it covers), and:
 //!
-//! * reading starts at the lower of the two ([`Progress::start`]); a table that never committed
-//!   for the partition means "from the earliest retained record";
+//! * reading starts at the lower of the two ([`CommittedOffsets::resume`]); a table that never
+//!   committed for the partition means "from the earliest retained record";
 //! * a record is kept for a table only if its offset is at or past that table's offset
 //!   ([`Progress::route`]); below it, the row is already durable there and is skipped;
 //! * a commit of a table advances its offset to what was *read* ([`Progress::read`]), not to
@@ -18,14 +18,8 @@
 //! lost (reading starts at the lowest durable offset) and never doubled (each table drops what
 //! it already covers).
 
-/// The two tables a partition's records go to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
-    /// The category table (`pix_payments`, …): valid events.
-    Category,
-    /// `pix_quarantine`: rejected records.
-    Quarantine,
-}
+use crate::offsets::CommittedOffsets;
+pub use crate::offsets::Table;
 
 /// What to do with one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,34 +36,30 @@ pub enum Route {
 /// One owned partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
-    /// Next offset the category table covers (its txn version); `None`: never committed.
-    pub category: Option<i64>,
-    /// Next offset `pix_quarantine` covers; `None`: never committed.
-    pub quarantine: Option<i64>,
+    /// What each table has durably committed (read from Delta at assignment, then moved by
+    /// this process's own commits).
+    pub committed: CommittedOffsets,
     /// Offset after the last record taken (kept or skipped) since assignment; `None`: nothing
     /// read yet.
     pub read: Option<i64>,
-    /// `(low, high)` watermarks seen at the first assignment, for `--until-caught-up`.
+    /// `(low, high)` watermarks read when ingest started, for `--until-caught-up`.
     pub target: Option<(i64, i64)>,
 }
 
 impl Progress {
     /// A partition just assigned, with the offsets its tables have committed.
-    pub fn assigned(category: Option<i64>, quarantine: Option<i64>) -> Self {
-        Progress { category, quarantine, read: None, target: None }
+    pub fn assigned(committed: CommittedOffsets) -> Self {
+        Progress { committed, read: None, target: None }
     }
 
     /// The offset to start reading at; `None`: the earliest retained record.
     pub fn start(&self) -> Option<i64> {
-        Some(self.category?.min(self.quarantine?))
+        self.committed.resume()
     }
 
     /// The committed offset of `table`.
     pub fn committed(&self, table: Table) -> Option<i64> {
-        match table {
-            Table::Category => self.category,
-            Table::Quarantine => self.quarantine,
-        }
+        self.committed.of(table)
     }
 
     /// Decides about the record at `offset` bound for `table`, and counts it as read.
@@ -101,10 +91,7 @@ impl Progress {
 
     /// Records that `table` committed up to `next`.
     pub fn commit(&mut self, table: Table, next: i64) {
-        match table {
-            Table::Category => self.category = Some(next),
-            Table::Quarantine => self.quarantine = Some(next),
-        }
+        self.committed.set(table, next);
     }
 
     /// Offset below which both tables are complete (`None` before both have committed).
@@ -112,13 +99,10 @@ impl Progress {
         self.start()
     }
 
-    /// Whether both tables are committed up to the high watermark seen at assignment
-    /// (`--until-caught-up`). An empty partition is caught up from the start.
+    /// Whether both tables are committed up to the target (`--until-caught-up`). An empty
+    /// partition is caught up from the start.
     pub fn caught_up(&self) -> bool {
-        match self.target {
-            None => false,
-            Some((low, high)) => high <= low || self.durable().is_some_and(|d| d >= high),
-        }
+        self.target.is_some_and(|(low, high)| self.committed.caught_up(low, high))
     }
 
     /// Whether everything up to the target has been read (the rest is a final commit away).
@@ -138,16 +122,20 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
+    fn assigned(category: Option<i64>, quarantine: Option<i64>) -> Progress {
+        Progress::assigned(CommittedOffsets::new(category, quarantine))
+    }
+
     #[test]
     fn starts_at_the_lower_table_offset() {
-        assert_eq!(Progress::assigned(Some(10), Some(7)).start(), Some(7));
-        assert_eq!(Progress::assigned(Some(10), None).start(), None, "quarantine never committed: from earliest");
-        assert_eq!(Progress::assigned(None, None).start(), None);
+        assert_eq!(assigned(Some(10), Some(7)).start(), Some(7));
+        assert_eq!(assigned(Some(10), None).start(), None, "quarantine never committed: from earliest");
+        assert_eq!(assigned(None, None).start(), None);
     }
 
     #[test]
     fn the_table_ahead_skips_what_it_has() {
-        let mut p = Progress::assigned(Some(10), Some(7));
+        let mut p = assigned(Some(10), Some(7));
         assert_eq!(p.route(7, Table::Category), Route::Durable);
         assert_eq!(p.route(8, Table::Quarantine), Route::Keep);
         assert_eq!(p.route(8, Table::Quarantine), Route::Redelivered);
@@ -161,7 +149,7 @@ mod tests {
 
     #[test]
     fn end_of_partition_counts_gaps_as_read() {
-        let mut p = Progress::assigned(Some(5), Some(5));
+        let mut p = assigned(Some(5), Some(5));
         p.target = Some((0, 9));
         p.reached(9);
         assert_eq!(p.read, Some(9));
@@ -169,10 +157,10 @@ mod tests {
         p.commit(Table::Category, 9);
         p.commit(Table::Quarantine, 9);
         assert!(p.caught_up());
-        let mut empty = Progress::assigned(None, None);
+        let mut empty = assigned(None, None);
         empty.target = Some((4, 4));
         assert!(empty.caught_up(), "nothing to read");
-        let mut behind = Progress::assigned(Some(5), Some(5));
+        let mut behind = assigned(Some(5), Some(5));
         behind.reached(3);
         assert_eq!(behind.read, None, "a stale position before the start is ignored");
     }
@@ -208,7 +196,7 @@ mod tests {
             // Durable state: rows per table and their txn offsets.
             let mut rows: [BTreeMap<i64, u32>; 2] = [BTreeMap::new(), BTreeMap::new()];
             let mut txn: [Option<i64>; 2] = [None, None];
-            let mut p = Progress::assigned(None, None);
+            let mut p = assigned(None, None);
             let mut next = 0i64;
             let mut buffered: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
             let n = valid.len() as i64;
@@ -236,7 +224,7 @@ mod tests {
                     }
                     Step::Crash => {
                         buffered = [Vec::new(), Vec::new()];
-                        p = Progress::assigned(txn[0], txn[1]);
+                        p = assigned(txn[0], txn[1]);
                         next = p.start().unwrap_or(0);
                     }
                     Step::Read => {}

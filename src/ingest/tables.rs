@@ -4,12 +4,12 @@ use std::collections::HashMap;
 
 use arrow::array::RecordBatch;
 
-use super::progress::Table;
 use crate::config::{Config, Pipeline};
+use crate::offsets::{AppIds, PartitionOffsets, Table};
 use crate::pix::batch::{EVENT_DATE, INGEST_DATE, QUARANTINE_TABLE};
 use crate::pix::{category_schema, quarantine_schema};
 use crate::probe::Probe;
-use crate::sink::delta::{CommitOutcome, DeltaTableWriter, SinkError, app_id, quarantine_app_id};
+use crate::sink::delta::{CommitOutcome, DeltaTableWriter, SinkError, read_offsets};
 
 /// The writers of one pipeline. Each pipeline has its own writer on `pix_quarantine`: their
 /// appends never conflict (different app ids), and each fence stays per pipeline.
@@ -46,12 +46,9 @@ impl Tables {
         Ok(Tables { pipeline: pipeline.name.clone(), topic: pipeline.topic.clone(), category, quarantine })
     }
 
-    /// The txn app id of `partition` in `table`.
-    pub fn app_id(&self, table: Table, partition: i32) -> String {
-        match table {
-            Table::Category => app_id(&self.pipeline, &self.topic, partition),
-            Table::Quarantine => quarantine_app_id(&self.pipeline, &self.topic, partition),
-        }
+    /// The txn app ids of the pipeline's partitions.
+    pub fn ids(&self) -> AppIds<'_> {
+        AppIds::new(&self.pipeline, &self.topic)
     }
 
     /// Both writers move to their table's latest version (see [`DeltaTableWriter::refresh`] for
@@ -61,13 +58,9 @@ impl Tables {
         self.quarantine.refresh().await
     }
 
-    /// The committed offsets of `partitions` in (category table, quarantine), as of the writers'
-    /// current versions.
-    pub async fn offsets(&self, partitions: &[i32]) -> Result<Vec<(Option<i64>, Option<i64>)>, SinkError> {
-        let ids = |t: Table| partitions.iter().map(|&p| self.app_id(t, p)).collect::<Vec<_>>();
-        let category = self.category.committed_offsets(&ids(Table::Category)).await?;
-        let quarantine = self.quarantine.committed_offsets(&ids(Table::Quarantine)).await?;
-        Ok(category.into_iter().zip(quarantine).collect())
+    /// The committed offsets of `partitions`, as of the writers' current versions.
+    pub async fn offsets(&self, partitions: &[i32]) -> Result<PartitionOffsets, SinkError> {
+        read_offsets(self.ids(), partitions, self.category.loaded(), self.quarantine.loaded()).await
     }
 
     /// Commits `rows` (possibly none) to `table` with the `(partition, next offset)` txn actions.
@@ -78,7 +71,8 @@ impl Tables {
         offsets: &[(i32, i64)],
         metadata: HashMap<String, serde_json::Value>,
     ) -> Result<CommitOutcome, SinkError> {
-        let txns = offsets.iter().map(|&(p, v)| (self.app_id(table, p), v)).collect();
+        let ids = self.ids();
+        let txns = offsets.iter().map(|&(p, v)| (ids.of(table, p), v)).collect();
         let writer = match table {
             Table::Category => &mut self.category,
             Table::Quarantine => &mut self.quarantine,

@@ -16,8 +16,9 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::config::{Config, Pipeline};
+use crate::offsets::CommittedOffsets;
 use crate::pix::batch::QUARANTINE_TABLE;
-use crate::sink::delta::{SinkError, app_id, chosen_gaps, quarantine_app_id, scan};
+use crate::sink::delta::{SinkError, chosen_gaps, scan};
 
 /// What [`check`] found for one partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -43,15 +44,9 @@ impl Findings {
 }
 
 /// Compares one partition's rows (`category`, `quarantine`: offsets, any order) with the tables'
-/// committed offsets and `source`: the offsets that exist in Kafka, ascending, limited to the
+/// `committed` offsets and `source`: the offsets that exist in Kafka, ascending, limited to the
 /// range that must be covered (retained and below the committed offset).
-pub fn check(
-    category: &[i64],
-    quarantine: &[i64],
-    table_offset: Option<i64>,
-    quarantine_offset: Option<i64>,
-    source: &[i64],
-) -> Findings {
+pub fn check(category: &[i64], quarantine: &[i64], committed: CommittedOffsets, source: &[i64]) -> Findings {
     let mut f = Findings { rows: (category.len() + quarantine.len()) as u64, ..Findings::default() };
     let past = |offsets: &[i64], limit: Option<i64>, f: &mut Findings| {
         for &o in offsets.iter().filter(|&&o| limit.is_none_or(|l| o >= l)) {
@@ -59,8 +54,8 @@ pub fn check(
             f.first_beyond = Some(f.first_beyond.map_or(o, |b: i64| b.min(o)));
         }
     };
-    past(category, table_offset, &mut f);
-    past(quarantine, quarantine_offset, &mut f);
+    past(category, committed.category, &mut f);
+    past(quarantine, committed.quarantine, &mut f);
     let mut all: Vec<i64> = category.iter().chain(quarantine).copied().collect();
     all.sort_unstable();
     for w in all.windows(2) {
@@ -126,29 +121,24 @@ pub fn run(config: &Config, pipelines: &[String]) -> Result<Audit, AuditError> {
     let consumer = source::reader(config, "audit", &[("enable.partition.eof", "true")]).map_err(kafka)?;
     let selected: Vec<&Pipeline> =
         config.pipelines.iter().filter(|p| pipelines.is_empty() || pipelines.contains(&p.name)).collect();
-    let location = |t: &str| source::location(config, t);
-    let mut partitions_of = Vec::new();
-    let mut quarantine_ids = Vec::new();
-    for p in &selected {
+    // Rows and offsets of each table come from one loaded version, so they agree even while
+    // ingest commits.
+    let quarantine_table = source::open(&rt, config, QUARANTINE_TABLE)?;
+    let quarantine = rt.block_on(scan(QUARANTINE_TABLE, quarantine_table.as_ref())).map_err(Box::new)?;
+    let mut out = Vec::new();
+    for p in selected {
         let ids = source::partitions(&consumer, &p.topic).map_err(kafka)?;
         let ids = ids.ok_or_else(|| SourceError::NoTopic(p.topic.clone()))?;
-        quarantine_ids.extend(ids.iter().map(|&n| quarantine_app_id(&p.name, &p.topic, n)));
-        partitions_of.push(ids);
-    }
-    let quarantine =
-        rt.block_on(scan(QUARANTINE_TABLE, location(QUARANTINE_TABLE)?, &quarantine_ids)).map_err(Box::new)?;
-    let mut quarantine_txns = quarantine.txns.iter().copied();
-    let mut out = Vec::new();
-    for (p, ids) in selected.into_iter().zip(partitions_of) {
-        let app_ids: Vec<String> = ids.iter().map(|&n| app_id(&p.name, &p.topic, n)).collect();
-        let table = rt.block_on(scan(&p.table, location(&p.table)?, &app_ids)).map_err(Box::new)?;
-        let gaps = rt.block_on(chosen_gaps(&p.table, location(&p.table)?)).map_err(Box::new)?;
-        for (i, &n) in ids.iter().enumerate() {
-            let table_offset = table.txns[i];
-            let quarantine_offset = quarantine_txns.next().flatten();
-            let committed = table_offset.zip(quarantine_offset).map(|(a, b)| a.min(b));
+        let table_at = source::open(&rt, config, &p.table)?;
+        let offsets = source::offsets(&rt, p, &ids, table_at.as_ref(), quarantine_table.as_ref())?;
+        let table = rt.block_on(scan(&p.table, table_at.as_ref())).map_err(Box::new)?;
+        let gaps = match &table_at {
+            Some(t) => rt.block_on(chosen_gaps(&p.table, t)).map_err(Box::new)?,
+            None => Vec::new(),
+        };
+        for (&n, committed) in &offsets {
             let (low, high) = consumer.fetch_watermarks(&p.topic, n, TIMEOUT).map_err(kafka)?;
-            let until = committed.unwrap_or(low).min(high);
+            let until = committed.resume().unwrap_or(low).min(high);
             let source = source_offsets(&consumer, &p.topic, n, low, until).map_err(|e| match e {
                 Read::Kafka(source) => kafka(source).into(),
                 Read::Incomplete(reached) => AuditError::SourceIncomplete {
@@ -162,24 +152,16 @@ pub fn run(config: &Config, pipelines: &[String]) -> Result<Audit, AuditError> {
             let skipped =
                 |o: i64| gaps.iter().any(|(t, gp, from, to)| t == &p.topic && *gp == n && o >= *from && o < *to);
             let (gap, source): (Vec<i64>, Vec<i64>) = source.into_iter().partition(|&o| skipped(o));
-            let key = (p.topic.clone(), n);
-            let none = Vec::new();
-            let findings = check(
-                table.offsets.get(&key).unwrap_or(&none),
-                quarantine.offsets.get(&key).unwrap_or(&none),
-                table_offset,
-                quarantine_offset,
-                &source,
-            );
+            let findings = check(table.of(&p.topic, n), quarantine.of(&p.topic, n), *committed, &source);
             out.push(PartitionAudit {
                 pipeline: p.name.clone(),
                 topic: p.topic.clone(),
                 partition: n,
                 low,
                 high,
-                table_offset,
-                quarantine_offset,
-                committed,
+                table_offset: committed.category,
+                quarantine_offset: committed.quarantine,
+                committed: committed.resume(),
                 checked: source.len() as u64,
                 chosen_gap: gap.len() as u64,
                 findings,
@@ -239,28 +221,32 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn both(category: i64, quarantine: i64) -> CommittedOffsets {
+        CommittedOffsets::new(Some(category), Some(quarantine))
+    }
+
     #[test]
     fn a_clean_partition_has_no_findings() {
-        let f = check(&[0, 2, 3], &[1], Some(4), Some(4), &[0, 1, 2, 3]);
+        let f = check(&[0, 2, 3], &[1], both(4, 4), &[0, 1, 2, 3]);
         assert_eq!(f, Findings { rows: 4, ..Findings::default() });
     }
 
     #[test]
     fn each_kind_of_violation_is_counted() {
         // 1 is missing, 2 is doubled (once in each table), 5 is past the category offset.
-        let f = check(&[0, 2, 3, 5], &[2], Some(5), Some(4), &[0, 1, 2, 3]);
+        let f = check(&[0, 2, 3, 5], &[2], both(5, 4), &[0, 1, 2, 3]);
         assert_eq!((f.missing, f.first_missing), (1, Some(1)));
         assert_eq!((f.duplicates, f.first_duplicate), (1, Some(2)));
         assert_eq!((f.beyond, f.first_beyond), (1, Some(5)));
         assert_eq!(f.violations(), 3);
         // A table that never committed must hold no row at all.
-        assert_eq!(check(&[7], &[], None, Some(0), &[]).beyond, 1);
+        assert_eq!(check(&[7], &[], CommittedOffsets::new(None, Some(0)), &[]).beyond, 1);
     }
 
     #[test]
     fn holes_in_the_source_are_not_losses() {
         // Offsets 2 and 3 do not exist in Kafka (compaction, transaction markers).
-        assert_eq!(check(&[0, 1, 4], &[], Some(5), Some(5), &[0, 1, 4]).violations(), 0);
+        assert_eq!(check(&[0, 1, 4], &[], both(5, 5), &[0, 1, 4]).violations(), 0);
     }
 
     proptest! {
@@ -271,7 +257,7 @@ mod tests {
             let victim = source[pick.index(n as usize)];
             let mut rows: Vec<i64> = source.clone();
             if dup { rows.push(victim) } else { rows.retain(|&o| o != victim) }
-            let f = check(&rows, &[], Some(n), Some(n), &source);
+            let f = check(&rows, &[], both(n, n), &source);
             prop_assert_eq!(f.violations(), 1);
             if dup { prop_assert_eq!(f.first_duplicate, Some(victim)) } else { prop_assert_eq!(f.first_missing, Some(victim)) }
         }

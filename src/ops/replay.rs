@@ -20,10 +20,13 @@ use arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
 use serde::Serialize;
 
 use crate::config::{Config, Pipeline};
+use crate::offsets::AppIds;
 use crate::pix::batch::{EVENT_DATE, QUARANTINE_TABLE};
 use crate::pix::{CategoryBatchBuilder, Decoder, KafkaMeta, category_schema};
 use crate::probe::Probe;
-use crate::sink::delta::{DeltaTableWriter, RewindError, SinkError, app_id, delete_rows, read_rows, scan};
+use crate::sink::delta::{
+    DeltaTableWriter, Loaded, RewindError, SinkError, delete_rows, read_offsets, read_rows, scan,
+};
 
 /// Which quarantined records to consider.
 #[derive(Debug, Clone, Default)]
@@ -137,19 +140,27 @@ fn replay_pipeline(
     }
     let partitions: Vec<i32> =
         candidates.iter().map(|c| c.0).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-    let ids: Vec<String> = partitions.iter().map(|&n| app_id(&p.name, &p.topic, n)).collect();
-    let table = rt.block_on(scan(&p.table, location(&p.table)?, &ids)).map_err(Box::new)?;
-    let committed: HashMap<i32, Option<i64>> = partitions.iter().copied().zip(table.txns.iter().copied()).collect();
-    let present: HashSet<(i32, i64)> = partitions
-        .iter()
-        .flat_map(|&n| table.offsets.get(&(p.topic.clone(), n)).into_iter().flatten().map(move |&o| (n, o)))
-        .collect();
+    // Rows and offsets of the category table from one loaded version. Only its own offset
+    // matters here: a record past it will be read again by ingest.
+    let table_at = rt.block_on(crate::sink::delta::open_existing(&p.table, location(&p.table)?)).map_err(Box::new)?;
+    let offsets = rt
+        .block_on(read_offsets(
+            AppIds::new(&p.name, &p.topic),
+            &partitions,
+            Loaded { name: &p.table, table: table_at.as_ref() },
+            Loaded { name: QUARANTINE_TABLE, table: None },
+        ))
+        .map_err(Box::new)?;
+    let table = rt.block_on(scan(&p.table, table_at.as_ref())).map_err(Box::new)?;
+    let committed = |n: i32| offsets.get(&n).and_then(|o| o.category);
+    let present: HashSet<(i32, i64)> =
+        partitions.iter().flat_map(|&n| table.of(&p.topic, n).iter().map(move |&o| (n, o))).collect();
     let mut builder = CategoryBatchBuilder::new(p.category, candidates.len());
     let mut remove: HashSet<Key> = HashSet::new();
     for (n, o, t, raw, rule) in &candidates {
         match decoder.decode(*raw, Some(p.category), now) {
             Err(rejection) => *report.still_rejected.entry(rejection.rule.id().to_owned()).or_default() += 1,
-            Ok(_) if committed[n].is_none_or(|c| *o >= c) => report.deferred += 1,
+            Ok(_) if committed(*n).is_none_or(|c| *o >= c) => report.deferred += 1,
             Ok(event) => {
                 if present.contains(&(*n, *o)) {
                     report.completed_from_earlier_run += 1;

@@ -21,8 +21,9 @@ use serde::Serialize;
 
 use crate::config::{Config, Pipeline};
 use crate::kafka::{Role, client_config};
+use crate::offsets::{AppIds, Table};
 use crate::pix::batch::QUARANTINE_TABLE;
-use crate::sink::delta::{Cut, RewindError, SinkError, app_id, quarantine_app_id, rewind, scan};
+use crate::sink::delta::{Cut, RewindError, SinkError, rewind, scan};
 
 /// Where to move the offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,15 +108,15 @@ pub fn reset(config: &Config, scope: &Scope, target: Target, execute: bool) -> R
         if partitions.is_empty() {
             return Err(ResetError::Scope(format!("topic {} has no partitions on the broker", p.topic)));
         }
-        let cat_ids: Vec<String> = partitions.iter().map(|&n| app_id(&p.name, &p.topic, n)).collect();
-        let quar_ids: Vec<String> = partitions.iter().map(|&n| quarantine_app_id(&p.name, &p.topic, n)).collect();
-        let table = rt.block_on(scan(&p.table, location(&p.table)?, &cat_ids)).map_err(Box::new)?;
-        let quarantine =
-            rt.block_on(scan(QUARANTINE_TABLE, location(QUARANTINE_TABLE)?, &quar_ids)).map_err(Box::new)?;
+        let table_at = source::open(&rt, config, &p.table)?;
+        let quarantine_at = source::open(&rt, config, QUARANTINE_TABLE)?;
+        let offsets = source::offsets(&rt, p, &partitions, table_at.as_ref(), quarantine_at.as_ref())?;
+        let table = rt.block_on(scan(&p.table, table_at.as_ref())).map_err(Box::new)?;
+        let quarantine = rt.block_on(scan(QUARANTINE_TABLE, quarantine_at.as_ref())).map_err(Box::new)?;
         let mut moves = Vec::new();
-        for (i, &n) in partitions.iter().enumerate() {
+        for (&n, committed) in &offsets {
             let (low, high) = consumer.fetch_watermarks(&p.topic, n, TIMEOUT).map_err(kafka)?;
-            let current = table.txns[i].zip(quarantine.txns[i]).map(|(a, b)| a.min(b));
+            let current = committed.resume();
             let new = match target {
                 Target::Earliest => low,
                 Target::Latest => high,
@@ -132,9 +133,8 @@ pub fn reset(config: &Config, scope: &Scope, target: Target, execute: bool) -> R
                 }
             }
             .clamp(low, high);
-            let key = (p.topic.clone(), n);
             let count = |rows: &crate::sink::delta::TableRows| {
-                rows.offsets.get(&key).map_or(0, |v| v.iter().filter(|&&o| o >= new).count() as u64)
+                rows.of(&p.topic, n).iter().filter(|&&o| o >= new).count() as u64
             };
             moves.push(Move {
                 pipeline: p.name.clone(),
@@ -207,23 +207,21 @@ fn apply(
         ("pixlake.pipeline".to_owned(), serde_json::Value::from(p.name.as_str())),
         ("pixlake.reset".to_owned(), serde_json::Value::from(record)),
     ]);
-    let cuts = |quarantine: bool| -> Vec<Cut> {
+    let ids = AppIds::new(&p.name, &p.topic);
+    let cuts = |table: Table| -> Vec<Cut> {
         moves
             .iter()
             .map(|m| Cut {
                 topic: m.topic.clone(),
                 partition: m.partition,
-                app_id: if quarantine {
-                    quarantine_app_id(&p.name, &p.topic, m.partition)
-                } else {
-                    app_id(&p.name, &p.topic, m.partition)
-                },
+                app_id: ids.of(table, m.partition),
                 offset: m.new,
             })
             .collect()
     };
-    rt.block_on(rewind(&p.table, location(&p.table)?, &cuts(false), metadata.clone())).map_err(Box::new)?;
-    rt.block_on(rewind(QUARANTINE_TABLE, location(QUARANTINE_TABLE)?, &cuts(true), metadata)).map_err(Box::new)?;
+    rt.block_on(rewind(&p.table, location(&p.table)?, &cuts(Table::Category), metadata.clone())).map_err(Box::new)?;
+    rt.block_on(rewind(QUARANTINE_TABLE, location(QUARANTINE_TABLE)?, &cuts(Table::Quarantine), metadata))
+        .map_err(Box::new)?;
     // The group's offsets follow, for lag tools (best effort: Delta is the source of truth).
     let group: Result<BaseConsumer, _> =
         client_config(&config.kafka, Role::Consumer, &[], &[("group.id", &p.group)]).create();

@@ -4,13 +4,17 @@
 
 use std::time::Duration;
 
+use deltalake::DeltaTable;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use tokio::runtime::Runtime;
 use url::Url;
 
-use crate::config::Config;
+use crate::config::{Config, Pipeline};
 use crate::kafka::{Role, client_config};
-use crate::sink::delta::SinkError;
+use crate::offsets::{AppIds, PartitionOffsets};
+use crate::pix::batch::QUARANTINE_TABLE;
+use crate::sink::delta::{Loaded, SinkError, open_existing, read_offsets};
 
 /// What any operator command can fail on before its own logic: the broker, a topic, the runtime.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +48,26 @@ pub const TIMEOUT: Duration = Duration::from_secs(15);
 pub fn location(config: &Config, table: &str) -> Result<Url, Box<SinkError>> {
     deltalake::ensure_table_uri(config.warehouse.table_location(table))
         .map_err(|source| Box::new(SinkError::Delta { table: table.to_owned(), source }))
+}
+
+/// `table` at its latest version (`None`: not created yet).
+pub fn open(rt: &Runtime, config: &Config, table: &str) -> Result<Option<DeltaTable>, Box<SinkError>> {
+    rt.block_on(open_existing(table, location(config, table)?)).map_err(Box::new)
+}
+
+/// The committed offsets of `partitions` of `pipeline`, from its category table and
+/// `pix_quarantine` as opened by the caller (so they agree with whatever else it reads there).
+pub fn offsets(
+    rt: &Runtime,
+    pipeline: &Pipeline,
+    partitions: &[i32],
+    category: Option<&DeltaTable>,
+    quarantine: Option<&DeltaTable>,
+) -> Result<PartitionOffsets, Box<SinkError>> {
+    let ids = AppIds::new(&pipeline.name, &pipeline.topic);
+    let category = Loaded { name: &pipeline.table, table: category };
+    let quarantine = Loaded { name: QUARANTINE_TABLE, table: quarantine };
+    rt.block_on(read_offsets(ids, partitions, category, quarantine)).map_err(Box::new)
 }
 
 /// A reading client for `command` (`client.id` and `group.id` `pixlake-{command}`; no offset is

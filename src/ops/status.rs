@@ -3,7 +3,6 @@
 //! size. Read-only: safe while `ingest` runs (it reads the latest committed versions).
 
 use super::source::{self, SourceError, TIMEOUT};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -11,8 +10,9 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::config::{Config, Pipeline};
+use crate::offsets::CommittedOffsets;
 use crate::pix::batch::QUARANTINE_TABLE;
-use crate::sink::delta::{SinkError, TableInfo, app_id, inspect, quarantine_app_id};
+use crate::sink::delta::{SinkError, TableInfo, inspect};
 
 /// One source partition.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -27,9 +27,11 @@ pub struct PartitionStatus {
     /// Kafka's low and high watermarks.
     pub low: i64,
     pub high: i64,
-    /// Records between the committed offset (or the low watermark) and the high watermark.
+    /// Records between the committed offset (or the low watermark) and the high watermark
+    /// ([`CommittedOffsets::lag`], the same figure as `pixlake_consumer_lag_records`).
     pub lag_records: i64,
-    /// Age of the oldest record not yet committed (0 when caught up; `None` if unknown).
+    /// Age of the first record at or past the committed offset (0 when caught up; `None` if
+    /// unknown).
     pub lag_seconds: Option<f64>,
 }
 
@@ -78,38 +80,28 @@ pub fn read(config: &Config, pipelines: &[String], now_ms: i64) -> Result<Status
     let consumer = source::reader(config, "status", &[]).map_err(kafka)?;
     let selected: Vec<&Pipeline> =
         config.pipelines.iter().filter(|p| pipelines.is_empty() || pipelines.contains(&p.name)).collect();
-    let location = |t: &str| source::location(config, t);
-    let mut quarantine_ids = Vec::new();
-    let mut parts = BTreeMap::new();
-    for p in &selected {
-        let ids = source::partitions(&consumer, &p.topic).map_err(kafka)?;
-        let ids = ids.ok_or_else(|| SourceError::NoTopic(p.topic.clone()))?;
-        quarantine_ids.extend(ids.iter().map(|&n| quarantine_app_id(&p.name, &p.topic, n)));
-        parts.insert(p.name.clone(), ids);
-    }
-    let quarantine =
-        rt.block_on(inspect(QUARANTINE_TABLE, location(QUARANTINE_TABLE)?, &quarantine_ids)).map_err(Box::new)?;
-    let mut quarantine_offsets = quarantine.as_ref().map(|q| q.offsets.clone()).unwrap_or_default().into_iter();
+    let quarantine = source::open(&rt, config, QUARANTINE_TABLE)?;
+    let describe = |name: &str, table: Option<&deltalake::DeltaTable>| match table {
+        Some(t) => rt.block_on(inspect(name, t)).map_err(Box::new),
+        None => Ok(None),
+    };
     let mut out = Vec::new();
     for p in selected {
-        let ids = &parts[&p.name];
-        let app_ids: Vec<String> = ids.iter().map(|&n| app_id(&p.name, &p.topic, n)).collect();
-        let table = rt.block_on(inspect(&p.table, location(&p.table)?, &app_ids)).map_err(Box::new)?;
+        let ids = source::partitions(&consumer, &p.topic).map_err(kafka)?;
+        let ids = ids.ok_or_else(|| SourceError::NoTopic(p.topic.clone()))?;
+        let table = source::open(&rt, config, &p.table)?;
+        let offsets = source::offsets(&rt, p, &ids, table.as_ref(), quarantine.as_ref())?;
         let mut partitions = Vec::new();
-        for (i, &n) in ids.iter().enumerate() {
-            let table_offset = table.as_ref().and_then(|t| t.offsets[i]);
-            let quarantine_offset = quarantine_offsets.next().flatten();
-            let committed = table_offset.zip(quarantine_offset).map(|(a, b)| a.min(b));
+        for (&n, committed) in &offsets {
             let (low, high) = consumer.fetch_watermarks(&p.topic, n, TIMEOUT).map_err(kafka)?;
-            let from = committed.unwrap_or(low).max(low);
             partitions.push(PartitionStatus {
                 partition: n,
-                table_offset,
-                quarantine_offset,
-                committed,
+                table_offset: committed.category,
+                quarantine_offset: committed.quarantine,
+                committed: committed.resume(),
                 low,
                 high,
-                lag_records: (high - from).max(0),
+                lag_records: committed.lag(low, high),
                 lag_seconds: None,
             });
         }
@@ -119,11 +111,12 @@ pub fn read(config: &Config, pipelines: &[String], now_ms: i64) -> Result<Status
             pipeline: p.name.clone(),
             topic: p.topic.clone(),
             group: p.group.clone(),
-            table: table_status(&p.table, table.as_ref()),
+            table: table_status(&p.table, describe(&p.table, table.as_ref())?.as_ref()),
             partitions,
             lag_records,
         });
     }
+    let quarantine = describe(QUARANTINE_TABLE, quarantine.as_ref())?;
     Ok(Status { pipelines: out, quarantine: table_status(QUARANTINE_TABLE, quarantine.as_ref()) })
 }
 
@@ -138,7 +131,7 @@ fn table_status(name: &str, info: Option<&TableInfo>) -> TableStatus {
 }
 
 /// Fills `lag_seconds`: 0 for partitions caught up; for the others, the age of the first record
-/// not committed (its Kafka timestamp), read by assigning a throwaway consumer there. Left
+/// at or past the committed offset (its Kafka timestamp), read by assigning a throwaway consumer there. Left
 /// `None` when that record cannot be read within a few seconds.
 fn oldest_uncommitted(consumer: &BaseConsumer, topic: &str, partitions: &mut [PartitionStatus], now_ms: i64) {
     let mut tpl = TopicPartitionList::new();
@@ -146,7 +139,7 @@ fn oldest_uncommitted(consumer: &BaseConsumer, topic: &str, partitions: &mut [Pa
         if p.lag_records == 0 {
             p.lag_seconds = Some(0.0);
         } else {
-            let at = p.committed.unwrap_or(p.low).max(p.low);
+            let at = CommittedOffsets::new(p.table_offset, p.quarantine_offset).next_to_archive(p.low);
             let _ = tpl.add_partition_offset(topic, p.partition, Offset::Offset(at));
         }
     }

@@ -145,7 +145,7 @@ impl Metrics {
             )?,
             committed_offset: gauge(
                 "pixlake_delta_committed_offset",
-                "Next offset to read according to the Delta tables (the lower of the category and quarantine tables); -1: none yet.",
+                "Committed offset in Delta: where a restart resumes, the lower of the category and quarantine tables' txn offsets; -1: none yet.",
                 PART,
             )?,
             high_watermark: gauge(
@@ -155,12 +155,12 @@ impl Metrics {
             )?,
             lag_records: gauge(
                 "pixlake_consumer_lag_records",
-                "Records in Kafka not yet committed to Delta (high watermark minus committed offset).",
+                "Records at or past the committed offset (high watermark minus pixlake_delta_committed_offset; what pixlake status and Kafka lag tools show for the group).",
                 PART,
             )?,
             lag_seconds: fgauge(
                 "pixlake_consumer_lag_seconds",
-                "Age of the oldest record not yet committed to Delta (0 when caught up; an upper bound when it was not read yet).",
+                "Age of the oldest record at or past the committed offset (0 when caught up; an upper bound when it was not read yet).",
                 PART,
             )?,
             freshness: histogram(

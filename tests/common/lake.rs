@@ -12,7 +12,8 @@ use deltalake::arrow::array::{Array, AsArray};
 use deltalake::arrow::datatypes::{Int32Type, Int64Type};
 use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use pixlake::sink::delta::{app_id, quarantine_app_id};
+use pixlake::offsets::{AppIds, PartitionOffsets};
+use pixlake::sink::delta::{Loaded, read_offsets};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -154,21 +155,15 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-/// The rows of one version of `table` and the txn versions of `ids` in that same version
-/// (reading both from one snapshot keeps the check consistent while pixlake is committing).
-pub fn table_state(warehouse: &Path, table: &str, quarantine: bool, ids: &[String]) -> (Vec<Row>, Vec<Option<i64>>) {
-    let url = table_url(warehouse, table);
-    let rt = runtime();
-    let Ok(t) = rt.block_on(deltalake::open_table(url)) else {
-        return (Vec::new(), vec![None; ids.len()]);
-    };
-    let snapshot = t.snapshot().unwrap();
-    let txns = ids
-        .iter()
-        .map(|id| {
-            pixlake::sink::delta::offset(rt.block_on(snapshot.transaction_version(t.log_store().as_ref(), id)).unwrap())
-        })
-        .collect();
+/// `table` at its latest version (`None`: not created yet).
+fn open(warehouse: &Path, table: &str) -> Option<deltalake::DeltaTable> {
+    runtime().block_on(deltalake::open_table(table_url(warehouse, table))).ok()
+}
+
+/// The rows of `table` as loaded (reading rows and offsets from one loaded version keeps the
+/// check consistent while pixlake is committing).
+pub fn table_rows(table: Option<&deltalake::DeltaTable>, quarantine: bool) -> Vec<Row> {
+    let Some(t) = table else { return Vec::new() };
     let mut out = Vec::new();
     for uri in t.get_file_uris().unwrap() {
         let path = url::Url::parse(&uri).map(|u| u.to_file_path().unwrap()).unwrap_or_else(|_| uri.clone().into());
@@ -198,7 +193,20 @@ pub fn table_state(warehouse: &Path, table: &str, quarantine: bool, ids: &[Strin
             }
         }
     }
-    (out, txns)
+    out
+}
+
+/// The committed offsets of one pipeline's partitions, with pixlake's own reader.
+pub fn offsets(
+    pipeline: &str,
+    topic: &str,
+    partitions: &[i32],
+    category: (&str, Option<&deltalake::DeltaTable>),
+    quarantine: Option<&deltalake::DeltaTable>,
+) -> PartitionOffsets {
+    let category = Loaded { name: category.0, table: category.1 };
+    let quarantine = Loaded { name: "pix_quarantine", table: quarantine };
+    runtime().block_on(read_offsets(AppIds::new(pipeline, topic), partitions, category, quarantine)).unwrap()
 }
 
 /// What [`check_invariant`] found.
@@ -228,25 +236,26 @@ pub fn check_invariant(s: &Setup) -> Checked {
     let mut seen: HashMap<Key, &'static str> = HashMap::new();
     let mut checked = Checked::default();
     let parts: Vec<i32> = (0..s.partitions).collect();
-    let quarantine_ids: Vec<String> =
-        (0..3).flat_map(|i| parts.iter().map(move |&p| quarantine_app_id(PIPELINES[i], &s.topics[i], p))).collect();
-    let (quarantine, quarantine_txns) = table_state(&s.warehouse, "pix_quarantine", true, &quarantine_ids);
+    let quarantine_table = open(&s.warehouse, "pix_quarantine");
+    let quarantine = table_rows(quarantine_table.as_ref(), true);
     for (i, table) in TABLES.iter().enumerate() {
         let topic = &s.topics[i];
-        let ids: Vec<String> = parts.iter().map(|&p| app_id(PIPELINES[i], topic, p)).collect();
-        let (table_rows, cat) = table_state(&s.warehouse, table, false, &ids);
-        let quar = &quarantine_txns[i * parts.len()..(i + 1) * parts.len()];
+        let category_table = open(&s.warehouse, table);
+        let committed =
+            offsets(PIPELINES[i], topic, &parts, (table, category_table.as_ref()), quarantine_table.as_ref());
+        let table_rows = table_rows(category_table.as_ref(), false);
         checked.rows += table_rows.len();
         for r in &table_rows {
             checked.contents.insert(r.key.clone(), (table.to_string(), r.event_id.clone(), None));
         }
         let mine = quarantine.iter().filter(|r| &r.key.0 == topic);
-        for (r, name, txn) in
-            table_rows.iter().map(|r| (r, *table, &cat[..])).chain(mine.map(|r| (r, "pix_quarantine", quar)))
+        for (r, name, quarantined) in
+            table_rows.iter().map(|r| (r, *table, false)).chain(mine.map(|r| (r, "pix_quarantine", true)))
         {
             let (t, p, o) = &r.key;
             assert_eq!(t, topic, "row of another topic in {name}");
-            let limit = txn[*p as usize];
+            let of = committed[p];
+            let limit = if quarantined { of.quarantine } else { of.category };
             assert!(
                 limit.is_some_and(|l| *o < l),
                 "{name} has a row at {t}:{p}:{o}, at or past its committed offset {limit:?}"
@@ -255,11 +264,8 @@ pub fn check_invariant(s: &Setup) -> Checked {
                 panic!("{t}:{p}:{o} is in {other} and in {name}: a duplicate");
             }
         }
-        for p in 0..s.partitions {
-            let committed = match (cat[p as usize], quar[p as usize]) {
-                (Some(a), Some(b)) => a.min(b),
-                _ => 0,
-            };
+        for (&p, of) in &committed {
+            let committed = of.resume().unwrap_or(0);
             for o in 0..committed {
                 assert!(
                     seen.contains_key(&(topic.clone(), p, o)),

@@ -11,12 +11,12 @@ use url::Url;
 use super::SinkError;
 
 /// The table at `url` at its latest version; `None` when there is no table there yet.
-pub(super) async fn open_existing(name: &str, url: Url) -> Result<Option<DeltaTable>, SinkError> {
+pub async fn open_existing(name: &str, url: Url) -> Result<Option<DeltaTable>, SinkError> {
     let err = |source| SinkError::Delta { table: name.to_owned(), source };
     let mut table = DeltaTable::try_from_url(url).await.map_err(err)?;
     match table.load().await {
         Ok(()) => Ok(Some(table)),
-        Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => Ok(None),
+        Err(e) if super::offsets::is_missing(&e) => Ok(None),
         Err(e) => Err(err(e)),
     }
 }

@@ -18,19 +18,22 @@
 //! back (delta-rs #3821) — **and** whose every commit carries a txn for every partition it owns:
 //! moving to its own new version absorbs the commits in between, so a partition left out of a
 //! commit could have been written by another writer unnoticed. A negative txn version declares
-//! "owned, nothing committed yet" and reads back as no offset ([`offset`]).
+//! "owned, nothing committed yet" and reads back as no offset ([`crate::offsets::offset`]).
+//! Offsets are read back in one place, [`read_offsets`].
 
 mod files;
 mod inspect;
 mod maintain;
+mod offsets;
 mod rewind;
 mod scan;
 mod table;
 
-pub use files::reachable;
+pub use files::{open_existing, reachable};
 pub use inspect::{TableInfo, chosen_gaps, inspect};
 pub use maintain::{Maintained, Upkeep, maintain};
+pub use offsets::{LatestOffsets, Loaded, read_offsets};
 pub use rewind::{Cut, RewindError, Rewound, delete_rows, rewind};
 pub use scan::{TableRows, read_rows, scan};
 
-pub use table::{CommitOutcome, DeltaTableWriter, SinkError, app_id, offset, quarantine_app_id};
+pub use table::{CommitOutcome, DeltaTableWriter, SinkError};

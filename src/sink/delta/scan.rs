@@ -1,13 +1,14 @@
 //! Reading back which Kafka records a table holds: the (topic, partition, offset) of every row
-//! in one version, plus the txn offsets of that same version. Reads only the three coordinate
-//! columns, through the table's own object store (local disk or S3 alike).
+//! in the version loaded (its offsets come from `read_offsets` over the same table value, so the
+//! two agree). Reads only the three coordinate columns, through the table's own object store
+//! (local disk or S3 alike).
 
 use std::collections::HashMap;
 
 use deltalake::arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::arrow::datatypes::{Int32Type, Int64Type};
 use deltalake::parquet::arrow::ProjectionMask;
-use deltalake::{DeltaTableError, Path};
+use deltalake::{DeltaTable, DeltaTableError, Path};
 use url::Url;
 
 use super::SinkError;
@@ -19,21 +20,20 @@ pub struct TableRows {
     pub version: Option<u64>,
     /// Offsets per (topic, partition), in file order (unsorted, duplicates kept).
     pub offsets: HashMap<(String, i32), Vec<i64>>,
-    /// Committed offset (txn version) per app id asked for, in order.
-    pub txns: Vec<Option<i64>>,
 }
 
-/// Reads `url`'s latest version: every row's Kafka coordinates and the txn offsets of `app_ids`.
-pub async fn scan(name: &str, url: Url, app_ids: &[String]) -> Result<TableRows, SinkError> {
-    let err = |source| SinkError::Delta { table: name.to_owned(), source };
-    let Some(table) = super::files::open_existing(name, url).await? else {
-        return Ok(TableRows { txns: vec![None; app_ids.len()], ..TableRows::default() });
-    };
-    let snapshot = table.snapshot().map_err(err)?;
-    let mut txns = Vec::with_capacity(app_ids.len());
-    for id in app_ids {
-        txns.push(super::offset(snapshot.transaction_version(table.log_store().as_ref(), id).await.map_err(err)?));
+impl TableRows {
+    /// The offsets of `topic`/`partition`'s rows (empty when it has none).
+    pub fn of(&self, topic: &str, partition: i32) -> &[i64] {
+        self.offsets.get(&(topic.to_owned(), partition)).map_or(&[], Vec::as_slice)
     }
+}
+
+/// Every row's Kafka coordinates in `table` (named `name`) as loaded; `None`: no table yet.
+pub async fn scan(name: &str, table: Option<&DeltaTable>) -> Result<TableRows, SinkError> {
+    let err = |source| SinkError::Delta { table: name.to_owned(), source };
+    let Some(table) = table else { return Ok(TableRows::default()) };
+    let snapshot = table.snapshot().map_err(err)?;
     let store = table.object_store();
     let mut offsets: HashMap<(String, i32), Vec<i64>> = HashMap::new();
     let paths: Vec<String> = snapshot.log_data().iter().map(|f| f.path().into_owned()).collect();
@@ -59,7 +59,7 @@ pub async fn scan(name: &str, url: Url, app_ids: &[String]) -> Result<TableRows,
             }
         }
     }
-    Ok(TableRows { version: table.version(), offsets, txns })
+    Ok(TableRows { version: table.version(), offsets })
 }
 
 /// Reads `columns` of every row of `url`'s latest version (no table: no batches), through the

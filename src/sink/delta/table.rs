@@ -15,22 +15,6 @@ use url::Url;
 
 use crate::probe::Probe;
 
-/// A txn version as an offset: negative versions (ingest's "owned, nothing committed yet"
-/// declaration) mean no offset.
-pub fn offset(version: Option<i64>) -> Option<i64> {
-    version.filter(|v| *v >= 0)
-}
-
-/// The txn app id of a source partition in a category table.
-pub fn app_id(pipeline: &str, topic: &str, partition: i32) -> String {
-    format!("pixlake:{pipeline}:{topic}:{partition}")
-}
-
-/// The txn app id of a source partition in `pix_quarantine`.
-pub fn quarantine_app_id(pipeline: &str, topic: &str, partition: i32) -> String {
-    format!("pixlake:{pipeline}:quarantine:{topic}:{partition}")
-}
-
 /// What a commit attempt ended with. A fence is an expected outcome, not an error: the caller
 /// must stop writing for the partitions named and re-read their offsets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,17 +116,9 @@ impl DeltaTableWriter {
         self.table.update_incremental(None).await.map_err(|source| SinkError::Delta { table: name.clone(), source })
     }
 
-    /// The next offset to read for each app id, as committed in the table (`None`: never
-    /// committed). Reads the log once per call: call it on assignment, not per batch.
-    pub async fn committed_offsets(&self, app_ids: &[String]) -> Result<Vec<Option<i64>>, SinkError> {
-        let err = |source| SinkError::Delta { table: self.name.clone(), source };
-        let snapshot = self.table.snapshot().map_err(err)?;
-        let log_store = self.table.log_store();
-        let mut out = Vec::with_capacity(app_ids.len());
-        for id in app_ids {
-            out.push(offset(snapshot.transaction_version(log_store.as_ref(), id).await.map_err(err)?));
-        }
-        Ok(out)
+    /// The table as this writer last saw it (for `read_offsets`: offsets as of that version).
+    pub fn loaded(&self) -> super::Loaded<'_> {
+        super::Loaded { name: &self.name, table: Some(&self.table) }
     }
 
     /// Writes `batches` as Parquet files and commits them with the `(app id, next offset)` txn
