@@ -109,8 +109,9 @@ fn a_second_instance_takes_over_from_a_killed_one() {
         ("PIXLAKE__BATCH__MAX_LATENCY_MS", "500"),
         ("PIXLAKE__KAFKA__CONSUMER__PARTITION_ASSIGNMENT_STRATEGY", "range"),
     ];
-    let mut a = Proc::spawn(s.command(&["ingest"], &extra));
-    let mut b = Proc::spawn(s.command(&["ingest"], &extra));
+    // Two instances on one host: each needs its own instance id (static membership).
+    let mut a = Proc::spawn(s.command(&["ingest"], &[&extra[..], &[("PIXLAKE__INGEST__INSTANCE_ID", "a")]].concat()));
+    let mut b = Proc::spawn(s.command(&["ingest"], &[&extra[..], &[("PIXLAKE__INGEST__INSTANCE_ID", "b")]].concat()));
     // Both hold partitions and A has committed at least one batch of its own.
     assert!(a.wait_for("committed batch", Duration::from_secs(120)), "A never committed:\n{}", a.log());
     assert!(b.wait_for("partitions assigned", Duration::from_secs(60)), "B never assigned:\n{}", b.log());
@@ -148,9 +149,10 @@ fn a_writer_that_wakes_up_after_losing_its_partitions_is_fenced() {
     let n = 100_000;
     s.produce(n, 0.03, 24);
     let extra = [("PIXLAKE__BATCH__MAX_ROWS", "1000"), ("PIXLAKE__BATCH__MAX_LATENCY_MS", "300")];
-    let mut b = Proc::spawn(s.command(&["ingest", "--json"], &extra));
+    let mut b =
+        Proc::spawn(s.command(&["ingest", "--json"], &[&extra[..], &[("PIXLAKE__INGEST__INSTANCE_ID", "b")]].concat()));
     assert!(b.wait_for("partitions assigned", Duration::from_secs(60)), "{}", b.log());
-    let mut a_cmd = s.command(&["ingest", "--json"], &extra);
+    let mut a_cmd = s.command(&["ingest", "--json"], &[&extra[..], &[("PIXLAKE__INGEST__INSTANCE_ID", "a")]].concat());
     a_cmd.env("PIXLAKE_PROBE", "pause:files-written:2");
     let mut a = Proc::spawn(a_cmd);
     assert!(a.wait_for("paused at files-written", Duration::from_secs(120)), "A never paused:\n{}", a.log());

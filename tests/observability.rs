@@ -39,7 +39,7 @@ fn monitoring_files_pass_promtool() {
 
 /// Every family pixlake exports (with one pipeline and partition instantiated).
 fn exported() -> BTreeSet<String> {
-    let m = Metrics::new().unwrap();
+    let m = Metrics::new("test").unwrap();
     let p = m.pipeline("payments", "pix.payments", "pix_payments");
     let _ = p.partition(0);
     p.rejected("INVALID_CPF", 1);

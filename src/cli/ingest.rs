@@ -2,21 +2,28 @@
 //! everything present at start is committed), then print what was written.
 
 use std::io::Write;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args as ClapArgs;
 
 use super::Outcome;
 use crate::config::Config;
-use crate::ingest::{self, Options, Report, Stopped};
+use crate::ingest::{self, CaughtUpBy, Options, PipelineReport, Report, Stopped};
 
 /// Arguments of `pixlake ingest`.
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// Exit 0 once every assigned partition is committed up to the high watermark seen when it
-    /// was assigned (a backfill or a batch-style run).
+    /// Exit 0 once every partition of the pipelines' topics is committed up to the high
+    /// watermark seen at start — by this instance or another (a backfill or a batch-style
+    /// run). Partitions another member holds are waited for, and named in the log.
     #[arg(long)]
     pub until_caught_up: bool,
+    /// With --until-caught-up: give up after this long (ISO-8601 duration such as PT20M, or
+    /// seconds: 1200, 20s), committing what was read, and exit 2 naming the partitions short of
+    /// the end.
+    #[arg(long, value_name = "D", requires = "until_caught_up", value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
     /// Run only this pipeline (repeatable); default: every configured pipeline.
     #[arg(long = "pipeline", value_name = "NAME")]
     pub pipelines: Vec<String>,
@@ -27,9 +34,14 @@ pub struct Args {
 
 /// Runs ingestion and prints the summary.
 pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
-    let options =
-        Options { until_caught_up: args.until_caught_up, pipelines: args.pipelines, stop: super::signals::stop_flag() };
-    tracing::info!(config = %config.origin, warehouse = %config.warehouse.root, brokers = %config.kafka.brokers, "ingest starting");
+    let options = Options {
+        until_caught_up: args.until_caught_up,
+        timeout: args.timeout,
+        pipelines: args.pipelines,
+        stop: super::signals::stop_flag(),
+    };
+    tracing::info!(config = %config.origin, instance_id = %config.ingest.instance_id, warehouse = %config.warehouse.root,
+        brokers = %config.kafka.brokers, "ingest starting");
     let report = ingest::run(config, options).context("ingest stopped")?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -37,7 +49,50 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
     } else {
         write_summary(&mut out, &report)?;
     }
+    let short: Vec<String> = report
+        .pipelines
+        .iter()
+        .filter_map(|p| match &p.stopped {
+            Stopped::TimedOut(trailing) => {
+                let list: Vec<String> = trailing.iter().map(ToString::to_string).collect();
+                Some(format!("pipeline {} ({}): partitions {}", p.name, p.topic, list.join(", ")))
+            }
+            _ => None,
+        })
+        .collect();
+    if !short.is_empty() {
+        let secs = args.timeout.unwrap_or_default().as_secs_f64();
+        anyhow::bail!(
+            "--until-caught-up gave up after --timeout {secs} s: {} are not committed up to the end seen at start \
+             (another member of the group holds them, see the log). What this process read is committed; run it \
+             again, or raise --timeout",
+            short.join("; ")
+        );
+    }
     Ok(Outcome::Success)
+}
+
+/// `--timeout`: an ISO-8601 duration (`PT20M`), or seconds (`1200`, `20s`).
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let seconds = s.strip_suffix('s').unwrap_or(s);
+    if let Ok(secs) = seconds.parse::<f64>() {
+        return if secs.is_finite() && secs > 0.0 {
+            Ok(Duration::from_secs_f64(secs))
+        } else {
+            Err(format!("`{s}`: the timeout must be more than 0 seconds"))
+        };
+    }
+    let ms = crate::ops::reset::parse_duration(s).map_err(|e| format!("{e}, or a number of seconds like 20s"))?;
+    if ms <= 0 {
+        return Err(format!("`{s}`: the timeout must be more than 0 seconds"));
+    }
+    Ok(Duration::from_millis(ms as u64))
+}
+
+/// The partitions of an `--until-caught-up` run by who committed them up to the end.
+fn by_whom(p: &PipelineReport) -> [(CaughtUpBy, Vec<i32>); 3] {
+    [CaughtUpBy::ThisProcess, CaughtUpBy::Another, CaughtUpBy::Already]
+        .map(|who| (who, p.caught_up.iter().filter(|(_, w)| **w == who).map(|(p, _)| *p).collect()))
 }
 
 fn to_json(report: &Report) -> serde_json::Value {
@@ -49,7 +104,24 @@ fn to_json(report: &Report) -> serde_json::Value {
             serde_json::json!({
                 "pipeline": p.name,
                 "table": p.table,
-                "stopped": match p.stopped { Stopped::Requested => "requested", Stopped::CaughtUp => "caught_up" },
+                "stopped": match p.stopped {
+                    Stopped::Requested => "requested",
+                    Stopped::CaughtUp => "caught_up",
+                    Stopped::TimedOut(_) => "timed_out",
+                },
+                "caught_up": serde_json::Value::Object(
+                    by_whom(p).into_iter().map(|(who, parts)| (who.as_str().to_owned(), serde_json::json!(parts))).collect(),
+                ),
+                "trailing": match &p.stopped {
+                    Stopped::TimedOut(t) => t.iter().map(|t| serde_json::json!({
+                        "partition": t.partition,
+                        "committed": t.committed.resume(),
+                        "table_offset": t.committed.category,
+                        "quarantine_offset": t.committed.quarantine,
+                        "target": t.high,
+                    })).collect::<Vec<_>>(),
+                    _ => Vec::new(),
+                },
                 "records": c.records,
                 "bytes": c.bytes,
                 "rows": c.rows,
@@ -91,6 +163,20 @@ fn write_summary(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
             p.totals.commits
         )?;
     }
+    for p in report.pipelines.iter().filter(|p| !p.caught_up.is_empty() || matches!(p.stopped, Stopped::TimedOut(_))) {
+        let parts = |v: &[i32]| {
+            if v.is_empty() { "none".to_owned() } else { v.iter().map(i32::to_string).collect::<Vec<_>>().join(",") }
+        };
+        let [(_, mine), (_, others), (_, already)] = by_whom(p);
+        writeln!(
+            out,
+            "{}: partitions committed up to the end by this process: {}; by another: {}; already at start: {}",
+            p.name,
+            parts(&mine),
+            parts(&others),
+            parts(&already)
+        )?;
+    }
     let mut by_rule = std::collections::BTreeMap::<&str, u64>::new();
     for p in &report.pipelines {
         for (rule, n) in &p.totals.counts.rejected {
@@ -104,4 +190,20 @@ fn write_summary(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_iso_durations_or_seconds() {
+        assert_eq!(parse_timeout("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_timeout("1200"), Ok(Duration::from_secs(1200)));
+        assert_eq!(parse_timeout("PT20M"), Ok(Duration::from_secs(1200)));
+        assert_eq!(parse_timeout("PT1.5S"), Ok(Duration::from_millis(1500)));
+        for bad in ["0", "-3", "soon", "PT", "20m", "0s"] {
+            assert!(parse_timeout(bad).is_err(), "{bad}");
+        }
+    }
 }

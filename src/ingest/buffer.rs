@@ -9,6 +9,7 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use arrow::error::ArrowError;
 
+use super::clock::Now;
 use super::progress::{Progress, Route, Table};
 use crate::deadletter::{DeadLetter, DeadLetterQueue};
 use crate::pix::time::Micros;
@@ -142,8 +143,9 @@ impl Buffer {
         record: &Record<'_>,
         progress: &mut Progress,
         dlq: &mut dyn DeadLetterQueue,
-        now: Micros,
+        now: Now,
     ) -> Result<(), ArrowError> {
+        let (at, now) = (now.at, now.wall);
         self.counts.records += 1;
         let len = record.value.map_or(0, <[u8]>::len);
         self.counts.bytes += len as u64;
@@ -167,7 +169,7 @@ impl Buffer {
             }
         }
         self.bytes += len;
-        self.first.get_or_insert_with(Instant::now);
+        self.first.get_or_insert(at);
         match verdict {
             Ok(event) => {
                 self.rows.append(&event, &meta, now).map_err(|e| ArrowError::InvalidArgumentError(e.to_string()))?;

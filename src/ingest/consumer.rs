@@ -10,6 +10,36 @@
 //! Both eager (`range`, `roundrobin`) and cooperative (`cooperative-sticky`, the default here)
 //! assignment strategies are served: the callback asks librdkafka which protocol is in use.
 //!
+//! # Static membership, and why the classic protocol
+//!
+//! Each pipeline's consumer joins its group with `group.instance.id` = `{ingest.instance_id}-
+//! {pipeline}` (KIP-345). Tried against Kafka 4.1 with librdkafka 2.12 (the ids below are what
+//! the broker answered):
+//!
+//! * **classic protocol, static**: a process restarted after `kill -9` with the same id is
+//!   handed its old assignment within 0.1 s, without a rebalance — the broker replaces the dead
+//!   member, whose session has not expired. Without static membership the same restart waits
+//!   out the dead member's `session.timeout.ms` (45 s by default). A second process started with
+//!   the id of a *live* one replaces it the same way: the older process gets the fatal
+//!   `FencedInstanceId` at its next heartbeat and stops with exit 2, naming
+//!   `ingest.instance_id` ([`is_fenced`]). The two cannot be told apart by the broker — a dead
+//!   member and a live duplicate look the same until the session ends — which is why the id must
+//!   be unique per running process and stable across its restarts (a StatefulSet pod name).
+//! * **consumer protocol (KIP-848, `group.protocol=consumer`), static**: the restarted process is
+//!   refused with the fatal `UnreleasedInstanceId` for as long as the dead member's session
+//!   lasts (the broker's `group.consumer.session.timeout.ms`, 45 s): exactly the wait static
+//!   membership is here to remove. A duplicate of a live process is refused (rather than the
+//!   live one fenced), which is nicer, but a crash loop would stack 45 s waits again. So pixlake
+//!   stays on the classic protocol (rebalance callback, cooperative-sticky) by default; an
+//!   operator may still set `group.protocol` in `kafka.consumer`.
+//!
+//! A static member does not leave the group when it closes (KIP-345): the broker keeps its
+//! partitions for it until its session expires. That is what a crash or a restart wants, not
+//! a stop: a clean stop (SIGTERM, or `--until-caught-up` done) therefore unsubscribes first —
+//! librdkafka then sends the LeaveGroup a static member otherwise never sends (checked: the group
+//! is `Empty` right after) — so other instances take the partitions over at once and `offsets
+//! reset` finds the group inactive ([`leave`]).
+//!
 //! `max.poll.interval.ms` (default 300 s) bounds the time between two polls; a flush (DLQ
 //! acknowledgements + two Delta commits, seconds at most) stays far below it. Retries during a
 //! long storage or broker outage can exceed it: librdkafka then leaves the group and the
@@ -18,14 +48,16 @@
 //! the interval is a liveness setting here, never a safety one.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaRespErr;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::clock::Now;
 use super::engine::Engine;
 use crate::config::{Config, Pipeline};
 
@@ -66,7 +98,7 @@ impl ClientContext for EngineContext {
     /// Served inside `poll` (the loop does not hold the engine then), every
     /// `statistics.interval.ms`.
     fn stats(&self, statistics: rdkafka::Statistics) {
-        self.engine().observe(&statistics, super::engine::now_micros());
+        self.engine().observe(&statistics, Now::read().wall);
     }
 }
 
@@ -77,7 +109,7 @@ impl ConsumerContext for EngineContext {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let mut engine = self.engine();
-                match engine.assign(consumer, &partitions) {
+                match engine.assign(&partitions, Now::read()) {
                     Ok(starts) => {
                         for (p, start) in starts {
                             let offset = start.map_or(Offset::Beginning, Offset::Offset);
@@ -100,7 +132,7 @@ impl ConsumerContext for EngineContext {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let lost = consumer.assignment_lost();
-                self.engine().revoke(consumer, &partitions, lost);
+                self.engine().revoke(consumer, &partitions, lost, Now::read());
                 let result = if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
                 if let Err(e) = result {
                     tracing::warn!(topic = %self.topic, error = %e, "unassign failed");
@@ -123,20 +155,25 @@ pub fn create(
     engine: Arc<Mutex<Engine>>,
 ) -> Result<BaseConsumer<EngineContext>, KafkaError> {
     let client_id = format!("pixlake-{}", pipeline.name);
+    let instance = config.ingest.group_instance_id(&pipeline.name);
+    let mut defaults = vec![
+        ("client.id", client_id.as_str()),
+        ("partition.assignment.strategy", "cooperative-sticky"),
+        ("auto.offset.reset", "earliest"),
+        ("session.timeout.ms", "45000"),
+        ("max.poll.interval.ms", "300000"),
+        ("fetch.max.bytes", "52428800"),
+        ("queued.max.messages.kbytes", "131072"),
+        // Watermarks and broker states for the metrics (lag, connectivity); 0 turns them off.
+        ("statistics.interval.ms", "2000"),
+    ];
+    if config.ingest.static_membership {
+        defaults.push(("group.instance.id", instance.as_str()));
+    }
     let c = crate::kafka::client_config(
         &config.kafka,
         crate::kafka::Role::Consumer,
-        &[
-            ("client.id", client_id.as_str()),
-            ("partition.assignment.strategy", "cooperative-sticky"),
-            ("auto.offset.reset", "earliest"),
-            ("session.timeout.ms", "45000"),
-            ("max.poll.interval.ms", "300000"),
-            ("fetch.max.bytes", "52428800"),
-            ("queued.max.messages.kbytes", "131072"),
-            // Watermarks and broker states for the metrics (lag, connectivity); 0 turns them off.
-            ("statistics.interval.ms", "2000"),
-        ],
+        &defaults,
         &[
             ("group.id", pipeline.group.as_str()),
             ("enable.auto.commit", "false"),
@@ -145,4 +182,27 @@ pub fn create(
         ],
     );
     c.create_with_context(EngineContext { engine, topic: pipeline.topic.clone() })
+}
+
+/// Whether a fatal consumer error means another process joined the group with this one's
+/// `group.instance.id` (see the module documentation).
+pub fn is_fenced(code: RDKafkaErrorCode) -> bool {
+    matches!(code, RDKafkaErrorCode::FencedInstanceId | RDKafkaErrorCode::UnreleasedInstanceId)
+}
+
+/// Leaves the group on a clean stop: unsubscribes, then polls (serving the revoke callback,
+/// which commits what is left) until the assignment is gone or `budget` passes. Only after
+/// that does dropping the consumer close it — a static member that closed without this would
+/// keep its partitions for a whole session.
+pub fn leave(consumer: &BaseConsumer<EngineContext>, budget: Duration) {
+    consumer.unsubscribe();
+    let until = Instant::now() + budget;
+    while Instant::now() < until {
+        let _ = consumer.poll(Duration::from_millis(50));
+        if consumer.assignment().map_or(true, |a| a.count() == 0) {
+            // One more round for the LeaveGroup request librdkafka sends after unassigning.
+            let _ = consumer.poll(Duration::from_millis(50));
+            return;
+        }
+    }
 }

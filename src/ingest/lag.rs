@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn bookkeeping_follows_reads_and_commits_of_each_table() {
-        let m = crate::telemetry::Metrics::new().unwrap().pipeline("p", "t", "tbl").partition(0);
+        let m = crate::telemetry::Metrics::new("test").unwrap().pipeline("p", "t", "tbl").partition(0);
         let mut l = PartitionLag::new(m.clone());
         let mut c = CommittedOffsets::default();
         l.watermarks(0, 10);

@@ -37,19 +37,26 @@
 //!   committed within the grace period or left to be read again.
 
 mod buffer;
+pub mod catchup;
+mod clock;
 mod consumer;
 mod engine;
+mod group;
 pub mod lag;
+pub mod membership;
 mod pipeline;
 pub mod progress;
 pub mod retry;
 mod tables;
+mod watcher;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use buffer::{Counts, Record};
+pub use catchup::{CaughtUpBy, Trailing};
 pub use engine::Totals;
 pub use pipeline::Stopped;
 
@@ -68,9 +75,12 @@ use tables::Tables;
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Stop once every assigned partition is committed up to the high watermark seen when it
-    /// was assigned.
+    /// Stop once every partition of the pipelines' topics is committed up to the high
+    /// watermark seen at start, by this process or another (SPEC §6).
     pub until_caught_up: bool,
+    /// With `until_caught_up`: give up after this long (the pipelines then report
+    /// [`Stopped::TimedOut`] with the partitions still short).
+    pub timeout: Option<Duration>,
     /// Only these pipelines (by name); empty: all.
     pub pipelines: Vec<String>,
     /// Set to stop (SIGTERM/SIGINT): flush, commit, return.
@@ -88,11 +98,14 @@ pub struct Report {
 #[derive(Debug, Clone)]
 pub struct PipelineReport {
     pub name: String,
+    pub topic: String,
     pub table: String,
     pub totals: Totals,
     /// Retries by cause: dead letters, Delta commits, offset reads.
     pub retries: [u64; 3],
     pub stopped: Stopped,
+    /// `--until-caught-up`: the partitions committed to their targets, by whom.
+    pub caught_up: BTreeMap<i32, CaughtUpBy>,
 }
 
 /// Why ingestion failed.
@@ -107,6 +120,12 @@ pub enum IngestError {
         pipeline: String,
         #[source]
         source: retry::GaveUp,
+    },
+    #[error("pipeline {pipeline}: cannot read where --until-caught-up must get to: {source}")]
+    Targets {
+        pipeline: String,
+        #[source]
+        source: watcher::StartError,
     },
     #[error("pipeline {pipeline}: cannot create the dead-letter producer: {source}")]
     DeadLetters {
@@ -154,7 +173,7 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
         .build()
         .map_err(IngestError::Runtime)?;
     let started = Instant::now();
-    let metrics = Metrics::new()?;
+    let metrics = Metrics::new(&config.ingest.instance_id)?;
     let handles: Vec<PipelineMetrics> =
         selected.iter().map(|p| metrics.pipeline(&p.name, &p.topic, &p.table)).collect();
     let (listener_stop, listener_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -164,7 +183,7 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
         tracing::info!(address = %bound, "serving http://{bound}/metrics, /healthz and /readyz");
         let endpoints = Endpoints {
             metrics: metrics.clone(),
-            pipelines: handles.iter().map(|h| (h.name().to_owned(), h.assigned.clone())).collect(),
+            pipelines: handles.clone(),
             warehouse: config.warehouse.root.clone(),
         };
         runtime.spawn(server::serve(listener, Arc::new(endpoints), async {
@@ -174,17 +193,17 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
     let shutdown = Shutdown::new(options.stop.clone(), config.ingest.shutdown_grace);
     // One probe for the process: "the N-th time a point is reached" counts across pipelines.
     let probe = Probe::from_env();
+    let until = options.until_caught_up.then(|| Until { deadline: options.timeout.map(|t| started + t) });
     let threads: Vec<_> = selected
         .into_iter()
         .zip(handles)
         .map(|(pipeline, metrics)| {
             let (config, handle, shutdown, stop) =
                 (config.clone(), runtime.handle().clone(), shutdown.clone(), options.stop.clone());
-            let until_caught_up = options.until_caught_up;
             let probe = probe.clone();
             let name = pipeline.name.clone();
             let thread = std::thread::Builder::new().name(format!("pixlake-{name}")).spawn(move || {
-                let result = run_pipeline(&config, pipeline, handle, shutdown, until_caught_up, probe, metrics);
+                let result = run_pipeline(&config, pipeline, handle, shutdown, until, probe, metrics);
                 if result.is_err() {
                     // One pipeline down: the others commit what they hold and stop too.
                     stop.store(true, Ordering::Relaxed);
@@ -266,17 +285,35 @@ fn join_within<T>(
     (joined, Vec::new())
 }
 
+/// `--until-caught-up` (and its `--timeout`).
+#[derive(Debug, Clone, Copy)]
+struct Until {
+    deadline: Option<Instant>,
+}
+
 fn run_pipeline(
     config: &Config,
     pipeline: Pipeline,
     runtime: tokio::runtime::Handle,
     shutdown: Shutdown,
-    until_caught_up: bool,
+    until: Option<Until>,
     probe: Probe,
     metrics: PipelineMetrics,
 ) -> Result<PipelineReport, IngestError> {
     let retries = Arc::new(Retries::of(&metrics));
     let tables = open_tables(config, &pipeline, &runtime, &shutdown, &retries, &probe)?;
+    let mut run = pipeline::Run { deadline: until.and_then(|u| u.deadline), watched: None, fences: Vec::new() };
+    let catch_up = match until {
+        None => None,
+        Some(_) => {
+            let (catch_up, watched) = watcher::start(config, &pipeline, &runtime, &shutdown, &retries)
+                .map_err(|source| IngestError::Targets { pipeline: pipeline.name.clone(), source })?;
+            run.watched = Some(watched);
+            Some(catch_up)
+        }
+    };
+    // Nothing new since the last run: done without joining the group.
+    let done = catch_up.as_ref().is_some_and(catchup::CatchUp::done);
     let dlq = KafkaDeadLetterQueue::new(config, Duration::from_secs(10))
         .map_err(|e| IngestError::DeadLetters { pipeline: pipeline.name.clone(), source: Box::new(e) })?;
     let decoder = Decoder::new(config.validation.max_message_bytes);
@@ -285,22 +322,30 @@ fn run_pipeline(
     let settings = EngineSettings {
         policy: config.batch,
         idle_commit: config.ingest.idle_commit,
-        until_caught_up,
+        catch_up,
+        instance_id: config.ingest.instance_id.clone(),
         shutdown,
         retries: retries.clone(),
         probe,
         metrics,
     };
-    let engine = Engine::new(pipeline.clone(), runtime, tables, buffer, Box::new(dlq), settings);
+    let engine = Engine::new(pipeline.clone(), runtime, tables, buffer, Box::new(dlq), settings, Instant::now());
     let engine = Arc::new(Mutex::new(engine));
-    let stopped = pipeline::run(config, engine.clone())?;
-    let totals = engine.lock().unwrap_or_else(PoisonError::into_inner).totals.clone();
+    let stopped = if done {
+        tracing::info!(pipeline = %pipeline.name, "every partition of {} is already committed up to its end", pipeline.topic);
+        Stopped::CaughtUp
+    } else {
+        pipeline::run(config, engine.clone(), run)?
+    };
+    let engine = engine.lock().unwrap_or_else(PoisonError::into_inner);
     Ok(PipelineReport {
         name: pipeline.name,
+        topic: pipeline.topic,
         table: pipeline.table,
-        totals,
+        totals: engine.totals.clone(),
         retries: [retries.dlq.get(), retries.delta.get(), retries.offsets.get()],
         stopped,
+        caught_up: engine.catch_up().map(|c| c.by().clone()).unwrap_or_default(),
     })
 }
 

@@ -1,10 +1,17 @@
 //! The poll loop of one pipeline, on its own thread: poll a record, add it to the batch, commit
-//! when due, and stop cleanly on a stop request or, with `--until-caught-up`, at the target.
+//! when due, and stop cleanly on a stop request or, with `--until-caught-up`, once every
+//! partition of the topic is committed to its target (or `--timeout` passes).
 //!
 //! The loop never holds the engine's lock while polling (the rebalance callback runs inside
 //! `poll` and takes it). When the engine asks for it (fenced, offsets unreadable, assignment
-//! lost), the consumer is dropped — it leaves the group — and a new one joins: every position is
-//! then derived from Delta again, which is simpler and safer than repairing positions in place.
+//! lost), the consumer is dropped and a new one joins: every position is then derived from
+//! Delta again, which is simpler and safer than repairing positions in place. With static
+//! membership the new consumer takes the old one's place in the group at once.
+//!
+//! What the operator reads while nothing seems to happen: a pipeline with no partition says,
+//! after [`QUIET`] and then every [`EVERY`], which group it waits for and why (joining; every
+//! partition held by another member, named) — also in `/readyz`; an `--until-caught-up` run
+//! names the partitions it waits for that other members hold, on the same schedule.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -12,19 +19,54 @@ use std::time::{Duration, Instant};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use tokio::sync::watch;
 
 use super::buffer::Record;
+use super::catchup::Trailing;
+use super::clock::Now;
 use super::consumer::{self, EngineContext};
-use super::engine::{Engine, EngineError, Flushed, now_micros};
+use super::engine::{Engine, EngineError, Flushed};
+use super::group;
 use crate::config::Config;
+use crate::offsets::PartitionOffsets;
+
+/// How long a pipeline may wait (for partitions, or for other members' partitions) before it
+/// says why: a normal join takes a few seconds and is not worth a line.
+pub const QUIET: Duration = Duration::from_secs(5);
+/// How often it says it again while still waiting.
+pub const EVERY: Duration = Duration::from_secs(30);
+/// How long a group description may take (the loop is blocked meanwhile; it only asks while it
+/// has nothing else to do or once per [`EVERY`]).
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often the loop looks at whether it waits for partitions.
+const LOOK_EVERY: Duration = Duration::from_millis(500);
+/// How long a clean stop may spend leaving the group.
+const LEAVE_BUDGET: Duration = Duration::from_secs(10);
+/// `FencedInstanceId` has two causes the client cannot tell apart: another process joined
+/// with this one's `group.instance.id`, or **this** consumer rejoined (after a broker restart
+/// or a lost session — seen in the outage test) while a request of its previous membership,
+/// such as the asynchronous group offset commit, was still in flight, and the broker fenced
+/// that request (librdkafka makes it fatal). Neither the member id librdkafka reports nor the
+/// group description separates them reliably (a rejoin whose response was lost leaves the
+/// broker with a member id the client never learnt). So a fence is forgiven this many times per
+/// [`FENCE_WINDOW`] — the consumer is recreated and rejoins — and the next one stops the
+/// pipeline with [`PipelineError::InstanceFenced`]. Two processes sharing an id fence each
+/// other in turn; the one that was fenced first runs out first and stops, the other goes on.
+/// While they alternate, Delta's txn conflict check keeps every commit exact.
+const FENCES_FORGIVEN: usize = 2;
+const FENCE_WINDOW: Duration = Duration::from_secs(600);
 
 /// Why a pipeline stopped (without error).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stopped {
     /// A stop was requested; everything read was committed.
     Requested,
-    /// `--until-caught-up`: every owned partition is committed to its target.
+    /// `--until-caught-up`: every partition is committed to its target.
     CaughtUp,
+    /// `--until-caught-up --timeout`: the deadline passed with these partitions short of their
+    /// targets (what this process read was committed).
+    TimedOut(Vec<Trailing>),
 }
 
 /// What ends a pipeline with an error.
@@ -40,14 +82,37 @@ pub enum PipelineError {
         #[source]
         source: KafkaError,
     },
+    #[error(
+        "pipeline {pipeline}: another process keeps joining consumer group {group} with this process's \
+         group.instance.id {member} (ingest.instance_id {instance_id:?}): the broker fenced this one ({code:?}) \
+         again and again. Two running pixlake \
+         processes must not share an instance id: give each its own ingest.instance_id (PIXLAKE__INGEST__INSTANCE_ID), \
+         e.g. the pod name of a StatefulSet. (With group.protocol=consumer the broker also refuses a restart of this \
+         instance until the crashed one's session expires; the default classic protocol does not.) Nothing was \
+         committed after the fence; what this process had read is read again by the partitions' owner"
+    )]
+    InstanceFenced { pipeline: String, group: String, member: String, instance_id: String, code: RDKafkaErrorCode },
+    #[error("pipeline {pipeline}: the Kafka consumer failed for good ({code:?}): {reason}")]
+    Fatal { pipeline: String, code: RDKafkaErrorCode, reason: String },
 }
 
 fn lock(engine: &Mutex<Engine>) -> MutexGuard<'_, Engine> {
     engine.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// What the loop needs besides the engine.
+pub struct Run {
+    /// `--until-caught-up --timeout`: when to give up.
+    pub deadline: Option<Instant>,
+    /// `--until-caught-up`: the latest offsets in Delta of every partition, read every few
+    /// seconds by a watcher task.
+    pub watched: Option<watch::Receiver<PartitionOffsets>>,
+    /// When the consumer was fenced lately (see [`FENCES_FORGIVEN`]).
+    pub fences: Vec<Instant>,
+}
+
 /// Runs the pipeline until it stops, recreating its consumer whenever the engine asks.
-pub fn run(config: &Config, engine: Arc<Mutex<Engine>>) -> Result<Stopped, PipelineError> {
+pub fn run(config: &Config, engine: Arc<Mutex<Engine>>, mut run: Run) -> Result<Stopped, PipelineError> {
     let pipeline = lock(&engine).pipeline.clone();
     loop {
         let consumer = consumer::create(config, &pipeline, engine.clone())
@@ -55,12 +120,15 @@ pub fn run(config: &Config, engine: Arc<Mutex<Engine>>) -> Result<Stopped, Pipel
         consumer
             .subscribe(&[pipeline.topic.as_str()])
             .map_err(|source| PipelineError::Consumer { pipeline: pipeline.name.clone(), source })?;
-        let outcome = poll_loop(&engine, &consumer);
-        if outcome.is_err() {
-            // Whatever is buffered was not committed: do not try again while leaving the group.
-            lock(&engine).abandon("stopping after an error".into());
+        let outcome = poll_loop(config, &engine, &consumer, &mut run);
+        match &outcome {
+            // A clean stop leaves the group (a static member would otherwise keep its
+            // partitions for a whole session); the revoke callback runs in there.
+            Ok(Some(_)) => consumer::leave(&consumer, LEAVE_BUDGET),
+            // Whatever is buffered was not committed: do not try again while leaving.
+            Err(_) => lock(&engine).abandon("stopping after an error".into()),
+            Ok(None) => {}
         }
-        // Leaving the group runs the revoke callback (lock not held here).
         drop(consumer);
         match outcome? {
             Some(stopped) => return Ok(stopped),
@@ -88,7 +156,7 @@ impl Outage {
         self.errors += 1;
         let now = Instant::now();
         let since = *self.since.get_or_insert(now);
-        if self.last_log.is_none_or(|l| now - l >= Duration::from_secs(30)) {
+        if self.last_log.is_none_or(|l| now - l >= EVERY) {
             self.last_log = Some(now);
             tracing::warn!(pipeline, error = %e, down_for_s = (now - since).as_secs(),
                 "Kafka is not serving this consumer; buffered data is kept and nothing is committed past it; retrying");
@@ -109,19 +177,55 @@ impl Outage {
     }
 }
 
+/// When a waiting condition started and when it was last reported: the first report after
+/// [`QUIET`], then one every [`EVERY`].
+#[derive(Default)]
+struct Reminder {
+    since: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Reminder {
+    /// Whether to report now, the condition holding at `now`.
+    fn due(&mut self, now: Instant) -> bool {
+        let since = *self.since.get_or_insert(now);
+        let due = match self.last {
+            None => now - since >= QUIET,
+            Some(last) => now - last >= EVERY,
+        };
+        if due {
+            self.last = Some(now);
+        }
+        due
+    }
+
+    /// The condition no longer holds.
+    fn clear(&mut self) {
+        *self = Reminder::default();
+    }
+}
+
 /// Polls until a stop (`Some`) or until the consumer must be recreated (`None`).
-fn poll_loop(engine: &Mutex<Engine>, consumer: &BaseConsumer<EngineContext>) -> Result<Option<Stopped>, EngineError> {
-    let (name, topic, kafka_errors) = {
+fn poll_loop(
+    config: &Config,
+    engine: &Mutex<Engine>,
+    consumer: &BaseConsumer<EngineContext>,
+    run: &mut Run,
+) -> Result<Option<Stopped>, PipelineError> {
+    let (pipeline, kafka_errors) = {
         let e = lock(engine);
-        (e.pipeline.name.clone(), e.pipeline.topic.clone(), e.metrics.kafka_errors.clone())
+        (e.pipeline.clone(), e.metrics.kafka_errors.clone())
     };
+    let name = pipeline.name.as_str();
     let mut outage = Outage::default();
+    let (mut unassigned, mut others) = (Reminder::default(), Reminder::default());
+    let mut next_look = Instant::now();
     loop {
-        let timeout = lock(engine).poll_timeout();
+        let timeout = lock(engine).poll_timeout(Instant::now());
         match consumer.poll(timeout) {
             None => {}
             Some(Ok(m)) => {
-                outage.ok(&name);
+                outage.ok(name);
                 let record = Record {
                     partition: m.partition(),
                     offset: m.offset(),
@@ -129,40 +233,157 @@ fn poll_loop(engine: &Mutex<Engine>, consumer: &BaseConsumer<EngineContext>) -> 
                     key: m.key(),
                     value: m.payload(),
                 };
-                lock(engine).add(&record, now_micros())?;
+                lock(engine).add(&record, Now::read())?;
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
-                outage.ok(&name);
+                outage.ok(name);
                 let position = consumer
                     .position()
                     .ok()
-                    .and_then(|tpl| tpl.find_partition(&topic, p).and_then(|e| e.offset().to_raw()))
+                    .and_then(|tpl| tpl.find_partition(&pipeline.topic, p).and_then(|e| e.offset().to_raw()))
                     .unwrap_or(-1);
                 lock(engine).reached(p, position);
             }
+            Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
+                let reason = consumer.client().fatal_error().map_or_else(|| format!("{code:?}"), |(_, r)| r);
+                let member = config.ingest.group_instance_id(name);
+                let now = Instant::now();
+                run.fences.retain(|t| now - *t < FENCE_WINDOW);
+                if code == RDKafkaErrorCode::FencedInstanceId && run.fences.len() < FENCES_FORGIVEN {
+                    // Most likely fenced by itself (see FENCES_FORGIVEN): join again.
+                    run.fences.push(now);
+                    tracing::warn!(pipeline = name, group = %pipeline.group, member = %member,
+                        "the broker fenced this consumer's group.instance.id: after a broker restart or a lost session \
+                         that is a request sent before the consumer rejoined; restarting the consumer (if another \
+                         process shares ingest.instance_id, one of the two stops soon)");
+                    lock(engine).abandon("fenced by the group coordinator".into());
+                    return Ok(None);
+                }
+                return Err(if consumer::is_fenced(code) {
+                    PipelineError::InstanceFenced {
+                        pipeline: name.to_owned(),
+                        group: pipeline.group.clone(),
+                        member,
+                        instance_id: config.ingest.instance_id.clone(),
+                        code,
+                    }
+                } else {
+                    PipelineError::Fatal { pipeline: name.to_owned(), code, reason }
+                });
+            }
             Some(Err(e)) => {
                 kafka_errors.inc();
-                outage.error(&name, &e)
+                outage.error(name, &e)
             }
         }
+        let now = Now::read();
         let mut e = lock(engine);
+        if let Some(rx) = &mut run.watched
+            && rx.has_changed().unwrap_or(false)
+        {
+            e.watched(&rx.borrow_and_update());
+        }
         if e.abandoned().is_some() {
             return Ok(None);
         }
         if e.shutdown.requested() {
-            e.flush(consumer, true, "shutdown", None)?;
+            e.flush(consumer, true, "shutdown", None, now)?;
             return Ok(if e.abandoned().is_some() { None } else { Some(Stopped::Requested) });
         }
-        if let Some(reason) = e.due()
-            && e.flush(consumer, false, reason, None)? == Flushed::Fenced
+        if let Some(reason) = e.due(now.at)
+            && e.flush(consumer, false, reason, None, now)? == Flushed::Fenced
         {
             return Ok(None);
         }
-        if e.read_to_target() && e.has_pending() && e.flush(consumer, true, "caught-up", None)? == Flushed::Fenced {
-            return Ok(None);
+        if e.until_caught_up() {
+            if e.read_to_target()
+                && !e.owned_caught_up()
+                && e.has_pending()
+                && e.flush(consumer, true, "caught-up", None, now)? == Flushed::Fenced
+            {
+                return Ok(None);
+            }
+            if e.caught_up() {
+                return Ok(Some(Stopped::CaughtUp));
+            }
+            if run.deadline.is_some_and(|d| now.at >= d) {
+                e.flush(consumer, true, "timeout", None, now)?;
+                if e.abandoned().is_some() {
+                    return Ok(None);
+                }
+                let trailing = e.catch_up().map(|c| c.trailing()).unwrap_or_default();
+                return Ok(Some(Stopped::TimedOut(trailing)));
+            }
         }
-        if e.caught_up() {
-            return Ok(Some(Stopped::CaughtUp));
+        // Is the pipeline waiting for someone? Looked at a few times a second, not per record.
+        if now.at < next_look {
+            continue;
+        }
+        next_look = now.at + LOOK_EVERY;
+        let none_owned = e.owned().next().is_none();
+        // `--until-caught-up`: partitions short of their targets that this process does not
+        // own; someone else must commit them (or hand them over).
+        let theirs: Vec<Trailing> = e
+            .catch_up()
+            .map(|c| c.trailing().into_iter().filter(|t| !e.owned().any(|p| p == t.partition)).collect())
+            .unwrap_or_default();
+        drop(e);
+        if none_owned {
+            others.clear();
+            if unassigned.due(now.at) {
+                say_why_unassigned(engine, consumer);
+            }
+        } else {
+            unassigned.clear();
+            if theirs.is_empty() {
+                others.clear();
+            } else if others.due(now.at) {
+                say_who_holds(engine, consumer, &theirs);
+            }
         }
     }
+}
+
+/// Logs (and shows in `/readyz`) why the pipeline has no partition, from the group's
+/// description.
+fn say_why_unassigned(engine: &Mutex<Engine>, consumer: &BaseConsumer<EngineContext>) {
+    let (pipeline, metrics) = {
+        let e = lock(engine);
+        (e.pipeline.clone(), e.metrics.clone())
+    };
+    let why = match group::describe(consumer, &pipeline.group, &pipeline.topic, DESCRIBE_TIMEOUT) {
+        Ok(view) => view.why_unassigned(&pipeline.topic),
+        Err(e) => format!("joining group {}: the broker did not describe the group ({e})", pipeline.group),
+    };
+    tracing::info!(pipeline = %pipeline.name, group = %pipeline.group, "no partition assigned yet: {why}");
+    if lock(engine).owned().next().is_none() {
+        metrics.set_waiting(Some(why));
+    }
+}
+
+/// Logs the partitions an `--until-caught-up` run waits for that other members hold, and who
+/// holds them.
+fn say_who_holds(engine: &Mutex<Engine>, consumer: &BaseConsumer<EngineContext>, theirs: &[Trailing]) {
+    let pipeline = lock(engine).pipeline.clone();
+    let list: Vec<String> = theirs.iter().map(Trailing::to_string).collect();
+    let partitions: Vec<i32> = theirs.iter().map(|t| t.partition).collect();
+    let holders = match group::describe(consumer, &pipeline.group, &pipeline.topic, DESCRIBE_TIMEOUT) {
+        Ok(view) => {
+            let held: Vec<String> = view
+                .holders(&partitions)
+                .iter()
+                .map(|(member, held)| super::membership::describe(member, held))
+                .collect();
+            if held.is_empty() {
+                format!("no member holds them right now (group {} is {})", pipeline.group, view.state)
+            } else {
+                format!("held by {}", held.join("; "))
+            }
+        }
+        Err(e) => format!("the broker did not describe group {} ({e})", pipeline.group),
+    };
+    tracing::info!(pipeline = %pipeline.name, topic = %pipeline.topic,
+        "--until-caught-up waits for partitions {} of {} that this process does not own to be committed up to the \
+         end seen at start; {holders}; a crashed member keeps its partitions until its session expires",
+        list.join(", "), pipeline.topic);
 }

@@ -3,7 +3,11 @@
 
 pub mod producer;
 
+use std::time::Duration;
+
 use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 
 use crate::config::KafkaConfig;
 
@@ -39,4 +43,21 @@ pub fn client_config(
         c.set(*k, *v);
     }
     c
+}
+
+/// A client that only reads metadata, watermarks, timestamps and group descriptions for
+/// `command` (`client.id` and `group.id` `pixlake-{command}`): it never subscribes, so it never
+/// joins a group, and never commits. `extra` settings are forced after the configuration's.
+pub fn reader(kafka: &KafkaConfig, command: &str, extra: &[(&str, &str)]) -> Result<BaseConsumer, KafkaError> {
+    let id = format!("pixlake-{command}");
+    let mut forced = vec![("group.id", id.as_str()), ("enable.auto.commit", "false")];
+    forced.extend_from_slice(extra);
+    client_config(kafka, Role::Consumer, &[("client.id", id.as_str())], &forced).create()
+}
+
+/// The partition ids of `topic`; `None` when the broker does not know it or it has none.
+pub fn partitions(consumer: &BaseConsumer, topic: &str, timeout: Duration) -> Result<Option<Vec<i32>>, KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let found = metadata.topics().first().filter(|t| t.error().is_none() && !t.partitions().is_empty());
+    Ok(found.map(|t| t.partitions().iter().map(|p| p.id()).collect()))
 }

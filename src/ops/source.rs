@@ -5,13 +5,12 @@
 use std::time::Duration;
 
 use deltalake::DeltaTable;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use tokio::runtime::Runtime;
 use url::Url;
 
 use crate::config::{Config, Pipeline};
-use crate::kafka::{Role, client_config};
 use crate::offsets::{AppIds, PartitionOffsets};
 use crate::pix::batch::QUARANTINE_TABLE;
 use crate::sink::delta::{Loaded, SinkError, open_existing, read_offsets};
@@ -70,18 +69,12 @@ pub fn offsets(
     rt.block_on(read_offsets(ids, partitions, category, quarantine)).map_err(Box::new)
 }
 
-/// A reading client for `command` (`client.id` and `group.id` `pixlake-{command}`; no offset is
-/// ever committed). `extra` settings are forced after the configuration's.
+/// A reading client for `command` ([`crate::kafka::reader`]).
 pub fn reader(config: &Config, command: &str, extra: &[(&str, &str)]) -> Result<BaseConsumer, KafkaError> {
-    let id = format!("pixlake-{command}");
-    let mut forced = vec![("group.id", id.as_str()), ("enable.auto.commit", "false")];
-    forced.extend_from_slice(extra);
-    client_config(&config.kafka, Role::Consumer, &[("client.id", id.as_str())], &forced).create()
+    crate::kafka::reader(&config.kafka, command, extra)
 }
 
 /// The partition ids of `topic`; `None` when the broker does not know it or it has none.
 pub fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Option<Vec<i32>>, KafkaError> {
-    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
-    let found = metadata.topics().first().filter(|t| t.error().is_none() && !t.partitions().is_empty());
-    Ok(found.map(|t| t.partitions().iter().map(|p| p.id()).collect()))
+    crate::kafka::partitions(consumer, topic, TIMEOUT)
 }

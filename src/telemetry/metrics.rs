@@ -12,6 +12,8 @@
 //! and freshness only once the Delta commit holding them succeeded — so `pixlake_rows_written_total`
 //! equals the rows the run added to the tables, whatever was dropped and re-read on the way.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,
@@ -59,6 +61,7 @@ pub struct Metrics {
     brokers_up: IntGaugeVec,
     kafka_errors: IntCounterVec,
     assigned: IntGaugeVec,
+    unassigned: IntGauge,
     buffered_rows: IntGaugeVec,
     last_commit: GaugeVec,
 }
@@ -69,8 +72,22 @@ fn opts(name: &str, help: &str) -> Opts {
 
 impl Metrics {
     /// A registry holding every pixlake family, the process collector (RSS, CPU, open files,
-    /// on Linux) and `pixlake_build_info`.
-    pub fn new() -> Result<Self, MetricsError> {
+    /// on Linux) and `pixlake_build_info` naming this process's `instance_id`
+    /// (`ingest.instance_id`).
+    pub fn new(instance_id: &str) -> Result<Self, MetricsError> {
+        let metrics = Self::families()?;
+        let info = IntGaugeVec::new(
+            opts("pixlake_build_info", "pixlake version and this process's ingest.instance_id (always 1)."),
+            &["version", "instance_id"],
+        )?;
+        info.with_label_values(&[env!("CARGO_PKG_VERSION"), instance_id]).set(1);
+        metrics.registry.register(Box::new(info))?;
+        #[cfg(target_os = "linux")]
+        metrics.registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        Ok(metrics)
+    }
+
+    fn families() -> Result<Self, MetricsError> {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, MetricsError> {
             let c = IntCounterVec::new(opts(name, help), labels)?;
@@ -195,6 +212,14 @@ impl Metrics {
                 P,
             )?,
             assigned: gauge("pixlake_assigned_partitions", "Partitions assigned to this process.", P)?,
+            unassigned: {
+                let g = IntGauge::new(
+                    "pixlake_unassigned_pipelines",
+                    "Pipelines of this process with no partition assigned (joining, or every partition held by other members).",
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
             buffered_rows: gauge("pixlake_buffered_rows", "Rows read and waiting for the next commit.", P)?,
             last_commit: fgauge(
                 "pixlake_last_commit_timestamp_seconds",
@@ -203,11 +228,6 @@ impl Metrics {
             )?,
             registry,
         };
-        let info = IntGaugeVec::new(opts("pixlake_build_info", "pixlake version (always 1)."), &["version"])?;
-        info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        metrics.registry.register(Box::new(info))?;
-        #[cfg(target_os = "linux")]
-        metrics.registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(metrics)
     }
 
@@ -258,7 +278,13 @@ impl Metrics {
             retries_offsets: self.retries.with_label_values(&[name, "offsets"]),
             brokers_up: self.brokers_up.with_label_values(&p),
             kafka_errors: self.kafka_errors.with_label_values(&p),
-            assigned: self.assigned.with_label_values(&p),
+            assigned: {
+                // A pipeline starts with no partition.
+                self.unassigned.inc();
+                self.assigned.with_label_values(&p)
+            },
+            unassigned: self.unassigned.clone(),
+            waiting: Arc::new(Mutex::new(None)),
             buffered_rows: self.buffered_rows.with_label_values(&p),
             last_commit: self.last_commit.with_label_values(&p),
             families: self.clone(),
@@ -324,7 +350,11 @@ pub struct PipelineMetrics {
     pub retries_offsets: IntCounter,
     pub brokers_up: IntGauge,
     pub kafka_errors: IntCounter,
+    /// Partitions owned: set it through [`PipelineMetrics::set_assigned`].
     pub assigned: IntGauge,
+    unassigned: IntGauge,
+    /// Why the pipeline has no partition, while it has none (for `/readyz`).
+    pub waiting: Arc<Mutex<Option<String>>>,
     pub buffered_rows: IntGauge,
     pub last_commit: Gauge,
     families: Metrics,
@@ -345,6 +375,31 @@ impl PipelineMetrics {
     /// The pipeline's name.
     pub fn name(&self) -> &str {
         &self.pipeline
+    }
+
+    /// The pipeline now owns `partitions` partitions (`pixlake_assigned_partitions`, and
+    /// `pixlake_unassigned_pipelines` when it goes to or from none).
+    pub fn set_assigned(&self, partitions: usize) {
+        let before = self.assigned.get();
+        self.assigned.set(partitions as i64);
+        match (before == 0, partitions == 0) {
+            (true, false) => {
+                self.unassigned.dec();
+                self.set_waiting(None);
+            }
+            (false, true) => self.unassigned.inc(),
+            _ => {}
+        }
+    }
+
+    /// Records why the pipeline waits for partitions (`None`: it does not).
+    pub fn set_waiting(&self, why: Option<String>) {
+        *self.waiting.lock().unwrap_or_else(PoisonError::into_inner) = why;
+    }
+
+    /// Why the pipeline waits for partitions, if it does.
+    pub fn waiting(&self) -> Option<String> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The handles of `partition` (registering its series).
@@ -382,5 +437,28 @@ impl PipelineMetrics {
     /// Counts `n` committed rows flagged with soft `rule`.
     pub fn flagged(&self, rule: &str, n: u64) {
         self.flags.with_label_values(&[self.pipeline.as_str(), rule]).inc_by(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unassigned_pipelines_are_counted_until_they_get_partitions() {
+        let m = Metrics::new("node-1").unwrap();
+        let (a, b) = (m.pipeline("a", "t.a", "ta"), m.pipeline("b", "t.b", "tb"));
+        assert_eq!(m.unassigned.get(), 2, "pipelines start with no partition");
+        a.set_waiting(Some("joining".into()));
+        a.set_assigned(3);
+        assert_eq!((m.unassigned.get(), a.waiting()), (1, None), "assigned: no longer waiting");
+        a.set_assigned(2);
+        b.set_assigned(0);
+        assert_eq!(m.unassigned.get(), 1);
+        a.set_assigned(0);
+        assert_eq!(m.unassigned.get(), 2);
+        let text = m.render();
+        assert!(text.contains("pixlake_unassigned_pipelines 2"), "{text}");
+        assert!(text.contains(r#"pixlake_build_info{instance_id="node-1",version="#), "{text}");
     }
 }

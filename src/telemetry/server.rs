@@ -19,10 +19,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use prometheus::IntGauge;
 use tokio::net::TcpListener;
 
-use super::metrics::Metrics;
+use super::metrics::{Metrics, PipelineMetrics};
 
 /// How long `/readyz` waits for the warehouse to answer.
 const WAREHOUSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,8 +41,8 @@ pub struct ListenError {
 pub struct Endpoints {
     /// Rendered at each `/metrics` request.
     pub metrics: Metrics,
-    /// Per pipeline: its name and its assigned-partitions gauge.
-    pub pipelines: Vec<(String, IntGauge)>,
+    /// Per pipeline: its assigned partitions and why it waits for some.
+    pub pipelines: Vec<PipelineMetrics>,
     /// The warehouse root, listed by `/readyz`.
     pub warehouse: String,
 }
@@ -110,9 +109,15 @@ async fn readiness(endpoints: &Endpoints) -> (bool, serde_json::Value) {
     let pipelines: serde_json::Map<String, serde_json::Value> = endpoints
         .pipelines
         .iter()
-        .map(|(name, assigned)| (name.clone(), serde_json::json!({ "assigned_partitions": assigned.get() })))
+        .map(|p| {
+            let mut state = serde_json::json!({ "assigned_partitions": p.assigned.get() });
+            if let Some(why) = p.waiting().filter(|_| p.assigned.get() == 0) {
+                state["waiting"] = serde_json::Value::from(why);
+            }
+            (p.name().to_owned(), state)
+        })
         .collect();
-    let assigned = endpoints.pipelines.iter().all(|(_, a)| a.get() > 0);
+    let assigned = endpoints.pipelines.iter().all(|p| p.assigned.get() > 0);
     let body = serde_json::json!({
         "ready": assigned && warehouse.is_ok(),
         "pipelines": pipelines,
@@ -132,11 +137,12 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
 mod tests {
     use super::*;
 
-    fn endpoints(warehouse: &str, assigned: i64) -> Endpoints {
-        let metrics = Metrics::new().unwrap();
+    fn endpoints(warehouse: &str, assigned: usize) -> Endpoints {
+        let metrics = Metrics::new("test").unwrap();
         let p = metrics.pipeline("payments", "pix.payments", "pix_payments");
-        p.assigned.set(assigned);
-        Endpoints { metrics, pipelines: vec![("payments".into(), p.assigned.clone())], warehouse: warehouse.into() }
+        p.set_waiting(Some("joining: group g has no member yet".into()));
+        p.set_assigned(assigned);
+        Endpoints { metrics, pipelines: vec![p], warehouse: warehouse.into() }
     }
 
     #[tokio::test]
@@ -147,10 +153,12 @@ mod tests {
         let (ready, body) = readiness(&endpoints(&root, 0)).await;
         assert!(!ready, "{body}");
         assert_eq!(body["pipelines"]["payments"]["assigned_partitions"], 0);
+        assert_eq!(body["pipelines"]["payments"]["waiting"], "joining: group g has no member yet");
         assert_eq!(body["warehouse"], "ok");
 
         let (ready, body) = readiness(&endpoints(&root, 3)).await;
         assert!(ready, "{body}");
+        assert!(body["pipelines"]["payments"].get("waiting").is_none(), "{body}");
 
         // A warehouse under a regular file cannot be listed (nor created).
         let file = dir.path().join("not-a-dir");

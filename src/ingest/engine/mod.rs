@@ -5,18 +5,26 @@
 //! The consumer's rebalance callback and the poll loop both work on this state (the callback
 //! runs inside `poll`, on the same thread), so it lives behind a mutex the loop never holds
 //! while polling.
+//!
+//! Nothing here reads the clock for a decision or talks to the consumer directly: `now` is
+//! passed in ([`Now`]), the group is reached through the [`Group`] trait and dead letters
+//! through [`DeadLetterQueue`], so the unit tests (`tests.rs`) build an engine over real local
+//! Delta tables with a fake group and a fake DLQ, and move time forward at will.
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::error::ArrowError;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 
 use super::buffer::{Buffer, Counts, Record};
-use super::consumer::EngineContext;
+use super::catchup::{CatchUp, CaughtUpBy};
+use super::clock::Now;
+use super::group::Group;
 use super::lag::PartitionLag;
 use super::progress::{Progress, Table};
 use super::retry::{GaveUp, Retries, Shutdown, retry};
@@ -24,6 +32,7 @@ use super::tables::Tables;
 use crate::batch::FlushPolicy;
 use crate::config::Pipeline;
 use crate::deadletter::DeadLetterQueue;
+use crate::offsets::PartitionOffsets;
 use crate::pix::time::Micros;
 use crate::probe::Probe;
 use crate::sink::delta::CommitOutcome;
@@ -100,8 +109,10 @@ pub struct Engine {
     policy: FlushPolicy,
     idle_commit: Duration,
     last_commit: [Instant; 2],
-    until_caught_up: bool,
-    assigned_once: bool,
+    /// `--until-caught-up`: the targets of every partition and who reached them.
+    catch_up: Option<CatchUp>,
+    /// This instance's id, recorded in every commit (`pixlake.instance`).
+    instance_id: String,
     pub(super) shutdown: Shutdown,
     pub(super) retries: Arc<Retries>,
     pub(super) totals: Totals,
@@ -119,7 +130,10 @@ pub struct Engine {
 pub struct EngineSettings {
     pub policy: FlushPolicy,
     pub idle_commit: Duration,
-    pub until_caught_up: bool,
+    /// `--until-caught-up`: every partition's target, read at start (`None`: run until stopped).
+    pub catch_up: Option<CatchUp>,
+    /// `ingest.instance_id`.
+    pub instance_id: String,
     pub shutdown: Shutdown,
     pub retries: Arc<Retries>,
     /// Crash-test points (`table-committed`, `committed`).
@@ -129,7 +143,7 @@ pub struct EngineSettings {
 }
 
 impl Engine {
-    /// A pipeline's engine over opened `tables`.
+    /// A pipeline's engine over opened `tables`, created at `now`.
     pub fn new(
         pipeline: Pipeline,
         runtime: Handle,
@@ -137,8 +151,8 @@ impl Engine {
         buffer: Buffer,
         dlq: Box<dyn DeadLetterQueue>,
         s: EngineSettings,
+        now: Instant,
     ) -> Self {
-        let now = Instant::now();
         Engine {
             pipeline,
             runtime,
@@ -149,8 +163,8 @@ impl Engine {
             policy: s.policy,
             idle_commit: s.idle_commit,
             last_commit: [now, now],
-            until_caught_up: s.until_caught_up,
-            assigned_once: false,
+            catch_up: s.catch_up,
+            instance_id: s.instance_id,
             shutdown: s.shutdown,
             retries: s.retries,
             totals: Totals::default(),
@@ -199,7 +213,7 @@ impl Engine {
                 self.metrics.forget_partition(*p);
             }
         }
-        self.metrics.assigned.set(self.parts.len() as i64);
+        self.metrics.set_assigned(self.parts.len());
         self.metrics.buffered_rows.set(self.buffer.len() as i64);
     }
 
@@ -229,7 +243,7 @@ impl Engine {
 
     /// Takes one record into the batch. Records of partitions not owned (in flight across a
     /// revocation) are ignored: their new owner reads them.
-    pub fn add(&mut self, record: &Record<'_>, now: Micros) -> Result<(), EngineError> {
+    pub fn add(&mut self, record: &Record<'_>, now: Now) -> Result<(), EngineError> {
         if self.abandon.is_some() {
             return Ok(());
         }
@@ -254,34 +268,66 @@ impl Engine {
     }
 
     /// How long the loop may wait for records before a flush could become due.
-    pub fn poll_timeout(&self) -> Duration {
-        let age = self.buffer.first().map_or(Duration::ZERO, |f| f.elapsed());
+    pub fn poll_timeout(&self, now: Instant) -> Duration {
+        let age = self.buffer.first().map_or(Duration::ZERO, |f| now.saturating_duration_since(f));
         self.policy.time_left(self.buffer.len(), age).min(Duration::from_millis(100))
     }
 
-    /// Why the batch should be committed now, if it should: a batch limit, or a table whose
-    /// offsets trail what was read for longer than `idle_commit`.
-    pub fn due(&self) -> Option<&'static str> {
-        let age = self.buffer.first().map_or(Duration::ZERO, |f| f.elapsed());
+    /// Why the batch should be committed at `now`, if it should: a batch limit, or a table
+    /// whose offsets trail what was read and that has not committed for `idle_commit`.
+    pub fn due(&self, now: Instant) -> Option<&'static str> {
+        let age = self.buffer.first().map_or(Duration::ZERO, |f| now.saturating_duration_since(f));
         if let Some(reason) = self.policy.check(self.buffer.len(), self.buffer.bytes(), age) {
             return Some(reason.as_str());
         }
         let trailing = |t: Table| {
-            self.last_commit[t as usize].elapsed() >= self.idle_commit
+            now.saturating_duration_since(self.last_commit[t as usize]) >= self.idle_commit
                 && self.parts.values().any(|p| p.pending(t).is_some())
         };
         (trailing(Table::Category) || trailing(Table::Quarantine)).then_some("idle")
     }
 
-    /// In `--until-caught-up` mode: whether every owned partition has been read to the high
-    /// watermark seen at its assignment (what is left is a final commit).
-    pub fn read_to_target(&self) -> bool {
-        self.until_caught_up && self.assigned_once && self.parts.values().all(Progress::read_to_target)
+    /// Whether this is an `--until-caught-up` run.
+    pub fn until_caught_up(&self) -> bool {
+        self.catch_up.is_some()
     }
 
-    /// In `--until-caught-up` mode: whether every owned partition is committed to its target.
+    /// `--until-caught-up`: every partition's progress against its target, whoever owns it.
+    pub fn catch_up(&self) -> Option<&CatchUp> {
+        self.catch_up.as_ref()
+    }
+
+    /// `--until-caught-up`: whether every owned partition has been read to its target (what is
+    /// left for them is a final commit).
+    pub fn read_to_target(&self) -> bool {
+        self.until_caught_up() && self.parts.values().all(|p| p.target.is_none() || p.read_to_target())
+    }
+
+    /// `--until-caught-up`: whether every owned partition is committed to its target.
+    pub fn owned_caught_up(&self) -> bool {
+        self.parts.values().all(|p| p.target.is_none() || p.caught_up())
+    }
+
+    /// `--until-caught-up`: whether every partition of the topic is committed to its target,
+    /// by this process or another.
     pub fn caught_up(&self) -> bool {
-        self.until_caught_up && self.assigned_once && self.parts.values().all(Progress::caught_up)
+        self.catch_up.as_ref().is_some_and(CatchUp::done)
+    }
+
+    /// `--until-caught-up`: the latest offsets in Delta (read by the watcher); those of
+    /// partitions this process does not own tell what other writers committed.
+    pub fn watched(&mut self, offsets: &PartitionOffsets) {
+        let Some(catch_up) = &mut self.catch_up else { return };
+        for (p, o) in offsets {
+            if !self.parts.contains_key(p) {
+                catch_up.observe(*p, *o, CaughtUpBy::Another);
+            }
+        }
+    }
+
+    /// The partitions this process owns.
+    pub fn owned(&self) -> impl Iterator<Item = i32> + '_ {
+        self.parts.keys().copied()
     }
 
     /// Whether anything is buffered or any table's offsets trail what was read.
@@ -302,10 +348,11 @@ impl Engine {
     /// restart ([`Flushed::Fenced`]).
     pub fn flush(
         &mut self,
-        consumer: &BaseConsumer<EngineContext>,
+        group: &dyn Group,
         force: bool,
         reason: &'static str,
         deadline: Option<Instant>,
+        now: Now,
     ) -> Result<Flushed, EngineError> {
         if self.abandon.is_some() {
             return Ok(Flushed::Nothing);
@@ -335,7 +382,8 @@ impl Engine {
         let mut batch = self.buffer.take().map_err(|e| self.arrow(e))?;
         self.metrics.buffered_rows.set(0);
         batch.counts.dlq_failures += dlq_failed;
-        self.metrics.dlq_failures.inc_by(dlq_failed);
+        // Both kinds: refused when queued (counted by the buffer) and given up on while flushing.
+        self.metrics.dlq_failures.inc_by(batch.counts.dlq_failures);
         let mut committed = Vec::new();
         for table in [Table::Category, Table::Quarantine] {
             let rows = match table {
@@ -355,14 +403,14 @@ impl Engine {
                     (p, moved.or(progress.committed(table)).unwrap_or(NEVER_COMMITTED))
                 })
                 .collect();
-            if offsets.is_empty()
-                || (rows.is_none() && !force && self.last_commit[table as usize].elapsed() < self.idle_commit)
-            {
+            let idle_for = now.at.saturating_duration_since(self.last_commit[table as usize]);
+            if offsets.is_empty() || (rows.is_none() && !force && idle_for < self.idle_commit) {
                 continue;
             }
             let metadata = HashMap::from([
                 ("pixlake.pipeline".to_owned(), serde_json::Value::from(self.pipeline.name.as_str())),
                 ("pixlake.reason".to_owned(), serde_json::Value::from(reason)),
+                ("pixlake.instance".to_owned(), serde_json::Value::from(self.instance_id.as_str())),
             ]);
             let (tables, runtime) = (&mut self.tables, &self.runtime);
             let tm = match table {
@@ -387,7 +435,7 @@ impl Engine {
             match outcome {
                 CommitOutcome::Committed { version, files, bytes } => {
                     let elapsed = commit_started.elapsed();
-                    tm.committed(version, files, bytes, rows.as_ref(), elapsed, now_micros());
+                    tm.committed(version, files, bytes, rows.as_ref(), elapsed, super::clock::wall_micros());
                     match table {
                         Table::Category => batch.counts.flagged.iter().for_each(|(r, &n)| self.metrics.flagged(r, n)),
                         Table::Quarantine => {
@@ -397,12 +445,15 @@ impl Engine {
                     for &(p, v) in &offsets {
                         if let Some(progress) = self.parts.get_mut(&p) {
                             progress.commit(table, v);
+                            if let Some(c) = &mut self.catch_up {
+                                c.observe(p, progress.committed, CaughtUpBy::ThisProcess);
+                            }
                         }
                         if let Some(lag) = self.lags.get_mut(&p) {
                             lag.saved(table);
                         }
                     }
-                    self.last_commit[table as usize] = Instant::now();
+                    self.last_commit[table as usize] = now.at;
                     self.totals.commits += 1;
                     committed.push((table, version, rows.as_ref().map_or(0, |r| r.num_rows())));
                     if table == Table::Category {
@@ -426,13 +477,13 @@ impl Engine {
             return Ok(Flushed::Nothing);
         }
         self.probe.hit("committed");
-        self.commit_group(consumer);
+        self.commit_group(group);
         // The watermarks come with the consumer's statistics; one older than the committed
         // offset counts as no lag.
-        let now = now_micros();
-        self.publish_lag(now);
+        let wall = super::clock::wall_micros();
+        self.publish_lag(wall);
         self.metrics.batches.inc();
-        self.metrics.last_commit.set(now as f64 / 1e6);
+        self.metrics.last_commit.set(wall as f64 / 1e6);
         BatchCommitted {
             pipeline: &self.pipeline.name,
             reason,
@@ -445,18 +496,12 @@ impl Engine {
         Ok(Flushed::Committed)
     }
 
-    /// Commits the durable offsets to the Kafka consumer group (asynchronously; for lag tools,
-    /// never read back by pixlake).
-    fn commit_group(&self, consumer: &BaseConsumer<EngineContext>) {
-        let mut tpl = TopicPartitionList::new();
-        for (&p, progress) in &self.parts {
-            if let Some(d) = progress.durable() {
-                let _ = tpl.add_partition_offset(&self.pipeline.topic, p, Offset::Offset(d));
-            }
-        }
-        if tpl.count() > 0
-            && let Err(e) = consumer.commit(&tpl, CommitMode::Async)
-        {
+    /// Sets the group's offsets to the committed (resume) offsets, for lag tools: they then
+    /// show the lag `pixlake status` shows. Never read back by pixlake.
+    fn commit_group(&self, group: &dyn Group) {
+        let offsets: Vec<(i32, i64)> =
+            self.parts.iter().filter_map(|(&p, progress)| progress.durable().map(|d| (p, d))).collect();
+        if let Err(e) = group.commit_offsets(&self.pipeline.topic, &offsets) {
             tracing::debug!(pipeline = %self.pipeline.name, error = %e, "group offset commit failed (lag tools only)");
         }
     }
@@ -467,16 +512,12 @@ impl Engine {
     /// Partitions this process already owned are checked against what it committed itself: if
     /// Delta shows another value, another writer committed for them while this one was not
     /// looking, and only a restart from Delta is safe (see `DeltaTableWriter::refresh`).
-    pub fn assign(
-        &mut self,
-        consumer: &BaseConsumer<EngineContext>,
-        new: &[i32],
-    ) -> Result<Vec<(i32, Option<i64>)>, EngineError> {
+    pub fn assign(&mut self, new: &[i32], now: Now) -> Result<Vec<(i32, Option<i64>)>, EngineError> {
         self.totals.rebalances += 1;
         self.metrics.assignments.inc();
         let kept: Vec<i32> = self.parts.keys().copied().filter(|p| !new.contains(p)).collect();
         let all: Vec<i32> = kept.iter().chain(new).copied().collect();
-        let budget = Instant::now() + REBALANCE_BUDGET;
+        let budget = now.at + REBALANCE_BUDGET;
         let shutdown = self.shutdown.clone();
         let deadline = move || Some(shutdown.deadline().map_or(budget, |d| d.min(budget)));
         let (tables, runtime) = (&mut self.tables, &self.runtime);
@@ -509,8 +550,9 @@ impl Engine {
                 Some(_) => {}
                 None => {
                     let mut progress = Progress::assigned(committed);
-                    if self.until_caught_up {
-                        progress.target = Some(self.watermarks(consumer, p, &deadline)?);
+                    if let Some(c) = &mut self.catch_up {
+                        progress.target = c.target(p);
+                        c.observe(p, committed, CaughtUpBy::Another);
                     }
                     starts.push((p, progress.start()));
                     self.lags.insert(p, PartitionLag::new(self.metrics.partition(p)));
@@ -518,33 +560,17 @@ impl Engine {
                 }
             }
         }
-        self.assigned_once = true;
-        self.metrics.assigned.set(self.parts.len() as i64);
-        self.publish_lag(now_micros());
-        tracing::info!(pipeline = %self.pipeline.name, assigned = ?starts, kept = ?kept, "partitions assigned; starting at the offsets in Delta (None = earliest)");
+        self.metrics.set_assigned(self.parts.len());
+        self.publish_lag(now.wall);
+        tracing::info!(pipeline = %self.pipeline.name, group = %self.pipeline.group, assigned = ?starts, kept = ?kept,
+            "partitions assigned; starting at the offsets in Delta (None = earliest)");
         Ok(starts)
-    }
-
-    fn watermarks(
-        &self,
-        consumer: &BaseConsumer<EngineContext>,
-        partition: i32,
-        deadline: &impl Fn() -> Option<Instant>,
-    ) -> Result<(i64, i64), EngineError> {
-        retry(
-            "reading the partition's watermarks",
-            "the broker did not answer; is it reachable?",
-            &self.retries.offsets,
-            deadline,
-            || consumer.fetch_watermarks(&self.pipeline.topic, partition, Duration::from_secs(10)),
-        )
-        .map_err(|e| self.gave_up(e))
     }
 
     /// Partitions are being taken away: commit what is buffered for them first (so the next
     /// owner starts right after it), unless the assignment is already lost — then another
     /// member may own them and the batch is dropped, to be read again by whoever owns them.
-    pub fn revoke(&mut self, consumer: &BaseConsumer<EngineContext>, revoked: &[i32], lost: bool) {
+    pub fn revoke(&mut self, group: &dyn Group, revoked: &[i32], lost: bool, now: Now) {
         self.totals.rebalances += 1;
         self.metrics.revocations.inc();
         if lost {
@@ -559,7 +585,7 @@ impl Engine {
             return;
         }
         if self.abandon.is_none() && self.has_pending() {
-            match self.flush(consumer, true, "rebalance", Some(Instant::now() + REBALANCE_BUDGET)) {
+            match self.flush(group, true, "rebalance", Some(now.at + REBALANCE_BUDGET), now) {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::error!(pipeline = %self.pipeline.name, error = %e, "could not commit before giving partitions away");
@@ -609,9 +635,4 @@ impl BatchCommitted<'_> {
             "committed batch"
         );
     }
-}
-
-/// The wall clock, UTC microseconds (the engine's only clock reading for record times).
-pub(super) fn now_micros() -> Micros {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }

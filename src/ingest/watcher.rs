@@ -1,0 +1,97 @@
+//! `--until-caught-up` needs to know what *other* writers committed: at start, the target of
+//! every partition (its watermarks) and what Delta already has; then, every [`WATCH_EVERY`],
+//! the latest offsets of every partition, read from the tables by a task on the runtime (never
+//! on the poll thread, never through the writers — see `sink::delta::LatestOffsets`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+
+use super::catchup::CatchUp;
+use super::retry::{GaveUp, Retries, Shutdown, retry};
+use crate::config::{Config, Pipeline};
+use crate::offsets::{AppIds, PartitionOffsets};
+use crate::pix::batch::QUARANTINE_TABLE;
+use crate::sink::delta::{LatestOffsets, SinkError};
+
+/// How often the offsets of partitions other members write are read again.
+pub const WATCH_EVERY: Duration = Duration::from_secs(3);
+
+/// How long a metadata or watermark request may take.
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the targets could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("topic {0} has no partitions on the broker (does it exist?)")]
+    NoTopic(String),
+    #[error(transparent)]
+    GaveUp(#[from] GaveUp),
+    #[error(transparent)]
+    Table(#[from] Box<SinkError>),
+}
+
+/// Reads the targets of every partition of `pipeline`'s topic and the offsets Delta has now,
+/// then starts the watcher. Retries while the broker or the storage does not answer (until the
+/// shutdown grace period, once a stop is asked for).
+pub fn start(
+    config: &Config,
+    pipeline: &Pipeline,
+    runtime: &Handle,
+    shutdown: &Shutdown,
+    retries: &Retries,
+) -> Result<(CatchUp, watch::Receiver<PartitionOffsets>), StartError> {
+    let deadline = || shutdown.deadline();
+    let hint = "the broker did not answer; check kafka.brokers";
+    let client = retry("creating the watermark reader", hint, &retries.offsets, deadline, || {
+        crate::kafka::reader(&config.kafka, &format!("{}-catch-up", pipeline.name), &[])
+    })?;
+    let partitions = retry("reading the topic's partitions", hint, &retries.offsets, deadline, || {
+        crate::kafka::partitions(&client, &pipeline.topic, KAFKA_TIMEOUT)
+    })?
+    .ok_or_else(|| StartError::NoTopic(pipeline.topic.clone()))?;
+    let mut targets = BTreeMap::new();
+    for &p in &partitions {
+        let w = retry("reading the partition's watermarks", hint, &retries.offsets, deadline, || {
+            rdkafka::consumer::Consumer::fetch_watermarks(&client, &pipeline.topic, p, KAFKA_TIMEOUT)
+        })?;
+        targets.insert(p, w);
+    }
+    let location = |t: &str| {
+        deltalake::ensure_table_uri(config.warehouse.table_location(t))
+            .map_err(|source| Box::new(SinkError::Delta { table: t.to_owned(), source }))
+    };
+    let mut latest = LatestOffsets::new(
+        (&pipeline.table, location(&pipeline.table)?),
+        (QUARANTINE_TABLE, location(QUARANTINE_TABLE)?),
+    );
+    let ids = AppIds::new(&pipeline.name, &pipeline.topic);
+    let now =
+        retry("reading offsets from Delta", "the table's log could not be read", &retries.offsets, deadline, || {
+            runtime.block_on(latest.read(ids, &partitions))
+        })?;
+    let catch_up = CatchUp::new(targets, &now);
+    let (tx, rx) = watch::channel(now);
+    let (name, topic) = (pipeline.name.clone(), pipeline.topic.clone());
+    runtime.spawn(async move {
+        loop {
+            tokio::select! {
+                () = tx.closed() => return,
+                () = tokio::time::sleep(WATCH_EVERY) => {}
+            }
+            match latest.read(AppIds::new(&name, &topic), &partitions).await {
+                Ok(offsets) => {
+                    if tx.send(offsets).is_err() {
+                        return;
+                    }
+                }
+                // The next round tries again; the partitions this process owns do not depend
+                // on it.
+                Err(e) => tracing::debug!(pipeline = %name, error = %e, "cannot read the latest offsets from Delta"),
+            }
+        }
+    });
+    Ok((catch_up, rx))
+}
