@@ -34,6 +34,13 @@ pub struct Args {
 
 /// Runs ingestion and prints the summary.
 pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
+    // A batch run beside a daemon on the same host must not take the daemon's place in its
+    // groups: with the host name as instance id, a batch run is `{host}-batch`.
+    let mut config = config.clone();
+    if args.until_caught_up && config.ingest.instance_id_is_host {
+        config.ingest.instance_id.push_str("-batch");
+    }
+    let config = &config;
     let options = Options {
         until_caught_up: args.until_caught_up,
         timeout: args.timeout,
@@ -54,8 +61,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
         .iter()
         .filter_map(|p| match &p.stopped {
             Stopped::TimedOut(trailing) => {
-                let list: Vec<String> = trailing.iter().map(ToString::to_string).collect();
-                Some(format!("pipeline {} ({}): partitions {}", p.name, p.topic, list.join(", ")))
+                Some(format!("pipeline {} ({}): {}", p.name, p.topic, short_of_the_end(trailing)))
             }
             _ => None,
         })
@@ -63,30 +69,45 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
     if !short.is_empty() {
         let secs = args.timeout.unwrap_or_default().as_secs_f64();
         anyhow::bail!(
-            "--until-caught-up gave up after --timeout {secs} s: {} are not committed up to the end seen at start \
-             (another member of the group holds them, see the log). What this process read is committed; run it \
-             again, or raise --timeout",
+            "--until-caught-up gave up after --timeout {secs} s, not every partition committed up to the end seen at \
+             start: {}. What this process read is committed; run it again, or raise --timeout",
             short.join("; ")
         );
     }
     Ok(Outcome::Success)
 }
 
+/// `0 (committed 5 of 9), 2 (…) held by another member; 1 (…) still being read here`.
+fn short_of_the_end(trailing: &[ingest::Trailing]) -> String {
+    let list = |owned: bool| {
+        trailing.iter().filter(|t| t.owned == owned).map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    };
+    let (theirs, mine) = (list(false), list(true));
+    let mut parts = Vec::new();
+    if !theirs.is_empty() {
+        parts.push(format!("partitions {theirs} held by another member (see the log for who)"));
+    }
+    if !mine.is_empty() {
+        parts.push(format!("partitions {mine} this process was still reading"));
+    }
+    parts.join("; ")
+}
+
 /// `--timeout`: an ISO-8601 duration (`PT20M`), or seconds (`1200`, `20s`).
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     let seconds = s.strip_suffix('s').unwrap_or(s);
-    if let Ok(secs) = seconds.parse::<f64>() {
-        return if secs.is_finite() && secs > 0.0 {
-            Ok(Duration::from_secs_f64(secs))
-        } else {
-            Err(format!("`{s}`: the timeout must be more than 0 seconds"))
-        };
+    let secs = match seconds.parse::<f64>() {
+        Ok(secs) => secs,
+        Err(_) => {
+            crate::ops::reset::parse_duration(s).map_err(|e| format!("{e}, or a number of seconds like 20s"))? as f64
+                / 1000.0
+        }
+    };
+    // A year is more than any batch run needs, and keeps `start + timeout` representable.
+    if !(secs > 0.0 && secs <= 366.0 * 86_400.0) {
+        return Err(format!("`{s}`: the timeout must be more than 0 seconds and at most a year"));
     }
-    let ms = crate::ops::reset::parse_duration(s).map_err(|e| format!("{e}, or a number of seconds like 20s"))?;
-    if ms <= 0 {
-        return Err(format!("`{s}`: the timeout must be more than 0 seconds"));
-    }
-    Ok(Duration::from_millis(ms as u64))
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
 }
 
 /// The partitions of an `--until-caught-up` run by who committed them up to the end.
@@ -119,6 +140,7 @@ fn to_json(report: &Report) -> serde_json::Value {
                         "table_offset": t.committed.category,
                         "quarantine_offset": t.committed.quarantine,
                         "target": t.high,
+                        "owned": t.owned,
                     })).collect::<Vec<_>>(),
                     _ => Vec::new(),
                 },
@@ -202,7 +224,7 @@ mod tests {
         assert_eq!(parse_timeout("1200"), Ok(Duration::from_secs(1200)));
         assert_eq!(parse_timeout("PT20M"), Ok(Duration::from_secs(1200)));
         assert_eq!(parse_timeout("PT1.5S"), Ok(Duration::from_millis(1500)));
-        for bad in ["0", "-3", "soon", "PT", "20m", "0s"] {
+        for bad in ["0", "-3", "soon", "PT", "20m", "0s", "1e20", "NaN", "P9999W"] {
             assert!(parse_timeout(bad).is_err(), "{bad}");
         }
     }

@@ -84,6 +84,8 @@ pub struct IngestConfig {
     /// This instance's name in its consumer groups, logs, metrics and commits (default: the
     /// host name): unique per running process, stable across its restarts.
     pub instance_id: String,
+    /// Whether `instance_id` is the host name because none was set.
+    pub instance_id_is_host: bool,
     /// Static group membership: each pipeline's consumer joins with `group.instance.id` =
     /// [`IngestConfig::group_instance_id`], so a restarted instance gets its partitions back at
     /// once (see `ingest::consumer`).
@@ -266,6 +268,14 @@ mod tests {
         assert!(!c.ingest.static_membership);
         let c = load("", &[("PIXLAKE__INGEST__INSTANCE_ID", "node-7.dc1")]).unwrap();
         assert_eq!(c.ingest.instance_id, "node-7.dc1");
+        assert!(!c.ingest.instance_id_is_host);
+        assert!(load("", &[]).unwrap().ingest.instance_id_is_host);
+        // group.instance.id is derived per pipeline; setting it by hand would give every
+        // pipeline the same one and hide it from pixlake's messages.
+        let err = load("kafka:\n  consumer:\n    group.instance.id: x\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("kafka.consumer.group.instance.id") && err.contains("ingest.instance_id"), "{err}");
+        let err = load("", &[("PIXLAKE__KAFKA__PROPERTIES__GROUP_INSTANCE_ID", "x")]).unwrap_err().to_string();
+        assert!(err.contains("kafka.properties.group.instance.id"), "{err}");
         let c = load("", &[("PIXLAKE__INGEST__INSTANCE_ID", "42")]).unwrap();
         assert_eq!(c.ingest.instance_id, "42", "a number is a name too");
         for bad in ["a b", "pix:lake", "", "é"] {
@@ -311,7 +321,7 @@ mod tests {
             "kafka:\n  brokers: a:1\n  properties:\n    fetch.wait.max.ms: 50\n    enable.ssl.certificate.verification: false\n",
             &[
                 ("PIXLAKE__KAFKA__PROPERTIES__SESSION_TIMEOUT_MS", "6000"),
-                ("PIXLAKE__KAFKA__CONSUMER__GROUP_INSTANCE_ID", "pixlake-0"),
+                ("PIXLAKE__KAFKA__CONSUMER__FETCH_WAIT_MAX_MS", "20"),
                 ("PIXLAKE__KAFKA__PRODUCER__LINGER_MS", "5"),
                 ("PIXLAKE__KAFKA__BROKERS", "b:2,c:3"),
                 ("PIXLAKE__VALIDATION__MAX_MESSAGE_BYTES", "2048"),
@@ -329,9 +339,9 @@ mod tests {
         assert_eq!(c.kafka.properties.get("fetch.wait.max.ms").map(String::as_str), Some("50"));
         assert_eq!(c.kafka.properties.get("enable.ssl.certificate.verification").map(String::as_str), Some("false"));
         // Role-specific settings stay with their role.
-        assert_eq!(c.kafka.consumer.get("group.instance.id").map(String::as_str), Some("pixlake-0"));
+        assert_eq!(c.kafka.consumer.get("fetch.wait.max.ms").map(String::as_str), Some("20"));
         assert_eq!(c.kafka.producer.get("linger.ms").map(String::as_str), Some("5"));
-        assert!(!c.kafka.producer.contains_key("group.instance.id"));
+        assert!(!c.kafka.producer.contains_key("fetch.wait.max.ms"));
         assert_eq!(c.topic_for(Category::Receipt), "bank.receipts");
     }
 

@@ -453,6 +453,15 @@ impl RawConfig {
                 g.maintenance_interval_ms
             ));
         }
+        for (section, map) in [("properties", &properties), ("consumer", &consumer)] {
+            if map.contains_key("group.instance.id") {
+                problems.push(format!(
+                    "kafka.{section}.group.instance.id: set ingest.instance_id instead (PIXLAKE__INGEST__INSTANCE_ID); \
+                     pixlake derives group.instance.id = {{instance_id}}-{{pipeline}} for each pipeline's group, and \
+                     ingest.static_membership: false turns static membership off"
+                ));
+            }
+        }
         let given = g.instance_id.as_ref().map(|id| id.to_string().trim().to_owned());
         let instance_id = match given.as_deref() {
             Some(id) if is_instance_id(id) => id.to_owned(),
@@ -507,6 +516,7 @@ impl RawConfig {
                 shutdown_grace: std::time::Duration::from_millis(g.shutdown_grace_ms),
                 idle_commit: std::time::Duration::from_millis(g.idle_commit_ms),
                 instance_id,
+                instance_id_is_host: given.is_none(),
                 static_membership: g.static_membership,
             },
             warehouse: WarehouseConfig { root: warehouse },

@@ -40,6 +40,9 @@ pub struct Trailing {
     /// Low and high watermarks read at start.
     pub low: i64,
     pub high: i64,
+    /// Whether this process owned it when it gave up (`--timeout`): still reading it, rather
+    /// than waiting for another member.
+    pub owned: bool,
 }
 
 impl std::fmt::Display for Trailing {
@@ -86,9 +89,10 @@ impl CatchUp {
         }
     }
 
-    /// Whether every partition reached its target.
+    /// Whether every partition reached its target (`by` only ever holds partitions that have
+    /// one, so counting is enough: this is asked after every record).
     pub fn done(&self) -> bool {
-        self.targets.keys().all(|p| self.by.contains_key(p))
+        self.by.len() == self.targets.len()
     }
 
     /// The partitions short of their targets, in order.
@@ -101,6 +105,7 @@ impl CatchUp {
                 committed: self.latest.get(&partition).copied().unwrap_or_default(),
                 low,
                 high,
+                owned: false,
             })
             .collect()
     }
@@ -127,7 +132,7 @@ mod tests {
         assert_eq!(c.by().get(&0), Some(&CaughtUpBy::Already));
         assert_eq!(c.by().get(&2), Some(&CaughtUpBy::Already), "nothing readable");
         assert!(!c.done());
-        assert_eq!(c.trailing(), vec![Trailing { partition: 1, committed: at(3, 3), low: 0, high: 20 }]);
+        assert_eq!(c.trailing(), vec![Trailing { partition: 1, committed: at(3, 3), low: 0, high: 20, owned: false }]);
         // Only one table there: not yet.
         c.observe(1, at(20, 19), CaughtUpBy::Another);
         assert!(!c.done());
@@ -143,9 +148,9 @@ mod tests {
 
     #[test]
     fn trailing_partitions_say_where_they_are() {
-        let t = Trailing { partition: 4, committed: at(7, 5), low: 0, high: 9 };
+        let t = Trailing { partition: 4, committed: at(7, 5), low: 0, high: 9, owned: false };
         assert_eq!(t.to_string(), "4 (committed 5 of 9)");
-        let t = Trailing { partition: 0, committed: CommittedOffsets::default(), low: 2, high: 9 };
+        let t = Trailing { partition: 0, committed: CommittedOffsets::default(), low: 2, high: 9, owned: true };
         assert_eq!(t.to_string(), "0 (nothing committed, 7 records)");
     }
 }

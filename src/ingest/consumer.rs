@@ -21,10 +21,15 @@
 //!   member, whose session has not expired. Without static membership the same restart waits
 //!   out the dead member's `session.timeout.ms` (45 s by default). A second process started with
 //!   the id of a *live* one replaces it the same way: the older process gets the fatal
-//!   `FencedInstanceId` at its next heartbeat and stops with exit 2, naming
-//!   `ingest.instance_id` ([`is_fenced`]). The two cannot be told apart by the broker — a dead
-//!   member and a live duplicate look the same until the session ends — which is why the id must
-//!   be unique per running process and stable across its restarts (a StatefulSet pod name).
+//!   `FencedInstanceId` at its next heartbeat. The broker cannot tell a dead member from a live
+//!   duplicate until the session ends, and a consumer can also be fenced by a request of its own
+//!   previous membership (after a broker restart); so a fenced pipeline rejoins a couple of
+//!   times (`pipeline::FENCES_FORGIVEN`), the duplicates fence each other in turn, and within
+//!   seconds the first one to run out stops with exit 2 naming `ingest.instance_id`
+//!   ([`is_fenced`]). Hence the id must be unique per running process and stable across its
+//!   restarts (a StatefulSet pod name); by default it is the host name (`{host}-batch` for an
+//!   `--until-caught-up` run, so a batch run beside a daemon on the same host takes nothing
+//!   from it).
 //! * **consumer protocol (KIP-848, `group.protocol=consumer`), static**: the restarted process is
 //!   refused with the fatal `UnreleasedInstanceId` for as long as the dead member's session
 //!   lasts (the broker's `group.consumer.session.timeout.ms`, 45 s): exactly the wait static

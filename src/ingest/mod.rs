@@ -193,7 +193,8 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
     let shutdown = Shutdown::new(options.stop.clone(), config.ingest.shutdown_grace);
     // One probe for the process: "the N-th time a point is reached" counts across pipelines.
     let probe = Probe::from_env();
-    let until = options.until_caught_up.then(|| Until { deadline: options.timeout.map(|t| started + t) });
+    let until =
+        options.until_caught_up.then(|| Until { deadline: options.timeout.and_then(|t| started.checked_add(t)) });
     let threads: Vec<_> = selected
         .into_iter()
         .zip(handles)
@@ -301,12 +302,13 @@ fn run_pipeline(
     metrics: PipelineMetrics,
 ) -> Result<PipelineReport, IngestError> {
     let retries = Arc::new(Retries::of(&metrics));
-    let tables = open_tables(config, &pipeline, &runtime, &shutdown, &retries, &probe)?;
-    let mut run = pipeline::Run { deadline: until.and_then(|u| u.deadline), watched: None, fences: Vec::new() };
+    let limit = until.and_then(|u| u.deadline);
+    let tables = open_tables(config, &pipeline, &runtime, &shutdown, limit, &retries, &probe)?;
+    let mut run = pipeline::Run { deadline: limit, watched: None, fences: Vec::new() };
     let catch_up = match until {
         None => None,
         Some(_) => {
-            let (catch_up, watched) = watcher::start(config, &pipeline, &runtime, &shutdown, &retries)
+            let (catch_up, watched) = watcher::start(config, &pipeline, &runtime, &shutdown, limit, &retries)
                 .map_err(|source| IngestError::Targets { pipeline: pipeline.name.clone(), source })?;
             run.watched = Some(watched);
             Some(catch_up)
@@ -349,13 +351,14 @@ fn run_pipeline(
     })
 }
 
-/// Opens the pipeline's tables, retrying while the storage is unreachable (a schema mismatch
-/// is not retried: it needs the operator).
+/// Opens the pipeline's tables, retrying while the storage is unreachable, until a stop or
+/// `limit` (`--timeout`); a schema mismatch is not retried: it needs the operator.
 fn open_tables(
     config: &Config,
     pipeline: &Pipeline,
     runtime: &tokio::runtime::Handle,
     shutdown: &Shutdown,
+    limit: Option<Instant>,
     retries: &Retries,
     probe: &Probe,
 ) -> Result<Tables, IngestError> {
@@ -364,7 +367,7 @@ fn open_tables(
         "opening the tables",
         "check warehouse.root and that the storage is reachable",
         &retries.delta,
-        || shutdown.deadline().or(permanent.get()),
+        || [shutdown.deadline(), permanent.get(), limit].into_iter().flatten().min(),
         || match runtime.block_on(Tables::open(config, pipeline, probe)) {
             Err(e @ SinkError::SchemaMismatch { .. }) => {
                 permanent.set(Some(Instant::now()));

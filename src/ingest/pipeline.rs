@@ -83,9 +83,9 @@ pub enum PipelineError {
         source: KafkaError,
     },
     #[error(
-        "pipeline {pipeline}: another process keeps joining consumer group {group} with this process's \
-         group.instance.id {member} (ingest.instance_id {instance_id:?}): the broker fenced this one ({code:?}) \
-         again and again. Two running pixlake \
+        "pipeline {pipeline}: the broker keeps fencing this process's group.instance.id {member} \
+         (ingest.instance_id {instance_id:?}) in consumer group {group} ({code:?}): most likely another running \
+         process uses the same instance id (or the broker is restarting over and over). Two running pixlake \
          processes must not share an instance id: give each its own ingest.instance_id (PIXLAKE__INGEST__INSTANCE_ID), \
          e.g. the pod name of a StatefulSet. (With group.protocol=consumer the broker also refuses a restart of this \
          instance until the crashed one's session expires; the default classic protocol does not.) Nothing was \
@@ -206,6 +206,11 @@ impl Reminder {
 }
 
 /// Polls until a stop (`Some`) or until the consumer must be recreated (`None`).
+///
+/// Per record: one poll, one clock reading, one lock of the engine (released before the next
+/// poll, which may run the rebalance callback). What is not about the record — `--until-caught-
+/// up` progress, waiting explanations — is looked at every [`LOOK_EVERY`], or when the poll
+/// brought no record.
 fn poll_loop(
     config: &Config,
     engine: &Mutex<Engine>,
@@ -217,13 +222,18 @@ fn poll_loop(
         (e.pipeline.clone(), e.metrics.kafka_errors.clone())
     };
     let name = pipeline.name.as_str();
+    // Flushes give up at the `--timeout` deadline rather than retrying past it.
+    let deadline = run.deadline;
     let mut outage = Outage::default();
     let (mut unassigned, mut others) = (Reminder::default(), Reminder::default());
     let mut next_look = Instant::now();
+    let mut timeout = Duration::ZERO;
     loop {
-        let timeout = lock(engine).poll_timeout(Instant::now());
-        match consumer.poll(timeout) {
-            None => {}
+        let polled = consumer.poll(timeout);
+        let now = Now::read();
+        let mut e = lock(engine);
+        let quiet = match polled {
+            None => true,
             Some(Ok(m)) => {
                 outage.ok(name);
                 let record = Record {
@@ -233,7 +243,8 @@ fn poll_loop(
                     key: m.key(),
                     value: m.payload(),
                 };
-                lock(engine).add(&record, Now::read())?;
+                e.add(&record, now)?;
+                false
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 outage.ok(name);
@@ -242,23 +253,23 @@ fn poll_loop(
                     .ok()
                     .and_then(|tpl| tpl.find_partition(&pipeline.topic, p).and_then(|e| e.offset().to_raw()))
                     .unwrap_or(-1);
-                lock(engine).reached(p, position);
+                e.reached(p, position);
+                true
             }
             Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
-                let reason = consumer.client().fatal_error().map_or_else(|| format!("{code:?}"), |(_, r)| r);
                 let member = config.ingest.group_instance_id(name);
-                let now = Instant::now();
-                run.fences.retain(|t| now - *t < FENCE_WINDOW);
+                run.fences.retain(|t| now.at - *t < FENCE_WINDOW);
                 if code == RDKafkaErrorCode::FencedInstanceId && run.fences.len() < FENCES_FORGIVEN {
                     // Most likely fenced by itself (see FENCES_FORGIVEN): join again.
-                    run.fences.push(now);
+                    run.fences.push(now.at);
                     tracing::warn!(pipeline = name, group = %pipeline.group, member = %member,
                         "the broker fenced this consumer's group.instance.id: after a broker restart or a lost session \
                          that is a request sent before the consumer rejoined; restarting the consumer (if another \
                          process shares ingest.instance_id, one of the two stops soon)");
-                    lock(engine).abandon("fenced by the group coordinator".into());
+                    e.abandon("fenced by the group coordinator".into());
                     return Ok(None);
                 }
+                let reason = consumer.client().fatal_error().map_or_else(|| format!("{code:?}"), |(_, r)| r);
                 return Err(if consumer::is_fenced(code) {
                     PipelineError::InstanceFenced {
                         pipeline: name.to_owned(),
@@ -271,13 +282,12 @@ fn poll_loop(
                     PipelineError::Fatal { pipeline: name.to_owned(), code, reason }
                 });
             }
-            Some(Err(e)) => {
+            Some(Err(err)) => {
                 kafka_errors.inc();
-                outage.error(name, &e)
+                outage.error(name, &err);
+                true
             }
-        }
-        let now = Now::read();
-        let mut e = lock(engine);
+        };
         if let Some(rx) = &mut run.watched
             && rx.has_changed().unwrap_or(false)
         {
@@ -291,35 +301,42 @@ fn poll_loop(
             return Ok(if e.abandoned().is_some() { None } else { Some(Stopped::Requested) });
         }
         if let Some(reason) = e.due(now.at)
-            && e.flush(consumer, false, reason, None, now)? == Flushed::Fenced
+            && e.flush(consumer, false, reason, deadline, now)? == Flushed::Fenced
         {
             return Ok(None);
         }
+        timeout = e.poll_timeout(now.at);
+        if !quiet && now.at < next_look {
+            continue;
+        }
+        next_look = now.at + LOOK_EVERY;
         if e.until_caught_up() {
             if e.read_to_target()
                 && !e.owned_caught_up()
                 && e.has_pending()
-                && e.flush(consumer, true, "caught-up", None, now)? == Flushed::Fenced
+                && e.flush(consumer, true, "caught-up", deadline, now)? == Flushed::Fenced
             {
                 return Ok(None);
             }
             if e.caught_up() {
                 return Ok(Some(Stopped::CaughtUp));
             }
-            if run.deadline.is_some_and(|d| now.at >= d) {
-                e.flush(consumer, true, "timeout", None, now)?;
+            if deadline.is_some_and(|d| now.at >= d) {
+                // What was read is committed (within the shutdown grace period) before giving up.
+                let grace = Some(now.at + config.ingest.shutdown_grace);
+                e.flush(consumer, true, "timeout", grace, now)?;
                 if e.abandoned().is_some() {
                     return Ok(None);
                 }
-                let trailing = e.catch_up().map(|c| c.trailing()).unwrap_or_default();
+                if e.caught_up() {
+                    return Ok(Some(Stopped::CaughtUp));
+                }
+                let owned: Vec<i32> = e.owned().collect();
+                let mut trailing = e.catch_up().map(|c| c.trailing()).unwrap_or_default();
+                trailing.iter_mut().for_each(|t| t.owned = owned.contains(&t.partition));
                 return Ok(Some(Stopped::TimedOut(trailing)));
             }
         }
-        // Is the pipeline waiting for someone? Looked at a few times a second, not per record.
-        if now.at < next_look {
-            continue;
-        }
-        next_look = now.at + LOOK_EVERY;
         let none_owned = e.owned().next().is_none();
         // `--until-caught-up`: partitions short of their targets that this process does not
         // own; someone else must commit them (or hand them over).

@@ -4,7 +4,7 @@
 //! on the poll thread, never through the writers — see `sink::delta::LatestOffsets`).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::watch;
@@ -19,6 +19,9 @@ use crate::sink::delta::{LatestOffsets, SinkError};
 /// How often the offsets of partitions other members write are read again.
 pub const WATCH_EVERY: Duration = Duration::from_secs(3);
 
+/// Consecutive failed reads before the watcher warns (then every as many more).
+const WARN_AFTER: u32 = 10;
+
 /// How long a metadata or watermark request may take.
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -27,6 +30,8 @@ const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum StartError {
     #[error("topic {0} has no partitions on the broker (does it exist?)")]
     NoTopic(String),
+    #[error("cannot create a Kafka client: {0}; check kafka.brokers and kafka.properties")]
+    Client(#[source] rdkafka::error::KafkaError),
     #[error(transparent)]
     GaveUp(#[from] GaveUp),
     #[error(transparent)]
@@ -34,20 +39,21 @@ pub enum StartError {
 }
 
 /// Reads the targets of every partition of `pipeline`'s topic and the offsets Delta has now,
-/// then starts the watcher. Retries while the broker or the storage does not answer (until the
-/// shutdown grace period, once a stop is asked for).
+/// then starts the watcher. Retries while the broker or the storage does not answer, until a
+/// stop (then within its grace period) or `limit` (`--timeout`).
 pub fn start(
     config: &Config,
     pipeline: &Pipeline,
     runtime: &Handle,
     shutdown: &Shutdown,
+    limit: Option<Instant>,
     retries: &Retries,
 ) -> Result<(CatchUp, watch::Receiver<PartitionOffsets>), StartError> {
-    let deadline = || shutdown.deadline();
+    let deadline = || [shutdown.deadline(), limit].into_iter().flatten().min();
     let hint = "the broker did not answer; check kafka.brokers";
-    let client = retry("creating the watermark reader", hint, &retries.offsets, deadline, || {
-        crate::kafka::reader(&config.kafka, &format!("{}-catch-up", pipeline.name), &[])
-    })?;
+    // Creating a client fails only on a bad setting: no retry.
+    let client =
+        crate::kafka::reader(&config.kafka, &format!("{}-catch-up", pipeline.name), &[]).map_err(StartError::Client)?;
     let partitions = retry("reading the topic's partitions", hint, &retries.offsets, deadline, || {
         crate::kafka::partitions(&client, &pipeline.topic, KAFKA_TIMEOUT)
     })?
@@ -76,6 +82,7 @@ pub fn start(
     let (tx, rx) = watch::channel(now);
     let (name, topic) = (pipeline.name.clone(), pipeline.topic.clone());
     runtime.spawn(async move {
+        let mut failures = 0u32;
         loop {
             tokio::select! {
                 () = tx.closed() => return,
@@ -83,13 +90,26 @@ pub fn start(
             }
             match latest.read(AppIds::new(&name, &topic), &partitions).await {
                 Ok(offsets) => {
+                    if failures >= WARN_AFTER {
+                        tracing::info!(pipeline = %name, "reading other members' offsets from Delta works again");
+                    }
+                    failures = 0;
                     if tx.send(offsets).is_err() {
                         return;
                     }
                 }
                 // The next round tries again; the partitions this process owns do not depend
-                // on it.
-                Err(e) => tracing::debug!(pipeline = %name, error = %e, "cannot read the latest offsets from Delta"),
+                // on it, but --until-caught-up cannot see the others' progress meanwhile.
+                Err(e) => {
+                    failures += 1;
+                    if failures.is_multiple_of(WARN_AFTER) {
+                        tracing::warn!(pipeline = %name, error = %e, failures,
+                            "cannot read the latest offsets from Delta, so --until-caught-up does not see what other \
+                             members commit; check the warehouse storage; retrying");
+                    } else {
+                        tracing::debug!(pipeline = %name, error = %e, "cannot read the latest offsets from Delta");
+                    }
+                }
             }
         }
     });

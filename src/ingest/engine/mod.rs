@@ -108,7 +108,11 @@ pub struct Engine {
     parts: BTreeMap<i32, Progress>,
     policy: FlushPolicy,
     idle_commit: Duration,
+    /// Per table: when it last committed (a table receiving no rows joins a batch commit once
+    /// this is `idle_commit` old) and since when its offsets trail what was read (`None`: they
+    /// do not), which makes a commit due after `idle_commit`.
     last_commit: [Instant; 2],
+    trailing_since: [Option<Instant>; 2],
     /// `--until-caught-up`: the targets of every partition and who reached them.
     catch_up: Option<CatchUp>,
     /// This instance's id, recorded in every commit (`pixlake.instance`).
@@ -163,6 +167,7 @@ impl Engine {
             policy: s.policy,
             idle_commit: s.idle_commit,
             last_commit: [now, now],
+            trailing_since: [None, None],
             catch_up: s.catch_up,
             instance_id: s.instance_id,
             shutdown: s.shutdown,
@@ -215,6 +220,11 @@ impl Engine {
         }
         self.metrics.set_assigned(self.parts.len());
         self.metrics.buffered_rows.set(self.buffer.len() as i64);
+        for t in Table::BOTH {
+            if !self.parts.values().any(|p| p.pending(t).is_some()) {
+                self.trailing_since[t as usize] = None;
+            }
+        }
     }
 
     /// Publishes every owned partition's lag at `now`.
@@ -251,6 +261,11 @@ impl Engine {
             return Ok(());
         };
         let result = self.buffer.add(record, progress, self.dlq.as_mut(), now);
+        for t in Table::BOTH {
+            if self.trailing_since[t as usize].is_none() && progress.pending(t).is_some() {
+                self.trailing_since[t as usize] = Some(now.at);
+            }
+        }
         if let Some(lag) = self.lags.get_mut(&record.partition) {
             lag.metrics.records.inc();
             lag.metrics.bytes.inc_by(record.value.map_or(0, <[u8]>::len) as u64);
@@ -274,14 +289,23 @@ impl Engine {
     }
 
     /// Why the batch should be committed at `now`, if it should: a batch limit, or a table
-    /// whose offsets trail what was read and that has not committed for `idle_commit`.
+    /// that has no row waiting and whose offsets have trailed what was read for `idle_commit`.
+    /// (A table with rows waiting commits by the batch limits, and the trailing is counted from
+    /// the first record read past the table's offset: the idle rule must not turn the first
+    /// record after a quiet spell into a commit of its own.)
     pub fn due(&self, now: Instant) -> Option<&'static str> {
         let age = self.buffer.first().map_or(Duration::ZERO, |f| now.saturating_duration_since(f));
         if let Some(reason) = self.policy.check(self.buffer.len(), self.buffer.bytes(), age) {
             return Some(reason.as_str());
         }
+        let waiting = |t: Table| match t {
+            Table::Category => self.buffer.len() > self.buffer.quarantined(),
+            Table::Quarantine => self.buffer.quarantined() > 0,
+        };
         let trailing = |t: Table| {
-            now.saturating_duration_since(self.last_commit[t as usize]) >= self.idle_commit
+            !waiting(t)
+                && self.trailing_since[t as usize]
+                    .is_some_and(|since| now.saturating_duration_since(since) >= self.idle_commit)
                 && self.parts.values().any(|p| p.pending(t).is_some())
         };
         (trailing(Table::Category) || trailing(Table::Quarantine)).then_some("idle")
@@ -454,6 +478,8 @@ impl Engine {
                         }
                     }
                     self.last_commit[table as usize] = now.at;
+                    // The commit covers every partition's pending offset of this table.
+                    self.trailing_since[table as usize] = None;
                     self.totals.commits += 1;
                     committed.push((table, version, rows.as_ref().map_or(0, |r| r.num_rows())));
                     if table == Table::Category {

@@ -20,7 +20,7 @@ use crate::kafka::producer::ProduceError;
 use crate::offsets::{AppIds, CommittedOffsets};
 use crate::pix::batch::{EVENT_DATE, INGEST_DATE, QUARANTINE_TABLE};
 use crate::pix::{Category, Decoder, category_schema, quarantine_schema};
-use crate::sink::delta::{DeltaTableWriter, open_existing, read_offsets, scan};
+use crate::sink::delta::{DeltaTableWriter, Loaded, open_existing, read_offsets, scan};
 use crate::telemetry::Metrics;
 
 /// Dead letters as the fake DLQ saw them.
@@ -192,8 +192,6 @@ impl Harness {
     }
 }
 
-use crate::sink::delta::Loaded;
-
 #[test]
 fn an_owned_partition_never_read_is_declared_minus_one_in_both_tables() {
     let mut h = Harness::new(None);
@@ -233,6 +231,37 @@ fn the_trailing_table_commits_after_idle_commit_and_not_before() {
     assert_eq!(h.committed(0), CommittedOffsets::new(Some(5), Some(5)), "the quarantine's offset caught up");
     assert!(h.rows(Table::Quarantine, 0).is_empty(), "an offset-only commit");
     assert_eq!(h.engine.due(h.t0 + idle * 3), None, "nothing trails any more");
+}
+
+#[test]
+fn a_table_with_rows_waiting_commits_by_the_batch_limits_not_the_idle_rule() {
+    let mut h = Harness::new(None);
+    let (idle, latency) = (h.config.ingest.idle_commit, h.config.batch.max_latency);
+    h.assign(&[0]);
+    // Long after the last commit, one valid record arrives (read at time zero of the batch).
+    let later = idle * 3;
+    let value = h.valid[0].clone();
+    let record = Record { partition: 0, offset: 0, timestamp: None, key: None, value: Some(&value) };
+    h.engine.add(&record, h.at(later)).unwrap();
+    assert_eq!(h.engine.due(h.t0 + later), None, "not committed alone");
+    // pix_quarantine has nothing waiting and trails: it commits with the batch.
+    assert_eq!(h.engine.due(h.t0 + later + latency), Some("latency"));
+    assert_eq!(h.flush(false, later + latency), Flushed::Committed);
+    assert_eq!(h.committed(0), CommittedOffsets::new(Some(1), Some(1)), "both tables, the idle one included");
+}
+
+#[test]
+fn a_partition_declared_in_every_commit_fences_another_writers_commit_for_it() {
+    let mut h = Harness::new(None);
+    h.assign(&[0, 1]);
+    h.read(0, 0, true);
+    assert_eq!(h.flush(true, Duration::ZERO), Flushed::Committed);
+    // Partition 1 — owned, never read — was committed by another writer meanwhile.
+    h.other_writer_commits(Table::Category, 1, 5);
+    h.read(0, 1, true);
+    // This commit moves only partition 0, but declares partition 1 too: refused.
+    assert_eq!(h.flush(true, Duration::ZERO), Flushed::Fenced);
+    assert_eq!(h.rows(Table::Category, 0), vec![0]);
 }
 
 #[test]
