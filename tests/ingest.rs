@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::lake::{Proc, Setup, check_complete, check_invariant};
+use common::lake::{Proc, Setup, check_complete, check_invariant, wait_committed};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -118,17 +118,7 @@ fn a_second_instance_takes_over_from_a_killed_one() {
     std::thread::sleep(Duration::from_millis(700));
     a.kill9();
     // B must end up with everything committed.
-    let highs = s.high_watermarks();
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        let checked = check_invariant(&s);
-        if checked.committed == highs {
-            break;
-        }
-        assert!(b.child.try_wait().unwrap().is_none(), "B exited:\n{}", b.log());
-        assert!(Instant::now() < deadline, "B did not catch up: {:?}\n{}", checked.committed, b.log());
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    wait_committed(&s, Duration::from_secs(240), &mut [&mut b]);
     b.sigterm();
     let (status, _, log) = b.finish(Duration::from_secs(60));
     assert!(status.success(), "{log}");
@@ -177,12 +167,7 @@ fn a_writer_that_wakes_up_after_losing_its_partitions_is_fenced() {
         a.log(),
         b.log()
     );
-    let highs = s.high_watermarks();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while check_invariant(&s).committed != highs {
-        assert!(Instant::now() < deadline, "not caught up:\n{}\n{}", a.log(), b.log());
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    wait_committed(&s, Duration::from_secs(180), &mut [&mut a, &mut b]);
     a.sigterm();
     b.sigterm();
     let (status_a, out_a, log_a) = a.finish(Duration::from_secs(60));

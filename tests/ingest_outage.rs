@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::lake::{Proc, Setup, check_complete, check_invariant};
+use common::lake::{Proc, Setup, check_complete, check_invariant, wait_committed};
 
 fn kafka_sh(action: &str) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh");
@@ -50,13 +50,7 @@ fn a_broker_outage_is_survived_and_caught_up() {
 
     // More records after the restart, then everything must get committed.
     s.produce(20_000, 0.03, 42);
-    let highs = s.high_watermarks();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while check_invariant(&s).committed != highs {
-        assert!(p.child.try_wait().unwrap().is_none(), "ingest exited:\n{}", p.log());
-        assert!(Instant::now() < deadline, "did not catch up after the outage:\n{}", p.log());
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    wait_committed(&s, Duration::from_secs(300), &mut [&mut p]);
     p.sigterm();
     let (status, _, log) = p.finish(Duration::from_secs(60));
     assert!(status.success(), "{log}");

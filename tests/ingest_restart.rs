@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::lake::{Proc, Setup, check_complete, check_invariant};
+use common::lake::{Proc, Setup, check_complete, check_invariant, wait_committed};
 
 /// The `pixlake ingest` command of `s` with pixlake's default session settings (the test setup
 /// shortens them otherwise).
@@ -57,12 +57,7 @@ fn a_restart_after_kill_9_gets_its_partitions_back_before_the_session_expires() 
     let waited = killed.elapsed();
     eprintln!("partitions back {waited:?} after kill -9 (session.timeout.ms 45 s)");
     assert!(waited < Duration::from_secs(30), "static membership: back in {waited:?}, well under 45 s");
-    let highs = s.high_watermarks();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while check_invariant(&s).committed != highs {
-        assert!(Instant::now() < deadline, "not caught up:\n{}", second.log());
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_committed(&s, Duration::from_secs(180), &mut [&mut second]);
     second.sigterm();
     let (status, _, log) = second.finish(Duration::from_secs(60));
     assert!(status.success(), "{log}");
@@ -98,12 +93,7 @@ fn two_processes_with_one_instance_id_do_not_both_ingest() {
     assert!(log.contains("PIXLAKE__INGEST__INSTANCE_ID"), "the message names the setting:\n{log}");
     let mut survivor = survivor;
     assert!(survivor.child.try_wait().unwrap().is_none(), "the other one ingests on:\n{}", survivor.log());
-    let highs = s.high_watermarks();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while check_invariant(&s).committed != highs {
-        assert!(Instant::now() < deadline, "not caught up:\n{}", survivor.log());
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_committed(&s, Duration::from_secs(120), &mut [&mut survivor]);
     survivor.sigterm();
     let (status, _, log) = survivor.finish(Duration::from_secs(60));
     assert!(status.success(), "{log}");

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::lake::{Proc, Setup, check_complete, check_invariant};
+use common::lake::{Proc, Setup, check_complete, check_invariant, wait_committed};
 
 fn maintain(s: &Setup, args: &[&str]) -> (i32, serde_json::Value, String) {
     let mut all = vec!["maintain", "--json"];
@@ -83,12 +83,7 @@ fn scheduled_maintenance_runs_inside_ingest() {
     ];
     let mut p = Proc::spawn(s.command(&["ingest"], &extra));
     assert!(p.wait_for("scheduled maintenance done", Duration::from_secs(180)), "{}", p.log());
-    let highs = s.high_watermarks();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while check_invariant(&s).committed != highs {
-        assert!(Instant::now() < deadline, "not caught up:\n{}", p.log());
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    wait_committed(&s, Duration::from_secs(300), &mut [&mut p]);
     p.sigterm();
     let (status, _, log) = p.finish(Duration::from_secs(60));
     assert!(status.success(), "{log}");

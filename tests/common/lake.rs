@@ -293,6 +293,25 @@ pub fn check_complete(s: &Setup) -> Checked {
     checked
 }
 
+/// Waits until every source partition of `s` is committed up to the high watermark it has
+/// now, checking the invariant at each look. Panics, with the logs of `procs`, after `timeout`
+/// or as soon as one of them exits.
+pub fn wait_committed(s: &Setup, timeout: Duration, procs: &mut [&mut Proc]) -> Checked {
+    let highs = s.high_watermarks();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let checked = check_invariant(s);
+        if checked.committed == highs {
+            return checked;
+        }
+        let exited = procs.iter_mut().any(|p| p.child.try_wait().unwrap().is_some());
+        let logs = || procs.iter().map(|p| p.log()).collect::<Vec<_>>().join("\n===== next process =====\n");
+        assert!(!exited, "a pixlake process exited before the tables caught up:\n{}", logs());
+        assert!(Instant::now() < deadline, "not caught up within {timeout:?}: {:?}\n{}", checked.committed, logs());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// A running `pixlake` process whose stderr is collected line by line.
 pub struct Proc {
     pub child: Child,
