@@ -7,6 +7,14 @@
 #   scripts/kafka.sh reset    stop, wipe the data directory, start again with empty topics
 #   scripts/kafka.sh topics   (re)create the topics on a running broker
 #   scripts/kafka.sh delete TOPIC…   delete topics (benchmarks clean up their millions of records)
+#   scripts/kafka.sh client-env sasl|mtls   print the PIXLAKE__KAFKA__… settings of a secure client
+#
+# Besides the plaintext listener (PIXLAKE_KAFKA_PORT, default 9092) the broker serves, on the next
+# ports but one: SASL_SSL with SCRAM-SHA-512/256 (port+2, user `pixlake`, its password in
+# $run/tls/scram-password, created with the broker's own kafka-configs tool) and mutual TLS
+# (port+3, client certificate required). A test CA, the broker's certificate (for 127.0.0.1 and
+# localhost), a client certificate, an expired client certificate and a second CA that signed
+# nothing of the broker's are made with openssl on first start, in $run/tls.
 #
 # One combined KRaft broker+controller on 127.0.0.1, run from the org.apache.kafka:kafka_2.13
 # jars that Maven resolves from Maven Central (scripts/kafka/pom.xml). The jars are cached outside
@@ -30,11 +38,16 @@ libs="$cache/kafka-$kafka_version-$(sha256sum "$here/kafka/pom.xml" | cut -c1-12
 run=${PIXLAKE_KAFKA_DIR:-$cache/kafka-run}
 port=${PIXLAKE_KAFKA_PORT:-9092}
 cport=$((port + 1))
+sasl_port=$((port + 2))
+tls_port=$((port + 3))
 partitions=${PIXLAKE_KAFKA_PARTITIONS:-6}
 topics=${PIXLAKE_KAFKA_TOPICS:-pix.payments pix.receipts pix.refunds}
 dlq=${PIXLAKE_KAFKA_DLQ:-pix.dlq}
 heap=${PIXLAKE_KAFKA_HEAP:-1g}
 bootstrap="127.0.0.1:$port"
+tls="$run/tls"
+# The broker's keystore password (a local test broker's; nothing to protect).
+ks_pass=pixlake-test-keystore
 
 say() { echo "kafka.sh: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -59,17 +72,110 @@ fetch() {
 
 kjava() { java -Xmx256m -cp "$libs/*" -Dlog4j2.configurationFile="$run/log4j2.properties" "$@"; }
 
+# The TLS material of the secure listeners, made once.
+make_tls() {
+  [[ -f "$tls/.complete" ]] && return 0
+  command -v openssl >/dev/null || die "openssl not found: it makes the test certificates (Debian: apt-get install openssl)"
+  rm -rf "$tls" && mkdir -p "$tls/ca-db"
+  (
+    cd "$tls"
+    quiet() { "$@" >/dev/null 2>>openssl.log || die "openssl failed making the test certificates; see $tls/openssl.log"; }
+    quiet openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 -subj "/CN=pixlake test CA"
+    quiet openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.pem -days 3650 \
+      -subj "/CN=a CA the broker does not know"
+    quiet openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/CN=localhost"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >broker.ext
+    quiet openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out broker.pem -days 3650 \
+      -extfile broker.ext
+    quiet openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -out broker.p12 \
+      -passout "pass:$ks_pass"
+    quiet openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=pixlake-client"
+    quiet openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 3650
+    # Expired: valid for one day in 2020 (`openssl ca` is the tool that sets both dates).
+    quiet openssl req -newkey rsa:2048 -nodes -keyout expired-client.key -out expired-client.csr \
+      -subj "/CN=pixlake-expired-client"
+    touch ca-db/index.txt && echo 1000 >ca-db/serial
+    cat >ca.cnf <<CNF
+[ca]
+default_ca = test
+[test]
+database = ca-db/index.txt
+serial = ca-db/serial
+new_certs_dir = ca-db
+certificate = ca.pem
+private_key = ca.key
+default_md = sha256
+policy = any
+[any]
+commonName = supplied
+CNF
+    quiet openssl ca -batch -config ca.cnf -notext -in expired-client.csr -out expired-client.pem \
+      -startdate 20200101000000Z -enddate 20200102000000Z
+    openssl rand -hex 16 >scram-password
+    chmod 600 ./*.key scram-password
+  ) || exit 1
+  touch "$tls/.complete"
+}
+
+# The SCRAM user of the SASL_SSL listener (idempotent: sets the password again).
+scram_user() {
+  local pw mechanism
+  pw=$(cat "$tls/scram-password")
+  for mechanism in SCRAM-SHA-512 SCRAM-SHA-256; do
+    kjava kafka.admin.ConfigCommand --bootstrap-server "$bootstrap" --alter --entity-type users --entity-name pixlake \
+      --add-config "$mechanism=[password=$pw]" >/dev/null 2>"$tls/scram.log" \
+      || die "could not create the SCRAM user; see $tls/scram.log"
+  done
+}
+
+# Environment for a pixlake client of the secure listeners: `sasl` or `mtls`.
+client_env() {
+  case "${1:-}" in
+    sasl)
+      cat <<ENV
+export PIXLAKE__KAFKA__BROKERS=127.0.0.1:$sasl_port
+export PIXLAKE__KAFKA__PROPERTIES__SECURITY_PROTOCOL=SASL_SSL
+export PIXLAKE__KAFKA__PROPERTIES__SASL_MECHANISM=SCRAM-SHA-512
+export PIXLAKE__KAFKA__PROPERTIES__SASL_USERNAME=pixlake
+export PIXLAKE__KAFKA__PROPERTIES__SASL_PASSWORD_FILE=$tls/scram-password
+export PIXLAKE__KAFKA__PROPERTIES__SSL_CA_LOCATION=$tls/ca.pem
+ENV
+      ;;
+    mtls)
+      cat <<ENV
+export PIXLAKE__KAFKA__BROKERS=127.0.0.1:$tls_port
+export PIXLAKE__KAFKA__PROPERTIES__SECURITY_PROTOCOL=SSL
+export PIXLAKE__KAFKA__PROPERTIES__SSL_CA_LOCATION=$tls/ca.pem
+export PIXLAKE__KAFKA__PROPERTIES__SSL_CERTIFICATE_LOCATION=$tls/client.pem
+export PIXLAKE__KAFKA__PROPERTIES__SSL_KEY_LOCATION=$tls/client.key
+ENV
+      ;;
+    *) die "usage: $0 client-env sasl|mtls" ;;
+  esac
+}
+
 write_config() {
   mkdir -p "$run/data"
   cat >"$run/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_SSL://127.0.0.1:$sasl_port,SSL://127.0.0.1:$tls_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sasl_port,SSL://127.0.0.1:$tls_port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
+# SASL_SSL: SCRAM users (kafka-configs); SSL: mutual TLS, a client certificate from the test CA.
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$tls/broker.p12
+ssl.keystore.password=$ks_pass
+ssl.key.password=$ks_pass
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls/ca.pem
+listener.name.ssl.ssl.client.auth=required
 log.dirs=$run/data
 num.partitions=$partitions
 auto.create.topics.enable=false
@@ -104,7 +210,7 @@ PROPS
 }
 
 pid_alive() { [[ -f "$run/kafka.pid" ]] && kill -0 "$(cat "$run/kafka.pid")" 2>/dev/null; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/${1:-$port}") 2>/dev/null; }
 serving() { kjava org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --list >/dev/null 2>&1; }
 
 create_topics() {
@@ -120,9 +226,15 @@ create_topics() {
 start() {
   need_java
   fetch
+  make_tls
+  if pid_alive && port_open && ! port_open "$tls_port"; then
+    say "the running broker has no secure listeners (started by an older kafka.sh): restarting it"
+    stop
+  fi
   if pid_alive && port_open; then
     say "already running (pid $(cat "$run/kafka.pid")) on $bootstrap; log: $run/kafka.log"
     create_topics
+    scram_user
     return 0
   fi
   if ! pid_alive && port_open; then
@@ -144,7 +256,8 @@ start() {
     pid_alive || die "the broker exited during start-up; see $run/kafka.log"
     if port_open && serving; then
       create_topics
-      say "serving clients on $bootstrap"
+      scram_user
+      say "serving clients on $bootstrap; SASL_SSL (SCRAM) on 127.0.0.1:$sasl_port, mutual TLS on 127.0.0.1:$tls_port (scripts/kafka.sh client-env sasl|mtls)"
       return 0
     fi
     sleep 1
@@ -187,5 +300,6 @@ case "${1:-}" in
   reset) stop; rm -rf "$run/data"; start ;;
   topics) need_java; fetch; create_topics ;;
   delete) shift; need_java; fetch; delete_topics "$@" ;;
-  *) echo "usage: $0 start|stop|status|reset|topics|delete TOPIC…" >&2; exit 2 ;;
+  client-env) client_env "${2:-}" ;;
+  *) echo "usage: $0 start|stop|status|reset|topics|delete TOPIC…|client-env sasl|mtls" >&2; exit 2 ;;
 esac

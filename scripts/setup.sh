@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what pixlake's build and tests need and is missing: a C toolchain for librdkafka,
+# Installs what pixlake's build and tests need and is missing: a C toolchain for librdkafka and
+# the OpenSSL and Cyrus SASL headers it builds against,
 # Java 17+ and Maven for the local Kafka broker, Prometheus and promtool (observability tests),
 # rustfmt and clippy. Idempotent and quiet when everything is there; uses apt-get
 # (Debian/Ubuntu) when something is missing.
@@ -9,6 +10,13 @@ missing=()
 command -v cc >/dev/null || missing+=(build-essential)
 command -v make >/dev/null || missing+=(make)
 command -v perl >/dev/null || missing+=(perl)
+# librdkafka links the system's OpenSSL (TLS) and Cyrus SASL (GSSAPI), found with pkg-config.
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+[[ -f /usr/include/openssl/ssl.h ]] || missing+=(libssl-dev)
+[[ -f /usr/include/sasl/sasl.h ]] || missing+=(libsasl2-dev)
+# scripts/kafka.sh makes the test CA and certificates; the codec tests publish with kcat -z.
+command -v openssl >/dev/null || missing+=(openssl)
+command -v kcat >/dev/null || missing+=(kcat)
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v curl >/dev/null || missing+=(curl)

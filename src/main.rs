@@ -17,10 +17,13 @@ fn main() -> ExitCode {
     let config = Config::load(cli.config.as_deref());
     // Logging follows the configuration; a configuration that does not load is reported below.
     let format = config.as_ref().map_or(LogFormat::Human, |c| c.telemetry.log_format);
-    pixlake::telemetry::logging::init(format);
+    // The configuration's secrets are masked in every log line, whoever writes it.
+    let secrets = config.as_ref().map(Config::secrets).unwrap_or_default();
+    pixlake::telemetry::logging::init(format, secrets);
     let result = config.map_err(anyhow::Error::from).and_then(|config| match cli.command {
         Command::Ingest(args) => pixlake::cli::ingest::run(&config, args),
         Command::Audit(args) => pixlake::cli::audit::run(&config, args),
+        Command::Config(args) => pixlake::cli::config::run(&config, args),
         Command::Dlq(args) => pixlake::cli::dlq::run(&config, args),
         Command::Maintain(args) => pixlake::cli::maintain::run(&config, args),
         Command::Offsets(args) => pixlake::cli::offsets::run(&config, args),

@@ -181,3 +181,32 @@ fn sigterm_stops_an_endless_run_with_complete_lines() {
     let out = pixlake().arg("validate").arg(&path).output().unwrap();
     assert!(out.status.success(), "every line written is a whole, valid event");
 }
+
+#[test]
+fn config_show_prints_the_effective_configuration_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key-password");
+    std::fs::write(&key, "from-a-file-42\n").unwrap();
+    let out = pixlake()
+        .args(["config", "show", "--json"])
+        .env("PIXLAKE__KAFKA__PROPERTIES__SASL_PASSWORD", "hunter2-hunter2")
+        .env("PIXLAKE__KAFKA__PROPERTIES__SASL_USERNAME", "pixlake")
+        .env("PIXLAKE__KAFKA__PRODUCER__SSL_KEY_PASSWORD_FILE", &key)
+        .env("PIXLAKE__INGEST__INSTANCE_ID", "node-3")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("hunter2") && !text.contains("from-a-file"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(text.split_once('\n').unwrap().1).unwrap();
+    assert_eq!(json["kafka"]["properties"]["sasl.password"], "[REDACTED]");
+    assert_eq!(json["kafka"]["producer"]["ssl.key.password"], "[REDACTED]");
+    assert_eq!(json["kafka"]["properties"]["sasl.username"], "pixlake");
+    assert_eq!(json["ingest"]["instance_id"], "node-3");
+    assert_eq!(json["pipelines"][2]["group"], "pixlake-refunds");
+    // The YAML form says the same.
+    let yaml =
+        pixlake().args(["config", "show"]).env("PIXLAKE__KAFKA__PROPERTIES__SASL_PASSWORD", "hunter2-hunter2").output();
+    let yaml = String::from_utf8(yaml.unwrap().stdout).unwrap();
+    assert!(yaml.contains("sasl.password:") && yaml.contains("[REDACTED]") && !yaml.contains("hunter2"), "{yaml}");
+}

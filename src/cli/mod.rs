@@ -2,6 +2,7 @@
 //! loaded configuration and returning an exit code. `main.rs` only dispatches.
 
 pub mod audit;
+pub mod config;
 pub mod dlq;
 pub mod ingest;
 pub mod maintain;
@@ -35,6 +36,8 @@ pub enum Command {
     Ingest(ingest::Args),
     /// Check the exactly-once invariant per partition against Kafka; exit 1 on any violation.
     Audit(audit::Args),
+    /// The effective configuration: `config show` (secrets redacted).
+    Config(config::Args),
     /// Dead letters: `dlq replay` re-validates quarantined records with the current rules.
     Dlq(dlq::Args),
     /// Compaction of small files, checkpoint and vacuum, with safe defaults.

@@ -43,8 +43,8 @@ pub struct Config {
     pub origin: String,
 }
 
-/// Kafka connection settings shared by every client.
-#[derive(Clone, Debug)]
+/// Kafka connection settings shared by every client. Its `Debug` hides secret values.
+#[derive(Clone)]
 pub struct KafkaConfig {
     /// `bootstrap.servers`.
     pub brokers: String,
@@ -54,6 +54,37 @@ pub struct KafkaConfig {
     pub consumer: BTreeMap<String, String>,
     /// Settings for producers only (`kafka.producer`), applied after `properties`.
     pub producer: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("properties", &redacted(&self.properties))
+            .field("consumer", &redacted(&self.consumer))
+            .field("producer", &redacted(&self.producer))
+            .finish()
+    }
+}
+
+/// What a secret's value is shown as.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Whether the librdkafka setting `key` holds a secret (passwords, private keys, tokens,
+/// client secrets, the OAUTHBEARER config that may embed them).
+pub fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.contains("password")
+        || key.contains("secret")
+        || key.contains("token")
+        || key == "ssl.key.pem"
+        || key == "sasl.oauthbearer.config"
+        || key == "sasl.jaas.config"
+}
+
+/// `map` with secret values replaced by [`REDACTED`].
+fn redacted(map: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    map.iter().map(|(k, v)| (k.as_str(), if is_secret(k) { REDACTED } else { v.as_str() })).collect()
 }
 
 /// One source topic, its category and its table.
@@ -217,6 +248,60 @@ impl Config {
         if problems.is_empty() { Ok(config) } else { Err(ConfigError::Invalid { origin: origin.to_owned(), problems }) }
     }
 
+    /// The secret values of the configuration (passwords, private keys…), for the log mask:
+    /// whatever writes a line, these never reach it in clear. Values shorter than 4 characters
+    /// are left out (masking them would garble every line; such a secret protects nothing).
+    pub fn secrets(&self) -> Vec<String> {
+        let k = &self.kafka;
+        k.properties
+            .iter()
+            .chain(&k.consumer)
+            .chain(&k.producer)
+            .filter(|(key, value)| is_secret(key) && value.chars().count() >= 4)
+            .map(|(_, value)| value.clone())
+            .collect()
+    }
+
+    /// The effective configuration — file, environment and defaults — as `pixlake config
+    /// show` prints it, secrets redacted.
+    pub fn effective(&self) -> serde_json::Value {
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        serde_json::json!({
+            "kafka": {
+                "brokers": self.kafka.brokers,
+                "properties": redacted(&self.kafka.properties),
+                "consumer": redacted(&self.kafka.consumer),
+                "producer": redacted(&self.kafka.producer),
+            },
+            "pipelines": self.pipelines.iter().map(|p| serde_json::json!({
+                "name": p.name,
+                "event_type": p.category.as_str(),
+                "topic": p.topic,
+                "table": p.table,
+                "group": p.group,
+            })).collect::<Vec<_>>(),
+            "dlq": { "topic": self.dlq.topic },
+            "validation": { "max_message_bytes": self.validation.max_message_bytes },
+            "warehouse": { "root": self.warehouse.root },
+            "batch": {
+                "max_rows": self.batch.max_rows,
+                "max_bytes": self.batch.max_bytes,
+                "max_latency_ms": ms(self.batch.max_latency),
+            },
+            "ingest": {
+                "shutdown_grace_ms": ms(self.ingest.shutdown_grace),
+                "idle_commit_ms": ms(self.ingest.idle_commit),
+                "maintenance_interval_ms": self.ingest.maintenance_interval.map_or(0, ms),
+                "instance_id": self.ingest.instance_id,
+                "static_membership": self.ingest.static_membership,
+            },
+            "telemetry": {
+                "listen": self.telemetry.listen.map_or_else(String::new, |a| a.to_string()),
+                "log_format": match self.telemetry.log_format { LogFormat::Human => "human", LogFormat::Json => "json" },
+            },
+        })
+    }
+
     /// The pipeline of `category` (the first one, if several read the same category).
     pub fn pipeline_for(&self, category: Category) -> Option<&Pipeline> {
         self.pipelines.iter().find(|p| p.category == category)
@@ -343,6 +428,37 @@ mod tests {
         assert_eq!(c.kafka.producer.get("linger.ms").map(String::as_str), Some("5"));
         assert!(!c.kafka.producer.contains_key("fetch.wait.max.ms"));
         assert_eq!(c.topic_for(Category::Receipt), "bank.receipts");
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_are_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kafka-password");
+        std::fs::write(&file, "s3cr3t-from-a-file\n").unwrap();
+        let env = [
+            ("PIXLAKE__KAFKA__PROPERTIES__SASL_PASSWORD_FILE", file.to_str().unwrap()),
+            ("PIXLAKE__KAFKA__PRODUCER__SSL_KEY_PASSWORD", "key-pass-123"),
+            ("PIXLAKE__KAFKA__PROPERTIES__SASL_USERNAME", "pixlake"),
+        ];
+        let c = load("", &env).unwrap();
+        assert_eq!(c.kafka.properties.get("sasl.password").map(String::as_str), Some("s3cr3t-from-a-file"));
+        let mut secrets = c.secrets();
+        secrets.sort();
+        assert_eq!(secrets, vec!["key-pass-123".to_owned(), "s3cr3t-from-a-file".to_owned()]);
+        let shown = c.effective().to_string() + &format!("{c:?}");
+        assert!(!shown.contains("s3cr3t") && !shown.contains("key-pass-123"), "{shown}");
+        assert!(shown.contains(REDACTED) && shown.contains("pixlake"), "{shown}");
+        // A missing file, or the same secret set twice, names the key.
+        let err =
+            load("", &[("PIXLAKE__KAFKA__PROPERTIES__SASL_PASSWORD_FILE", "/nowhere/pw")]).unwrap_err().to_string();
+        assert!(err.contains("kafka.properties.sasl_password_file: cannot read /nowhere/pw"), "{err}");
+        let twice = [
+            ("PIXLAKE__KAFKA__PROPERTIES__SASL_PASSWORD_FILE", file.to_str().unwrap()),
+            ("PIXLAKE__KAFKA__PROPERTIES__SASL_PASSWORD", "x"),
+        ];
+        let err = load("", &twice).unwrap_err().to_string();
+        assert!(err.contains("sasl.password is set directly too"), "{err}");
+        assert!(!err.contains("s3cr3t"), "{err}");
     }
 
     #[test]

@@ -120,6 +120,13 @@ pub fn host_name() -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+/// The value in the file at `path` (a secret mounted as a file), without the line break that
+/// usually ends it.
+fn read_secret_file(path: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path.trim()).map_err(|e| format!("cannot read {path}: {e}"))?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
+
 /// Kafka accepts `group.instance.id` values of `[a-zA-Z0-9._-]`; the pipeline name and a dash
 /// are appended to the instance id, so it is kept well under Kafka's 249 characters.
 fn is_instance_id(s: &str) -> bool {
@@ -339,15 +346,32 @@ impl RawConfig {
         if brokers.is_empty() {
             problems.push("kafka.brokers: empty; give host:port[,host:port…], e.g. 127.0.0.1:9092".into());
         }
-        // librdkafka names use dots only; environment variables cannot, so map `_` back.
+        // librdkafka names use dots only; environment variables cannot, so map `_` back. A key
+        // ending in `_file` (`.file` once mapped) names a file holding the value of the key
+        // without it — `sasl.password_file: /run/secrets/kafka` — so secrets mount as files.
         let mut settings = |section: &str, map: BTreeMap<String, Scalar>| {
             let mut out = BTreeMap::new();
+            let mut from_files = Vec::new();
             for (k, v) in map {
                 let key = k.replace('_', ".");
                 if key == "bootstrap.servers" {
                     problems.push(format!("kafka.{section}.{k}: set kafka.brokers instead"));
                 }
-                out.insert(key, v.to_string());
+                match key.strip_suffix(".file") {
+                    Some(target) => match read_secret_file(&v.to_string()) {
+                        Ok(value) => from_files.push((k, target.to_owned(), value)),
+                        Err(why) => problems.push(format!("kafka.{section}.{k}: {why}")),
+                    },
+                    None => {
+                        out.insert(key, v.to_string());
+                    }
+                }
+            }
+            for (k, target, value) in from_files {
+                if out.contains_key(&target) {
+                    problems.push(format!("kafka.{section}.{k}: {target} is set directly too; keep one of the two"));
+                }
+                out.insert(target, value);
             }
             out
         };

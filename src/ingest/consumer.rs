@@ -65,11 +65,14 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::clock::Now;
 use super::engine::Engine;
 use crate::config::{Config, Pipeline};
+use crate::kafka::diagnosis::Diagnosis;
 
-/// The consumer's context: the pipeline's engine, shared with the poll loop.
+/// The consumer's context: the pipeline's engine, shared with the poll loop, and what the
+/// client's error events diagnosed (see [`crate::kafka::diagnosis`]).
 pub struct EngineContext {
     engine: Arc<Mutex<Engine>>,
     topic: String,
+    pub diagnosis: Diagnosis,
 }
 
 impl EngineContext {
@@ -84,19 +87,11 @@ impl EngineContext {
 
 impl ClientContext for EngineContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-                tracing::error!(target: "librdkafka", fac, "{log_message}")
-            }
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{log_message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(target: "librdkafka", fac, "{log_message}")
-            }
-            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{log_message}"),
-        }
+        crate::kafka::diagnosis::log_and_note(&self.diagnosis, level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        self.diagnosis.note(crate::kafka::diagnosis::code_of(&error), reason);
         tracing::warn!(target: "librdkafka", topic = %self.topic, %error, "{reason}");
     }
 
@@ -186,7 +181,7 @@ pub fn create(
             ("enable.partition.eof", "true"),
         ],
     );
-    c.create_with_context(EngineContext { engine, topic: pipeline.topic.clone() })
+    c.create_with_context(EngineContext { engine, topic: pipeline.topic.clone(), diagnosis: Diagnosis::default() })
 }
 
 /// Whether a fatal consumer error means another process joined the group with this one's

@@ -308,7 +308,7 @@ fn run_pipeline(
     let catch_up = match until {
         None => None,
         Some(_) => {
-            let (catch_up, watched) = watcher::start(config, &pipeline, &runtime, &shutdown, limit, &retries)
+            let (catch_up, watched) = watcher::start(config, &pipeline, &runtime, &shutdown, limit, &retries, &metrics)
                 .map_err(|source| IngestError::Targets { pipeline: pipeline.name.clone(), source })?;
             run.watched = Some(watched);
             Some(catch_up)

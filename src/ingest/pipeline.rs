@@ -29,7 +29,9 @@ use super::consumer::{self, EngineContext};
 use super::engine::{Engine, EngineError, Flushed};
 use super::group;
 use crate::config::Config;
+use crate::kafka::diagnosis::{Diagnosed, Diagnosis};
 use crate::offsets::PartitionOffsets;
+use crate::telemetry::PipelineMetrics;
 
 /// How long a pipeline may wait (for partitions, or for other members' partitions) before it
 /// says why: a normal join takes a few seconds and is not worth a line.
@@ -143,27 +145,46 @@ pub fn run(config: &Config, engine: Arc<Mutex<Engine>>, mut run: Run) -> Result<
     }
 }
 
-/// Broker outage reporting: the first error, then a reminder every 30 s, then the recovery.
+/// Broker trouble reporting: the first error, then a reminder every 30 s, then the recovery —
+/// an outage as an outage, a cause retrying will not cure (refused credentials, an untrusted
+/// certificate, an undecodable batch) as that cause with the setting to fix, also in
+/// `pixlake_kafka_problem` and `/readyz`.
 #[derive(Default)]
 struct Outage {
     since: Option<Instant>,
     last_log: Option<Instant>,
     errors: u64,
+    /// The cause last shown in the metrics.
+    shown: Option<Diagnosed>,
 }
 
 impl Outage {
-    fn error(&mut self, pipeline: &str, e: &KafkaError) {
+    fn error(&mut self, pipeline: &str, e: &KafkaError, diagnosed: Option<Diagnosed>, metrics: &PipelineMetrics) {
         self.errors += 1;
         let now = Instant::now();
         let since = *self.since.get_or_insert(now);
-        if self.last_log.is_none_or(|l| now - l >= EVERY) {
-            self.last_log = Some(now);
-            tracing::warn!(pipeline, error = %e, down_for_s = (now - since).as_secs(),
-                "Kafka is not serving this consumer; buffered data is kept and nothing is committed past it; retrying");
+        let changed = diagnosed.as_ref().map(|d| d.problem) != self.shown.as_ref().map(|d| d.problem);
+        if changed {
+            metrics.set_kafka_problem(diagnosed.as_ref());
         }
+        if changed || self.last_log.is_none_or(|l| now - l >= EVERY) {
+            self.last_log = Some(now);
+            let down_for_s = (now - since).as_secs();
+            match &diagnosed {
+                Some(d) => tracing::error!(
+                    pipeline,
+                    down_for_s,
+                    "Kafka cannot be used: {d}; retrying, but this \
+                    needs a change of configuration (or on the broker)"
+                ),
+                None => tracing::warn!(pipeline, error = %e, down_for_s,
+                    "Kafka is not serving this consumer; buffered data is kept and nothing is committed past it; retrying"),
+            }
+        }
+        self.shown = diagnosed;
     }
 
-    fn ok(&mut self, pipeline: &str) {
+    fn ok(&mut self, pipeline: &str, diagnosis: &Diagnosis, metrics: &PipelineMetrics) {
         if let Some(since) = self.since.take() {
             tracing::info!(
                 pipeline,
@@ -173,6 +194,11 @@ impl Outage {
             );
             self.last_log = None;
             self.errors = 0;
+        }
+        // The client works: whatever was diagnosed before (a transient TLS warning…) is stale.
+        diagnosis.clear();
+        if self.shown.take().is_some() {
+            metrics.set_kafka_problem(None);
         }
     }
 }
@@ -217,10 +243,11 @@ fn poll_loop(
     consumer: &BaseConsumer<EngineContext>,
     run: &mut Run,
 ) -> Result<Option<Stopped>, PipelineError> {
-    let (pipeline, kafka_errors) = {
+    let (pipeline, metrics) = {
         let e = lock(engine);
-        (e.pipeline.clone(), e.metrics.kafka_errors.clone())
+        (e.pipeline.clone(), e.metrics.clone())
     };
+    let diagnosis = &consumer.context().diagnosis;
     let name = pipeline.name.as_str();
     // Flushes give up at the `--timeout` deadline rather than retrying past it.
     let deadline = run.deadline;
@@ -235,7 +262,7 @@ fn poll_loop(
         let quiet = match polled {
             None => true,
             Some(Ok(m)) => {
-                outage.ok(name);
+                outage.ok(name, diagnosis, &metrics);
                 let record = Record {
                     partition: m.partition(),
                     offset: m.offset(),
@@ -247,7 +274,7 @@ fn poll_loop(
                 false
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
-                outage.ok(name);
+                outage.ok(name, diagnosis, &metrics);
                 let position = consumer
                     .position()
                     .ok()
@@ -283,8 +310,13 @@ fn poll_loop(
                 });
             }
             Some(Err(err)) => {
-                kafka_errors.inc();
-                outage.error(name, &err);
+                metrics.kafka_errors.inc();
+                // Poll errors (an undecodable batch) are diagnosed here, error events (a refused
+                // password) by the context's callback.
+                if diagnosis.get().is_none() {
+                    diagnosis.note(crate::kafka::diagnosis::code_of(&err), &err.to_string());
+                }
+                outage.error(name, &err, diagnosis.get(), &metrics);
                 true
             }
         };
@@ -368,9 +400,13 @@ fn say_why_unassigned(engine: &Mutex<Engine>, consumer: &BaseConsumer<EngineCont
         let e = lock(engine);
         (e.pipeline.clone(), e.metrics.clone())
     };
-    let why = match group::describe(consumer, &pipeline.group, &pipeline.topic, DESCRIBE_TIMEOUT) {
-        Ok(view) => view.why_unassigned(&pipeline.topic),
-        Err(e) => format!("joining group {}: the broker did not describe the group ({e})", pipeline.group),
+    let why = match consumer.context().diagnosis.get() {
+        // The broker cannot be asked about the group either.
+        Some(problem) => format!("cannot join group {}: {problem}", pipeline.group),
+        None => match group::describe(consumer, &pipeline.group, &pipeline.topic, DESCRIBE_TIMEOUT) {
+            Ok(view) => view.why_unassigned(&pipeline.topic),
+            Err(e) => format!("joining group {}: the broker did not describe the group ({e})", pipeline.group),
+        },
     };
     tracing::info!(pipeline = %pipeline.name, group = %pipeline.group, "no partition assigned yet: {why}");
     if lock(engine).owned().next().is_none() {

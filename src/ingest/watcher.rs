@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use rdkafka::consumer::Consumer;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
@@ -15,6 +16,7 @@ use crate::config::{Config, Pipeline};
 use crate::offsets::{AppIds, PartitionOffsets};
 use crate::pix::batch::QUARANTINE_TABLE;
 use crate::sink::delta::{LatestOffsets, SinkError};
+use crate::telemetry::PipelineMetrics;
 
 /// How often the offsets of partitions other members write are read again.
 pub const WATCH_EVERY: Duration = Duration::from_secs(3);
@@ -48,20 +50,30 @@ pub fn start(
     shutdown: &Shutdown,
     limit: Option<Instant>,
     retries: &Retries,
+    metrics: &PipelineMetrics,
 ) -> Result<(CatchUp, watch::Receiver<PartitionOffsets>), StartError> {
     let deadline = || [shutdown.deadline(), limit].into_iter().flatten().min();
-    let hint = "the broker did not answer; check kafka.brokers";
+    let hint = "Kafka did not answer (the error says why); check kafka.brokers and kafka.properties";
     // Creating a client fails only on a bad setting: no retry.
     let client =
         crate::kafka::reader(&config.kafka, &format!("{}-catch-up", pipeline.name), &[]).map_err(StartError::Client)?;
+    // A refused password or certificate is named (and shown in /readyz) while this retries.
+    let diagnosed = |e: rdkafka::error::KafkaError| match client.context().diagnosis.get() {
+        Some(d) => {
+            metrics.set_kafka_problem(Some(&d));
+            d.to_string()
+        }
+        None => e.to_string(),
+    };
     let partitions = retry("reading the topic's partitions", hint, &retries.offsets, deadline, || {
-        crate::kafka::partitions(&client, &pipeline.topic, KAFKA_TIMEOUT)
+        crate::kafka::partitions(&client, &pipeline.topic, KAFKA_TIMEOUT).map_err(diagnosed)
     })?
     .ok_or_else(|| StartError::NoTopic(pipeline.topic.clone()))?;
+    metrics.set_kafka_problem(None);
     let mut targets = BTreeMap::new();
     for &p in &partitions {
         let w = retry("reading the partition's watermarks", hint, &retries.offsets, deadline, || {
-            rdkafka::consumer::Consumer::fetch_watermarks(&client, &pipeline.topic, p, KAFKA_TIMEOUT)
+            client.fetch_watermarks(&pipeline.topic, p, KAFKA_TIMEOUT).map_err(diagnosed)
         })?;
         targets.insert(p, w);
     }

@@ -1,6 +1,7 @@
 //! Kafka client settings. Every client pixlake creates starts from [`client_config`], so the
 //! operator's pass-through librdkafka settings (TLS, SASL, timeouts) apply everywhere the same.
 
+pub mod diagnosis;
 pub mod producer;
 
 use std::time::Duration;
@@ -10,6 +11,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 
 use crate::config::KafkaConfig;
+use diagnosis::DiagnosingContext;
+
+/// A client that reads metadata, watermarks and records without joining a group, and keeps the
+/// diagnosis of what went wrong (see [`diagnosis`]).
+pub type Reader = BaseConsumer<DiagnosingContext>;
 
 /// Which kind of client a configuration is for: each gets `kafka.properties` plus its own map
 /// (`kafka.consumer` / `kafka.producer`), so consumer-only settings never reach a producer.
@@ -48,16 +54,66 @@ pub fn client_config(
 /// A client that only reads metadata, watermarks, timestamps and group descriptions for
 /// `command` (`client.id` and `group.id` `pixlake-{command}`): it never subscribes, so it never
 /// joins a group, and never commits. `extra` settings are forced after the configuration's.
-pub fn reader(kafka: &KafkaConfig, command: &str, extra: &[(&str, &str)]) -> Result<BaseConsumer, KafkaError> {
+pub fn reader(kafka: &KafkaConfig, command: &str, extra: &[(&str, &str)]) -> Result<Reader, KafkaError> {
     let id = format!("pixlake-{command}");
     let mut forced = vec![("group.id", id.as_str()), ("enable.auto.commit", "false")];
     forced.extend_from_slice(extra);
-    client_config(kafka, Role::Consumer, &[("client.id", id.as_str())], &forced).create()
+    client_config(kafka, Role::Consumer, &[("client.id", id.as_str())], &forced)
+        .create_with_context(DiagnosingContext::default())
 }
 
 /// The partition ids of `topic`; `None` when the broker does not know it or it has none.
-pub fn partitions(consumer: &BaseConsumer, topic: &str, timeout: Duration) -> Result<Option<Vec<i32>>, KafkaError> {
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let found = metadata.topics().first().filter(|t| t.error().is_none() && !t.partitions().is_empty());
-    Ok(found.map(|t| t.partitions().iter().map(|p| p.id()).collect()))
+///
+/// This is the first request most commands make, so it asks in one-second steps and gives up
+/// as soon as the client's diagnosis names a cause retrying will not cure (a refused password,
+/// an untrusted certificate) rather than after `timeout`: the caller then reports that cause.
+pub fn partitions(consumer: &Reader, topic: &str, timeout: Duration) -> Result<Option<Vec<i32>>, KafkaError> {
+    let until = std::time::Instant::now() + timeout;
+    loop {
+        let step = until.saturating_duration_since(std::time::Instant::now()).min(Duration::from_secs(1));
+        match consumer.fetch_metadata(Some(topic), step) {
+            Ok(metadata) => {
+                consumer.context().diagnosis.clear();
+                let found = metadata.topics().first().filter(|t| t.error().is_none() && !t.partitions().is_empty());
+                return Ok(found.map(|t| t.partitions().iter().map(|p| p.id()).collect()));
+            }
+            Err(e) => {
+                // librdkafka queues its logs and error events for the client's poll: serve them,
+                // so the diagnosis sees why the connections fail.
+                if let Some(Err(event)) = consumer.poll(Duration::ZERO) {
+                    consumer.context().diagnosis.note(diagnosis::code_of(&event), &event.to_string());
+                }
+                if consumer.context().diagnosis.get().is_some() || std::time::Instant::now() >= until {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The librdkafka pixlake is built with can speak to the Kafka a bank runs: TLS, SASL
+    /// (PLAIN, SCRAM, GSSAPI/Kerberos through Cyrus SASL, OAUTHBEARER) and every codec.
+    #[test]
+    fn librdkafka_is_built_with_tls_sasl_and_every_codec() {
+        let native = ClientConfig::new().create_native_config().unwrap();
+        let features = native.get("builtin.features").unwrap();
+        for wanted in [
+            "ssl",
+            "sasl",
+            "sasl_plain",
+            "sasl_scram",
+            "sasl_gssapi",
+            "sasl_oauthbearer",
+            "gzip",
+            "snappy",
+            "lz4",
+            "zstd",
+        ] {
+            assert!(features.split(',').any(|f| f == wanted), "{wanted} missing from {features}");
+        }
+    }
 }

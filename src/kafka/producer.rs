@@ -10,10 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
+use super::diagnosis::{Diagnosed, Diagnosis};
 use crate::config::KafkaConfig;
 
 /// Delivery counters shared with librdkafka's callback thread.
@@ -27,13 +29,24 @@ pub struct Counters {
     pub bytes: AtomicU64,
 }
 
-/// Receives delivery reports.
+/// Receives delivery reports, and error events for the diagnosis.
 pub struct Context {
     counters: Arc<Counters>,
     first_error: std::sync::Mutex<Option<String>>,
+    diagnosis: Diagnosis,
 }
 
-impl ClientContext for Context {}
+impl ClientContext for Context {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        super::diagnosis::log_and_note(&self.diagnosis, level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if self.diagnosis.note(super::diagnosis::code_of(&error), reason).is_none() {
+            tracing::debug!(target: "librdkafka", %error, "{reason}");
+        }
+    }
+}
 
 impl ProducerContext for Context {
     type DeliveryOpaque = ();
@@ -41,6 +54,7 @@ impl ProducerContext for Context {
     fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
         match result {
             Ok(m) => {
+                self.diagnosis.clear();
                 self.counters.delivered.fetch_add(1, Ordering::Relaxed);
                 let len = m.payload_len() as u64;
                 self.counters.bytes.fetch_add(len, Ordering::Relaxed);
@@ -80,6 +94,8 @@ pub enum ProduceError {
     },
     #[error("{pending} record(s) still unacknowledged after {timeout:?}; is the broker at {brokers} reachable?")]
     FlushTimeout { pending: i32, timeout: Duration, brokers: String },
+    #[error("{pending} record(s) unacknowledged: Kafka at {brokers}: {problem}")]
+    Broker { pending: i32, brokers: String, problem: Diagnosed },
 }
 
 /// A producer whose every record is acknowledged or counted as failed.
@@ -108,7 +124,11 @@ impl AckedProducer {
             &[("acks", "all"), ("enable.idempotence", "true")],
         );
         let counters = Arc::new(Counters::default());
-        let context = Context { counters: counters.clone(), first_error: std::sync::Mutex::new(None) };
+        let context = Context {
+            counters: counters.clone(),
+            first_error: std::sync::Mutex::new(None),
+            diagnosis: Diagnosis::default(),
+        };
         let inner = config.create_with_context(context).map_err(ProduceError::Create)?;
         Ok(AckedProducer { inner, counters, brokers: kafka.brokers.clone() })
     }
@@ -146,19 +166,45 @@ impl AckedProducer {
         }
     }
 
+    /// Records queued and not yet acknowledged or failed.
+    pub fn in_flight(&self) -> i32 {
+        self.inner.in_flight_count()
+    }
+
+    /// The configured brokers.
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
     /// Records acknowledged so far.
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
 
+    /// Why the broker cannot take records, if the client found a cause retrying will not cure
+    /// (refused credentials, an untrusted certificate…).
+    pub fn problem(&self) -> Option<Diagnosed> {
+        self.inner.context().diagnosis.get()
+    }
+
     /// Waits until every record queued so far is acknowledged or failed, at most `timeout`;
-    /// the producer stays usable.
+    /// the producer stays usable. Waits in one-second steps and gives up early, with the cause,
+    /// once the client's diagnosis has one ([`AckedProducer::problem`]).
     pub fn flush(&self, timeout: Duration) -> Result<(), ProduceError> {
-        self.inner.flush(timeout).map_err(|_| ProduceError::FlushTimeout {
-            pending: self.inner.in_flight_count(),
-            timeout,
-            brokers: self.brokers.clone(),
-        })
+        let until = std::time::Instant::now() + timeout;
+        loop {
+            let step = until.saturating_duration_since(std::time::Instant::now()).min(Duration::from_secs(1));
+            if self.inner.flush(step).is_ok() {
+                return Ok(());
+            }
+            let pending = self.inner.in_flight_count();
+            if let Some(problem) = self.problem() {
+                return Err(ProduceError::Broker { pending, brokers: self.brokers.clone(), problem });
+            }
+            if std::time::Instant::now() >= until {
+                return Err(ProduceError::FlushTimeout { pending, timeout, brokers: self.brokers.clone() });
+            }
+        }
     }
 
     /// Flushes (at most `timeout`) and returns the totals.

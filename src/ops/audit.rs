@@ -10,7 +10,7 @@
 use super::source::{self, SourceError, TIMEOUT};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
@@ -117,8 +117,8 @@ pub enum AuditError {
 /// Audits `pipelines` (all when empty).
 pub fn run(config: &Config, pipelines: &[String]) -> Result<Audit, AuditError> {
     let rt = source::runtime()?;
-    let kafka = source::kafka(config);
-    let consumer = source::reader(config, "audit", &[("enable.partition.eof", "true")]).map_err(kafka)?;
+    let consumer = source::reader(config, "audit", &[("enable.partition.eof", "true")])?;
+    let kafka = source::kafka(config, &consumer);
     let selected: Vec<&Pipeline> =
         config.pipelines.iter().filter(|p| pipelines.is_empty() || pipelines.contains(&p.name)).collect();
     // Rows and offsets of each table come from one loaded version, so they agree even while
@@ -181,7 +181,7 @@ enum Read {
 
 /// The offsets that exist in `topic`/`partition` within `[from, until)`, ascending.
 fn source_offsets(
-    consumer: &BaseConsumer,
+    consumer: &crate::kafka::Reader,
     topic: &str,
     partition: i32,
     from: i64,

@@ -94,8 +94,8 @@ impl Scope {
 /// Plans the reset (and applies it when `execute`). Returns the moves.
 pub fn reset(config: &Config, scope: &Scope, target: Target, execute: bool) -> Result<Vec<Move>, ResetError> {
     let rt = source::runtime()?;
-    let kafka = source::kafka(config);
-    let consumer = source::reader(config, "offsets", &[]).map_err(kafka)?;
+    let consumer = source::reader(config, "offsets", &[])?;
+    let kafka = source::kafka(config, &consumer);
     let selected = select(config, scope)?;
     let location = |t: &str| source::location(config, t);
     let mut all = Vec::new();
@@ -183,13 +183,13 @@ fn select<'a>(config: &'a Config, scope: &Scope) -> Result<Vec<(&'a Pipeline, Ve
 
 fn apply(
     rt: &tokio::runtime::Runtime,
-    consumer: &BaseConsumer,
+    consumer: &crate::kafka::Reader,
     config: &Config,
     p: &Pipeline,
     moves: &[Move],
     location: &impl Fn(&str) -> Result<url::Url, Box<SinkError>>,
 ) -> Result<(), ResetError> {
-    let kafka = source::kafka(config);
+    let kafka = source::kafka(config, consumer);
     let groups = consumer.fetch_group_list(Some(&p.group), TIMEOUT).map_err(kafka)?;
     if let Some(g) = groups.groups().iter().find(|g| g.name() == p.group && !g.members().is_empty()) {
         return Err(ResetError::GroupActive {

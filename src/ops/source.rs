@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use deltalake::DeltaTable;
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use tokio::runtime::Runtime;
 use url::Url;
 
 use crate::config::{Config, Pipeline};
+use crate::kafka::Reader;
 use crate::offsets::{AppIds, PartitionOffsets};
 use crate::pix::batch::QUARANTINE_TABLE;
 use crate::sink::delta::{Loaded, SinkError, open_existing, read_offsets};
@@ -24,8 +25,15 @@ pub enum SourceError {
         #[source]
         source: KafkaError,
     },
+    #[error("Kafka at {brokers}: {problem}")]
+    Broker { brokers: String, problem: crate::kafka::diagnosis::Diagnosed },
     #[error("topic {0} does not exist on the broker")]
     NoTopic(String),
+    #[error("cannot create a Kafka client: {source}; check kafka.properties")]
+    Client {
+        #[source]
+        source: KafkaError,
+    },
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
 }
@@ -35,9 +43,14 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, SourceError> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(SourceError::Runtime)
 }
 
-/// Names the configured brokers in a Kafka error.
-pub fn kafka(config: &Config) -> impl Fn(KafkaError) -> SourceError + Copy + '_ {
-    |source| SourceError::Kafka { brokers: config.kafka.brokers.clone(), source }
+/// Turns a Kafka error of `client` into the error to report: the cause its diagnosis found (a
+/// refused password, an untrusted certificate…) when there is one, else the error naming the
+/// configured brokers.
+pub fn kafka<'a>(config: &'a Config, client: &'a Reader) -> impl Fn(KafkaError) -> SourceError + Copy + 'a {
+    move |source| match client.context().diagnosis.get() {
+        Some(problem) => SourceError::Broker { brokers: config.kafka.brokers.clone(), problem },
+        None => SourceError::Kafka { brokers: config.kafka.brokers.clone(), source },
+    }
 }
 
 /// How long a metadata, watermark or timestamp request to the broker may take.
@@ -70,11 +83,11 @@ pub fn offsets(
 }
 
 /// A reading client for `command` ([`crate::kafka::reader`]).
-pub fn reader(config: &Config, command: &str, extra: &[(&str, &str)]) -> Result<BaseConsumer, KafkaError> {
-    crate::kafka::reader(&config.kafka, command, extra)
+pub fn reader(config: &Config, command: &str, extra: &[(&str, &str)]) -> Result<Reader, SourceError> {
+    crate::kafka::reader(&config.kafka, command, extra).map_err(|source| SourceError::Client { source })
 }
 
 /// The partition ids of `topic`; `None` when the broker does not know it or it has none.
-pub fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Option<Vec<i32>>, KafkaError> {
+pub fn partitions(consumer: &Reader, topic: &str) -> Result<Option<Vec<i32>>, KafkaError> {
     crate::kafka::partitions(consumer, topic, TIMEOUT)
 }

@@ -5,7 +5,7 @@
 use super::source::{self, SourceError, TIMEOUT};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
@@ -76,8 +76,8 @@ pub enum StatusError {
 /// Reads the status of `pipelines` (all when empty), `now_ms` being the current time.
 pub fn read(config: &Config, pipelines: &[String], now_ms: i64) -> Result<Status, StatusError> {
     let rt = source::runtime()?;
-    let kafka = source::kafka(config);
-    let consumer = source::reader(config, "status", &[]).map_err(kafka)?;
+    let consumer = source::reader(config, "status", &[])?;
+    let kafka = source::kafka(config, &consumer);
     let selected: Vec<&Pipeline> =
         config.pipelines.iter().filter(|p| pipelines.is_empty() || pipelines.contains(&p.name)).collect();
     let quarantine = source::open(&rt, config, QUARANTINE_TABLE)?;
@@ -133,7 +133,7 @@ fn table_status(name: &str, info: Option<&TableInfo>) -> TableStatus {
 /// Fills `lag_seconds`: 0 for partitions caught up; for the others, the age of the first record
 /// at or past the committed offset (its Kafka timestamp), read by assigning a throwaway consumer there. Left
 /// `None` when that record cannot be read within a few seconds.
-fn oldest_uncommitted(consumer: &BaseConsumer, topic: &str, partitions: &mut [PartitionStatus], now_ms: i64) {
+fn oldest_uncommitted(consumer: &crate::kafka::Reader, topic: &str, partitions: &mut [PartitionStatus], now_ms: i64) {
     let mut tpl = TopicPartitionList::new();
     for p in partitions.iter_mut() {
         if p.lag_records == 0 {

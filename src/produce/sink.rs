@@ -100,6 +100,7 @@ pub struct KafkaSink {
     producer: AckedProducer,
     topics: Topics,
     flush_timeout: Duration,
+    sent: u64,
 }
 
 impl KafkaSink {
@@ -107,7 +108,7 @@ impl KafkaSink {
     pub fn new(config: &Config, topics: Topics) -> Result<Self, SinkError> {
         // Room for records just over the validation limit (OVERSIZED_MESSAGE test records).
         let producer = AckedProducer::new(&config.kafka, config.validation.max_message_bytes * 2)?;
-        Ok(KafkaSink { producer, topics, flush_timeout: Duration::from_secs(300) })
+        Ok(KafkaSink { producer, topics, flush_timeout: Duration::from_secs(300), sent: 0 })
     }
 
     /// Records acknowledged so far.
@@ -119,6 +120,15 @@ impl KafkaSink {
 impl Sink for KafkaSink {
     fn send(&mut self, r: &Record) -> Result<(), SinkError> {
         self.producer.send(self.topics.get(r.category), Some(r.key.as_bytes()), Some(&r.value), None)?;
+        self.sent += 1;
+        // A refused password or certificate stops the run within a second, not after the
+        // whole input was queued and the flush timed out.
+        if self.sent.is_multiple_of(1024)
+            && let Some(problem) = self.producer.problem()
+        {
+            let pending = self.producer.in_flight();
+            return Err(ProduceError::Broker { pending, brokers: self.producer.brokers().to_owned(), problem }.into());
+        }
         Ok(())
     }
 

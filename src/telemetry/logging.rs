@@ -15,11 +15,12 @@ pub const DEFAULT_FILTER: &str = "info,rdkafka=warn,librdkafka=warn,buoyant_kern
 deltalake_core::writer::stats=error,deltalake_core::kernel::transaction=error";
 
 /// Installs the process's log subscriber: `format` decides the line format, `PIXLAKE_LOG` (or
-/// `RUST_LOG`) the filter. A second call does nothing (tests call it freely).
-pub fn init(format: LogFormat) {
+/// `RUST_LOG`) the filter; `secrets` (the configuration's passwords and keys) are redacted from
+/// every line. A second call does nothing (tests call it freely).
+pub fn init(format: LogFormat, secrets: Vec<String>) {
     let filter =
         std::env::var("PIXLAKE_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| DEFAULT_FILTER.into());
-    let writer = MaskingWriter::new(io::stderr);
+    let writer = MaskingWriter::with_secrets(io::stderr, secrets);
     let builder = tracing_subscriber::fmt().with_env_filter(EnvFilter::new(filter)).with_writer(writer);
     let _ = match format {
         LogFormat::Human => builder.with_ansi(std::io::IsTerminal::is_terminal(&io::stderr())).try_init(),
@@ -40,7 +41,12 @@ pub struct MaskingWriter<M> {
 impl<M> MaskingWriter<M> {
     /// Masks what `inner`'s writers receive.
     pub fn new(inner: M) -> Self {
-        MaskingWriter { inner, masker: Masker::new() }
+        Self::with_secrets(inner, Vec::new())
+    }
+
+    /// Masks what `inner`'s writers receive, `secrets` included.
+    pub fn with_secrets(inner: M, secrets: Vec<String>) -> Self {
+        MaskingWriter { inner, masker: Masker::with_secrets(secrets) }
     }
 }
 

@@ -11,10 +11,19 @@ use std::borrow::Cow;
 
 use regex::{Captures, Regex};
 
-/// The masking patterns, compiled once per logger.
-#[derive(Debug, Clone)]
+/// The masking patterns, compiled once per logger, and the configuration's secret values.
+#[derive(Clone)]
 pub struct Masker {
     pattern: Regex,
+    /// Exact strings replaced by `[REDACTED]`, longest first (as written, and as a JSON line
+    /// writes them).
+    secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for Masker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Masker").field("secrets", &self.secrets.len()).finish()
+    }
 }
 
 /// The alternatives, most specific first; each named group is the marker written instead.
@@ -40,13 +49,36 @@ impl Default for Masker {
 impl Masker {
     /// Compiles the patterns.
     pub fn new() -> Self {
-        // A constant pattern, covered by the tests below: it compiles.
-        let pattern = Regex::new(PATTERN).unwrap_or_else(|e| panic!("mask pattern: {e}"));
-        Masker { pattern }
+        Self::with_secrets(Vec::new())
     }
 
-    /// `line` with every match replaced by `[KIND]` (borrowed when nothing matched).
+    /// Compiles the patterns; `secrets` (passwords, keys) are masked too, wherever they appear.
+    pub fn with_secrets(secrets: Vec<String>) -> Self {
+        // A constant pattern, covered by the tests below: it compiles.
+        let pattern = Regex::new(PATTERN).unwrap_or_else(|e| panic!("mask pattern: {e}"));
+        let mut all: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
+        let escaped: Vec<String> =
+            all.iter().filter_map(|s| serde_json::to_string(s).ok().map(|q| q[1..q.len() - 1].to_owned())).collect();
+        all.extend(escaped);
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        all.dedup();
+        Masker { pattern, secrets: all }
+    }
+
+    /// `line` with every secret replaced by `[REDACTED]` and every personal-data match by
+    /// `[KIND]` (borrowed when nothing matched).
     pub fn mask<'a>(&self, line: &'a str) -> Cow<'a, str> {
+        if self.secrets.iter().any(|s| line.contains(s.as_str())) {
+            let mut owned = line.to_owned();
+            for s in &self.secrets {
+                owned = owned.replace(s.as_str(), crate::config::REDACTED);
+            }
+            return Cow::Owned(self.personal(&owned).into_owned());
+        }
+        self.personal(line)
+    }
+
+    fn personal<'a>(&self, line: &'a str) -> Cow<'a, str> {
         self.pattern.replace_all(line, |c: &Captures<'_>| match c.name("DIGITS") {
             Some(run) if run.len() == 11 => "[CPF]".to_owned(),
             Some(run) if run.len() == 14 => "[CNPJ]".to_owned(),
@@ -78,6 +110,17 @@ mod tests {
         assert_eq!(m("key maria.silva+pix@banco.com.br!"), "key [EMAIL]!");
         assert_eq!(m("phone +5511987654321 or +55 (11) 98765-4321"), "phone [PHONE] or [PHONE]");
         assert_eq!(m("evp 123e4567-e89b-12d3-a456-426614174000."), "evp [EVP].");
+    }
+
+    #[test]
+    fn secrets_are_redacted_wherever_they_appear() {
+        let m = Masker::with_secrets(vec!["hunter2-pass".into(), r#"a"quoted\pw"#.into()]);
+        assert_eq!(
+            m.mask("sasl.password=hunter2-pass; again hunter2-pass"),
+            "sasl.password=[REDACTED]; again [REDACTED]"
+        );
+        assert_eq!(m.mask(r#"{"message":"pw a\"quoted\\pw"}"#), r#"{"message":"pw [REDACTED]"}"#);
+        assert_eq!(m.mask("nothing here 123.456.789-09"), "nothing here [CPF]");
     }
 
     #[test]

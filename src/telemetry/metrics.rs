@@ -62,6 +62,7 @@ pub struct Metrics {
     kafka_errors: IntCounterVec,
     assigned: IntGaugeVec,
     unassigned: IntGauge,
+    kafka_problem: IntGaugeVec,
     buffered_rows: IntGaugeVec,
     last_commit: GaugeVec,
 }
@@ -220,6 +221,12 @@ impl Metrics {
                 registry.register(Box::new(g.clone()))?;
                 g
             },
+            kafka_problem: gauge(
+                "pixlake_kafka_problem",
+                "1 while the pipeline's Kafka clients report a cause retrying will not cure, by kind: authentication, \
+                 untrusted_broker_certificate, client_certificate, tls, decompression.",
+                &["pipeline", "kind"],
+            )?,
             buffered_rows: gauge("pixlake_buffered_rows", "Rows read and waiting for the next commit.", P)?,
             last_commit: fgauge(
                 "pixlake_last_commit_timestamp_seconds",
@@ -285,6 +292,9 @@ impl Metrics {
             },
             unassigned: self.unassigned.clone(),
             waiting: Arc::new(Mutex::new(None)),
+            kafka_problems: crate::kafka::diagnosis::Problem::ALL
+                .map(|p| (p, self.kafka_problem.with_label_values(&[name, p.kind()]))),
+            kafka_problem: Arc::new(Mutex::new(None)),
             buffered_rows: self.buffered_rows.with_label_values(&p),
             last_commit: self.last_commit.with_label_values(&p),
             families: self.clone(),
@@ -355,6 +365,9 @@ pub struct PipelineMetrics {
     unassigned: IntGauge,
     /// Why the pipeline has no partition, while it has none (for `/readyz`).
     pub waiting: Arc<Mutex<Option<String>>>,
+    kafka_problems: [(crate::kafka::diagnosis::Problem, IntGauge); 5],
+    /// What its Kafka clients cannot get past, while they cannot (for `/readyz`).
+    kafka_problem: Arc<Mutex<Option<String>>>,
     pub buffered_rows: IntGauge,
     pub last_commit: Gauge,
     families: Metrics,
@@ -400,6 +413,20 @@ impl PipelineMetrics {
     /// Why the pipeline waits for partitions, if it does.
     pub fn waiting(&self) -> Option<String> {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The pipeline's Kafka clients report `problem` (`None`: they work again):
+    /// `pixlake_kafka_problem` and `/readyz`.
+    pub fn set_kafka_problem(&self, problem: Option<&crate::kafka::diagnosis::Diagnosed>) {
+        for (kind, gauge) in &self.kafka_problems {
+            gauge.set(i64::from(problem.is_some_and(|p| p.problem == *kind)));
+        }
+        *self.kafka_problem.lock().unwrap_or_else(PoisonError::into_inner) = problem.map(ToString::to_string);
+    }
+
+    /// What the pipeline's Kafka clients cannot get past, if anything.
+    pub fn kafka_problem(&self) -> Option<String> {
+        self.kafka_problem.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The handles of `partition` (registering its series).

@@ -114,10 +114,14 @@ async fn readiness(endpoints: &Endpoints) -> (bool, serde_json::Value) {
             if let Some(why) = p.waiting().filter(|_| p.assigned.get() == 0) {
                 state["waiting"] = serde_json::Value::from(why);
             }
+            if let Some(problem) = p.kafka_problem() {
+                state["kafka"] = serde_json::Value::from(problem);
+            }
             (p.name().to_owned(), state)
         })
         .collect();
-    let assigned = endpoints.pipelines.iter().all(|p| p.assigned.get() > 0);
+    // A pipeline whose clients cannot authenticate, or cannot read a batch, is not doing its job.
+    let assigned = endpoints.pipelines.iter().all(|p| p.assigned.get() > 0 && p.kafka_problem().is_none());
     let body = serde_json::json!({
         "ready": assigned && warehouse.is_ok(),
         "pipelines": pipelines,
@@ -159,6 +163,20 @@ mod tests {
         let (ready, body) = readiness(&endpoints(&root, 3)).await;
         assert!(ready, "{body}");
         assert!(body["pipelines"]["payments"].get("waiting").is_none(), "{body}");
+
+        // Partitions, but its consumer cannot authenticate any more: not ready, and why.
+        let e = endpoints(&root, 3);
+        let problem = crate::kafka::diagnosis::Diagnosed {
+            problem: crate::kafka::diagnosis::Problem::Authentication,
+            detail: "SASL authentication error".into(),
+        };
+        e.pipelines[0].set_kafka_problem(Some(&problem));
+        let (ready, body) = readiness(&e).await;
+        assert!(!ready, "{body}");
+        assert!(body["pipelines"]["payments"]["kafka"].as_str().unwrap().contains("sasl.password"), "{body}");
+        assert!(e.metrics.render().contains(r#"pixlake_kafka_problem{kind="authentication",pipeline="payments"} 1"#));
+        e.pipelines[0].set_kafka_problem(None);
+        assert!(readiness(&e).await.0);
 
         // A warehouse under a regular file cannot be listed (nor created).
         let file = dir.path().join("not-a-dir");
