@@ -72,9 +72,12 @@ fetch() {
 
 kjava() { java -Xmx256m -cp "$libs/*" -Dlog4j2.configurationFile="$run/log4j2.properties" "$@"; }
 
-# The TLS material of the secure listeners, made once.
+# The TLS material of the secure listeners, made once; `tls_made` says whether it was just made
+# (a running broker must then be restarted to load it).
+tls_made=false
 make_tls() {
   [[ -f "$tls/.complete" ]] && return 0
+  tls_made=true
   command -v openssl >/dev/null || die "openssl not found: it makes the test certificates (Debian: apt-get install openssl)"
   rm -rf "$tls" && mkdir -p "$tls/ca-db"
   (
@@ -114,41 +117,46 @@ CNF
     openssl rand -hex 16 >scram-password
     chmod 600 ./*.key scram-password
   ) || exit 1
+  local f
+  for f in ca.pem other-ca.pem broker.p12 client.pem client.key expired-client.pem expired-client.key scram-password; do
+    [[ -s "$tls/$f" ]] || die "making the test certificates left $tls/$f empty; see $tls/openssl.log"
+  done
   touch "$tls/.complete"
 }
 
-# The SCRAM user of the SASL_SSL listener (idempotent: sets the password again).
+# The SCRAM user of the SASL_SSL listener, once per data directory and password (the broker
+# keeps it in its metadata log; `reset` wipes both).
 scram_user() {
-  local pw mechanism
+  local pw mechanism done="$run/data/.pixlake-scram"
   pw=$(cat "$tls/scram-password")
+  [[ -f "$done" && "$(cat "$done")" == "$(sha256sum <"$tls/scram-password")" ]] && return 0
   for mechanism in SCRAM-SHA-512 SCRAM-SHA-256; do
     kjava kafka.admin.ConfigCommand --bootstrap-server "$bootstrap" --alter --entity-type users --entity-name pixlake \
       --add-config "$mechanism=[password=$pw]" >/dev/null 2>"$tls/scram.log" \
       || die "could not create the SCRAM user; see $tls/scram.log"
   done
+  sha256sum <"$tls/scram-password" >"$done"
 }
 
-# Environment for a pixlake client of the secure listeners: `sasl` or `mtls`.
+# Environment for a pixlake client of the secure listeners: `sasl` or `mtls` (for `eval`).
 client_env() {
+  local p=PIXLAKE__KAFKA__PROPERTIES__
+  out() { printf 'export %s=%q\n' "$1" "$2"; }
   case "${1:-}" in
     sasl)
-      cat <<ENV
-export PIXLAKE__KAFKA__BROKERS=127.0.0.1:$sasl_port
-export PIXLAKE__KAFKA__PROPERTIES__SECURITY_PROTOCOL=SASL_SSL
-export PIXLAKE__KAFKA__PROPERTIES__SASL_MECHANISM=SCRAM-SHA-512
-export PIXLAKE__KAFKA__PROPERTIES__SASL_USERNAME=pixlake
-export PIXLAKE__KAFKA__PROPERTIES__SASL_PASSWORD_FILE=$tls/scram-password
-export PIXLAKE__KAFKA__PROPERTIES__SSL_CA_LOCATION=$tls/ca.pem
-ENV
+      out PIXLAKE__KAFKA__BROKERS "127.0.0.1:$sasl_port"
+      out "${p}SECURITY_PROTOCOL" SASL_SSL
+      out "${p}SASL_MECHANISM" SCRAM-SHA-512
+      out "${p}SASL_USERNAME" pixlake
+      out "${p}SASL_PASSWORD_FILE" "$tls/scram-password"
+      out "${p}SSL_CA_LOCATION" "$tls/ca.pem"
       ;;
     mtls)
-      cat <<ENV
-export PIXLAKE__KAFKA__BROKERS=127.0.0.1:$tls_port
-export PIXLAKE__KAFKA__PROPERTIES__SECURITY_PROTOCOL=SSL
-export PIXLAKE__KAFKA__PROPERTIES__SSL_CA_LOCATION=$tls/ca.pem
-export PIXLAKE__KAFKA__PROPERTIES__SSL_CERTIFICATE_LOCATION=$tls/client.pem
-export PIXLAKE__KAFKA__PROPERTIES__SSL_KEY_LOCATION=$tls/client.key
-ENV
+      out PIXLAKE__KAFKA__BROKERS "127.0.0.1:$tls_port"
+      out "${p}SECURITY_PROTOCOL" SSL
+      out "${p}SSL_CA_LOCATION" "$tls/ca.pem"
+      out "${p}SSL_CERTIFICATE_LOCATION" "$tls/client.pem"
+      out "${p}SSL_KEY_LOCATION" "$tls/client.key"
       ;;
     *) die "usage: $0 client-env sasl|mtls" ;;
   esac
@@ -227,8 +235,8 @@ start() {
   need_java
   fetch
   make_tls
-  if pid_alive && port_open && ! port_open "$tls_port"; then
-    say "the running broker has no secure listeners (started by an older kafka.sh): restarting it"
+  if pid_alive && port_open && { ! port_open "$tls_port" || $tls_made; }; then
+    say "the running broker lacks the secure listeners or their new certificates: restarting it"
     stop
   fi
   if pid_alive && port_open; then

@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     let format = config.as_ref().map_or(LogFormat::Human, |c| c.telemetry.log_format);
     // The configuration's secrets are masked in every log line, whoever writes it.
     let secrets = config.as_ref().map(Config::secrets).unwrap_or_default();
-    pixlake::telemetry::logging::init(format, secrets);
+    pixlake::telemetry::logging::init(format, secrets.clone());
     let result = config.map_err(anyhow::Error::from).and_then(|config| match cli.command {
         Command::Ingest(args) => pixlake::cli::ingest::run(&config, args),
         Command::Audit(args) => pixlake::cli::audit::run(&config, args),
@@ -35,7 +35,9 @@ fn main() -> ExitCode {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Findings) => ExitCode::from(1),
         Err(err) => {
-            eprintln!("pixlake: {err:#}");
+            // The last line is masked like the log: a library error may quote a setting's value.
+            let masker = pixlake::telemetry::mask::Masker::with_secrets(secrets);
+            eprintln!("{}", masker.mask(&format!("pixlake: {err:#}")));
             ExitCode::from(2)
         }
     }

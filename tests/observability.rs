@@ -32,7 +32,7 @@ fn promtool(args: &[&str]) -> String {
 fn monitoring_files_pass_promtool() {
     promtool(&["check", "config", "prometheus.yml"]);
     let rules = promtool(&["check", "rules", "alerts.yml"]);
-    assert!(rules.contains("SUCCESS: 8 rules found"), "{rules}");
+    assert!(rules.contains("SUCCESS: 9 rules found"), "{rules}");
     let tested = promtool(&["test", "rules", "alerts_test.yml"]);
     assert!(tested.contains("SUCCESS"), "{tested}");
 }
@@ -323,7 +323,7 @@ fn prometheus_scrapes_ingest_and_agrees_with_the_tables() {
         let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
         let rules: Vec<&serde_json::Value> =
             v["data"]["groups"].as_array().into_iter().flatten().flat_map(|g| g["rules"].as_array().unwrap()).collect();
-        equal("rules loaded", rules.len(), 8)?;
+        equal("rules loaded", rules.len(), 9)?;
         let unhealthy: Vec<_> = rules.iter().filter(|r| r["health"] != "ok").collect();
         if unhealthy.is_empty() { Ok(()) } else { Err(format!("{unhealthy:?}")) }
     });

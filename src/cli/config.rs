@@ -40,8 +40,9 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
         serde_saphyr::to_string(&effective)
             .map_err(|e| anyhow::anyhow!("cannot write the configuration as YAML: {e}"))?
     };
+    // Where it came from goes to stderr: stdout is exactly the YAML or JSON document.
+    eprintln!("pixlake config show: {} + PIXLAKE__ environment + defaults; secrets redacted", config.origin);
     let mut out = std::io::stdout().lock();
-    writeln!(out, "# {} (+ PIXLAKE__ environment, defaults); secrets redacted", config.origin)?;
     writeln!(out, "{}", text.trim_end())?;
     Ok(Outcome::Success)
 }

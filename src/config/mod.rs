@@ -70,14 +70,13 @@ impl std::fmt::Debug for KafkaConfig {
 /// What a secret's value is shown as.
 pub const REDACTED: &str = "[REDACTED]";
 
-/// Whether the librdkafka setting `key` holds a secret (passwords, private keys, tokens,
-/// client secrets, the OAUTHBEARER config that may embed them).
+/// Whether the librdkafka setting `key` holds a secret: librdkafka's sensitive properties
+/// (passwords, private keys and their passphrases, client secrets, the OAUTHBEARER config that
+/// may embed a token), and anything named like one.
 pub fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    key.contains("password")
-        || key.contains("secret")
-        || key.contains("token")
-        || key == "ssl.key.pem"
+    ["password", "secret", "passphrase"].iter().any(|w| key.contains(w))
+        || key.ends_with("key.pem")
         || key == "sasl.oauthbearer.config"
         || key == "sasl.jaas.config"
 }
@@ -223,7 +222,11 @@ impl Config {
         let mut tree: serde_json::Value = if text.trim().is_empty() {
             serde_json::Value::Object(Default::default())
         } else {
-            serde_saphyr::from_str(text)
+            // Without the snippet of the lines around the error: they may hold a secret, and
+            // the log mask does not know the secrets before the file is read.
+            let mut options = serde_saphyr::Options::default();
+            options.with_snippet = false;
+            serde_saphyr::from_str_with_options(text, options)
                 .map_err(|e| ConfigError::Yaml { origin: origin.to_owned(), message: e.to_string() })?
         };
         if tree.is_null() {
@@ -459,6 +462,26 @@ mod tests {
         let err = load("", &twice).unwrap_err().to_string();
         assert!(err.contains("sasl.password is set directly too"), "{err}");
         assert!(!err.contains("s3cr3t"), "{err}");
+        // librdkafka's own `*.file` settings are paths it reads itself.
+        let own =
+            load("kafka:\n  properties:\n    sasl.oauthbearer.assertion.private.key.file: /k.pem\n", &[]).unwrap();
+        assert_eq!(
+            own.kafka.properties.get("sasl.oauthbearer.assertion.private.key.file").map(String::as_str),
+            Some("/k.pem")
+        );
+        for key in [
+            "sasl.oauthbearer.assertion.private.key.pem",
+            "sasl.oauthbearer.assertion.private.key.passphrase",
+            "ssl.truststore.password",
+        ] {
+            assert!(is_secret(key), "{key}");
+        }
+        assert!(!is_secret("sasl.oauthbearer.token.endpoint.url") && !is_secret("ssl.key.location"));
+        // A YAML error does not quote the lines around it.
+        let err = load("kafka:\n  properties:\n    sasl.password: hunter2-yaml\n  brokers: [\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2-yaml"), "{err}");
     }
 
     #[test]

@@ -120,6 +120,13 @@ pub fn host_name() -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+/// librdkafka settings whose own name ends in `.file`: passed through, never read by pixlake.
+const LIBRDKAFKA_FILE_KEYS: [&str; 3] = [
+    "sasl.oauthbearer.assertion.private.key.file",
+    "sasl.oauthbearer.assertion.file",
+    "sasl.oauthbearer.assertion.jwt.template.file",
+];
+
 /// The value in the file at `path` (a secret mounted as a file), without the line break that
 /// usually ends it.
 fn read_secret_file(path: &str) -> Result<String, String> {
@@ -357,7 +364,10 @@ impl RawConfig {
                 if key == "bootstrap.servers" {
                     problems.push(format!("kafka.{section}.{k}: set kafka.brokers instead"));
                 }
-                match key.strip_suffix(".file") {
+                // Only the `_file` spelling (the environment's `__…_FILE` too); librdkafka's own
+                // `*.file` settings (OAUTHBEARER assertions) are file paths it reads itself.
+                let reference = k.ends_with("_file") && !LIBRDKAFKA_FILE_KEYS.contains(&key.as_str());
+                match key.strip_suffix(".file").filter(|_| reference) {
                     Some(target) => match read_secret_file(&v.to_string()) {
                         Ok(value) => from_files.push((k, target.to_owned(), value)),
                         Err(why) => problems.push(format!("kafka.{section}.{k}: {why}")),

@@ -153,15 +153,23 @@ pub fn run(config: &Config, engine: Arc<Mutex<Engine>>, mut run: Run) -> Result<
 struct Outage {
     since: Option<Instant>,
     last_log: Option<Instant>,
+    last_error: Option<Instant>,
     errors: u64,
     /// The cause last shown in the metrics.
     shown: Option<Diagnosed>,
 }
 
+/// A consumer that polled without an error this long has recovered, even on an idle partition
+/// (no record, and librdkafka reports a partition's end once per offset): librdkafka retries a
+/// refused connection within `reconnect.backoff.max.ms` (10 s), so a cause that persists shows
+/// again well within it.
+const RECOVERED_AFTER: Duration = Duration::from_secs(30);
+
 impl Outage {
     fn error(&mut self, pipeline: &str, e: &KafkaError, diagnosed: Option<Diagnosed>, metrics: &PipelineMetrics) {
         self.errors += 1;
         let now = Instant::now();
+        self.last_error = Some(now);
         let since = *self.since.get_or_insert(now);
         let changed = diagnosed.as_ref().map(|d| d.problem) != self.shown.as_ref().map(|d| d.problem);
         if changed {
@@ -184,7 +192,15 @@ impl Outage {
         self.shown = diagnosed;
     }
 
+    /// A poll brought nothing: after [`RECOVERED_AFTER`] without an error, the trouble is over.
+    fn quiet(&mut self, pipeline: &str, diagnosis: &Diagnosis, metrics: &PipelineMetrics) {
+        if self.last_error.is_some_and(|t| t.elapsed() >= RECOVERED_AFTER) {
+            self.ok(pipeline, diagnosis, metrics);
+        }
+    }
+
     fn ok(&mut self, pipeline: &str, diagnosis: &Diagnosis, metrics: &PipelineMetrics) {
+        self.last_error = None;
         if let Some(since) = self.since.take() {
             tracing::info!(
                 pipeline,
@@ -260,7 +276,10 @@ fn poll_loop(
         let now = Now::read();
         let mut e = lock(engine);
         let quiet = match polled {
-            None => true,
+            None => {
+                outage.quiet(name, diagnosis, &metrics);
+                true
+            }
             Some(Ok(m)) => {
                 outage.ok(name, diagnosis, &metrics);
                 let record = Record {

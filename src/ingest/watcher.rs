@@ -38,6 +38,9 @@ pub enum StartError {
     GaveUp(#[from] GaveUp),
     #[error(transparent)]
     Table(#[from] Box<SinkError>),
+    /// A batch run cannot get anywhere while the broker refuses it: it stops with the cause.
+    #[error("Kafka at {brokers}: {problem}")]
+    Broker { brokers: String, problem: crate::kafka::diagnosis::Diagnosed },
 }
 
 /// Reads the targets of every partition of `pipeline`'s topic and the offsets Delta has now,
@@ -57,19 +60,25 @@ pub fn start(
     // Creating a client fails only on a bad setting: no retry.
     let client =
         crate::kafka::reader(&config.kafka, &format!("{}-catch-up", pipeline.name), &[]).map_err(StartError::Client)?;
-    // A refused password or certificate is named (and shown in /readyz) while this retries.
-    let diagnosed = |e: rdkafka::error::KafkaError| match client.context().diagnosis.get() {
-        Some(d) => {
-            metrics.set_kafka_problem(Some(&d));
-            d.to_string()
-        }
-        None => e.to_string(),
+    // An outage is retried; a refused password or certificate stops the batch run at once, with
+    // the cause (and /readyz says so meanwhile).
+    let refused = || client.context().diagnosis.get();
+    let brokers = || config.kafka.brokers.clone();
+    let attempt = || match crate::kafka::partitions(&client, &pipeline.topic, KAFKA_TIMEOUT) {
+        Ok(p) => Ok(Ok(p)),
+        Err(e) => match refused() {
+            Some(problem) => Ok(Err(problem)),
+            None => Err(e),
+        },
     };
-    let partitions = retry("reading the topic's partitions", hint, &retries.offsets, deadline, || {
-        crate::kafka::partitions(&client, &pipeline.topic, KAFKA_TIMEOUT).map_err(diagnosed)
-    })?
-    .ok_or_else(|| StartError::NoTopic(pipeline.topic.clone()))?;
-    metrics.set_kafka_problem(None);
+    let partitions = match retry("reading the topic's partitions", hint, &retries.offsets, deadline, attempt)? {
+        Ok(p) => p.ok_or_else(|| StartError::NoTopic(pipeline.topic.clone()))?,
+        Err(problem) => {
+            metrics.set_kafka_problem(Some(&problem));
+            return Err(StartError::Broker { brokers: brokers(), problem });
+        }
+    };
+    let diagnosed = |e: rdkafka::error::KafkaError| refused().map_or_else(|| e.to_string(), |d| d.to_string());
     let mut targets = BTreeMap::new();
     for &p in &partitions {
         let w = retry("reading the partition's watermarks", hint, &retries.offsets, deadline, || {

@@ -28,6 +28,8 @@ pub enum Problem {
     ClientCertificate,
     /// Another TLS failure (often `security.protocol` not matching the listener).
     Tls,
+    /// The broker's ACLs refuse the principal (topic, group or cluster).
+    Authorization,
     /// A record batch could not be decompressed.
     Decompression,
 }
@@ -37,6 +39,26 @@ impl Problem {
     pub fn classify(code: Option<RDKafkaErrorCode>, text: &str) -> Option<Problem> {
         let t = text.to_ascii_lowercase();
         let has = |needle: &str| t.contains(needle);
+        if matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::TopicAuthorizationFailed
+                    | RDKafkaErrorCode::GroupAuthorizationFailed
+                    | RDKafkaErrorCode::ClusterAuthorizationFailed
+            )
+        ) || has("authorization failed")
+        {
+            return Some(Problem::Authorization);
+        }
+        // librdkafka's own guess for a plaintext client on a TLS listener (and the reverse).
+        if has("incorrect security.protocol") {
+            return Some(Problem::Tls);
+        }
+        // A connection the broker dropped (a restart, a rolling upgrade) is an outage, even in
+        // the middle of a TLS handshake.
+        if has("disconnected") || has("connection refused") || has("connection reset") {
+            return None;
+        }
         if code == Some(RDKafkaErrorCode::Authentication)
             || code == Some(RDKafkaErrorCode::SaslAuthenticationFailed)
             || has("sasl authentication error")
@@ -60,7 +82,15 @@ impl Problem {
         {
             return Some(Problem::ClientCertificate);
         }
-        if code == Some(RDKafkaErrorCode::BadCompression) || has("decompress") || has("compression codec") {
+        // rust-rdkafka hands a poll error over as `Message consumption error: NotImplemented`
+        // without librdkafka's "Decompression (codec 0x4) … failed" text (that comes as a log
+        // line): in consumption, NotImplemented is a codec.
+        let consuming_unimplemented = code == Some(RDKafkaErrorCode::NotImplemented) && has("consumption");
+        if code == Some(RDKafkaErrorCode::BadCompression)
+            || consuming_unimplemented
+            || has("decompress")
+            || has("compression codec")
+        {
             return Some(Problem::Decompression);
         }
         if code == Some(RDKafkaErrorCode::SSL) || has("ssl handshake failed") || has("ssl routines") {
@@ -76,16 +106,18 @@ impl Problem {
             Problem::UntrustedBroker => "untrusted_broker_certificate",
             Problem::ClientCertificate => "client_certificate",
             Problem::Tls => "tls",
+            Problem::Authorization => "authorization",
             Problem::Decompression => "decompression",
         }
     }
 
     /// Every kind, for metrics that list them all.
-    pub const ALL: [Problem; 5] = [
+    pub const ALL: [Problem; 6] = [
         Problem::Authentication,
         Problem::UntrustedBroker,
         Problem::ClientCertificate,
         Problem::Tls,
+        Problem::Authorization,
         Problem::Decompression,
     ];
 
@@ -108,6 +140,11 @@ impl Problem {
             Problem::Tls => {
                 "the TLS connection to the broker failed: check that security.protocol (SSL or SASL_SSL) matches the \
                  broker's listener and the ssl.* settings in kafka.properties"
+            }
+            Problem::Authorization => {
+                "the broker's ACLs refuse this principal: it needs Read and Describe on the source topics and \
+                 Read on the pipelines' consumer groups, Write on the DLQ topic, Describe on the cluster (ask the \
+                 Kafka administrators; the principal is sasl.username or the client certificate's subject)"
             }
             Problem::Decompression => {
                 "a record batch on the topic cannot be decompressed: it was written with a codec this build cannot \
@@ -143,10 +180,17 @@ pub struct Diagnosis {
 
 impl Diagnosis {
     /// Looks at one error event; keeps it when it names a [`Problem`].
+    ///
+    /// The generic "TLS failed" of an error event does not replace the precise cause its log
+    /// line gave just before (an untrusted broker, a refused client certificate).
     pub fn note(&self, code: Option<RDKafkaErrorCode>, text: &str) -> Option<Problem> {
         let problem = Problem::classify(code, text)?;
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some(Diagnosed { problem, detail: text.trim().to_owned() });
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let precise =
+            last.as_ref().is_some_and(|d| matches!(d.problem, Problem::UntrustedBroker | Problem::ClientCertificate));
+        if !(problem == Problem::Tls && precise && self.any.load(Ordering::Relaxed)) {
+            *last = Some(Diagnosed { problem, detail: text.trim().to_owned() });
+        }
         self.any.store(true, Ordering::Relaxed);
         Some(problem)
     }
@@ -279,6 +323,10 @@ mod tests {
         assert!(got.to_string().contains("sasl.password"), "{got}");
         d.clear();
         assert_eq!(d.get(), None);
+        // The precise TLS cause of a log line survives the generic error event after it.
+        d.note(None, "SSL handshake failed: error:0A000086:SSL routines::certificate verify failed");
+        d.note(Some(RDKafkaErrorCode::SSL), "Message consumption error: SSL (Local: SSL error)");
+        assert_eq!(d.get().unwrap().problem, Problem::UntrustedBroker);
         for p in Problem::ALL {
             assert!(!p.hint().is_empty() && !p.kind().contains(' '));
         }

@@ -80,7 +80,7 @@ pub fn partitions(consumer: &Reader, topic: &str, timeout: Duration) -> Result<O
             Err(e) => {
                 // librdkafka queues its logs and error events for the client's poll: serve them,
                 // so the diagnosis sees why the connections fail.
-                if let Some(Err(event)) = consumer.poll(Duration::ZERO) {
+                if let Some(Err(event)) = consumer.poll(Duration::from_millis(100)) {
                     consumer.context().diagnosis.note(diagnosis::code_of(&event), &event.to_string());
                 }
                 if consumer.context().diagnosis.get().is_some() || std::time::Instant::now() >= until {

@@ -42,8 +42,9 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        // Unrecognized errors too (a fatal idempotent-producer error on the DLQ) must be seen.
         if self.diagnosis.note(super::diagnosis::code_of(&error), reason).is_none() {
-            tracing::debug!(target: "librdkafka", %error, "{reason}");
+            tracing::warn!(target: "librdkafka", %error, "{reason}");
         }
     }
 }

@@ -209,7 +209,16 @@ fn source_offsets(
                 reached = m.offset() + 1;
             }
             Some(Err(KafkaError::PartitionEOF(_))) => break,
-            _ => {}
+            // Refused credentials or certificates will not pass by waiting: report them now.
+            Some(Err(e)) => {
+                let diagnosis = &consumer.context().diagnosis;
+                diagnosis.note(crate::kafka::diagnosis::code_of(&e), &e.to_string());
+                if diagnosis.get().is_some() {
+                    let _ = consumer.unassign();
+                    return Err(Read::Kafka(e));
+                }
+            }
+            None => {}
         }
     }
     let _ = consumer.unassign();

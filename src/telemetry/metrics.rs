@@ -224,7 +224,7 @@ impl Metrics {
             kafka_problem: gauge(
                 "pixlake_kafka_problem",
                 "1 while the pipeline's Kafka clients report a cause retrying will not cure, by kind: authentication, \
-                 untrusted_broker_certificate, client_certificate, tls, decompression.",
+                 untrusted_broker_certificate, client_certificate, tls, authorization, decompression.",
                 &["pipeline", "kind"],
             )?,
             buffered_rows: gauge("pixlake_buffered_rows", "Rows read and waiting for the next commit.", P)?,
@@ -365,7 +365,7 @@ pub struct PipelineMetrics {
     unassigned: IntGauge,
     /// Why the pipeline has no partition, while it has none (for `/readyz`).
     pub waiting: Arc<Mutex<Option<String>>>,
-    kafka_problems: [(crate::kafka::diagnosis::Problem, IntGauge); 5],
+    kafka_problems: [(crate::kafka::diagnosis::Problem, IntGauge); 6],
     /// What its Kafka clients cannot get past, while they cannot (for `/readyz`).
     kafka_problem: Arc<Mutex<Option<String>>>,
     pub buffered_rows: IntGauge,
