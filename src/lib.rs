@@ -11,6 +11,7 @@
 //! * [`produce`]: synthetic, realistic Pix traffic (and its sinks: Kafka or a JSON-lines file).
 //! * [`sink`]: Delta Lake tables, each commit carrying its Kafka offsets (`txn` actions).
 //! * [`deadletter`]: the DLQ topic (rejected records with the reason in headers).
+//! * [`fault`]: whether retrying can cure a failure (transient) or it needs the operator.
 //! * [`ingest`]: the exactly-once engine — consumers, micro-batches, Delta commits, rebalances.
 //! * [`ops`]: operator commands over the tables and topics (`status`).
 //! * [`telemetry`]: Prometheus metrics, the /metrics /healthz /readyz listener, masked logs.
@@ -21,6 +22,7 @@ pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod deadletter;
+pub mod fault;
 pub mod ingest;
 pub mod kafka;
 pub mod offsets;

@@ -37,7 +37,13 @@ fn main() -> ExitCode {
         Err(err) => {
             // The last line is masked like the log: a library error may quote a setting's value.
             let masker = pixlake::telemetry::mask::Masker::with_secrets(secrets);
-            eprintln!("{}", masker.mask(&format!("pixlake: {err:#}")));
+            let err: &(dyn std::error::Error + 'static) = err.as_ref();
+            let line = masker.mask(&format!("pixlake: {}", pixlake::telemetry::Chain(err))).into_owned();
+            match format {
+                // A log collector reading JSON lines gets the last word as one of them.
+                LogFormat::Json => tracing::error!(target: "pixlake", "{line}"),
+                LogFormat::Human => eprintln!("{line}"),
+            }
             ExitCode::from(2)
         }
     }

@@ -226,3 +226,82 @@ fn an_error_quoting_a_secret_setting_does_not_show_it() {
     assert!(stderr.contains("sasl.oauthbearer.client.secret"), "the setting is named: {stderr}");
     assert!(!stderr.contains(secret), "{stderr}");
 }
+
+/// A typo in a pipeline, topic or rule name is an error naming the known ones, for every command
+/// that selects — never a command that selects nothing and passes.
+#[test]
+fn unknown_names_are_refused_with_the_known_ones() {
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["audit", "--pipeline", "paymets"],
+            r#"no pipeline named "paymets"; the known ones are: payments, receipts, refunds"#,
+        ),
+        (&["status", "--pipeline", "paymets"], r#"no pipeline named "paymets""#),
+        (&["maintain", "--pipeline", "paymets"], r#"no pipeline named "paymets""#),
+        (&["ingest", "--pipeline", "paymets", "--until-caught-up"], r#"no pipeline named "paymets""#),
+        (
+            &["dlq", "replay", "--rule", "INVALID_CFP"],
+            r#"no hard rule named "INVALID_CFP"; the known ones are: OVERSIZED_MESSAGE, MALFORMED_JSON"#,
+        ),
+        (
+            &["dlq", "replay", "--topic", "pix.payment"],
+            r#"no topic named "pix.payment"; the known ones are: pix.payments"#,
+        ),
+    ];
+    for (args, want) in cases {
+        let out = pixlake().args(args).env("PIXLAKE__TELEMETRY__LISTEN", "").output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+}
+
+/// Errors that have a cause (an unreachable broker, a warehouse that cannot be written, a TLS
+/// file that does not exist) say each cause exactly once, on the one `pixlake: …` line, and
+/// name what to fix (ripgrep's convention: a message says its own layer and the fix, the causes
+/// follow it once each).
+#[test]
+fn an_error_says_each_cause_once_and_names_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let under_a_file = file.join("warehouse").display().to_string();
+    // (arguments, environment, the root cause, the fix)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case<'_>; 3] = [
+        (&["status"], &[("PIXLAKE__KAFKA__BROKERS", "127.0.0.1:1")], "BrokerTransportFailure", "kafka.brokers"),
+        (
+            &["ingest", "--until-caught-up", "--pipeline", "payments"],
+            &[("PIXLAKE__KAFKA__BROKERS", "127.0.0.1:1"), ("PIXLAKE__WAREHOUSE__ROOT", &under_a_file)],
+            "Could not create local directory",
+            "point warehouse.root at a directory",
+        ),
+        (
+            &["status"],
+            &[
+                ("PIXLAKE__KAFKA__PROPERTIES__SECURITY_PROTOCOL", "SSL"),
+                ("PIXLAKE__KAFKA__PROPERTIES__SSL_CA_LOCATION", "/nonexistent/ca.pem"),
+            ],
+            "ssl.ca.location failed",
+            "check kafka.properties",
+        ),
+    ];
+    for (args, env, cause, fix) in cases {
+        let out =
+            pixlake().args(args).env("PIXLAKE__TELEMETRY__LISTEN", "").envs(env.iter().copied()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let last: Vec<&str> = stderr.lines().filter(|l| l.starts_with("pixlake: ")).collect();
+        assert_eq!(last.len(), 1, "{args:?}: one error line:\n{stderr}");
+        let line = last[0];
+        assert_eq!(line.matches(cause).count(), 1, "{args:?}: the cause once: {line}");
+        assert!(line.contains(fix), "{args:?}: names the fix ({fix}): {line}");
+        // No part of the chain is repeated, whoever wrote it.
+        let parts: Vec<&str> = line.split(": ").filter(|p| p.len() > 12).collect();
+        for p in &parts {
+            assert_eq!(parts.iter().filter(|q| q == &p).count(), 1, "{args:?}: {p:?} twice in: {line}");
+        }
+        // The error is said once: not also as a log line.
+        assert_eq!(stderr.matches(cause).count(), 1, "{args:?}: said once in all:\n{stderr}");
+    }
+}

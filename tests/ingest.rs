@@ -210,3 +210,36 @@ fn sigterm_commits_what_is_buffered_and_exits_zero() {
     ingest_until_caught_up(&s, &[]);
     assert_eq!(check_complete(&s).total() as u64, n);
 }
+
+/// A second SIGTERM while the shutdown commit cannot finish (its dead letters go to a topic
+/// that does not exist, so the DLQ never acknowledges) exits at once with 130 instead of
+/// waiting out the grace period; nothing is half-committed and the next run completes.
+#[test]
+fn a_second_sigterm_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup::new("ingest-twice", 1, dir.path());
+    s.produce(600, 0.2, 25);
+    let missing_dlq = format!("{}.no-such-dlq", s.run);
+    let extra = [
+        ("PIXLAKE__DLQ__TOPIC", missing_dlq.as_str()),
+        ("PIXLAKE__BATCH__MAX_LATENCY_MS", "600000"),
+        ("PIXLAKE__INGEST__IDLE_COMMIT_MS", "600000"),
+        ("PIXLAKE__INGEST__SHUTDOWN_GRACE_MS", "60000"),
+    ];
+    let mut p = Proc::spawn(s.command(&["ingest"], &extra));
+    assert!(p.wait_for("partitions assigned", Duration::from_secs(60)), "{}", p.log());
+    std::thread::sleep(Duration::from_secs(3));
+    p.sigterm();
+    assert!(p.wait_for("stop requested", Duration::from_secs(10)), "{}", p.log());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(p.child.try_wait().unwrap().is_none(), "still committing (the DLQ cannot acknowledge):\n{}", p.log());
+    let asked = Instant::now();
+    p.sigterm();
+    let (status, _, log) = p.finish(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130), "{log}");
+    assert!(asked.elapsed() < Duration::from_secs(10), "at once: {:?}", asked.elapsed());
+    assert!(log.contains("second stop request"), "{log}");
+    check_invariant(&s);
+    ingest_until_caught_up(&s, &[]);
+    assert_eq!(check_complete(&s).total() as u64, 600);
+}

@@ -53,12 +53,18 @@ fn reset_to_a_datetime_rewinds_without_duplicates() {
     }
     assert_eq!(check_invariant(&s).contents, before.contents, "the dry run changed nothing");
 
-    // Refused while an ingest holds the groups.
-    let mut running = Proc::spawn(s.command(&["ingest"], &[]));
+    // Refused while an ingest holds a group — here only the last pipeline's: every group is
+    // checked before anything moves, so the first two pipelines are not rewound either.
+    let mut running = Proc::spawn(s.command(&["ingest", "--pipeline", "refunds"], &[]));
     assert!(running.wait_for("partitions assigned", Duration::from_secs(60)), "{}", running.log());
     let (code, _, err) = reset(&s, &["--to-datetime", &middle, "--execute"]);
     assert_eq!(code, 2, "refused: {err}");
-    assert!(err.contains("live member"), "{err}");
+    assert!(err.contains("live member") && err.contains("refunds"), "{err}");
+    assert_eq!(check_invariant(&s).contents, before.contents, "a refused reset changed nothing");
+    // A pipeline that does not exist is named with the known ones, not silently skipped.
+    let (code, _, err) = reset(&s, &["--to-earliest", "--pipeline", "paymets"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(r#"no pipeline named "paymets"; the known ones are: payments, receipts, refunds"#), "{err}");
     running.sigterm();
     assert!(running.wait(Duration::from_secs(60)).success());
 

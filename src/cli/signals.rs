@@ -1,10 +1,13 @@
-//! SIGINT/SIGTERM as a flag the long-running commands check.
+//! SIGINT/SIGTERM as a flag the long-running commands check; a second one exits at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A flag set on the first SIGINT or SIGTERM (watched from a small thread of its own, so the
-/// commands need no async runtime of their own for it).
+/// commands need no async runtime of their own for it). A second signal exits the process at
+/// once with code 130 (128 + SIGINT, as shells report an interrupted command): an operator who
+/// presses Ctrl-C twice does not wait out the shutdown grace period. Exactly once holds either
+/// way — what was read and not committed is read again from the offsets in Delta.
 pub fn stop_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let f = flag.clone();
@@ -17,12 +20,27 @@ pub fn stop_flag() -> Arc<AtomicBool> {
                 Ok(s) => s,
                 Err(_) => return,
             };
+            let mut int = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
-            tracing::info!("stop requested: committing what is buffered, then exiting");
+            tracing::info!(
+                "stop requested: committing what is buffered, then exiting (a second Ctrl-C or SIGTERM exits at once)"
+            );
             f.store(true, Ordering::Relaxed);
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            tracing::warn!(
+                "second stop request: exiting now; what was read since the last commit is not committed \
+                and is read again from the offsets in Delta on the next start (nothing committed is lost)"
+            );
+            std::process::exit(130);
         });
     });
     flag

@@ -175,11 +175,21 @@ pub struct ValidationConfig {
     pub max_message_bytes: usize,
 }
 
+/// A name (pipeline, topic, rule) given on the command line that the configuration does not
+/// have, with the ones it has.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no {what} named {name:?}; the known ones are: {}", known.join(", "))]
+pub struct UnknownName {
+    pub what: &'static str,
+    pub name: String,
+    pub known: Vec<String>,
+}
+
 /// Why a configuration could not be used; lists every problem found.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read the configuration {path}: {source}; pass --config PATH or create it")]
+    #[error("cannot read the configuration {path}; pass --config PATH or create it")]
     Read {
         path: PathBuf,
         #[source]
@@ -303,6 +313,32 @@ impl Config {
                 "log_format": match self.telemetry.log_format { LogFormat::Human => "human", LogFormat::Json => "json" },
             },
         })
+    }
+
+    /// The pipelines named in `names` (every one when empty), in configuration order — the one
+    /// way every command selects pipelines. A name no pipeline has is an error listing the
+    /// configured ones: a typo must not select nothing and succeed.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Pipeline>, UnknownName> {
+        if let Some(unknown) = names.iter().find(|n| !self.pipelines.iter().any(|p| &p.name == *n)) {
+            return Err(UnknownName {
+                what: "pipeline",
+                name: unknown.clone(),
+                known: self.pipelines.iter().map(|p| p.name.clone()).collect(),
+            });
+        }
+        Ok(self.pipelines.iter().filter(|p| names.is_empty() || names.contains(&p.name)).collect())
+    }
+
+    /// Checks `topics` against the pipelines' topics (see [`Config::select`]).
+    pub fn check_topics(&self, topics: &[String]) -> Result<(), UnknownName> {
+        match topics.iter().find(|t| !self.pipelines.iter().any(|p| &p.topic == *t)) {
+            Some(unknown) => Err(UnknownName {
+                what: "topic",
+                name: unknown.clone(),
+                known: self.pipelines.iter().map(|p| p.topic.clone()).collect(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The pipeline of `category` (the first one, if several read the same category).
@@ -482,6 +518,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("hunter2-yaml"), "{err}");
+    }
+
+    #[test]
+    fn commands_select_pipelines_and_topics_by_known_names_only() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.select(&[]).unwrap().len(), 3);
+        let names = |v: Vec<&Pipeline>| v.into_iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(c.select(&["refunds".into(), "payments".into()]).unwrap()), vec!["payments", "refunds"]);
+        let err = c.select(&["paymets".into()]).unwrap_err().to_string();
+        assert_eq!(err, r#"no pipeline named "paymets"; the known ones are: payments, receipts, refunds"#);
+        assert!(c.check_topics(&["pix.refunds".into()]).is_ok());
+        assert!(c.check_topics(&["pix.refund".into()]).unwrap_err().to_string().contains("pix.payments, pix.receipts"));
     }
 
     #[test]

@@ -192,7 +192,7 @@ impl Buffer {
                 if let Err(e) = dlq.publish(&letter) {
                     self.counts.dlq_failures += 1;
                     tracing::warn!(pipeline = %self.pipeline, partition = record.partition, offset = record.offset,
-                        error = %e, "dead letter not queued; the record is still written to pix_quarantine");
+                        error = %crate::telemetry::Chain(&e), "dead letter not queued; the record is still written to pix_quarantine");
                 }
             }
         }

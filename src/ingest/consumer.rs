@@ -52,6 +52,7 @@
 //! comes second for a partition is refused by Delta's conflict check (the engine's fence), so
 //! the interval is a liveness setting here, never a safety one.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -73,6 +74,8 @@ pub struct EngineContext {
     engine: Arc<Mutex<Engine>>,
     topic: String,
     pub diagnosis: Diagnosis,
+    /// Whether the last asynchronous group offset commit failed (said once per streak).
+    group_commit_failing: AtomicBool,
 }
 
 impl EngineContext {
@@ -91,6 +94,14 @@ impl ClientContext for EngineContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        // The end of a partition is reported as an error event too; it is news, not trouble
+        // (the poll loop gets it as well and acts on it).
+        if matches!(error, KafkaError::PartitionEOF(_))
+            || crate::kafka::diagnosis::code_of(&error) == Some(RDKafkaErrorCode::PartitionEOF)
+        {
+            tracing::debug!(target: "librdkafka", topic = %self.topic, "{reason}");
+            return;
+        }
         self.diagnosis.note(crate::kafka::diagnosis::code_of(&error), reason);
         tracing::warn!(target: "librdkafka", topic = %self.topic, %error, "{reason}");
     }
@@ -103,6 +114,22 @@ impl ClientContext for EngineContext {
 }
 
 impl ConsumerContext for EngineContext {
+    /// The result of the asynchronous group offset commit that follows each Delta commit. Those
+    /// offsets serve Kafka lag tools only (pixlake never reads them), so a failure costs a stale
+    /// lag in those tools until the next commit works: said once when it starts failing, and
+    /// once when it works again.
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
+        let failing = result.is_err();
+        let was = self.group_commit_failing.swap(failing, Ordering::Relaxed);
+        match result {
+            Err(e) if !was => tracing::warn!(topic = %self.topic, error = %e,
+                "the consumer group's offsets (shown by Kafka lag tools; pixlake's offsets are in Delta) could not be \
+                 set; trying again after the next commit"),
+            Ok(()) if was => tracing::info!(topic = %self.topic, "the consumer group's offsets are set again"),
+            _ => {}
+        }
+    }
+
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
         let partitions = self.partitions(tpl);
@@ -125,6 +152,7 @@ impl ConsumerContext for EngineContext {
                     }
                     Err(e) => {
                         // Without offsets no partition may start: leave the group and rejoin.
+                        let e = crate::telemetry::Chain(&e).to_string();
                         tracing::error!(topic = %self.topic, error = %e, "cannot start the assigned partitions");
                         engine.abandon(format!("offsets unreadable: {e}"));
                     }
@@ -181,7 +209,12 @@ pub fn create(
             ("enable.partition.eof", "true"),
         ],
     );
-    c.create_with_context(EngineContext { engine, topic: pipeline.topic.clone(), diagnosis: Diagnosis::default() })
+    c.create_with_context(EngineContext {
+        engine,
+        topic: pipeline.topic.clone(),
+        diagnosis: Diagnosis::default(),
+        group_commit_failing: AtomicBool::new(false),
+    })
 }
 
 /// Whether a fatal consumer error means another process joined the group with this one's

@@ -64,7 +64,6 @@ use crate::config::{Config, Pipeline};
 use crate::deadletter::KafkaDeadLetterQueue;
 use crate::pix::Decoder;
 use crate::probe::Probe;
-use crate::sink::delta::SinkError;
 use crate::telemetry::server::{self, Endpoints};
 use crate::telemetry::{Metrics, MetricsError, PipelineMetrics};
 use buffer::Buffer;
@@ -111,23 +110,23 @@ pub struct PipelineReport {
 /// Why ingestion failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("no pipeline named {0:?} in the configuration")]
-    UnknownPipeline(Vec<String>),
-    #[error("cannot start the async runtime: {0}")]
+    #[error(transparent)]
+    UnknownPipeline(#[from] crate::config::UnknownName),
+    #[error("cannot start the async runtime or a pipeline thread; check the process limits (threads, memory)")]
     Runtime(#[source] std::io::Error),
-    #[error("pipeline {pipeline}: cannot open its tables: {source}")]
+    #[error("pipeline {pipeline} cannot start")]
     Tables {
         pipeline: String,
         #[source]
         source: retry::GaveUp,
     },
-    #[error("pipeline {pipeline}: cannot read where --until-caught-up must get to: {source}")]
+    #[error("pipeline {pipeline} cannot tell where --until-caught-up must get to")]
     Targets {
         pipeline: String,
         #[source]
         source: watcher::StartError,
     },
-    #[error("pipeline {pipeline}: cannot create the dead-letter producer: {source}")]
+    #[error("pipeline {pipeline}: cannot create the dead-letter producer")]
     DeadLetters {
         pipeline: String,
         #[source]
@@ -138,8 +137,9 @@ pub enum IngestError {
     #[error("pipeline thread {0} panicked; this is a bug, please report it with the log")]
     Panicked(String),
     #[error(
-        "pipelines {0:?} did not stop within ingest.shutdown_grace_ms + 15 s; pixlake exited without them \
-         (nothing committed is lost; what they held is read again on the next start)"
+        "pipelines {0:?} did not stop within ingest.shutdown_grace_ms + 15 s (most likely blocked leaving the \
+         Kafka group); pixlake exited without them: what they committed is durable, the rest is read again on the \
+         next start, and the group reassigns their partitions after session.timeout.ms"
     )]
     Hung(Vec<String>),
     #[error(transparent)]
@@ -155,17 +155,7 @@ pub enum IngestError {
 /// With `telemetry.listen` set, `/metrics`, `/healthz` and `/readyz` are served from before
 /// the first table is opened until the last pipeline stopped.
 pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
-    let selected: Vec<Pipeline> = config
-        .pipelines
-        .iter()
-        .filter(|p| options.pipelines.is_empty() || options.pipelines.contains(&p.name))
-        .cloned()
-        .collect();
-    let unknown: Vec<String> =
-        options.pipelines.iter().filter(|n| !config.pipelines.iter().any(|p| &p.name == *n)).cloned().collect();
-    if !unknown.is_empty() {
-        return Err(IngestError::UnknownPipeline(unknown));
-    }
+    let selected: Vec<Pipeline> = config.select(&options.pipelines)?.into_iter().cloned().collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("pixlake-io")
@@ -235,18 +225,17 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
         outcomes.push((name.clone(), result.unwrap_or_else(|_| Err(IngestError::Panicked(name)))));
     }
     if !hung.is_empty() {
-        tracing::error!(pipelines = ?hung, "pipelines did not stop within the grace period (most likely blocked leaving \
-            the Kafka group); exiting without them: what they committed is durable, the rest is read again on the \
-            next start, and the group reassigns their partitions after session.timeout.ms");
         first_error = Some(IngestError::Hung(hung));
     }
     for (name, outcome) in outcomes {
         match outcome {
             Ok(r) => reports.push(r),
-            Err(e) => {
-                tracing::error!(pipeline = %name, error = %e, "pipeline stopped");
-                first_error.get_or_insert(e);
+            // The first error is what the command reports (once, as its last line); the
+            // others are said here, or they would not be said at all.
+            Err(e) if first_error.is_some() => {
+                tracing::error!(pipeline = %name, error = %crate::telemetry::Chain(&e), "pipeline stopped too");
             }
+            Err(e) => first_error = Some(e),
         }
     }
     finished.store(true, Ordering::Relaxed);
@@ -352,7 +341,8 @@ fn run_pipeline(
 }
 
 /// Opens the pipeline's tables, retrying while the storage is unreachable, until a stop or
-/// `limit` (`--timeout`); a schema mismatch is not retried: it needs the operator.
+/// `limit` (`--timeout`); a permanent failure (a table with another schema, storage that
+/// refuses pixlake) stops after a few attempts ([`crate::fault`]).
 fn open_tables(
     config: &Config,
     pipeline: &Pipeline,
@@ -362,19 +352,12 @@ fn open_tables(
     retries: &Retries,
     probe: &Probe,
 ) -> Result<Tables, IngestError> {
-    let permanent = std::cell::Cell::new(None);
     retry::retry(
         "opening the tables",
         "check warehouse.root and that the storage is reachable",
-        &retries.delta,
-        || [shutdown.deadline(), permanent.get(), limit].into_iter().flatten().min(),
-        || match runtime.block_on(Tables::open(config, pipeline, probe)) {
-            Err(e @ SinkError::SchemaMismatch { .. }) => {
-                permanent.set(Some(Instant::now()));
-                Err(e)
-            }
-            other => other,
-        },
+        retries.of_cause(&retries.delta),
+        || [shutdown.deadline(), limit].into_iter().flatten().min(),
+        || runtime.block_on(Tables::open(config, pipeline, probe)),
     )
     .map_err(|source| IngestError::Tables { pipeline: pipeline.name.clone(), source })
 }
@@ -410,7 +393,8 @@ fn schedule_maintenance(
                     let vacuumed: u64 = report.iter().map(|m| m.vacuumed_files).sum();
                     tracing::info!(compacted, vacuumed, tables = report.len(), "scheduled maintenance done");
                 }
-                Err(e) => tracing::warn!(error = %e, "scheduled maintenance failed; trying again at the next interval"),
+                Err(e) => tracing::warn!(error = %crate::telemetry::Chain(&e),
+                    "scheduled maintenance failed; trying again at the next interval"),
             }
             next = Instant::now() + every;
         }

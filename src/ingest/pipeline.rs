@@ -76,9 +76,7 @@ pub enum Stopped {
 pub enum PipelineError {
     #[error(transparent)]
     Engine(#[from] EngineError),
-    #[error(
-        "pipeline {pipeline}: cannot create the Kafka consumer: {source}; check kafka.brokers and kafka.properties"
-    )]
+    #[error("pipeline {pipeline}: cannot create the Kafka consumer; check kafka.brokers and kafka.properties")]
     Consumer {
         pipeline: String,
         #[source]

@@ -1,8 +1,9 @@
 //! Retrying what the outside world makes fail (a broker outage, a full disk, an unreachable
 //! object store): exponential backoff with jitter, forever while the engine runs, bounded by the
-//! shutdown grace period once a stop was asked for. Nothing buffered is dropped while retrying.
+//! shutdown grace period once a stop was asked for — unless the failure is one retrying does not
+//! cure ([`crate::fault`]), which stops the pipeline after a few attempts. Nothing buffered is
+//! dropped while retrying.
 
-use std::fmt::Display;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +12,8 @@ use std::time::{Duration, Instant};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use prometheus::IntCounter;
 
-use crate::telemetry::PipelineMetrics;
+use crate::fault::{Classify, PERMANENT_ATTEMPTS, Permanent};
+use crate::telemetry::{Chain, PermanentFailures, PipelineMetrics};
 
 /// The stop request (SIGTERM/SIGINT) and the grace period it starts.
 #[derive(Debug, Clone)]
@@ -38,8 +40,9 @@ impl Shutdown {
     }
 }
 
-/// Retry counters by cause (`pixlake_retries_total{cause}`), also read for the run's report.
-#[derive(Debug, Clone)]
+/// Retry counters by cause (`pixlake_retries_total{cause}`), also read for the run's report,
+/// and the pipeline's permanent failures (`pixlake_permanent_failures_total{cause}`, `/readyz`).
+#[derive(Clone)]
 pub struct Retries {
     /// Dead letters not acknowledged.
     pub dlq: IntCounter,
@@ -47,6 +50,14 @@ pub struct Retries {
     pub delta: IntCounter,
     /// Offset and watermark reads that failed.
     pub offsets: IntCounter,
+    /// Failures retrying does not cure.
+    pub permanent: PermanentFailures,
+}
+
+impl std::fmt::Debug for Retries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retries").field("dlq", &self.dlq.get()).field("delta", &self.delta.get()).finish()
+    }
 }
 
 impl Retries {
@@ -56,36 +67,69 @@ impl Retries {
             dlq: metrics.retries_dlq.clone(),
             delta: metrics.retries_delta.clone(),
             offsets: metrics.retries_offsets.clone(),
+            permanent: metrics.permanent.clone(),
         }
+    }
+
+    /// Where a retry of `cause` reports.
+    pub fn of_cause<'a>(&'a self, cause: &'a IntCounter) -> Tally<'a> {
+        Tally { retried: cause, permanent: Some(&self.permanent) }
     }
 }
 
-/// Why retrying stopped.
+/// Where one retry loop reports: the counter of retried attempts of its cause and, in a
+/// pipeline, its permanent failures.
+#[derive(Clone, Copy)]
+pub struct Tally<'a> {
+    pub retried: &'a IntCounter,
+    pub permanent: Option<&'a PermanentFailures>,
+}
+
+impl<'a> From<&'a IntCounter> for Tally<'a> {
+    fn from(retried: &'a IntCounter) -> Self {
+        Tally { retried, permanent: None }
+    }
+}
+
+/// Why retrying stopped: the time allowed ran out (a stop request's grace period, `--timeout`,
+/// a rebalance's budget), or the failure is one retrying does not cure (after
+/// [`PERMANENT_ATTEMPTS`]). The last failure is the source.
 #[derive(Debug, thiserror::Error)]
-#[error("gave up {what} after {attempts} attempt(s): {last}")]
+#[error("gave up {what} after {attempts} attempt(s) ({})", match permanent {
+    Some(_) => "retrying does not cure this failure",
+    None => "the time allowed ran out",
+})]
 pub struct GaveUp {
     pub what: &'static str,
     pub attempts: u32,
-    pub last: String,
+    /// Set when the failure is permanent.
+    pub permanent: Option<Permanent>,
+    #[source]
+    pub last: Box<dyn std::error::Error + Send + Sync + 'static>,
 }
 
 /// Runs `op` until it succeeds, sleeping with exponential backoff (100 ms doubling to 30 s,
 /// jittered) between failures and logging each one with `what` and the operator hint `hint`.
-/// Stops early only when the next attempt would start after `deadline()`.
-pub fn retry<T, E: Display>(
+///
+/// Stops early when the next attempt would start after `deadline()`, or when the failure is
+/// [`Permanent`] for the [`PERMANENT_ATTEMPTS`]-th time in a row: a permanent cause is counted
+/// in `pixlake_permanent_failures_total` and shown in `/readyz` from its first occurrence, and
+/// logged as an error, not as a warning to wait out.
+pub fn retry<'a, T, E: std::error::Error + Classify + Send + Sync + 'static>(
     what: &'static str,
     hint: &str,
-    counter: &IntCounter,
+    tally: impl Into<Tally<'a>>,
     deadline: impl Fn() -> Option<Instant>,
     mut op: impl FnMut() -> Result<T, E>,
 ) -> Result<T, GaveUp> {
+    let tally = tally.into();
     let mut delays = ExponentialBuilder::new()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(30))
         .with_jitter()
         .without_max_times()
         .build();
-    let mut attempts = 0;
+    let (mut attempts, mut permanent_in_a_row) = (0, 0);
     loop {
         attempts += 1;
         let err = match op() {
@@ -93,16 +137,40 @@ pub fn retry<T, E: Display>(
                 if attempts > 1 {
                     tracing::info!(what, attempts, "succeeded after retrying");
                 }
+                if permanent_in_a_row > 0
+                    && let Some(p) = tally.permanent
+                {
+                    p.cleared();
+                }
                 return Ok(v);
             }
             Err(e) => e,
         };
-        let delay = delays.next().unwrap_or(Duration::from_secs(30));
-        if deadline().is_some_and(|d| Instant::now() + delay > d) {
-            return Err(GaveUp { what, attempts, last: err.to_string() });
+        let permanent = err.permanent();
+        let chain = Chain(&err).to_string();
+        permanent_in_a_row = if permanent.is_some() { permanent_in_a_row + 1 } else { 0 };
+        if let (Some(cause), Some(p)) = (permanent, tally.permanent) {
+            p.failed(cause, format!("{what}: {chain}"));
         }
-        counter.inc();
-        tracing::warn!(what, attempts, retry_in_ms = delay.as_millis() as u64, error = %err, "{hint}");
+        let delay = delays.next().unwrap_or(Duration::from_secs(30));
+        let out_of_time = deadline().is_some_and(|d| Instant::now() + delay > d);
+        if out_of_time || permanent_in_a_row >= PERMANENT_ATTEMPTS {
+            return Err(GaveUp { what, attempts, permanent, last: Box::new(err) });
+        }
+        tally.retried.inc();
+        let retry_in_ms = delay.as_millis() as u64;
+        match permanent {
+            // Said once when it starts; the error that stops the pipeline carries the cause.
+            Some(cause) if permanent_in_a_row == 1 => tracing::error!(
+                what,
+                cause = cause.kind(),
+                "{what} failed for a reason retrying does not cure ({}); trying {} more time(s), then stopping",
+                cause.kind(),
+                PERMANENT_ATTEMPTS - 1
+            ),
+            Some(_) => tracing::debug!(what, attempts, retry_in_ms, error = %chain, "retrying a permanent failure"),
+            None => tracing::warn!(what, attempts, retry_in_ms, error = %chain, "{hint}"),
+        }
         std::thread::sleep(delay);
     }
 }
@@ -110,6 +178,16 @@ pub fn retry<T, E: Display>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Failure(&'static str, Option<Permanent>);
+
+    impl Classify for Failure {
+        fn permanent(&self) -> Option<Permanent> {
+            self.1
+        }
+    }
 
     #[test]
     fn retries_until_success_and_counts() {
@@ -123,7 +201,7 @@ mod tests {
             || {
                 if left > 0 {
                     left -= 1;
-                    Err("down")
+                    Err(Failure("down", None))
                 } else {
                     Ok(7)
                 }
@@ -134,12 +212,50 @@ mod tests {
     }
 
     #[test]
-    fn stops_at_the_deadline_with_the_last_error() {
+    fn stops_at_the_deadline_with_the_last_error_as_source() {
         let counter = IntCounter::new("c", "c").unwrap();
         let past = Instant::now();
-        let out: Result<(), _> = retry("thing", "hint", &counter, || Some(past), || Err("disk full"));
+        let out: Result<(), _> = retry("thing", "hint", &counter, || Some(past), || Err(Failure("disk full", None)));
         let e = out.unwrap_err();
-        assert_eq!((e.attempts, e.last.as_str()), (1, "disk full"));
+        assert_eq!((e.attempts, e.permanent), (1, None));
+        assert_eq!(Chain(&e).to_string(), "gave up thing after 1 attempt(s) (the time allowed ran out): disk full");
+    }
+
+    #[test]
+    fn a_permanent_failure_stops_after_a_few_attempts_and_is_reported() {
+        let metrics =
+            crate::telemetry::Metrics::new("test").unwrap().pipeline("payments", "pix.payments", "pix_payments");
+        let retries = Retries::of(&metrics);
+        let mut calls = 0;
+        let out: Result<(), _> = retry(
+            "committing",
+            "hint",
+            retries.of_cause(&retries.delta),
+            || None,
+            || {
+                calls += 1;
+                Err(Failure("access denied", Some(Permanent::AccessDenied)))
+            },
+        );
+        let e = out.unwrap_err();
+        assert_eq!((calls, e.permanent), (PERMANENT_ATTEMPTS, Some(Permanent::AccessDenied)));
+        assert!(e.to_string().contains("retrying does not cure"), "{e}");
+        assert_eq!(metrics.permanent.count(Permanent::AccessDenied), u64::from(PERMANENT_ATTEMPTS));
+        assert_eq!(metrics.permanent.failing().as_deref(), Some("committing: access denied"));
+        // A transient failure in between starts the count again; success clears /readyz.
+        let mut seq = vec![Some(Permanent::TableChanged), None, Some(Permanent::TableChanged)].into_iter();
+        let out = retry(
+            "committing",
+            "hint",
+            retries.of_cause(&retries.delta),
+            || None,
+            || match seq.next() {
+                Some(p) => Err(Failure("conflict", p)),
+                None => Ok(()),
+            },
+        );
+        assert!(out.is_ok());
+        assert_eq!(metrics.permanent.failing(), None);
     }
 
     #[test]

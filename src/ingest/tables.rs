@@ -25,7 +25,7 @@ impl Tables {
     pub async fn open(config: &Config, pipeline: &Pipeline, probe: &Probe) -> Result<Self, SinkError> {
         let location = |table: &str| {
             let place = config.warehouse.table_location(table);
-            deltalake::ensure_table_uri(&place).map_err(|source| SinkError::Delta { table: table.to_owned(), source })
+            deltalake::ensure_table_uri(&place).map_err(SinkError::delta(table, "prepare the location of"))
         };
         let category = DeltaTableWriter::open_or_create(
             &pipeline.table,

@@ -30,17 +30,21 @@ const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why the targets could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("topic {0} has no partitions on the broker (does it exist?)")]
+    #[error("topic {0} does not exist on the broker (or has no partitions); create it, or fix pipelines[].topic")]
     NoTopic(String),
-    #[error("cannot create a Kafka client: {0}; check kafka.brokers and kafka.properties")]
+    #[error("cannot create a Kafka client; check kafka.brokers and kafka.properties")]
     Client(#[source] rdkafka::error::KafkaError),
     #[error(transparent)]
     GaveUp(#[from] GaveUp),
     #[error(transparent)]
     Table(#[from] Box<SinkError>),
     /// A batch run cannot get anywhere while the broker refuses it: it stops with the cause.
-    #[error("Kafka at {brokers}: {problem}")]
-    Broker { brokers: String, problem: crate::kafka::diagnosis::Diagnosed },
+    #[error("Kafka at {brokers} cannot be used")]
+    Broker {
+        brokers: String,
+        #[source]
+        problem: crate::kafka::diagnosis::Diagnosed,
+    },
 }
 
 /// Reads the targets of every partition of `pipeline`'s topic and the offsets Delta has now,
@@ -71,34 +75,38 @@ pub fn start(
             None => Err(e),
         },
     };
-    let partitions = match retry("reading the topic's partitions", hint, &retries.offsets, deadline, attempt)? {
-        Ok(p) => p.ok_or_else(|| StartError::NoTopic(pipeline.topic.clone()))?,
-        Err(problem) => {
-            metrics.set_kafka_problem(Some(&problem));
-            return Err(StartError::Broker { brokers: brokers(), problem });
-        }
-    };
-    let diagnosed = |e: rdkafka::error::KafkaError| refused().map_or_else(|| e.to_string(), |d| d.to_string());
+    let partitions =
+        match retry("reading the topic's partitions", hint, retries.of_cause(&retries.offsets), deadline, attempt)? {
+            Ok(p) => p.ok_or_else(|| StartError::NoTopic(pipeline.topic.clone()))?,
+            Err(problem) => {
+                metrics.set_kafka_problem(Some(&problem));
+                return Err(StartError::Broker { brokers: brokers(), problem });
+            }
+        };
     let mut targets = BTreeMap::new();
     for &p in &partitions {
-        let w = retry("reading the partition's watermarks", hint, &retries.offsets, deadline, || {
-            client.fetch_watermarks(&pipeline.topic, p, KAFKA_TIMEOUT).map_err(diagnosed)
-        })?;
+        let w =
+            retry("reading the partition's watermarks", hint, retries.of_cause(&retries.offsets), deadline, || {
+                client.fetch_watermarks(&pipeline.topic, p, KAFKA_TIMEOUT)
+            })?;
         targets.insert(p, w);
     }
     let location = |t: &str| {
         deltalake::ensure_table_uri(config.warehouse.table_location(t))
-            .map_err(|source| Box::new(SinkError::Delta { table: t.to_owned(), source }))
+            .map_err(|source| Box::new(SinkError::delta(t, "prepare the location of")(source)))
     };
     let mut latest = LatestOffsets::new(
         (&pipeline.table, location(&pipeline.table)?),
         (QUARANTINE_TABLE, location(QUARANTINE_TABLE)?),
     );
     let ids = AppIds::new(&pipeline.name, &pipeline.topic);
-    let now =
-        retry("reading offsets from Delta", "the table's log could not be read", &retries.offsets, deadline, || {
-            runtime.block_on(latest.read(ids, &partitions))
-        })?;
+    let now = retry(
+        "reading offsets from Delta",
+        "the table's log could not be read",
+        retries.of_cause(&retries.offsets),
+        deadline,
+        || runtime.block_on(latest.read(ids, &partitions)),
+    )?;
     let catch_up = CatchUp::new(targets, &now);
     let (tx, rx) = watch::channel(now);
     let (name, topic) = (pipeline.name.clone(), pipeline.topic.clone());
@@ -124,11 +132,11 @@ pub fn start(
                 Err(e) => {
                     failures += 1;
                     if failures.is_multiple_of(WARN_AFTER) {
-                        tracing::warn!(pipeline = %name, error = %e, failures,
+                        tracing::warn!(pipeline = %name, error = %crate::telemetry::Chain(&e), failures,
                             "cannot read the latest offsets from Delta, so --until-caught-up does not see what other \
                              members commit; check the warehouse storage; retrying");
                     } else {
-                        tracing::debug!(pipeline = %name, error = %e, "cannot read the latest offsets from Delta");
+                        tracing::debug!(pipeline = %name, error = %crate::telemetry::Chain(&e), "cannot read the latest offsets from Delta");
                     }
                 }
             }

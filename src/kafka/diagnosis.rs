@@ -227,15 +227,31 @@ pub fn log_and_note(diagnosis: &Diagnosis, level: RDKafkaLogLevel, fac: &str, me
     log(level, fac, message);
 }
 
-/// Forwards a librdkafka log line to `tracing`.
-pub fn log(level: RDKafkaLogLevel, fac: &str, message: &str) {
+/// What librdkafka says at warning level about normal operation, retried by itself: a broker
+/// that has just started and is still loading its coordinators, a leader being elected for a
+/// new topic. Told at info: an operator must not learn to skip WARN lines.
+const ROUTINE: [&str; 3] = ["Coordinator load in progress", "Leader not available", "Not coordinator"];
+
+/// The level a librdkafka log line deserves in pixlake's log.
+pub fn level(level: RDKafkaLogLevel, message: &str) -> tracing::Level {
     match level {
         RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-            tracing::error!(target: "librdkafka", fac, "{message}")
+            tracing::Level::ERROR
         }
-        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
-        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", fac, "{message}"),
-        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
+        RDKafkaLogLevel::Warning if ROUTINE.iter().any(|r| message.contains(r)) => tracing::Level::INFO,
+        RDKafkaLogLevel::Warning => tracing::Level::WARN,
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::Level::INFO,
+        RDKafkaLogLevel::Debug => tracing::Level::DEBUG,
+    }
+}
+
+/// Forwards a librdkafka log line to `tracing`.
+pub fn log(level: RDKafkaLogLevel, fac: &str, message: &str) {
+    match self::level(level, message) {
+        tracing::Level::ERROR => tracing::error!(target: "librdkafka", fac, "{message}"),
+        tracing::Level::WARN => tracing::warn!(target: "librdkafka", fac, "{message}"),
+        tracing::Level::INFO => tracing::info!(target: "librdkafka", fac, "{message}"),
+        _ => tracing::debug!(target: "librdkafka", fac, "{message}"),
     }
 }
 
@@ -310,6 +326,16 @@ mod tests {
         for (code, text, want) in cases {
             assert_eq!(Problem::classify(code, text), want, "{text}");
         }
+    }
+
+    #[test]
+    fn routine_retries_are_not_warnings() {
+        let getpid = "[thrd:main]: Failed to acquire idempotence PID from broker 127.0.0.1:9092/1: Broker: \
+                      Coordinator load in progress: retrying";
+        assert_eq!(level(RDKafkaLogLevel::Warning, getpid), tracing::Level::INFO);
+        let refused = "127.0.0.1:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused";
+        assert_eq!(level(RDKafkaLogLevel::Error, refused), tracing::Level::ERROR);
+        assert_eq!(level(RDKafkaLogLevel::Warning, refused), tracing::Level::WARN);
     }
 
     #[test]

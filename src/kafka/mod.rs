@@ -35,6 +35,10 @@ pub fn client_config(
 ) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &kafka.brokers);
+    // Brokers close connections idle for connections.max.idle.ms (10 min), which librdkafka
+    // logs as failures by default: a quiet DLQ producer would print one every ten minutes. A
+    // broker that is really gone still shows (refused connects, error events).
+    c.set("log.connection.close", "false");
     for (k, v) in defaults {
         c.set(*k, *v);
     }
@@ -60,6 +64,14 @@ pub fn reader(kafka: &KafkaConfig, command: &str, extra: &[(&str, &str)]) -> Res
     forced.extend_from_slice(extra);
     client_config(kafka, Role::Consumer, &[("client.id", id.as_str())], &forced)
         .create_with_context(DiagnosingContext::default())
+}
+
+/// Kafka errors are outages to a retry loop: the causes retrying does not cure are found by the
+/// client's diagnosis instead (refused credentials and certificates), see [`crate::fault`].
+impl crate::fault::Classify for KafkaError {
+    fn permanent(&self) -> Option<crate::fault::Permanent> {
+        None
+    }
 }
 
 /// The partition ids of `topic`; `None` when the broker does not know it or it has none.

@@ -85,9 +85,9 @@ pub struct Delivery {
 /// Errors of the acknowledged producer.
 #[derive(Debug, thiserror::Error)]
 pub enum ProduceError {
-    #[error("cannot create the Kafka producer: {0}; check kafka.brokers and kafka.properties")]
+    #[error("cannot create the Kafka producer; check kafka.brokers and kafka.properties")]
     Create(#[source] KafkaError),
-    #[error("cannot queue a record to {topic}: {source}")]
+    #[error("cannot queue a record to {topic}")]
     Enqueue {
         topic: String,
         #[source]
@@ -95,8 +95,20 @@ pub enum ProduceError {
     },
     #[error("{pending} record(s) still unacknowledged after {timeout:?}; is the broker at {brokers} reachable?")]
     FlushTimeout { pending: i32, timeout: Duration, brokers: String },
-    #[error("{pending} record(s) unacknowledged: Kafka at {brokers}: {problem}")]
-    Broker { pending: i32, brokers: String, problem: Diagnosed },
+    #[error("{pending} record(s) unacknowledged: Kafka at {brokers} cannot be used")]
+    Broker {
+        pending: i32,
+        brokers: String,
+        #[source]
+        problem: Diagnosed,
+    },
+}
+
+/// An unacknowledged record is an outage to a retry loop (see [`crate::fault`]).
+impl crate::fault::Classify for ProduceError {
+    fn permanent(&self) -> Option<crate::fault::Permanent> {
+        None
+    }
 }
 
 /// A producer whose every record is acknowledged or counted as failed.

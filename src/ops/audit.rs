@@ -15,7 +15,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::config::{Config, Pipeline};
+use crate::config::Config;
 use crate::offsets::CommittedOffsets;
 use crate::pix::batch::QUARANTINE_TABLE;
 use crate::sink::delta::{SinkError, chosen_gaps, scan};
@@ -112,6 +112,10 @@ pub enum AuditError {
         "{topic}:{partition}: could only read Kafka up to offset {reached} of {until} in {secs} s; retry when the broker is healthy"
     )]
     SourceIncomplete { topic: String, partition: i32, reached: i64, until: i64, secs: u64 },
+    #[error(transparent)]
+    Scope(#[from] crate::config::UnknownName),
+    #[error("no partition to audit: the topics of the selected pipelines have none on the broker; nothing was checked")]
+    NothingChecked,
 }
 
 /// Audits `pipelines` (all when empty).
@@ -119,8 +123,7 @@ pub fn run(config: &Config, pipelines: &[String]) -> Result<Audit, AuditError> {
     let rt = source::runtime()?;
     let consumer = source::reader(config, "audit", &[("enable.partition.eof", "true")])?;
     let kafka = source::kafka(config, &consumer);
-    let selected: Vec<&Pipeline> =
-        config.pipelines.iter().filter(|p| pipelines.is_empty() || pipelines.contains(&p.name)).collect();
+    let selected = config.select(pipelines)?;
     // Rows and offsets of each table come from one loaded version, so they agree even while
     // ingest commits.
     let quarantine_table = source::open(&rt, config, QUARANTINE_TABLE)?;
@@ -167,6 +170,10 @@ pub fn run(config: &Config, pipelines: &[String]) -> Result<Audit, AuditError> {
                 findings,
             });
         }
+    }
+    // An audit that looked at nothing proves nothing: it must not pass.
+    if out.is_empty() {
+        return Err(AuditError::NothingChecked);
     }
     let violations = out.iter().map(|p| p.findings.violations()).sum();
     Ok(Audit { partitions: out, violations })

@@ -10,8 +10,8 @@ use crate::sink::delta::{Maintained, SinkError, Upkeep, maintain};
 pub enum MaintainError {
     #[error(transparent)]
     Table(#[from] Box<SinkError>),
-    #[error("no pipeline named {0}")]
-    Scope(String),
+    #[error(transparent)]
+    Scope(#[from] crate::config::UnknownName),
     #[error(transparent)]
     Source(#[from] super::source::SourceError),
 }
@@ -19,15 +19,7 @@ pub enum MaintainError {
 /// Maintains the tables of `pipelines` (all when empty) and `pix_quarantine`, one after another.
 pub fn run(config: &Config, pipelines: &[String], upkeep: Upkeep) -> Result<Vec<Maintained>, MaintainError> {
     let rt = super::source::runtime()?;
-    if let Some(unknown) = pipelines.iter().find(|n| !config.pipelines.iter().any(|p| &p.name == *n)) {
-        return Err(MaintainError::Scope(unknown.clone()));
-    }
-    let mut tables: Vec<&str> = config
-        .pipelines
-        .iter()
-        .filter(|p| pipelines.is_empty() || pipelines.contains(&p.name))
-        .map(|p| p.table.as_str())
-        .collect();
+    let mut tables: Vec<&str> = config.select(pipelines)?.into_iter().map(|p| p.table.as_str()).collect();
     tables.push(QUARANTINE_TABLE);
     let mut out = Vec::new();
     for t in tables {

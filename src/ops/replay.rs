@@ -61,10 +61,10 @@ pub enum ReplayError {
     Table(#[from] Box<SinkError>),
     #[error(transparent)]
     Remove(#[from] Box<RewindError>),
-    #[error("building the rows failed: {0}")]
+    #[error("building the rows failed; this is a bug, please report it")]
     Arrow(#[from] arrow::error::ArrowError),
-    #[error("{0}")]
-    Scope(String),
+    #[error(transparent)]
+    Scope(#[from] crate::config::UnknownName),
     #[error(transparent)]
     Source(#[from] super::source::SourceError),
 }
@@ -74,10 +74,11 @@ type Key = (String, i32, i64);
 /// Replays the quarantined records matching `filter`, per pipeline.
 pub fn replay(config: &Config, filter: &Filter, probe: &Probe) -> Result<BTreeMap<String, Replayed>, ReplayError> {
     let rt = super::source::runtime()?;
-    for t in &filter.topics {
-        if !config.pipelines.iter().any(|p| &p.topic == t) {
-            return Err(ReplayError::Scope(format!("topic {t} is not read by any pipeline")));
-        }
+    config.check_topics(&filter.topics)?;
+    // A rule id that does not exist would match nothing and report success.
+    let known: Vec<String> = crate::pix::HardRule::ALL.iter().map(|r| r.id().to_owned()).collect();
+    if let Some(unknown) = filter.rules.iter().find(|r| !known.contains(r)) {
+        return Err(crate::config::UnknownName { what: "hard rule", name: unknown.clone(), known }.into());
     }
     let location = |t: &str| super::source::location(config, t);
     let quarantine = rt

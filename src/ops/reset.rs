@@ -64,6 +64,8 @@ pub enum ResetError {
     Source(#[from] SourceError),
     #[error("{0}")]
     Scope(String),
+    #[error(transparent)]
+    Unknown(#[from] crate::config::UnknownName),
     #[error(
         "consumer group {group} has {members} live member(s): stop `pixlake ingest` for pipeline {pipeline} first (like kafka-consumer-groups.sh --reset-offsets, the reset needs an inactive group)"
     )]
@@ -98,7 +100,7 @@ pub fn reset(config: &Config, scope: &Scope, target: Target, execute: bool) -> R
     let kafka = source::kafka(config, &consumer);
     let selected = select(config, scope)?;
     let location = |t: &str| source::location(config, t);
-    let mut all = Vec::new();
+    let mut plans = Vec::new();
     for (p, partitions) in selected {
         let partitions = if partitions.is_empty() {
             source::partitions(&consumer, &p.topic).map_err(kafka)?.unwrap_or_default()
@@ -148,26 +150,40 @@ pub fn reset(config: &Config, scope: &Scope, target: Target, execute: bool) -> R
                 skipped_records: (new - current.unwrap_or(low)).max(0),
             });
         }
-        if execute {
-            apply(&rt, &consumer, config, p, &moves, &location)?;
-        }
-        all.extend(moves);
+        plans.push((p, moves));
     }
-    Ok(all)
+    if execute {
+        // Every group is checked before anything moves: a refusal must not come after some
+        // pipelines were already rewound.
+        for (p, _) in &plans {
+            refuse_live_group(&consumer, config, p)?;
+        }
+        for (p, moves) in &plans {
+            apply(&rt, config, p, moves, &location)?;
+        }
+    }
+    Ok(plans.into_iter().flat_map(|(_, moves)| moves).collect())
+}
+
+/// The reset needs the pipeline's consumer group without members, like Kafka's own tool.
+fn refuse_live_group(consumer: &crate::kafka::Reader, config: &Config, p: &Pipeline) -> Result<(), ResetError> {
+    let kafka = source::kafka(config, consumer);
+    let groups = consumer.fetch_group_list(Some(&p.group), TIMEOUT).map_err(kafka)?;
+    if let Some(g) = groups.groups().iter().find(|g| g.name() == p.group && !g.members().is_empty()) {
+        return Err(ResetError::GroupActive {
+            group: p.group.clone(),
+            pipeline: p.name.clone(),
+            members: g.members().len(),
+        });
+    }
+    Ok(())
 }
 
 fn select<'a>(config: &'a Config, scope: &Scope) -> Result<Vec<(&'a Pipeline, Vec<i32>)>, ResetError> {
-    for name in &scope.pipelines {
-        if !config.pipelines.iter().any(|p| &p.name == name) {
-            return Err(ResetError::Scope(format!("no pipeline named {name}")));
-        }
-    }
+    config.select(&scope.pipelines)?;
+    let topics: Vec<String> = scope.topics.iter().map(|(t, _)| t.clone()).collect();
+    config.check_topics(&topics)?;
     let mut out = Vec::new();
-    for (topic, _) in &scope.topics {
-        if !config.pipelines.iter().any(|p| &p.topic == topic) {
-            return Err(ResetError::Scope(format!("topic {topic} is not read by any pipeline")));
-        }
-    }
     for p in &config.pipelines {
         let by_name = scope.pipelines.is_empty() || scope.pipelines.contains(&p.name);
         let by_topic = scope.topics.iter().find(|(t, _)| t == &p.topic);
@@ -183,21 +199,11 @@ fn select<'a>(config: &'a Config, scope: &Scope) -> Result<Vec<(&'a Pipeline, Ve
 
 fn apply(
     rt: &tokio::runtime::Runtime,
-    consumer: &crate::kafka::Reader,
     config: &Config,
     p: &Pipeline,
     moves: &[Move],
     location: &impl Fn(&str) -> Result<url::Url, Box<SinkError>>,
 ) -> Result<(), ResetError> {
-    let kafka = source::kafka(config, consumer);
-    let groups = consumer.fetch_group_list(Some(&p.group), TIMEOUT).map_err(kafka)?;
-    if let Some(g) = groups.groups().iter().find(|g| g.name() == p.group && !g.members().is_empty()) {
-        return Err(ResetError::GroupActive {
-            group: p.group.clone(),
-            pipeline: p.name.clone(),
-            members: g.members().len(),
-        });
-    }
     let record: Vec<serde_json::Value> = moves
         .iter()
         .map(|m| serde_json::json!({"topic": m.topic, "partition": m.partition, "from": m.current.unwrap_or(m.low), "to": m.new, "skipped": m.skipped_records}))
@@ -231,7 +237,7 @@ fn apply(
             let _ = tpl.add_partition_offset(&m.topic, m.partition, Offset::Offset(m.new));
         }
         if let Err(e) = g.commit(&tpl, CommitMode::Sync) {
-            tracing::warn!(group = %p.group, error = %e, "could not move the group's offsets (lag tools only)");
+            tracing::warn!(group = %p.group, error = %crate::telemetry::Chain(&e), "could not move the group's offsets (lag tools only)");
         }
     }
     Ok(())

@@ -19,22 +19,26 @@ use crate::sink::delta::{Loaded, SinkError, open_existing, read_offsets};
 /// What any operator command can fail on before its own logic: the broker, a topic, the runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("Kafka at {brokers}: {source}; is the broker reachable (kafka.brokers)?")]
+    #[error("Kafka at {brokers} did not answer; check that the broker is running and that kafka.brokers names it")]
     Kafka {
         brokers: String,
         #[source]
         source: KafkaError,
     },
-    #[error("Kafka at {brokers}: {problem}")]
-    Broker { brokers: String, problem: crate::kafka::diagnosis::Diagnosed },
-    #[error("topic {0} does not exist on the broker")]
+    #[error("Kafka at {brokers} cannot be used")]
+    Broker {
+        brokers: String,
+        #[source]
+        problem: crate::kafka::diagnosis::Diagnosed,
+    },
+    #[error("topic {0} does not exist on the broker; create it, or fix pipelines[].topic")]
     NoTopic(String),
-    #[error("cannot create a Kafka client: {source}; check kafka.properties")]
+    #[error("cannot create a Kafka client; check kafka.properties")]
     Client {
         #[source]
         source: KafkaError,
     },
-    #[error("cannot start the async runtime: {0}")]
+    #[error("cannot start the async runtime; check the process limits (threads, memory)")]
     Runtime(#[source] std::io::Error),
 }
 
@@ -59,7 +63,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(15);
 /// The location of `table` under the warehouse root.
 pub fn location(config: &Config, table: &str) -> Result<Url, Box<SinkError>> {
     deltalake::ensure_table_uri(config.warehouse.table_location(table))
-        .map_err(|source| Box::new(SinkError::Delta { table: table.to_owned(), source }))
+        .map_err(|source| Box::new(SinkError::delta(table, "prepare the location of")(source)))
 }
 
 /// `table` at its latest version (`None`: not created yet).

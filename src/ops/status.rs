@@ -9,7 +9,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::config::{Config, Pipeline};
+use crate::config::Config;
 use crate::offsets::CommittedOffsets;
 use crate::pix::batch::QUARANTINE_TABLE;
 use crate::sink::delta::{SinkError, TableInfo, inspect};
@@ -71,6 +71,8 @@ pub enum StatusError {
     Table(#[from] Box<SinkError>),
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error(transparent)]
+    Scope(#[from] crate::config::UnknownName),
 }
 
 /// Reads the status of `pipelines` (all when empty), `now_ms` being the current time.
@@ -78,8 +80,7 @@ pub fn read(config: &Config, pipelines: &[String], now_ms: i64) -> Result<Status
     let rt = source::runtime()?;
     let consumer = source::reader(config, "status", &[])?;
     let kafka = source::kafka(config, &consumer);
-    let selected: Vec<&Pipeline> =
-        config.pipelines.iter().filter(|p| pipelines.is_empty() || pipelines.contains(&p.name)).collect();
+    let selected = config.select(pipelines)?;
     let quarantine = source::open(&rt, config, QUARANTINE_TABLE)?;
     let describe = |name: &str, table: Option<&deltalake::DeltaTable>| match table {
         Some(t) => rt.block_on(inspect(name, t)).map_err(Box::new),

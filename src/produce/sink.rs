@@ -18,7 +18,7 @@ use super::Record;
 /// Why records could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("cannot write the output: {0}")]
+    #[error("cannot write the output; check the --output path and that its disk has room")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Kafka(#[from] ProduceError),

@@ -31,7 +31,7 @@ const FRESHNESS_BUCKETS: &[f64] =
 
 /// Why registering a metric failed (a bug: two families with one name).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot register metric: {0}; this is a bug, please report it")]
+#[error("cannot register a metric; this is a bug, please report it")]
 pub struct MetricsError(#[from] prometheus::Error);
 
 /// Every metric family pixlake exports, registered in one registry.
@@ -63,6 +63,7 @@ pub struct Metrics {
     assigned: IntGaugeVec,
     unassigned: IntGauge,
     kafka_problem: IntGaugeVec,
+    permanent_failures: IntCounterVec,
     buffered_rows: IntGaugeVec,
     last_commit: GaugeVec,
 }
@@ -227,6 +228,12 @@ impl Metrics {
                  untrusted_broker_certificate, client_certificate, tls, authorization, decompression.",
                 &["pipeline", "kind"],
             )?,
+            permanent_failures: counter(
+                "pixlake_permanent_failures_total",
+                "Failed attempts whose cause retrying does not cure, by cause: access_denied, unsupported_table, \
+                 table_changed, bad_location (the pipeline stops after a few in a row).",
+                &["pipeline", "cause"],
+            )?,
             buffered_rows: gauge("pixlake_buffered_rows", "Rows read and waiting for the next commit.", P)?,
             last_commit: fgauge(
                 "pixlake_last_commit_timestamp_seconds",
@@ -295,6 +302,11 @@ impl Metrics {
             kafka_problems: crate::kafka::diagnosis::Problem::ALL
                 .map(|p| (p, self.kafka_problem.with_label_values(&[name, p.kind()]))),
             kafka_problem: Arc::new(Mutex::new(None)),
+            permanent: PermanentFailures {
+                counters: crate::fault::Permanent::ALL
+                    .map(|c| (c, self.permanent_failures.with_label_values(&[name, c.kind()]))),
+                failing: Arc::new(Mutex::new(None)),
+            },
             buffered_rows: self.buffered_rows.with_label_values(&p),
             last_commit: self.last_commit.with_label_values(&p),
             families: self.clone(),
@@ -368,9 +380,44 @@ pub struct PipelineMetrics {
     kafka_problems: [(crate::kafka::diagnosis::Problem, IntGauge); 6],
     /// What its Kafka clients cannot get past, while they cannot (for `/readyz`).
     kafka_problem: Arc<Mutex<Option<String>>>,
+    /// Failures retrying does not cure (`pixlake_permanent_failures_total`, `/readyz`).
+    pub permanent: PermanentFailures,
     pub buffered_rows: IntGauge,
     pub last_commit: Gauge,
     families: Metrics,
+}
+
+/// A pipeline's failures that retrying does not cure: counted by cause, and the last one shown
+/// in `/readyz` until an attempt succeeds.
+#[derive(Clone)]
+pub struct PermanentFailures {
+    counters: [(crate::fault::Permanent, IntCounter); 4],
+    failing: Arc<Mutex<Option<String>>>,
+}
+
+impl PermanentFailures {
+    /// An attempt failed for `cause`; `message` says what and why.
+    pub fn failed(&self, cause: crate::fault::Permanent, message: String) {
+        if let Some((_, c)) = self.counters.iter().find(|(k, _)| *k == cause) {
+            c.inc();
+        }
+        *self.failing.lock().unwrap_or_else(PoisonError::into_inner) = Some(message);
+    }
+
+    /// An attempt succeeded.
+    pub fn cleared(&self) {
+        *self.failing.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// The last permanent failure, while no attempt succeeded since.
+    pub fn failing(&self) -> Option<String> {
+        self.failing.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Attempts that failed for `cause`.
+    pub fn count(&self, cause: crate::fault::Permanent) -> u64 {
+        self.counters.iter().find(|(k, _)| *k == cause).map_or(0, |(_, c)| c.get())
+    }
 }
 
 /// The series of one owned partition; dropped from the registry when it is revoked.

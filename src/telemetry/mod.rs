@@ -1,12 +1,14 @@
 //! What pixlake tells the people running it: Prometheus metrics ([`metrics`]), the HTTP
 //! listener serving them with health and readiness ([`server`]), log lines in human or JSON
 //! format ([`logging`]) with personal data masked ([`mask`]), and the freshness measurement
-//! ([`freshness`]).
+//! ([`freshness`]), and how an error and its causes are told ([`chain`]).
 
+pub mod chain;
 pub mod freshness;
 pub mod logging;
 pub mod mask;
 pub mod metrics;
 pub mod server;
 
-pub use metrics::{Metrics, MetricsError, PartitionMetrics, PipelineMetrics, TableMetrics};
+pub use chain::Chain;
+pub use metrics::{Metrics, MetricsError, PartitionMetrics, PermanentFailures, PipelineMetrics, TableMetrics};

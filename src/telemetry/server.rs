@@ -29,7 +29,7 @@ const WAREHOUSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why the listener could not start.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "cannot listen on {addr} for metrics: {source}; set telemetry.listen to a free IP:port (port 0: any), or empty to turn the listener off"
+    "cannot listen on {addr} for metrics; set telemetry.listen to a free IP:port (port 0: any), or empty to turn the listener off"
 )]
 pub struct ListenError {
     addr: SocketAddr,
@@ -103,7 +103,7 @@ async fn readiness(endpoints: &Endpoints) -> (bool, serde_json::Value) {
     let warehouse =
         match tokio::time::timeout(WAREHOUSE_TIMEOUT, crate::sink::delta::reachable(&endpoints.warehouse)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e)) => Err(super::Chain(&e).to_string()),
             Err(_) => Err(format!("no answer within {} s", WAREHOUSE_TIMEOUT.as_secs())),
         };
     let pipelines: serde_json::Map<String, serde_json::Value> = endpoints
@@ -117,11 +117,18 @@ async fn readiness(endpoints: &Endpoints) -> (bool, serde_json::Value) {
             if let Some(problem) = p.kafka_problem() {
                 state["kafka"] = serde_json::Value::from(problem);
             }
+            if let Some(failure) = p.permanent.failing() {
+                state["failing"] = serde_json::Value::from(failure);
+            }
             (p.name().to_owned(), state)
         })
         .collect();
-    // A pipeline whose clients cannot authenticate, or cannot read a batch, is not doing its job.
-    let assigned = endpoints.pipelines.iter().all(|p| p.assigned.get() > 0 && p.kafka_problem().is_none());
+    // A pipeline whose clients cannot authenticate, or cannot read a batch, or whose storage
+    // refuses it for good, is not doing its job.
+    let assigned = endpoints
+        .pipelines
+        .iter()
+        .all(|p| p.assigned.get() > 0 && p.kafka_problem().is_none() && p.permanent.failing().is_none());
     let body = serde_json::json!({
         "ready": assigned && warehouse.is_ok(),
         "pipelines": pipelines,
@@ -176,6 +183,14 @@ mod tests {
         assert!(body["pipelines"]["payments"]["kafka"].as_str().unwrap().contains("sasl.password"), "{body}");
         assert!(e.metrics.render().contains(r#"pixlake_kafka_problem{kind="authentication",pipeline="payments"} 1"#));
         e.pipelines[0].set_kafka_problem(None);
+        // Its storage refuses it for good: not ready, and why.
+        e.pipelines[0]
+            .permanent
+            .failed(crate::fault::Permanent::TableChanged, "committing to Delta: metadata changed".into());
+        let (ready, body) = readiness(&e).await;
+        assert!(!ready, "{body}");
+        assert_eq!(body["pipelines"]["payments"]["failing"], "committing to Delta: metadata changed");
+        e.pipelines[0].permanent.cleared();
         assert!(readiness(&e).await.0);
 
         // A warehouse under a regular file cannot be listed (nor created).

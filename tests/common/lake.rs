@@ -297,17 +297,25 @@ pub fn check_complete(s: &Setup) -> Checked {
 /// now, checking the invariant at each look. Panics, with the logs of `procs`, after `timeout`
 /// or as soon as one of them exits.
 pub fn wait_committed(s: &Setup, timeout: Duration, procs: &mut [&mut Proc]) -> Checked {
-    let highs = s.high_watermarks();
+    wait_topics_committed(s, &s.topics, timeout, procs)
+}
+
+/// [`wait_committed`] for the partitions of `topics` only.
+pub fn wait_topics_committed(s: &Setup, topics: &[String], timeout: Duration, procs: &mut [&mut Proc]) -> Checked {
+    let mut highs = s.high_watermarks();
+    highs.retain(|(t, _), _| topics.contains(t));
     let deadline = Instant::now() + timeout;
     loop {
         let checked = check_invariant(s);
-        if checked.committed == highs {
+        let mut committed = checked.committed.clone();
+        committed.retain(|(t, _), _| topics.contains(t));
+        if committed == highs {
             return checked;
         }
         let exited = procs.iter_mut().any(|p| p.child.try_wait().unwrap().is_some());
         let logs = || procs.iter().map(|p| p.log()).collect::<Vec<_>>().join("\n===== next process =====\n");
         assert!(!exited, "a pixlake process exited before the tables caught up:\n{}", logs());
-        assert!(Instant::now() < deadline, "not caught up within {timeout:?}: {:?}\n{}", checked.committed, logs());
+        assert!(Instant::now() < deadline, "not caught up within {timeout:?}: {committed:?}\n{}", logs());
         std::thread::sleep(Duration::from_millis(500));
     }
 }

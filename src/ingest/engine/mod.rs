@@ -56,15 +56,15 @@ pub const REBALANCE_BUDGET: Duration = Duration::from_secs(60);
 /// What stops a pipeline.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// Retrying did not succeed within the grace period.
-    #[error("pipeline {pipeline}: {source}; nothing uncommitted is lost, it is read again on the next start")]
+    /// Retrying did not succeed within the time allowed, or the failure is permanent.
+    #[error("pipeline {pipeline} stopped (nothing uncommitted is lost: it is read again on the next start)")]
     GaveUp {
         pipeline: String,
         #[source]
         source: GaveUp,
     },
     /// Building the Arrow batch failed (a bug: please report it with the log).
-    #[error("pipeline {pipeline}: building the batch failed: {source}")]
+    #[error("pipeline {pipeline}: building the batch failed; this is a bug, please report it with the log")]
     Arrow {
         pipeline: String,
         #[source]
@@ -393,7 +393,7 @@ impl Engine {
             dlq_failed = retry(
                 "publishing dead letters",
                 "the DLQ topic is not acknowledging; the batch is kept and nothing is committed until it does",
-                &self.retries.dlq,
+                self.retries.of_cause(&self.retries.dlq),
                 &deadline,
                 || dlq.flush(),
             )
@@ -445,7 +445,7 @@ impl Engine {
             let outcome = retry(
                 "committing to Delta",
                 "the table could not be written; check the warehouse storage (space, permissions, reachability); the batch is kept",
-                &self.retries.delta,
+                self.retries.of_cause(&self.retries.delta),
                 &deadline,
                 || {
                     let attempt = runtime.block_on(tables.commit(table, rows.clone(), &declared, metadata.clone()));
@@ -528,7 +528,10 @@ impl Engine {
         let offsets: Vec<(i32, i64)> =
             self.parts.iter().filter_map(|(&p, progress)| progress.durable().map(|d| (p, d))).collect();
         if let Err(e) = group.commit_offsets(&self.pipeline.topic, &offsets) {
-            tracing::debug!(pipeline = %self.pipeline.name, error = %e, "group offset commit failed (lag tools only)");
+            // Not a retry: the next batch commits them again. Kafka lag tools show a stale lag
+            // meanwhile, which is worth a line, not an error.
+            tracing::info!(pipeline = %self.pipeline.name, error = %crate::telemetry::Chain(&e),
+                "could not set the consumer group's offsets (used by Kafka lag tools only; the next commit sets them)");
         }
     }
 
@@ -550,7 +553,7 @@ impl Engine {
         let offsets = retry(
             "reading offsets from Delta",
             "the table's log could not be read; check the warehouse storage",
-            &self.retries.offsets,
+            self.retries.of_cause(&self.retries.offsets),
             &deadline,
             || {
                 runtime.block_on(async {
@@ -614,7 +617,8 @@ impl Engine {
             match self.flush(group, true, "rebalance", Some(now.at + REBALANCE_BUDGET), now) {
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::error!(pipeline = %self.pipeline.name, error = %e, "could not commit before giving partitions away");
+                    tracing::error!(pipeline = %self.pipeline.name, error = %crate::telemetry::Chain(&e),
+                        "could not commit before giving partitions away; their next owner reads the batch again");
                     self.abandon("the batch could not be committed before a rebalance".into());
                 }
             }

@@ -21,7 +21,7 @@ pub struct TableInfo {
 
 /// Describes `table` (named `name`) at the version loaded; `Ok(None)` when it has no version.
 pub async fn inspect(name: &str, table: &DeltaTable) -> Result<Option<TableInfo>, SinkError> {
-    let err = |source| SinkError::Delta { table: name.to_owned(), source };
+    let err = SinkError::delta(name, "describe");
     let Some(version) = table.version() else { return Ok(None) };
     let snapshot = table.snapshot().map_err(err)?;
     let (mut rows, mut files) = (0u64, 0u64);
@@ -39,7 +39,7 @@ pub async fn inspect(name: &str, table: &DeltaTable) -> Result<Option<TableInfo>
 /// Offset ranges `[from, to)` per (topic, partition) that `offsets reset` skipped on purpose,
 /// read from the `pixlake.reset` metadata of the commits still in the table's log.
 pub async fn chosen_gaps(name: &str, table: &DeltaTable) -> Result<Vec<(String, i32, i64, i64)>, SinkError> {
-    let err = |source| SinkError::Delta { table: name.to_owned(), source };
+    let err = SinkError::delta(name, "read the history of");
     let infos: Vec<_> = table.history(None).try_collect().await.map_err(err)?;
     let mut gaps = Vec::new();
     for info in infos {

@@ -51,7 +51,7 @@ pub struct Upkeep {
 
 /// Runs `upkeep` on the table at `url`.
 pub async fn maintain(name: &str, url: Url, upkeep: Upkeep) -> Result<Maintained, SinkError> {
-    let err = |source| SinkError::Delta { table: name.to_owned(), source };
+    let err = SinkError::delta(name, "maintain");
     let mut out = Maintained { table: name.to_owned(), ..Maintained::default() };
     let Some(mut table) = super::files::open_existing(name, url).await? else { return Ok(out) };
     out.files_before = table.snapshot().map_err(err)?.log_data().num_files() as u64;
@@ -84,7 +84,7 @@ pub async fn maintain(name: &str, url: Url, upkeep: Upkeep) -> Result<Maintained
 /// Rewrites each partition value's small files into files of about `target` bytes; returns how
 /// many files were replaced.
 async fn compact(name: &str, table: &mut DeltaTable, target: u64) -> Result<u64, SinkError> {
-    let err = |source| SinkError::Delta { table: name.to_owned(), source };
+    let err = SinkError::delta(name, "compact");
     let snapshot = table.snapshot().map_err(err)?.clone();
     let schema: Schema = snapshot.schema().as_ref().try_into_arrow().map_err(|e| err(DeltaTableError::from(e)))?;
     let schema = Arc::new(schema);

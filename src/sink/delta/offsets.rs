@@ -33,7 +33,7 @@ pub async fn read_offsets(
     let mut out: PartitionOffsets = partitions.iter().map(|&p| (p, CommittedOffsets::default())).collect();
     for (kind, loaded) in [(Table::Category, category), (Table::Quarantine, quarantine)] {
         let Some(table) = loaded.table else { continue };
-        let err = |source| SinkError::Delta { table: loaded.name.to_owned(), source };
+        let err = SinkError::delta(loaded.name, "read the offsets in");
         let snapshot = table.snapshot().map_err(err)?;
         let log_store = table.log_store();
         for (&p, committed) in out.iter_mut() {
@@ -55,7 +55,7 @@ struct Followed {
 
 impl Followed {
     async fn latest(&mut self) -> Result<Loaded<'_>, SinkError> {
-        let err = |source| SinkError::Delta { table: self.name.clone(), source };
+        let err = SinkError::delta(&self.name, "refresh");
         match &mut self.table {
             Some(t) => t.update_incremental(None).await.map_err(err)?,
             None => self.table = super::files::open_existing(&self.name, self.url.clone()).await?,

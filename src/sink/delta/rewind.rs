@@ -96,7 +96,7 @@ async fn remove_matching(
     metadata: HashMap<String, serde_json::Value>,
     predicate: String,
 ) -> Result<Rewound, RewindError> {
-    let err = |source| SinkError::Delta { table: name.to_owned(), source };
+    let err = SinkError::delta(name, "rewrite");
     let Some(table) = super::files::open_existing(name, url).await? else { return Ok(Rewound::default()) };
     let snapshot = table.snapshot().map_err(err)?.clone();
     let schema: Schema = snapshot.schema().as_ref().try_into_arrow().map_err(|e| err(DeltaTableError::from(e)))?;

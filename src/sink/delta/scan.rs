@@ -31,7 +31,7 @@ impl TableRows {
 
 /// Every row's Kafka coordinates in `table` (named `name`) as loaded; `None`: no table yet.
 pub async fn scan(name: &str, table: Option<&DeltaTable>) -> Result<TableRows, SinkError> {
-    let err = |source| SinkError::Delta { table: name.to_owned(), source };
+    let err = SinkError::delta(name, "scan");
     let Some(table) = table else { return Ok(TableRows::default()) };
     let snapshot = table.snapshot().map_err(err)?;
     let store = table.object_store();
@@ -65,7 +65,7 @@ pub async fn scan(name: &str, table: Option<&DeltaTable>) -> Result<TableRows, S
 /// Reads `columns` of every row of `url`'s latest version (no table: no batches), through the
 /// table's object store. Meant for small tables such as `pix_quarantine`.
 pub async fn read_rows(name: &str, url: Url, columns: &[&str]) -> Result<Vec<RecordBatch>, SinkError> {
-    let err = |source| SinkError::Delta { table: name.to_owned(), source };
+    let err = SinkError::delta(name, "read");
     let Some(table) = super::files::open_existing(name, url).await? else { return Ok(Vec::new()) };
     let snapshot = table.snapshot().map_err(err)?;
     let store = table.object_store();

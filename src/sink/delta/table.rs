@@ -13,6 +13,7 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 use url::Url;
 
+use crate::fault::{Classify, Permanent};
 use crate::probe::Probe;
 
 /// What a commit attempt ended with. A fence is an expected outcome, not an error: the caller
@@ -26,19 +27,75 @@ pub enum CommitOutcome {
     Fenced,
 }
 
-/// Failures talking to the table's storage or building its files.
+/// Failures talking to the table's storage or building its files. The message names the table
+/// and what was being done, and ends with what to do; the storage's own error is the source.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("table {table}: {source}")]
+    #[error("cannot {doing} table {table}; {}", advice(source))]
     Delta {
         table: String,
+        /// What was being done (`open`, `commit to`, `read the log of`…).
+        doing: &'static str,
         #[source]
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
-    #[error(
-        "table {table} at {url}: the table exists with a different schema; migrate it or point pipelines[].table elsewhere"
-    )]
+    #[error("cannot list the warehouse at {root}; {}", advice(source))]
+    Warehouse {
+        root: String,
+        #[source]
+        source: Box<DeltaTableError>,
+    },
+    #[error("table {table} at {url} exists with a different schema; migrate it or point pipelines[].table elsewhere")]
     SchemaMismatch { table: String, url: Url },
+}
+
+impl SinkError {
+    /// Wraps a delta-rs error of table `table` met while `doing` something to it.
+    pub fn delta<'a>(table: &'a str, doing: &'static str) -> impl Fn(DeltaTableError) -> SinkError + Copy + 'a {
+        move |source| SinkError::Delta { table: table.to_owned(), doing, source: Box::new(source) }
+    }
+}
+
+/// The operator's next step for a storage failure: the permanent cause's fix, or where to look.
+fn advice(source: &DeltaTableError) -> &'static str {
+    match classify(source) {
+        Some(p) => p.hint(),
+        None => "check the warehouse storage (space, permissions, reachability); retrying cures a passing failure",
+    }
+}
+
+/// Which delta-rs failures retrying will not cure (see [`crate::fault`]).
+fn classify(e: &DeltaTableError) -> Option<Permanent> {
+    use delta_kernel::Error as Kernel;
+    match e {
+        DeltaTableError::Transaction { source: TransactionError::CommitConflict(conflict) } => match conflict {
+            CommitConflictError::MetadataChanged => Some(Permanent::TableChanged),
+            CommitConflictError::ProtocolChanged(_)
+            | CommitConflictError::UnsupportedWriterVersion(_)
+            | CommitConflictError::UnsupportedReaderVersion(_) => Some(Permanent::UnsupportedTable),
+            _ => None,
+        },
+        DeltaTableError::Transaction {
+            source: TransactionError::UnsupportedTableFeatures(_) | TransactionError::TableFeaturesRequired(_),
+        } => Some(Permanent::UnsupportedTable),
+        DeltaTableError::KernelError(Kernel::Unsupported(_) | Kernel::InvalidProtocol(_)) => {
+            Some(Permanent::UnsupportedTable)
+        }
+        DeltaTableError::SchemaMismatch { .. } | DeltaTableError::MetadataError(_) => Some(Permanent::TableChanged),
+        DeltaTableError::InvalidTableLocation(_) | DeltaTableError::MissingFeature { .. } => {
+            Some(Permanent::BadLocation)
+        }
+        other => crate::fault::in_causes(other),
+    }
+}
+
+impl Classify for SinkError {
+    fn permanent(&self) -> Option<Permanent> {
+        match self {
+            SinkError::Delta { source, .. } | SinkError::Warehouse { source, .. } => classify(source),
+            SinkError::SchemaMismatch { .. } => Some(Permanent::TableChanged),
+        }
+    }
 }
 
 /// Writes one table. Holds the table state as of its own last commit (or open): see the module
@@ -53,33 +110,38 @@ pub struct DeltaTableWriter {
 impl DeltaTableWriter {
     /// Opens the table at `url`, creating it with `schema` partitioned by `partition_by` if there
     /// is none yet. Two processes racing to create it both succeed: the loser opens the
-    /// winner's table.
+    /// winner's table (any other failure to create is reported as it is).
     pub async fn open_or_create(
         name: &str,
         url: Url,
         schema: SchemaRef,
         partition_by: &str,
     ) -> Result<Self, SinkError> {
-        let err = |source| SinkError::Delta { table: name.to_owned(), source };
-        let mut table = DeltaTable::try_from_url(url.clone()).await.map_err(err)?;
-        if table.version().is_none() {
-            let columns: StructType = schema.as_ref().try_into_kernel().map_err(|e| err(DeltaTableError::from(e)))?;
-            let created = table
-                .create()
-                .with_table_name(name)
-                .with_columns(columns.fields().cloned())
-                .with_partition_columns([partition_by])
-                .with_save_mode(SaveMode::Ignore)
-                .await;
-            table = match created {
-                Ok(t) => t,
-                // Lost a creation race: the table now exists; open it.
-                Err(_) => DeltaTable::try_from_url(url.clone()).await.map_err(err)?,
-            };
-            if table.version().is_none() {
-                table.load().await.map_err(err)?;
+        let table = match super::files::open_existing(name, url.clone()).await? {
+            Some(table) => table,
+            None => {
+                let err = SinkError::delta(name, "create");
+                let columns: StructType =
+                    schema.as_ref().try_into_kernel().map_err(|e| err(DeltaTableError::from(e)))?;
+                let created = super::files::unloaded(name, url.clone())?
+                    .create()
+                    .with_table_name(name)
+                    .with_columns(columns.fields().cloned())
+                    .with_partition_columns([partition_by])
+                    .with_save_mode(SaveMode::Ignore)
+                    .await;
+                match created {
+                    Ok(t) => t,
+                    // Lost a creation race (the other process committed version 0 first): the
+                    // table now exists; open it. Otherwise the creation failed for its own reason.
+                    Err(e) => match super::files::open_existing(name, url.clone()).await {
+                        Ok(Some(t)) => t,
+                        _ => return Err(err(e)),
+                    },
+                }
             }
-        }
+        };
+        let err = SinkError::delta(name, "open");
         let existing: StructType = table.snapshot().map_err(err)?.schema().as_ref().clone();
         let wanted: StructType = schema.as_ref().try_into_kernel().map_err(|e| err(DeltaTableError::from(e)))?;
         if existing != wanted {
@@ -112,8 +174,7 @@ impl DeltaTableWriter {
     /// committed for them in between (this writer is a zombie for those partitions), which the
     /// conflict check can no longer detect once the refresh has absorbed that commit.
     pub async fn refresh(&mut self) -> Result<(), SinkError> {
-        let name = &self.name;
-        self.table.update_incremental(None).await.map_err(|source| SinkError::Delta { table: name.clone(), source })
+        self.table.update_incremental(None).await.map_err(SinkError::delta(&self.name, "refresh"))
     }
 
     /// The table as this writer last saw it (for `read_offsets`: offsets as of that version).
@@ -130,7 +191,7 @@ impl DeltaTableWriter {
         offsets: Vec<(String, i64)>,
         metadata: HashMap<String, serde_json::Value>,
     ) -> Result<CommitOutcome, SinkError> {
-        let err = |source| SinkError::Delta { table: self.name.clone(), source };
+        let err = SinkError::delta(&self.name, "commit to");
         let mut writer = RecordBatchWriter::for_table(&self.table).map_err(err)?;
         for batch in batches {
             writer.write(batch).await.map_err(err)?;
