@@ -4,8 +4,15 @@
 //! pixlake never puts a payload field into a log line on purpose (rejection messages name the
 //! field, never its value); this is the second line of defence, applied to every line whatever
 //! wrote it — pixlake, librdkafka, delta-rs. Names cannot be recognised in free text: they are
-//! kept out by the first line alone. Masking errs on the side of hiding: any run of exactly 11
-//! or 14 digits is taken for a CPF or CNPJ (Kafka offsets of that size included).
+//! kept out by the first line alone.
+//!
+//! Masking errs on the side of hiding, but by context: pixlake's own identifiers look like
+//! personal data (a UUID is an EVP key's shape, an 11-digit offset a CPF's), and an operator
+//! whose write failed needs the file name. So a UUID or a digit run is kept when it is part of a
+//! path or file name (`…/part-00000-<uuid>-c000.snappy.parquet`, `_delta_log/…`), or the value
+//! of a key pixlake owns (`event_id=`, `"table_id":`, `offset=`, `offsets=0:…`, `version=`…).
+//! Everywhere else — free text, payload fields, keys of their own (`pix_key`, `document`,
+//! `device_id`) — it is masked. E-mails, phones and formatted CPF/CNPJ are masked in any context.
 
 use std::borrow::Cow;
 
@@ -15,6 +22,10 @@ use regex::{Captures, Regex};
 #[derive(Clone)]
 pub struct Masker {
     pattern: Regex,
+    /// The text just before a UUID that makes it one of pixlake's identifiers.
+    id_key: Regex,
+    /// The text just before a digit run that makes it one of pixlake's numbers.
+    number_key: Regex,
     /// Exact strings replaced by `[REDACTED]`, longest first (as written, and as a JSON line
     /// writes them).
     secrets: Vec<String>,
@@ -40,6 +51,17 @@ const PATTERN: &str = r"(?x)
 
 const KINDS: [&str; 5] = ["EMAIL", "EVP", "CNPJ", "CPF", "PHONE"];
 
+/// Keys whose UUID values are pixlake's (or Delta's) own identifiers, never a Pix key: the text
+/// before the match ends with one of them and `=`/`:` (quotes and spaces allowed).
+const ID_KEY: &str = r#"(?i)\b(?:event_id|table_id|operation_id|correlation_id|commit_id)["']?\s*[=:]\s*["']?$"#;
+
+/// Keys whose digit values are offsets, versions and sizes: the text before the match ends with
+/// one of them (then `=`, `:` or a space) and, for lists such as `offsets=0:123,1:456`, more of the list.
+const NUMBER_KEY: &str = r#"(?i)\b(?:offsets?|versions?|position|high|low|watermarks?|ms|bytes|rows|records|partitions?)["']?\s*[=:]?\s*["']?[0-9:, ]*$"#;
+
+/// How far back the context of a match is looked for.
+const CONTEXT: usize = 48;
+
 impl Default for Masker {
     fn default() -> Self {
         Self::new()
@@ -55,14 +77,15 @@ impl Masker {
     /// Compiles the patterns; `secrets` (passwords, keys) are masked too, wherever they appear.
     pub fn with_secrets(secrets: Vec<String>) -> Self {
         // A constant pattern, covered by the tests below: it compiles.
-        let pattern = Regex::new(PATTERN).unwrap_or_else(|e| panic!("mask pattern: {e}"));
+        let compile = |p: &str| Regex::new(p).unwrap_or_else(|e| panic!("mask pattern: {e}"));
+        let (pattern, id_key, number_key) = (compile(PATTERN), compile(ID_KEY), compile(NUMBER_KEY));
         let mut all: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
         let escaped: Vec<String> =
             all.iter().filter_map(|s| serde_json::to_string(s).ok().map(|q| q[1..q.len() - 1].to_owned())).collect();
         all.extend(escaped);
         all.sort_by_key(|s| std::cmp::Reverse(s.len()));
         all.dedup();
-        Masker { pattern, secrets: all }
+        Masker { pattern, id_key, number_key, secrets: all }
     }
 
     /// `line` with every secret replaced by `[REDACTED]` and every personal-data match by
@@ -79,16 +102,45 @@ impl Masker {
     }
 
     fn personal<'a>(&self, line: &'a str) -> Cow<'a, str> {
-        self.pattern.replace_all(line, |c: &Captures<'_>| match c.name("DIGITS") {
-            Some(run) if run.len() == 11 => "[CPF]".to_owned(),
-            Some(run) if run.len() == 14 => "[CNPJ]".to_owned(),
-            Some(run) => run.as_str().to_owned(),
-            None => {
-                let kind = KINDS.iter().find(|k| c.name(k).is_some()).copied().unwrap_or("PII");
-                format!("[{kind}]")
+        self.pattern.replace_all(line, |c: &Captures<'_>| {
+            let whole = c.get(0).map_or(0..0, |m| m.range());
+            let keep = |key: &Regex| in_path(line, whole.clone()) || key.is_match(before(line, whole.start));
+            // A bare 14-digit run is matched by the CNPJ alternative: judged like any digit run.
+            let digits = c.name("DIGITS").or_else(|| c.get(0).filter(|m| m.as_str().bytes().all(|b| b.is_ascii_digit())));
+            match digits {
+                Some(run) if (run.len() == 11 || run.len() == 14) && keep(&self.number_key) => run.as_str().to_owned(),
+                Some(run) if run.len() == 11 => "[CPF]".to_owned(),
+                Some(run) if run.len() == 14 => "[CNPJ]".to_owned(),
+                Some(run) => run.as_str().to_owned(),
+                None if c.name("EVP").is_some() && keep(&self.id_key) => c[0].to_owned(),
+                None => {
+                    let kind = KINDS.iter().find(|k| c.name(k).is_some()).copied().unwrap_or("PII");
+                    format!("[{kind}]")
+                }
             }
         })
     }
+}
+
+/// Up to [`CONTEXT`] bytes of `line` before `at` (on a character boundary).
+fn before(line: &str, at: usize) -> &str {
+    let mut from = at.saturating_sub(CONTEXT);
+    while !line.is_char_boundary(from) {
+        from += 1;
+    }
+    &line[from..at]
+}
+
+/// Whether `range` of `line` lies in a path or a file name: the token around it (up to a space,
+/// a quote, `=`, a comma or a bracket) holds a `/`, or is a data or log file's name.
+fn in_path(line: &str, range: std::ops::Range<usize>) -> bool {
+    let stop = |c: char| c.is_whitespace() || "\"'=,()[]{}<>;".contains(c);
+    let start = line[..range.start].rfind(stop).map_or(0, |i| i + 1);
+    let end = line[range.end..].find(stop).map_or(line.len(), |i| range.end + i);
+    let token = &line[start..end];
+    token.contains('/')
+        || token.starts_with("part-")
+        || [".parquet", ".json", ".crc", ".checkpoint"].iter().any(|ext| token.ends_with(ext))
 }
 
 #[cfg(test)]
@@ -135,11 +187,44 @@ mod tests {
         }
     }
 
+    #[test]
+    fn keeps_pixlake_identifiers_by_context() {
+        let file = "part-00000-4b3b2b6e-1d5e-4f0a-9c1d-2a7b8c9d0e1f-c000.snappy.parquet";
+        for line in [
+            format!("cannot write {file}: No space left on device"),
+            format!("/warehouse/pix_payments/event_date=2026-12-01/{file}"),
+            "s3://lake/pix/pix_payments/_delta_log/00000000000000000012.checkpoint.4b3b2b6e-1d5e-4f0a-9c1d-2a7b8c9d0e1f.json"
+                .to_owned(),
+            "duplicate event_id=4b3b2b6e-1d5e-4f0a-9c1d-2a7b8c9d0e1f at offset 12345678901".to_owned(),
+            r#"{"event_id":"4b3b2b6e-1d5e-4f0a-9c1d-2a7b8c9d0e1f","table_id": "123e4567-e89b-12d3-a456-426614174000"}"#
+                .to_owned(),
+            "committed batch offsets=0:12345678901,1:12345678999,2:5 version=12345678901234".to_owned(),
+            r#"{"offset":12345678901,"partition":3}"#.to_owned(),
+        ] {
+            assert_eq!(m(&line), line);
+        }
+    }
+
+    #[test]
+    fn masks_the_same_shapes_everywhere_else() {
+        // Payload fields and free text: masked whatever the key.
+        assert_eq!(m(r#"{"pix_key":"4b3b2b6e-1d5e-4f0a-9c1d-2a7b8c9d0e1f"}"#), r#"{"pix_key":"[EVP]"}"#);
+        assert_eq!(m("device_id=4b3b2b6e-1d5e-4f0a-9c1d-2a7b8c9d0e1f"), "device_id=[EVP]");
+        assert_eq!(m("chave 4b3b2b6e-1d5e-4f0a-9c1d-2a7b8c9d0e1f paid"), "chave [EVP] paid");
+        assert_eq!(m("document=12345678909 offset=7"), "document=[CPF] offset=7");
+        // An e-mail or a formatted CPF is personal data even in a path.
+        assert_eq!(m("/tmp/ana@exemplo.com.br/123.456.789-09"), "/tmp/[EMAIL]/[CPF]");
+        // A key pixlake owns does not protect what comes after a word in between.
+        assert_eq!(m("offset=7 cpf 12345678909"), "offset=7 cpf [CPF]");
+    }
+
     proptest! {
-        /// Whatever surrounds them, generated CPFs and e-mails never survive masking.
+        /// Whatever surrounds them — unless it is one of pixlake's own number keys right before
+        /// the digits (`offset=`) — generated CPFs and e-mails never survive masking.
         #[test]
         fn no_document_survives(prefix in "[ a-z=:,\"{}]{0,20}", digits in "[0-9]{11}", user in "[a-z]{1,10}",
                                 suffix in "[ a-z=:,\"{}]{0,20}") {
+            prop_assume!(!Regex::new(NUMBER_KEY).unwrap().is_match(&prefix));
             let line = format!("{prefix}{digits}{suffix} {prefix}{user}@exemplo.com.br{suffix}");
             let masked = m(&line);
             prop_assert!(!masked.contains(&digits), "{masked}");
