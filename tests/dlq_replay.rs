@@ -1,13 +1,18 @@
 //! `pixlake dlq replay` after a rule is relaxed (a larger `validation.max_message_bytes` makes
 //! the OVERSIZED_MESSAGE records valid): interrupted once between its two commits (SIGKILL),
 //! run again, run a third time; the records end up in their category tables exactly once, out
-//! of quarantine, and `audit` passes.
+//! of quarantine, and `audit` passes. And a replay over a quarantine much larger than the memory
+//! it uses: it streams.
 
 mod common;
 
 use std::time::Duration;
 
 use common::lake::{Proc, Setup, check_complete};
+use pixlake::offsets::{AppIds, Table};
+use pixlake::pix::batch::{EVENT_DATE, INGEST_DATE, QUARANTINE_TABLE};
+use pixlake::pix::{Category, HardRule, KafkaMeta, QuarantineBatchBuilder, Rejection};
+use pixlake::sink::delta::DeltaTableWriter;
 
 const RELAXED: (&str, &str) = ("PIXLAKE__VALIDATION__MAX_MESSAGE_BYTES", "4194304");
 
@@ -67,4 +72,102 @@ fn replay_after_relaxing_a_rule_moves_each_record_once() {
     }
     let audit = s.command(&["audit"], &[]).output().unwrap();
     assert!(audit.status.success(), "{}", String::from_utf8_lossy(&audit.stdout));
+}
+
+/// Runs `cmd` and returns its exit status and peak resident memory (bytes), from wait4(2).
+fn run_measured(cmd: &mut std::process::Command) -> (std::process::ExitStatus, String, u64) {
+    use std::os::unix::process::ExitStatusExt;
+    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let out = std::thread::spawn(move || {
+        let mut child = child;
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        std::mem::forget(child); // reaped by wait4 below
+        (stdout, stderr)
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child; status and usage are valid for writes.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid, "wait4");
+    let (stdout, stderr) = out.join().unwrap();
+    let status = std::process::ExitStatus::from_raw(status);
+    assert!(status.success(), "{stderr}");
+    (status, stdout, usage.ru_maxrss as u64 * 1024)
+}
+
+/// A quarantine of 400 records of 1 MiB each (valid payments, padded with JSON whitespace,
+/// quarantined as OVERSIZED_MESSAGE), written straight to the tables: `dlq replay` with a
+/// relaxed limit moves every one of them while its resident memory stays under a limit below
+/// the 400 MiB of raw values it reads.
+#[test]
+fn replay_streams_a_quarantine_larger_than_its_memory() {
+    const ROWS: i64 = 400;
+    // A replay's own working set is a few batches and a chunk (tens of MiB); the rest is the
+    // process (runtime, Delta snapshot, a debug build): ~150 MiB measured, against 400 MiB of
+    // raw values (800 MiB with their text copies) it used to load whole.
+    const LIMIT: u64 = 256 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup::new("replay-big", 1, dir.path());
+
+    let sample = dir.path().join("sample.jsonl");
+    let out = s
+        .command(&["produce", "--output", sample.to_str().unwrap(), "--count", "50", "--seed", "3"], &[])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let payment = std::fs::read_to_string(&sample)
+        .unwrap()
+        .lines()
+        .find(|l| l.contains(r#""event_type":"payment""#))
+        .unwrap()
+        .to_owned();
+    // The same event, 1 MiB long: whitespace between its first two fields.
+    let (head, tail) = payment.split_at(payment.find(',').unwrap() + 1);
+    let padded = format!("{head}{}{tail}", " ".repeat(1 << 20));
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let url = |t: &str| deltalake::ensure_table_uri(s.warehouse.join(t).to_str().unwrap()).unwrap();
+    let topic = s.topics[0].as_str();
+    let rejection = Rejection::new(HardRule::OversizedMessage, "", "larger than validation.max_message_bytes");
+    rt.block_on(async {
+        let mut quarantine = DeltaTableWriter::open_or_create(
+            QUARANTINE_TABLE,
+            url(QUARANTINE_TABLE),
+            pixlake::pix::quarantine_schema(),
+            INGEST_DATE,
+        )
+        .await
+        .unwrap();
+        for first in (0..ROWS).step_by(20) {
+            let mut b = QuarantineBatchBuilder::new();
+            for offset in first..first + 20 {
+                let meta = KafkaMeta { topic, partition: 0, offset, timestamp: Some(1_764_000_000_000_000) };
+                b.append(&meta, None, Some(padded.as_bytes()), &rejection, "payments", 1_764_000_000_000_000);
+            }
+            quarantine.commit(vec![b.finish().unwrap()], vec![], Default::default()).await.unwrap();
+        }
+        // The category table's committed offset is past them: ingest will not read them again.
+        let mut payments = DeltaTableWriter::open_or_create(
+            "pix_payments",
+            url("pix_payments"),
+            pixlake::pix::category_schema(Category::Payment),
+            EVENT_DATE,
+        )
+        .await
+        .unwrap();
+        let ids = AppIds::new("payments", topic);
+        payments.commit(vec![], vec![(ids.of(Table::Category, 0), ROWS)], Default::default()).await.unwrap();
+    });
+
+    let mut cmd = s.command(&["dlq", "replay", "--json", "--topic", topic], &[RELAXED]);
+    let (_, stdout, peak) = run_measured(&mut cmd);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["payments"]["moved"]["OVERSIZED_MESSAGE"], ROWS, "{report:#}");
+    assert!(peak < LIMIT, "peak RSS {} MiB for {ROWS} MiB of raw values", peak >> 20);
+    eprintln!("dlq replay over {ROWS} MiB of raw values: peak RSS {} MiB", peak >> 20);
 }

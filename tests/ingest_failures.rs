@@ -63,9 +63,9 @@ fn a_table_changed_by_another_writer_stops_the_pipeline_with_the_reason() {
             }
         }
         if let Ok((200, metrics)) = get(&addr, "/metrics") {
-            counted |= metrics
-                .lines()
-                .any(|l| l.starts_with(r#"pixlake_permanent_failures_total{cause="table_changed",pipeline="payments"}"#));
+            counted |= metrics.lines().any(|l| {
+                l.starts_with(r#"pixlake_permanent_failures_total{cause="table_changed",pipeline="payments"}"#)
+            });
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -8,6 +8,9 @@
 //! table and only removes them from quarantine: running it again, any number of times, gives
 //! the same final tables.
 //!
+//! The rows that pass are appended in chunks (a commit each), so an interruption can leave some
+//! chunks in both tables: the next run finds them in the category table and only removes them.
+//!
 //! Only records below the category table's committed offset for their partition are moved:
 //! past it, `ingest` would read them again and, now that they pass, append them a second time.
 //! Those are reported as deferred (run again once ingest has caught up).
@@ -15,8 +18,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::TimestampMicrosecondType;
 use serde::Serialize;
 
 use crate::config::{Config, Pipeline};
@@ -25,7 +28,7 @@ use crate::pix::batch::{EVENT_DATE, QUARANTINE_TABLE};
 use crate::pix::{CategoryBatchBuilder, Decoder, KafkaMeta, category_schema};
 use crate::probe::Probe;
 use crate::sink::delta::{
-    DeltaTableWriter, Loaded, RewindError, SinkError, delete_rows, read_offsets, read_rows, scan,
+    DeltaTableWriter, Loaded, RewindError, SMALL_ROWS, SinkError, TableBatches, coordinates, delete_rows, read_offsets,
 };
 
 /// Which quarantined records to consider.
@@ -69,9 +72,26 @@ pub enum ReplayError {
     Source(#[from] super::source::SourceError),
 }
 
-type Key = (String, i32, i64);
+/// Rows appended to the category table per commit, and raw bytes decoded per commit: a replay
+/// of millions of records holds at most one such chunk (and one read batch) in memory.
+const CHUNK_ROWS: usize = 20_000;
+const CHUNK_BYTES: usize = 64 << 20;
+
+/// The quarantine columns a replay decodes from.
+const WIDE: [&str; 6] =
+    ["kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", "raw_value", "error_rule"];
+/// The quarantine columns that select candidates (no raw value: never downloaded for them).
+const NARROW: [&str; 5] = ["kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", "error_rule"];
+
+/// Quarantined records, by source partition, as offsets.
+type Keys = BTreeMap<i32, HashSet<i64>>;
 
 /// Replays the quarantined records matching `filter`, per pipeline.
+///
+/// Streams `pix_quarantine`: one pass over its small columns finds the candidates (their
+/// coordinates only), a second one decodes their raw values a batch at a time, and the rows that
+/// pass are appended to the category table in chunks of [`CHUNK_ROWS`]. Memory is bounded by a
+/// batch, a chunk and the candidates' coordinates — never by the quarantine's size.
 pub fn replay(config: &Config, filter: &Filter, probe: &Probe) -> Result<BTreeMap<String, Replayed>, ReplayError> {
     let rt = super::source::runtime()?;
     config.check_topics(&filter.topics)?;
@@ -80,70 +100,36 @@ pub fn replay(config: &Config, filter: &Filter, probe: &Probe) -> Result<BTreeMa
     if let Some(unknown) = filter.rules.iter().find(|r| !known.contains(r)) {
         return Err(crate::config::UnknownName { what: "hard rule", name: unknown.clone(), known }.into());
     }
-    let location = |t: &str| super::source::location(config, t);
-    let quarantine = rt
-        .block_on(read_rows(
-            QUARANTINE_TABLE,
-            location(QUARANTINE_TABLE)?,
-            &["kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", "raw_value", "error_rule"],
-        ))
-        .map_err(Box::new)?;
     let decoder = Decoder::new(config.validation.max_message_bytes);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
     let mut out = BTreeMap::new();
     for p in config.pipelines.iter().filter(|p| filter.topics.is_empty() || filter.topics.contains(&p.topic)) {
-        out.insert(p.name.clone(), replay_pipeline(&rt, p, &quarantine, filter, &decoder, now, probe, &location)?);
+        out.insert(p.name.clone(), replay_pipeline(&rt, config, p, filter, &decoder, now, probe)?);
     }
     Ok(out)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn replay_pipeline(
     rt: &tokio::runtime::Runtime,
+    config: &Config,
     p: &Pipeline,
-    quarantine: &[RecordBatch],
     filter: &Filter,
     decoder: &Decoder,
     now: i64,
     probe: &Probe,
-    location: &impl Fn(&str) -> Result<url::Url, Box<SinkError>>,
 ) -> Result<Replayed, ReplayError> {
     let mut report = Replayed::default();
-    // The category table's rows and committed offsets (for partitions with candidates).
-    let mut candidates = Vec::new();
-    for b in quarantine {
-        if b.num_columns() < 6 {
-            continue;
-        }
-        let topic = b.column(0).as_string::<i32>();
-        let part = b.column(1).as_primitive::<Int32Type>();
-        let off = b.column(2).as_primitive::<Int64Type>();
-        let ts = b.column(3).as_primitive::<TimestampMicrosecondType>();
-        let raw = b.column(4).as_binary::<i32>();
-        let rule = b.column(5).as_string::<i32>();
-        for i in 0..b.num_rows() {
-            if topic.value(i) != p.topic
-                || (!filter.rules.is_empty() && !filter.rules.iter().any(|r| r == rule.value(i)))
-            {
-                continue;
-            }
-            let t = ts.is_valid(i).then(|| ts.value(i));
-            if filter.since.is_some_and(|s| t.is_none_or(|t| t < s))
-                || filter.until.is_some_and(|u| t.is_none_or(|t| t >= u))
-            {
-                continue;
-            }
-            candidates.push((part.value(i), off.value(i), t, raw.is_valid(i).then(|| raw.value(i)), rule.value(i)));
-        }
-    }
+    // The quarantine as it is now (another pipeline's replay may just have rewritten it).
+    let Some(quarantine) = super::source::open(rt, config, QUARANTINE_TABLE)? else { return Ok(report) };
+    let mut candidates = candidates(rt, &quarantine, &p.topic, filter)?;
     if candidates.is_empty() {
         return Ok(report);
     }
-    let partitions: Vec<i32> =
-        candidates.iter().map(|c| c.0).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-    // Rows and offsets of the category table from one loaded version. Only its own offset
-    // matters here: a record past it will be read again by ingest.
-    let table_at = rt.block_on(crate::sink::delta::open_existing(&p.table, location(&p.table)?)).map_err(Box::new)?;
+    // The category table's committed offsets (a record past it will be read again by ingest,
+    // which now accepts it) and the candidates it holds already (an interrupted earlier run),
+    // from one loaded version.
+    let partitions: Vec<i32> = candidates.keys().copied().collect();
+    let table_at = super::source::open(rt, config, &p.table)?;
     let offsets = rt
         .block_on(read_offsets(
             AppIds::new(&p.name, &p.topic),
@@ -152,50 +138,162 @@ fn replay_pipeline(
             Loaded { name: QUARANTINE_TABLE, table: None },
         ))
         .map_err(Box::new)?;
-    let table = rt.block_on(scan(&p.table, table_at.as_ref())).map_err(Box::new)?;
     let committed = |n: i32| offsets.get(&n).and_then(|o| o.category);
-    let present: HashSet<(i32, i64)> =
-        partitions.iter().flat_map(|&n| table.of(&p.topic, n).iter().map(move |&o| (n, o))).collect();
-    let mut builder = CategoryBatchBuilder::new(p.category, candidates.len());
-    let mut remove: HashSet<Key> = HashSet::new();
-    for (n, o, t, raw, rule) in &candidates {
-        match decoder.decode(*raw, Some(p.category), now) {
-            Err(rejection) => *report.still_rejected.entry(rejection.rule.id().to_owned()).or_default() += 1,
-            Ok(_) if committed(*n).is_none_or(|c| *o >= c) => report.deferred += 1,
-            Ok(event) => {
-                if present.contains(&(*n, *o)) {
-                    report.completed_from_earlier_run += 1;
-                } else {
-                    let meta = KafkaMeta { topic: &p.topic, partition: *n, offset: *o, timestamp: *t };
-                    builder
-                        .append(&event, &meta, now)
-                        .map_err(|e| arrow::error::ArrowError::InvalidArgumentError(e.to_string()))?;
-                    *report.moved.entry((*rule).to_owned()).or_default() += 1;
-                }
-                remove.insert((p.topic.clone(), *n, *o));
-            }
-        }
-    }
-    if remove.is_empty() {
-        return Ok(report);
-    }
+    let present = match &table_at {
+        Some(t) => held(rt, &p.table, t, &p.topic, &candidates)?,
+        None => HashSet::new(),
+    };
     let metadata = HashMap::from([
         ("pixlake.operation".to_owned(), serde_json::Value::from("dlq-replay")),
         ("pixlake.pipeline".to_owned(), serde_json::Value::from(p.name.as_str())),
     ]);
-    if !builder.is_empty() {
-        let batch = builder.finish()?;
-        let mut writer = rt
-            .block_on(DeltaTableWriter::open_or_create(
-                &p.table,
-                location(&p.table)?,
-                category_schema(p.category),
-                EVENT_DATE,
-            ))
-            .map_err(Box::new)?;
-        rt.block_on(writer.commit(vec![batch], vec![], metadata.clone())).map_err(Box::new)?;
+    let mut chunk = Chunk { builder: CategoryBatchBuilder::new(p.category, 1024), bytes: 0, writer: None };
+    let mut remove: HashSet<(i32, i64)> = HashSet::new();
+    let mut rows = TableBatches::new(QUARANTINE_TABLE, &quarantine, &WIDE, SMALL_ROWS).map_err(Box::new)?;
+    while let Some(b) = rt.block_on(rows.next()).map_err(Box::new)? {
+        let (topic, part, off) = coordinates(QUARANTINE_TABLE, &b).map_err(Box::new)?;
+        let (Some(ts), Some(raw), Some(rule)) =
+            (b.column_by_name("kafka_timestamp"), b.column_by_name("raw_value"), b.column_by_name("error_rule"))
+        else {
+            continue;
+        };
+        let (ts, raw, rule) =
+            (ts.as_primitive::<TimestampMicrosecondType>(), raw.as_binary::<i32>(), rule.as_string::<i32>());
+        for i in 0..b.num_rows() {
+            let (n, o) = (part.value(i), off.value(i));
+            // Each candidate once (and its memory freed as it is handled).
+            if !topic.is_valid(i) || topic.value(i) != p.topic || !candidates.get_mut(&n).is_some_and(|c| c.remove(&o))
+            {
+                continue;
+            }
+            let value = raw.is_valid(i).then(|| raw.value(i));
+            match decoder.decode(value, Some(p.category), now) {
+                Err(rejection) => *report.still_rejected.entry(rejection.rule.id().to_owned()).or_default() += 1,
+                Ok(_) if committed(n).is_none_or(|c| o >= c) => report.deferred += 1,
+                Ok(event) => {
+                    if present.contains(&(n, o)) {
+                        report.completed_from_earlier_run += 1;
+                    } else {
+                        let t = ts.is_valid(i).then(|| ts.value(i));
+                        let meta = KafkaMeta { topic: &p.topic, partition: n, offset: o, timestamp: t };
+                        chunk
+                            .builder
+                            .append(&event, &meta, now)
+                            .map_err(|e| arrow::error::ArrowError::InvalidArgumentError(e.to_string()))?;
+                        chunk.bytes += value.map_or(0, <[u8]>::len);
+                        *report.moved.entry(rule.value(i).to_owned()).or_default() += 1;
+                    }
+                    remove.insert((n, o));
+                }
+            }
+            if chunk.builder.len() >= CHUNK_ROWS || chunk.bytes >= CHUNK_BYTES {
+                chunk.append(rt, config, p, &metadata)?;
+            }
+        }
+    }
+    chunk.append(rt, config, p, &metadata)?;
+    if remove.is_empty() {
+        return Ok(report);
     }
     probe.hit("replay-inserted");
-    rt.block_on(delete_rows(QUARANTINE_TABLE, location(QUARANTINE_TABLE)?, &remove, metadata)).map_err(Box::new)?;
+    let location = super::source::location(config, QUARANTINE_TABLE)?;
+    rt.block_on(delete_rows(QUARANTINE_TABLE, location, &p.topic, &remove, metadata)).map_err(Box::new)?;
     Ok(report)
+}
+
+/// The rows that passed, waiting to be appended to the category table.
+struct Chunk {
+    builder: CategoryBatchBuilder,
+    /// Raw bytes decoded into it.
+    bytes: usize,
+    writer: Option<DeltaTableWriter>,
+}
+
+impl Chunk {
+    /// Appends what is pending (nothing when empty) in one commit.
+    fn append(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        config: &Config,
+        p: &Pipeline,
+        metadata: &HashMap<String, serde_json::Value>,
+    ) -> Result<(), ReplayError> {
+        if self.builder.is_empty() {
+            return Ok(());
+        }
+        let batch = self.builder.finish()?;
+        self.bytes = 0;
+        let writer = match &mut self.writer {
+            Some(w) => w,
+            None => self.writer.insert(
+                rt.block_on(DeltaTableWriter::open_or_create(
+                    &p.table,
+                    super::source::location(config, &p.table)?,
+                    category_schema(p.category),
+                    EVENT_DATE,
+                ))
+                .map_err(Box::new)?,
+            ),
+        };
+        rt.block_on(writer.commit(vec![batch], vec![], metadata.clone())).map_err(Box::new)?;
+        Ok(())
+    }
+}
+
+/// The coordinates of the quarantined records of `topic` that `filter` selects, from the small
+/// columns only.
+fn candidates(
+    rt: &tokio::runtime::Runtime,
+    quarantine: &deltalake::DeltaTable,
+    topic: &str,
+    filter: &Filter,
+) -> Result<Keys, ReplayError> {
+    let mut out = Keys::new();
+    let mut rows = TableBatches::new(QUARANTINE_TABLE, quarantine, &NARROW, SMALL_ROWS).map_err(Box::new)?;
+    while let Some(b) = rt.block_on(rows.next()).map_err(Box::new)? {
+        let (t, part, off) = coordinates(QUARANTINE_TABLE, &b).map_err(Box::new)?;
+        let (Some(ts), Some(rule)) = (b.column_by_name("kafka_timestamp"), b.column_by_name("error_rule")) else {
+            continue;
+        };
+        let (ts, rule) = (ts.as_primitive::<TimestampMicrosecondType>(), rule.as_string::<i32>());
+        for i in 0..b.num_rows() {
+            if !t.is_valid(i)
+                || t.value(i) != topic
+                || (!filter.rules.is_empty() && !filter.rules.iter().any(|r| r == rule.value(i)))
+            {
+                continue;
+            }
+            let time = ts.is_valid(i).then(|| ts.value(i));
+            if filter.since.is_some_and(|s| time.is_none_or(|t| t < s))
+                || filter.until.is_some_and(|u| time.is_none_or(|t| t >= u))
+            {
+                continue;
+            }
+            out.entry(part.value(i)).or_default().insert(off.value(i));
+        }
+    }
+    Ok(out)
+}
+
+/// Which of `candidates` the category table `table` already holds.
+fn held(
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    table: &deltalake::DeltaTable,
+    topic: &str,
+    candidates: &Keys,
+) -> Result<HashSet<(i32, i64)>, ReplayError> {
+    let mut out = HashSet::new();
+    let mut rows = TableBatches::new(name, table, &["kafka_topic", "kafka_partition", "kafka_offset"], SMALL_ROWS)
+        .map_err(Box::new)?;
+    while let Some(b) = rt.block_on(rows.next()).map_err(Box::new)? {
+        let (t, part, off) = coordinates(name, &b).map_err(Box::new)?;
+        for i in 0..b.num_rows() {
+            let (n, o) = (part.value(i), off.value(i));
+            if t.is_valid(i) && t.value(i) == topic && candidates.get(&n).is_some_and(|c| c.contains(&o)) {
+                out.insert((n, o));
+            }
+        }
+    }
+    Ok(out)
 }

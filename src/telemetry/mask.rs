@@ -106,7 +106,8 @@ impl Masker {
             let whole = c.get(0).map_or(0..0, |m| m.range());
             let keep = |key: &Regex| in_path(line, whole.clone()) || key.is_match(before(line, whole.start));
             // A bare 14-digit run is matched by the CNPJ alternative: judged like any digit run.
-            let digits = c.name("DIGITS").or_else(|| c.get(0).filter(|m| m.as_str().bytes().all(|b| b.is_ascii_digit())));
+            let digits =
+                c.name("DIGITS").or_else(|| c.get(0).filter(|m| m.as_str().bytes().all(|b| b.is_ascii_digit())));
             match digits {
                 Some(run) if (run.len() == 11 || run.len() == 14) && keep(&self.number_key) => run.as_str().to_owned(),
                 Some(run) if run.len() == 11 => "[CPF]".to_owned(),

@@ -1,11 +1,19 @@
 //! The two steps every read-side table operation starts with: open a table that may not exist
-//! yet, and open one of its data files for Arrow reading through the table's object store.
+//! yet, and stream one of its data files as Arrow batches through the table's object store.
 
+use deltalake::arrow::array::RecordBatch;
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::logstore::object_store::ObjectStoreExt;
-use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use deltalake::parquet::file::reader::ChunkReader;
+use deltalake::parquet::arrow::ProjectionMask;
+use deltalake::parquet::arrow::arrow_reader::ArrowReaderOptions;
+use deltalake::parquet::arrow::async_reader::{
+    AsyncFileReader, ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder,
+};
+use deltalake::parquet::errors::ParquetError;
+use deltalake::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, Path};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryFutureExt};
 use url::Url;
 
 use super::SinkError;
@@ -33,21 +41,102 @@ pub(super) fn unloaded(name: &str, url: Url) -> Result<DeltaTable, SinkError> {
     DeltaTableBuilder::from_url(url).and_then(|b| b.build()).map_err(SinkError::delta(name, "prepare the location of"))
 }
 
-/// A reader builder over the data file at `path` (fetched whole from `store`).
-pub(super) async fn parquet(
-    name: &str,
-    store: &ObjectStoreRef,
-    path: &Path,
-) -> Result<ParquetRecordBatchReaderBuilder<impl ChunkReader + 'static>, SinkError> {
-    let err = SinkError::delta(name, "read a data file of");
-    let bytes = store
-        .get(path)
-        .await
-        .map_err(|e| err(DeltaTableError::from(e)))?
-        .bytes()
-        .await
-        .map_err(|e| err(DeltaTableError::from(e)))?;
-    ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| err(DeltaTableError::from(e)))
+/// About how many bytes (uncompressed) one batch of a data file holds: batches of wide rows
+/// (`pix_quarantine`'s raw values reach megabytes) get fewer rows.
+pub const BATCH_BYTES: usize = 8 << 20;
+const MIN_BATCH_ROWS: usize = 16;
+
+/// The rows of one data file, streamed: only the columns asked for are fetched (ranged reads,
+/// so a projection that leaves out `raw_value` never downloads it) and at most `batch_rows` rows
+/// — fewer when they are wide, about [`BATCH_BYTES`] — are decoded at a time: memory is bounded
+/// by the batch, not by the file.
+pub(super) struct FileRows {
+    name: String,
+    stream: ParquetRecordBatchStream<StoreReader>,
+}
+
+/// A data file in an object store, read by byte ranges (the footer first, then the column
+/// chunks a projection asks for). Its size comes from the Delta log, which saves a request.
+struct StoreReader {
+    store: ObjectStoreRef,
+    path: Path,
+    size: u64,
+}
+
+impl AsyncFileReader for StoreReader {
+    fn get_bytes(&mut self, range: std::ops::Range<u64>) -> BoxFuture<'_, Result<bytes::Bytes, ParquetError>> {
+        self.store.get_range(&self.path, range).map_err(|e| ParquetError::External(Box::new(e))).boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> BoxFuture<'_, Result<Vec<bytes::Bytes>, ParquetError>> {
+        async move { self.store.get_ranges(&self.path, &ranges).await.map_err(|e| ParquetError::External(Box::new(e))) }
+            .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, Result<std::sync::Arc<ParquetMetaData>, ParquetError>> {
+        async move {
+            let size = self.size;
+            let metadata =
+                ParquetMetaDataReader::new().with_arrow_reader_options(options).load_and_finish(self, size).await?;
+            Ok(std::sync::Arc::new(metadata))
+        }
+        .boxed()
+    }
+}
+
+impl FileRows {
+    /// Opens the data file at `path` (`size` bytes, from the log) of table `name` in `store`;
+    /// `columns` `None` reads them all.
+    pub(super) async fn open(
+        name: &str,
+        store: &ObjectStoreRef,
+        path: &Path,
+        size: u64,
+        columns: Option<&[&str]>,
+        batch_rows: usize,
+    ) -> Result<Self, SinkError> {
+        let err = SinkError::delta(name, "read a data file of");
+        let reader = StoreReader { store: store.clone(), path: path.clone(), size };
+        let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| err(DeltaTableError::from(e)))?;
+        let wanted = |column: &str| columns.is_none_or(|c| c.contains(&column));
+        // Rows of the columns read, on average (uncompressed), from the file's own metadata.
+        let (mut bytes, mut rows) = (0i64, 0i64);
+        for group in builder.metadata().row_groups() {
+            rows += group.num_rows();
+            bytes += group
+                .columns()
+                .iter()
+                .filter(|c| wanted(c.column_path().string().as_str()))
+                .map(|c| c.uncompressed_size())
+                .sum::<i64>();
+        }
+        let per_row = if rows > 0 { (bytes / rows).max(1) as usize } else { 1 };
+        let batch_rows = (BATCH_BYTES / per_row).clamp(MIN_BATCH_ROWS, batch_rows.max(MIN_BATCH_ROWS));
+        let builder = match columns {
+            Some(columns) => {
+                let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+                builder.with_projection(mask)
+            }
+            None => builder,
+        };
+        let stream = builder.with_batch_size(batch_rows).build().map_err(|e| err(DeltaTableError::from(e)))?;
+        Ok(FileRows { name: name.to_owned(), stream })
+    }
+
+    /// The next batch; `None` at the end of the file.
+    pub(super) async fn next(&mut self) -> Result<Option<RecordBatch>, SinkError> {
+        match self.stream.next().await {
+            None => Ok(None),
+            Some(Ok(batch)) => Ok(Some(batch)),
+            Some(Err(e)) => Err(SinkError::delta(&self.name, "read a data file of")(DeltaTableError::from(e))),
+        }
+    }
 }
 
 /// Whether the storage under `root` (the warehouse) answers a listing: the readiness check of

@@ -101,13 +101,11 @@ async fn compact(name: &str, table: &mut DeltaTable, target: u64) -> Result<u64,
     let mut writer = RecordBatchWriter::for_table(table).map_err(err)?.with_target_file_size(target);
     for (_, files) in groups.into_iter().filter(|(_, f)| f.len() >= 2) {
         for file in files {
-            let reader = super::files::parquet(name, &store, &file.object_store_path())
-                .await?
-                .build()
-                .map_err(|e| err(DeltaTableError::from(e)))?;
+            let (path, size) = (file.object_store_path(), file.size().max(0) as u64);
+            let mut rows =
+                super::files::FileRows::open(name, &store, &path, size, None, super::scan::SMALL_ROWS).await?;
             let values = file.partition_values_map();
-            for batch in reader {
-                let batch = batch.map_err(|e| err(DeltaTableError::from(e)))?;
+            while let Some(batch) = rows.next().await? {
                 let full =
                     with_partition_columns(&batch, &schema, &values).map_err(|e| err(DeltaTableError::from(e)))?;
                 writer.write(full).await.map_err(err)?;

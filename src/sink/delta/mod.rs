@@ -34,6 +34,6 @@ pub use inspect::{TableInfo, chosen_gaps, inspect};
 pub use maintain::{Maintained, Upkeep, maintain};
 pub use offsets::{LatestOffsets, Loaded, read_offsets};
 pub use rewind::{Cut, RewindError, Rewound, delete_rows, rewind};
-pub use scan::{TableRows, read_rows, scan};
+pub use scan::{Coordinates, SMALL_ROWS, TableBatches, TableRows, coordinates, scan};
 
 pub use table::{CommitOutcome, DeltaTableWriter, SinkError};

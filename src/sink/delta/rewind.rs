@@ -19,6 +19,11 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use url::Url;
 
 use super::SinkError;
+use super::files::FileRows;
+use super::scan::SMALL_ROWS;
+
+/// The columns that say which record a row is.
+const COORDINATES: [&str; 3] = ["kafka_topic", "kafka_partition", "kafka_offset"];
 
 /// One partition's new offset in a table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,15 +79,16 @@ pub async fn rewind(
     remove_matching(name, url, &cut, txns, metadata, predicate).await
 }
 
-/// Removes the rows with these (topic, partition, offset) in one commit (no offset moves).
+/// Removes the rows of `topic` with these (partition, offset) in one commit (no offset moves).
 pub async fn delete_rows(
     name: &str,
     url: Url,
-    keys: &HashSet<(String, i32, i64)>,
+    topic: &str,
+    keys: &HashSet<(i32, i64)>,
     metadata: HashMap<String, serde_json::Value>,
 ) -> Result<Rewound, RewindError> {
-    let hit = |t: &str, p: i32, o: i64| keys.contains(&(t.to_owned(), p, o));
-    let predicate = format!("{} listed (kafka_topic, kafka_partition, kafka_offset)", keys.len());
+    let hit = |t: &str, p: i32, o: i64| t == topic && keys.contains(&(p, o));
+    let predicate = format!("{} listed (kafka_partition, kafka_offset) of {topic}", keys.len());
     remove_matching(name, url, &hit, Vec::new(), metadata, predicate).await
 }
 
@@ -107,18 +113,13 @@ async fn remove_matching(
     let mut out = Rewound::default();
     let files: Vec<_> = snapshot.log_data().iter().collect();
     for file in files {
-        let reader = super::files::parquet(name, &store, &file.object_store_path())
-            .await?
-            .build()
-            .map_err(|e| err(DeltaTableError::from(e)))?;
-        let partition_values = file.partition_values_map();
-        let mut kept = Vec::new();
-        let mut removed = 0u64;
-        for batch in reader {
-            let batch = batch.map_err(|e| err(DeltaTableError::from(e)))?;
-            let keep = keep_mask(&batch, remove);
-            removed += keep.false_count() as u64;
-            kept.push((batch, keep));
+        let (path, size) = (file.object_store_path(), file.size().max(0) as u64);
+        // First pass, the coordinates only: which rows go, and whether any stay.
+        let mut coords = FileRows::open(name, &store, &path, size, Some(&COORDINATES), SMALL_ROWS).await?;
+        let (mut removed, mut rows) = (0u64, 0u64);
+        while let Some(batch) = coords.next().await? {
+            removed += keep_mask(&batch, remove).false_count() as u64;
+            rows += batch.num_rows() as u64;
         }
         if removed == 0 {
             continue;
@@ -126,7 +127,14 @@ async fn remove_matching(
         out.removed_rows += removed;
         out.rewritten_files += 1;
         removes.push(Action::Remove(file.remove_action(true)));
-        for (batch, keep) in kept {
+        if removed == rows {
+            continue;
+        }
+        // Second pass, every column, a batch at a time: the rows that stay go to new files.
+        let partition_values = file.partition_values_map();
+        let mut all = FileRows::open(name, &store, &path, size, None, SMALL_ROWS).await?;
+        while let Some(batch) = all.next().await? {
+            let keep = keep_mask(&batch, remove);
             let filtered = filter_record_batch(&batch, &keep).map_err(|e| err(DeltaTableError::from(e)))?;
             if filtered.num_rows() > 0 {
                 let full = with_partition_columns(&filtered, &schema, &partition_values)

@@ -1,17 +1,20 @@
-//! Reading back which Kafka records a table holds: the (topic, partition, offset) of every row
-//! in the version loaded (its offsets come from `read_offsets` over the same table value, so the
-//! two agree). Reads only the three coordinate columns, through the table's own object store
-//! (local disk or S3 alike).
+//! Reading back what a table holds, streamed: the (topic, partition, offset) of every row in the
+//! version loaded ([`scan`]; its offsets come from `read_offsets` over the same table value, so
+//! the two agree), and any columns of every row, a batch at a time ([`TableBatches`]). Reads only
+//! the columns asked for, through the table's own object store (local disk or S3 alike).
 
 use std::collections::HashMap;
 
-use deltalake::arrow::array::{Array, AsArray, RecordBatch};
+use deltalake::arrow::array::{Array, AsArray, Int32Array, Int64Array, RecordBatch, StringArray};
 use deltalake::arrow::datatypes::{Int32Type, Int64Type};
-use deltalake::parquet::arrow::ProjectionMask;
+use deltalake::logstore::ObjectStoreRef;
 use deltalake::{DeltaTable, DeltaTableError, Path};
-use url::Url;
 
 use super::SinkError;
+use super::files::FileRows;
+
+/// Rows per batch when only small columns are read.
+pub const SMALL_ROWS: usize = 8192;
 
 /// The source coordinates found in one table version.
 #[derive(Debug, Default, Clone)]
@@ -29,62 +32,85 @@ impl TableRows {
     }
 }
 
+/// The `kafka_topic`, `kafka_partition` and `kafka_offset` columns of a batch.
+pub type Coordinates<'b> = (&'b StringArray, &'b Int32Array, &'b Int64Array);
+
+/// The Kafka coordinates columns of a batch read with them.
+pub fn coordinates<'b>(name: &str, b: &'b RecordBatch) -> Result<Coordinates<'b>, SinkError> {
+    match (b.column_by_name("kafka_topic"), b.column_by_name("kafka_partition"), b.column_by_name("kafka_offset")) {
+        (Some(t), Some(p), Some(o)) => {
+            Ok((t.as_string::<i32>(), p.as_primitive::<Int32Type>(), o.as_primitive::<Int64Type>()))
+        }
+        _ => Err(SinkError::delta(name, "scan")(DeltaTableError::Generic(
+            "a data file has no kafka_topic/kafka_partition/kafka_offset columns".into(),
+        ))),
+    }
+}
+
 /// Every row's Kafka coordinates in `table` (named `name`) as loaded; `None`: no table yet.
 pub async fn scan(name: &str, table: Option<&DeltaTable>) -> Result<TableRows, SinkError> {
-    let err = SinkError::delta(name, "scan");
     let Some(table) = table else { return Ok(TableRows::default()) };
-    let snapshot = table.snapshot().map_err(err)?;
-    let store = table.object_store();
     let mut offsets: HashMap<(String, i32), Vec<i64>> = HashMap::new();
-    let paths: Vec<String> = snapshot.log_data().iter().map(|f| f.path().into_owned()).collect();
-    for path in paths {
-        let parquet = |e: deltalake::parquet::errors::ParquetError| err(DeltaTableError::from(e));
-        let builder = super::files::parquet(name, &store, &Path::from(path.as_str())).await?;
-        let mask =
-            ProjectionMask::columns(builder.parquet_schema(), ["kafka_topic", "kafka_partition", "kafka_offset"]);
-        for batch in builder.with_projection(mask).build().map_err(parquet)? {
-            let b = batch.map_err(|e| err(DeltaTableError::from(e)))?;
-            let (Some(t), Some(p), Some(o)) = (
-                b.column_by_name("kafka_topic"),
-                b.column_by_name("kafka_partition"),
-                b.column_by_name("kafka_offset"),
-            ) else {
-                return Err(err(DeltaTableError::Generic(format!("{path}: no kafka_topic/partition/offset columns"))));
-            };
-            let (t, p, o) = (t.as_string::<i32>(), p.as_primitive::<Int32Type>(), o.as_primitive::<Int64Type>());
-            for i in 0..b.num_rows() {
-                if t.is_valid(i) {
-                    offsets.entry((t.value(i).to_owned(), p.value(i))).or_default().push(o.value(i));
-                }
+    let mut rows = TableBatches::new(name, table, &["kafka_topic", "kafka_partition", "kafka_offset"], SMALL_ROWS)?;
+    while let Some(b) = rows.next().await? {
+        let (t, p, o) = coordinates(name, &b)?;
+        for i in 0..b.num_rows() {
+            if t.is_valid(i) {
+                offsets.entry((t.value(i).to_owned(), p.value(i))).or_default().push(o.value(i));
             }
         }
     }
     Ok(TableRows { version: table.version(), offsets })
 }
 
-/// Reads `columns` of every row of `url`'s latest version (no table: no batches), through the
-/// table's object store. Meant for small tables such as `pix_quarantine`.
-pub async fn read_rows(name: &str, url: Url, columns: &[&str]) -> Result<Vec<RecordBatch>, SinkError> {
-    let err = SinkError::delta(name, "read");
-    let Some(table) = super::files::open_existing(name, url).await? else { return Ok(Vec::new()) };
-    let snapshot = table.snapshot().map_err(err)?;
-    let store = table.object_store();
-    let mut out = Vec::new();
-    let paths: Vec<String> = snapshot.log_data().iter().map(|f| f.path().into_owned()).collect();
-    for path in paths {
-        let parquet = |e: deltalake::parquet::errors::ParquetError| err(DeltaTableError::from(e));
-        let builder = super::files::parquet(name, &store, &Path::from(path.as_str())).await?;
-        let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
-        for batch in builder.with_projection(mask).build().map_err(parquet)? {
-            let b = batch.map_err(|e| err(DeltaTableError::from(e)))?;
-            // Columns in the order asked for.
-            let cols: Option<Vec<_>> = columns.iter().map(|c| b.column_by_name(c).cloned()).collect();
-            let fields: Vec<_> = columns.iter().filter_map(|c| b.schema().field_with_name(c).ok().cloned()).collect();
-            if let Some(cols) = cols {
-                let schema = std::sync::Arc::new(deltalake::arrow::datatypes::Schema::new(fields));
-                out.push(RecordBatch::try_new(schema, cols).map_err(|e| err(DeltaTableError::from(e)))?);
+/// The rows of a table as loaded, file after file, `columns` only, at most `batch_rows` rows at
+/// a time: whatever the table's size, one batch is in memory. Columns are found by name in each
+/// batch (`column_by_name`); partition columns are not in the data files.
+pub struct TableBatches {
+    name: String,
+    store: ObjectStoreRef,
+    /// Files still to read, last first.
+    files: Vec<(Path, u64)>,
+    columns: Vec<String>,
+    batch_rows: usize,
+    current: Option<FileRows>,
+}
+
+impl TableBatches {
+    /// Reads `columns` of `table` (named `name`) as loaded.
+    pub fn new(name: &str, table: &DeltaTable, columns: &[&str], batch_rows: usize) -> Result<Self, SinkError> {
+        let snapshot = table.snapshot().map_err(SinkError::delta(name, "read"))?;
+        let mut files: Vec<(Path, u64)> =
+            snapshot.log_data().iter().map(|f| (f.object_store_path(), f.size().max(0) as u64)).collect();
+        files.reverse();
+        Ok(TableBatches {
+            name: name.to_owned(),
+            store: table.object_store(),
+            files,
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            batch_rows,
+            current: None,
+        })
+    }
+
+    /// The number of data files (for progress).
+    pub fn files_left(&self) -> usize {
+        self.files.len() + usize::from(self.current.is_some())
+    }
+
+    /// The next batch; `None` after the last file.
+    pub async fn next(&mut self) -> Result<Option<RecordBatch>, SinkError> {
+        loop {
+            if let Some(file) = &mut self.current {
+                if let Some(b) = file.next().await? {
+                    return Ok(Some(b));
+                }
+                self.current = None;
             }
+            let Some((path, size)) = self.files.pop() else { return Ok(None) };
+            let columns: Vec<&str> = self.columns.iter().map(String::as_str).collect();
+            self.current =
+                Some(FileRows::open(&self.name, &self.store, &path, size, Some(&columns), self.batch_rows).await?);
         }
     }
-    Ok(out)
 }
