@@ -305,3 +305,62 @@ fn an_error_says_each_cause_once_and_names_the_fix() {
         assert_eq!(stderr.matches(cause).count(), 1, "{args:?}: said once in all:\n{stderr}");
     }
 }
+
+/// Runs `command` (a shell line) under a pseudo-terminal with `script`, as an operator at a
+/// terminal would; returns what the terminal showed.
+fn at_a_terminal(command: &str) -> String {
+    let out = Command::new("script").args(["-qec", command, "/dev/null"]).stdin(Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Long commands show progress (counts, a rate) on stderr when it is a terminal, and nothing
+/// extra when it is not; `--json` on stdout stays one parseable document either way.
+#[test]
+fn long_commands_show_progress_only_at_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_pixlake");
+    let file = dir.path().join("events.jsonl");
+    let shown = at_a_terminal(&format!("{bin} produce --count 50000 --output {}", file.display()));
+    assert!(shown.contains("publishing") && shown.contains("50,000/50,000 events") && shown.contains("/s"), "{shown}");
+
+    let out = pixlake().args(["produce", "--count", "50000", "--output"]).arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "only the summary when stderr is not a terminal: {stderr:?}");
+    assert!(!stderr.contains('\r') && !stderr.contains('\u{1b}'), "{stderr:?}");
+
+    // maintain --json at a terminal, stdout to a file: progress on the terminal, JSON in the file.
+    let warehouse = dir.path().join("warehouse");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let url = deltalake::ensure_table_uri(warehouse.join("pix_quarantine").to_str().unwrap()).unwrap();
+        let mut q = pixlake::sink::delta::DeltaTableWriter::open_or_create(
+            "pix_quarantine",
+            url,
+            pixlake::pix::quarantine_schema(),
+            pixlake::pix::batch::INGEST_DATE,
+        )
+        .await
+        .unwrap();
+        let rejection = pixlake::pix::Rejection::new(HardRule::MalformedJson, "", "not JSON");
+        for offset in 0..3 {
+            let mut b = pixlake::pix::QuarantineBatchBuilder::new();
+            let meta = pixlake::pix::KafkaMeta { topic: "pix.payments", partition: 0, offset, timestamp: None };
+            b.append(&meta, None, Some(b"{"), &rejection, "payments", 1_764_000_000_000_000);
+            q.commit(vec![b.finish().unwrap()], vec![], Default::default()).await.unwrap();
+        }
+    });
+    let json = dir.path().join("maintain.json");
+    let shown = at_a_terminal(&format!(
+        "PIXLAKE__WAREHOUSE__ROOT={} {bin} maintain --json --no-vacuum > {}",
+        warehouse.display(),
+        json.display()
+    ));
+    assert!(shown.contains("compacting pix_quarantine") && shown.contains("3/3 files"), "{shown}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(
+        report.as_array().unwrap().iter().any(|t| t["table"] == "pix_quarantine" && t["compacted_files"] == 3),
+        "{report}"
+    );
+}

@@ -102,3 +102,24 @@ fn produced_records_are_acknowledged_and_match_the_file_output() {
     assert!(expected.is_empty(), "records in the file but not in Kafka: {}", expected.len());
     assert_eq!(rejected_in_kafka, rejected_in_file, "the same records are invalid in Kafka and in the file");
 }
+
+/// A topic that does not exist is named at once, with the fix, instead of every record waiting
+/// out `message.timeout.ms` (5 minutes) to fail.
+#[test]
+fn a_missing_topic_is_named_at_once() {
+    common::require_broker();
+    let run = common::unique("no-topic");
+    let topics = [format!("{run}.payments"), format!("{run}.receipts"), format!("{run}.refunds")];
+    common::create_topics(&[topics[0].as_str(), topics[2].as_str()], 1);
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_pixlake"))
+        .args(["produce", "--count", "100"])
+        .envs(common::pipeline_env(&topics, "unused"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("topic {} does not exist", topics[1])), "{stderr}");
+    assert!(stderr.contains("pipelines[].topic"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+}

@@ -23,7 +23,9 @@ pub struct Args {
 
 /// Runs the audit and prints it; `Findings` (exit 1) on any violation.
 pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
-    let report = audit::run(config, &args.pipelines).context("cannot audit")?;
+    let bar = super::progress::Bar::stderr();
+    let report = audit::run(config, &args.pipelines, &bar).context("cannot audit")?;
+    bar.finish();
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;

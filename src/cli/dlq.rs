@@ -58,7 +58,9 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
         since: time("--since", &a.since)?,
         until: time("--until", &a.until)?,
     };
-    let report = replay::replay(config, &filter, &Probe::from_env()).context("cannot replay the dead letters")?;
+    let bar = super::progress::Bar::stderr();
+    let report = replay::replay(config, &filter, &Probe::from_env(), &bar).context("cannot replay the dead letters")?;
+    bar.finish();
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;

@@ -48,7 +48,8 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
         vacuum_retention_hours: (!args.no_vacuum).then_some(args.retention_hours),
         force: args.force,
     };
-    let report = maintain::run(config, &args.pipelines, upkeep).with_context(|| {
+    let bar = super::progress::Bar::stderr();
+    let report = maintain::run(config, &args.pipelines, upkeep, &bar).with_context(|| {
         if args.force {
             "maintenance failed".to_owned()
         } else {
@@ -56,6 +57,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
                 .to_owned()
         }
     })?;
+    bar.finish();
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;

@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod maintain;
 pub mod offsets;
 pub mod produce;
+pub mod progress;
 pub mod signals;
 pub mod status;
 pub mod validate;

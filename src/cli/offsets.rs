@@ -88,7 +88,9 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
     for t in &a.topics {
         scope.topics.push(Scope::parse_topic(t).map_err(anyhow::Error::msg)?);
     }
-    let moves = reset::reset(config, &scope, target, a.execute).context("cannot reset the offsets")?;
+    let bar = super::progress::Bar::stderr();
+    let moves = reset::reset(config, &scope, target, a.execute, &bar).context("cannot reset the offsets")?;
+    bar.finish();
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&moves)?)?;

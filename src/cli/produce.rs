@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::telemetry::progress::Progress;
+
 use super::Outcome;
 use crate::config::Config;
 use crate::pix::Category;
@@ -110,6 +112,8 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
         institution,
         max_message_bytes: config.validation.max_message_bytes,
     });
+    let bar = super::progress::Bar::stderr();
+    bar.step("publishing", args.count, "events");
     let began = Instant::now();
     let (mut sent, mut invalid, mut fraud) = (0u64, 0u64, 0u64);
     let mut by_category = [0u64; 3];
@@ -119,6 +123,9 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
         }
         sink.send(&record)?;
         sent += 1;
+        if sent.is_multiple_of(1024) {
+            bar.advance(1024);
+        }
         by_category[record.category as usize] += 1;
         invalid += u64::from(record.invalid.is_some());
         if let Some(pattern) = record.fraud {
@@ -134,10 +141,13 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
             std::thread::sleep(wait);
         }
     }
+    bar.advance(sent % 1024);
     if let Some(mut l) = labels {
         l.flush()?;
     }
+    bar.step("waiting for the acknowledgements", None, "");
     let delivery = sink.finish()?;
+    bar.finish();
     let secs = began.elapsed().as_secs_f64();
     let target =
         args.output.as_ref().map_or_else(|| format!("Kafka at {}", config.kafka.brokers), |p| p.display().to_string());

@@ -387,7 +387,7 @@ fn schedule_maintenance(
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
-            match crate::ops::maintain::run(&config, &pipelines, upkeep) {
+            match crate::ops::maintain::run(&config, &pipelines, upkeep, &crate::telemetry::progress::Silent) {
                 Ok(report) => {
                     let compacted: u64 = report.iter().map(|m| m.compacted_files).sum();
                     let vacuumed: u64 = report.iter().map(|m| m.vacuumed_files).sum();

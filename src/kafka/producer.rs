@@ -95,6 +95,11 @@ pub enum ProduceError {
     },
     #[error("{pending} record(s) still unacknowledged after {timeout:?}; is the broker at {brokers} reachable?")]
     FlushTimeout { pending: i32, timeout: Duration, brokers: String },
+    #[error(
+        "topic {topic} does not exist on Kafka at {brokers}; create it (kafka-topics.sh --create, or scripts/kafka.sh \
+         topics for the local broker), or point pipelines[].topic at one that does"
+    )]
+    NoTopic { topic: String, brokers: String },
     #[error("{pending} record(s) unacknowledged: Kafka at {brokers} cannot be used")]
     Broker {
         pending: i32,
@@ -176,6 +181,26 @@ impl AckedProducer {
                     return Err(ProduceError::Enqueue { topic: topic.to_owned(), source });
                 }
             }
+        }
+    }
+
+    /// Fails with [`ProduceError::NoTopic`] for the first of `topics` the cluster says it does
+    /// not have (or could create, where the broker auto-creates topics). A cluster that does not
+    /// answer within `timeout` is not judged here: sending and flushing report that.
+    pub fn require_topics(&self, topics: &[&str], timeout: Duration) -> Result<(), ProduceError> {
+        let Ok(metadata) = self.inner.client().fetch_metadata(None, timeout) else { return Ok(()) };
+        let known = |t: &str| metadata.topics().iter().any(|m| m.name() == t && !m.partitions().is_empty());
+        match topics.iter().find(|t| !known(t)) {
+            // Where the broker creates topics on first use, asking for it creates it.
+            Some(t)
+                if self.inner.client().fetch_metadata(Some(t), timeout).is_ok_and(|m| {
+                    m.topics().first().is_some_and(|m| m.error().is_none() && !m.partitions().is_empty())
+                }) =>
+            {
+                Ok(())
+            }
+            Some(t) => Err(ProduceError::NoTopic { topic: (*t).to_owned(), brokers: self.brokers.clone() }),
+            None => Ok(()),
         }
     }
 

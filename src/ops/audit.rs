@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::offsets::CommittedOffsets;
 use crate::pix::batch::QUARANTINE_TABLE;
 use crate::sink::delta::{SinkError, chosen_gaps, scan};
+use crate::telemetry::progress::Progress;
 
 /// What [`check`] found for one partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -119,7 +120,7 @@ pub enum AuditError {
 }
 
 /// Audits `pipelines` (all when empty).
-pub fn run(config: &Config, pipelines: &[String]) -> Result<Audit, AuditError> {
+pub fn run(config: &Config, pipelines: &[String], progress: &dyn Progress) -> Result<Audit, AuditError> {
     let rt = source::runtime()?;
     let consumer = source::reader(config, "audit", &[("enable.partition.eof", "true")])?;
     let kafka = source::kafka(config, &consumer);
@@ -127,22 +128,27 @@ pub fn run(config: &Config, pipelines: &[String]) -> Result<Audit, AuditError> {
     // Rows and offsets of each table come from one loaded version, so they agree even while
     // ingest commits.
     let quarantine_table = source::open(&rt, config, QUARANTINE_TABLE)?;
-    let quarantine = rt.block_on(scan(QUARANTINE_TABLE, quarantine_table.as_ref())).map_err(Box::new)?;
+    let quarantine = rt.block_on(scan(QUARANTINE_TABLE, quarantine_table.as_ref(), progress)).map_err(Box::new)?;
     let mut out = Vec::new();
     for p in selected {
         let ids = source::partitions(&consumer, &p.topic).map_err(kafka)?;
         let ids = ids.ok_or_else(|| SourceError::NoTopic(p.topic.clone()))?;
         let table_at = source::open(&rt, config, &p.table)?;
         let offsets = source::offsets(&rt, p, &ids, table_at.as_ref(), quarantine_table.as_ref())?;
-        let table = rt.block_on(scan(&p.table, table_at.as_ref())).map_err(Box::new)?;
+        let table = rt.block_on(scan(&p.table, table_at.as_ref(), progress)).map_err(Box::new)?;
         let gaps = match &table_at {
             Some(t) => rt.block_on(chosen_gaps(&p.table, t)).map_err(Box::new)?,
             None => Vec::new(),
         };
+        let mut ranges = Vec::with_capacity(offsets.len());
         for (&n, committed) in &offsets {
             let (low, high) = consumer.fetch_watermarks(&p.topic, n, TIMEOUT).map_err(kafka)?;
-            let until = committed.resume().unwrap_or(low).min(high);
-            let source = source_offsets(&consumer, &p.topic, n, low, until).map_err(|e| match e {
+            ranges.push((n, *committed, low, high, committed.resume().unwrap_or(low).min(high)));
+        }
+        let total = ranges.iter().map(|r| (r.4 - r.2).max(0) as u64).sum();
+        progress.step(&format!("checking {} against Kafka", p.topic), Some(total), "records");
+        for (n, committed, low, high, until) in ranges {
+            let source = source_offsets(&consumer, &p.topic, n, low, until, progress).map_err(|e| match e {
                 Read::Kafka(source) => kafka(source).into(),
                 Read::Incomplete(reached) => AuditError::SourceIncomplete {
                     topic: p.topic.clone(),
@@ -155,7 +161,7 @@ pub fn run(config: &Config, pipelines: &[String]) -> Result<Audit, AuditError> {
             let skipped =
                 |o: i64| gaps.iter().any(|(t, gp, from, to)| t == &p.topic && *gp == n && o >= *from && o < *to);
             let (gap, source): (Vec<i64>, Vec<i64>) = source.into_iter().partition(|&o| skipped(o));
-            let findings = check(table.of(&p.topic, n), quarantine.of(&p.topic, n), *committed, &source);
+            let findings = check(table.of(&p.topic, n), quarantine.of(&p.topic, n), committed, &source);
             out.push(PartitionAudit {
                 pipeline: p.name.clone(),
                 topic: p.topic.clone(),
@@ -193,6 +199,7 @@ fn source_offsets(
     partition: i32,
     from: i64,
     until: i64,
+    progress: &dyn Progress,
 ) -> Result<Vec<i64>, Read> {
     let mut offsets = Vec::new();
     if from >= until {
@@ -213,6 +220,7 @@ fn source_offsets(
                 if m.offset() < until {
                     offsets.push(m.offset());
                 }
+                progress.advance((m.offset() + 1).min(until).saturating_sub(reached).max(0) as u64);
                 reached = m.offset() + 1;
             }
             Some(Err(KafkaError::PartitionEOF(_))) => break,

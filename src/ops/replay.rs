@@ -30,6 +30,7 @@ use crate::probe::Probe;
 use crate::sink::delta::{
     DeltaTableWriter, Loaded, RewindError, SMALL_ROWS, SinkError, TableBatches, coordinates, delete_rows, read_offsets,
 };
+use crate::telemetry::progress::Progress;
 
 /// Which quarantined records to consider.
 #[derive(Debug, Clone, Default)]
@@ -92,7 +93,12 @@ type Keys = BTreeMap<i32, HashSet<i64>>;
 /// coordinates only), a second one decodes their raw values a batch at a time, and the rows that
 /// pass are appended to the category table in chunks of [`CHUNK_ROWS`]. Memory is bounded by a
 /// batch, a chunk and the candidates' coordinates — never by the quarantine's size.
-pub fn replay(config: &Config, filter: &Filter, probe: &Probe) -> Result<BTreeMap<String, Replayed>, ReplayError> {
+pub fn replay(
+    config: &Config,
+    filter: &Filter,
+    probe: &Probe,
+    progress: &dyn Progress,
+) -> Result<BTreeMap<String, Replayed>, ReplayError> {
     let rt = super::source::runtime()?;
     config.check_topics(&filter.topics)?;
     // A rule id that does not exist would match nothing and report success.
@@ -100,28 +106,42 @@ pub fn replay(config: &Config, filter: &Filter, probe: &Probe) -> Result<BTreeMa
     if let Some(unknown) = filter.rules.iter().find(|r| !known.contains(r)) {
         return Err(crate::config::UnknownName { what: "hard rule", name: unknown.clone(), known }.into());
     }
-    let decoder = Decoder::new(config.validation.max_message_bytes);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
+    let run = Run {
+        rt: &rt,
+        config,
+        filter,
+        decoder: Decoder::new(config.validation.max_message_bytes),
+        now: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64),
+        probe,
+        progress,
+    };
     let mut out = BTreeMap::new();
     for p in config.pipelines.iter().filter(|p| filter.topics.is_empty() || filter.topics.contains(&p.topic)) {
-        out.insert(p.name.clone(), replay_pipeline(&rt, config, p, filter, &decoder, now, probe)?);
+        out.insert(p.name.clone(), replay_pipeline(&run, p)?);
     }
     Ok(out)
 }
 
-fn replay_pipeline(
-    rt: &tokio::runtime::Runtime,
-    config: &Config,
-    p: &Pipeline,
-    filter: &Filter,
-    decoder: &Decoder,
+/// What every pipeline's replay shares.
+struct Run<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    config: &'a Config,
+    filter: &'a Filter,
+    decoder: Decoder,
+    /// When the replay started: the rows' `ingest_time` and the rules' clock.
     now: i64,
-    probe: &Probe,
-) -> Result<Replayed, ReplayError> {
+    probe: &'a Probe,
+    progress: &'a dyn Progress,
+}
+
+fn replay_pipeline(run: &Run<'_>, p: &Pipeline) -> Result<Replayed, ReplayError> {
+    let Run { rt, config, filter, now, probe, progress, .. } = *run;
+    let decoder = &run.decoder;
     let mut report = Replayed::default();
     // The quarantine as it is now (another pipeline's replay may just have rewritten it).
     let Some(quarantine) = super::source::open(rt, config, QUARANTINE_TABLE)? else { return Ok(report) };
-    let mut candidates = candidates(rt, &quarantine, &p.topic, filter)?;
+    progress.step(&format!("finding {}'s records in {QUARANTINE_TABLE}", p.topic), None, "rows");
+    let mut candidates = candidates(rt, &quarantine, &p.topic, filter, progress)?;
     if candidates.is_empty() {
         return Ok(report);
     }
@@ -139,8 +159,9 @@ fn replay_pipeline(
         ))
         .map_err(Box::new)?;
     let committed = |n: i32| offsets.get(&n).and_then(|o| o.category);
+    progress.step(&format!("looking for them in {}", p.table), None, "rows");
     let present = match &table_at {
-        Some(t) => held(rt, &p.table, t, &p.topic, &candidates)?,
+        Some(t) => held(rt, &p.table, t, &p.topic, &candidates, progress)?,
         None => HashSet::new(),
     };
     let metadata = HashMap::from([
@@ -149,6 +170,8 @@ fn replay_pipeline(
     ]);
     let mut chunk = Chunk { builder: CategoryBatchBuilder::new(p.category, 1024), bytes: 0, writer: None };
     let mut remove: HashSet<(i32, i64)> = HashSet::new();
+    let total = candidates.values().map(|c| c.len() as u64).sum();
+    progress.step(&format!("replaying {} records of {}", total, p.topic), Some(total), "records");
     let mut rows = TableBatches::new(QUARANTINE_TABLE, &quarantine, &WIDE, SMALL_ROWS).map_err(Box::new)?;
     while let Some(b) = rt.block_on(rows.next()).map_err(Box::new)? {
         let (topic, part, off) = coordinates(QUARANTINE_TABLE, &b).map_err(Box::new)?;
@@ -166,6 +189,7 @@ fn replay_pipeline(
             {
                 continue;
             }
+            progress.advance(1);
             let value = raw.is_valid(i).then(|| raw.value(i));
             match decoder.decode(value, Some(p.category), now) {
                 Err(rejection) => *report.still_rejected.entry(rejection.rule.id().to_owned()).or_default() += 1,
@@ -197,7 +221,7 @@ fn replay_pipeline(
     }
     probe.hit("replay-inserted");
     let location = super::source::location(config, QUARANTINE_TABLE)?;
-    rt.block_on(delete_rows(QUARANTINE_TABLE, location, &p.topic, &remove, metadata)).map_err(Box::new)?;
+    rt.block_on(delete_rows(QUARANTINE_TABLE, location, &p.topic, &remove, metadata, progress)).map_err(Box::new)?;
     Ok(report)
 }
 
@@ -247,6 +271,7 @@ fn candidates(
     quarantine: &deltalake::DeltaTable,
     topic: &str,
     filter: &Filter,
+    progress: &dyn Progress,
 ) -> Result<Keys, ReplayError> {
     let mut out = Keys::new();
     let mut rows = TableBatches::new(QUARANTINE_TABLE, quarantine, &NARROW, SMALL_ROWS).map_err(Box::new)?;
@@ -256,6 +281,7 @@ fn candidates(
             continue;
         };
         let (ts, rule) = (ts.as_primitive::<TimestampMicrosecondType>(), rule.as_string::<i32>());
+        progress.advance(b.num_rows() as u64);
         for i in 0..b.num_rows() {
             if !t.is_valid(i)
                 || t.value(i) != topic
@@ -282,12 +308,14 @@ fn held(
     table: &deltalake::DeltaTable,
     topic: &str,
     candidates: &Keys,
+    progress: &dyn Progress,
 ) -> Result<HashSet<(i32, i64)>, ReplayError> {
     let mut out = HashSet::new();
     let mut rows = TableBatches::new(name, table, &["kafka_topic", "kafka_partition", "kafka_offset"], SMALL_ROWS)
         .map_err(Box::new)?;
     while let Some(b) = rt.block_on(rows.next()).map_err(Box::new)? {
         let (t, part, off) = coordinates(name, &b).map_err(Box::new)?;
+        progress.advance(b.num_rows() as u64);
         for i in 0..b.num_rows() {
             let (n, o) = (part.value(i), off.value(i));
             if t.is_valid(i) && t.value(i) == topic && candidates.get(&n).is_some_and(|c| c.contains(&o)) {

@@ -24,6 +24,7 @@ use crate::kafka::{Role, client_config};
 use crate::offsets::{AppIds, Table};
 use crate::pix::batch::QUARANTINE_TABLE;
 use crate::sink::delta::{Cut, RewindError, SinkError, rewind, scan};
+use crate::telemetry::progress::Progress;
 
 /// Where to move the offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +95,13 @@ impl Scope {
 }
 
 /// Plans the reset (and applies it when `execute`). Returns the moves.
-pub fn reset(config: &Config, scope: &Scope, target: Target, execute: bool) -> Result<Vec<Move>, ResetError> {
+pub fn reset(
+    config: &Config,
+    scope: &Scope,
+    target: Target,
+    execute: bool,
+    progress: &dyn Progress,
+) -> Result<Vec<Move>, ResetError> {
     let rt = source::runtime()?;
     let consumer = source::reader(config, "offsets", &[])?;
     let kafka = source::kafka(config, &consumer);
@@ -113,8 +120,8 @@ pub fn reset(config: &Config, scope: &Scope, target: Target, execute: bool) -> R
         let table_at = source::open(&rt, config, &p.table)?;
         let quarantine_at = source::open(&rt, config, QUARANTINE_TABLE)?;
         let offsets = source::offsets(&rt, p, &partitions, table_at.as_ref(), quarantine_at.as_ref())?;
-        let table = rt.block_on(scan(&p.table, table_at.as_ref())).map_err(Box::new)?;
-        let quarantine = rt.block_on(scan(QUARANTINE_TABLE, quarantine_at.as_ref())).map_err(Box::new)?;
+        let table = rt.block_on(scan(&p.table, table_at.as_ref(), progress)).map_err(Box::new)?;
+        let quarantine = rt.block_on(scan(QUARANTINE_TABLE, quarantine_at.as_ref(), progress)).map_err(Box::new)?;
         let mut moves = Vec::new();
         for (&n, committed) in &offsets {
             let (low, high) = consumer.fetch_watermarks(&p.topic, n, TIMEOUT).map_err(kafka)?;
@@ -159,7 +166,7 @@ pub fn reset(config: &Config, scope: &Scope, target: Target, execute: bool) -> R
             refuse_live_group(&consumer, config, p)?;
         }
         for (p, moves) in &plans {
-            apply(&rt, config, p, moves, &location)?;
+            apply(&rt, config, p, moves, &location, progress)?;
         }
     }
     Ok(plans.into_iter().flat_map(|(_, moves)| moves).collect())
@@ -203,6 +210,7 @@ fn apply(
     p: &Pipeline,
     moves: &[Move],
     location: &impl Fn(&str) -> Result<url::Url, Box<SinkError>>,
+    progress: &dyn Progress,
 ) -> Result<(), ResetError> {
     let record: Vec<serde_json::Value> = moves
         .iter()
@@ -225,8 +233,9 @@ fn apply(
             })
             .collect()
     };
-    rt.block_on(rewind(&p.table, location(&p.table)?, &cuts(Table::Category), metadata.clone())).map_err(Box::new)?;
-    rt.block_on(rewind(QUARANTINE_TABLE, location(QUARANTINE_TABLE)?, &cuts(Table::Quarantine), metadata))
+    rt.block_on(rewind(&p.table, location(&p.table)?, &cuts(Table::Category), metadata.clone(), progress))
+        .map_err(Box::new)?;
+    rt.block_on(rewind(QUARANTINE_TABLE, location(QUARANTINE_TABLE)?, &cuts(Table::Quarantine), metadata, progress))
         .map_err(Box::new)?;
     // The group's offsets follow, for lag tools (best effort: Delta is the source of truth).
     let group: Result<BaseConsumer, _> =

@@ -108,6 +108,9 @@ impl KafkaSink {
     pub fn new(config: &Config, topics: Topics) -> Result<Self, SinkError> {
         // Room for records just over the validation limit (OVERSIZED_MESSAGE test records).
         let producer = AckedProducer::new(&config.kafka, config.validation.max_message_bytes * 2)?;
+        // A missing topic would hold every record until message.timeout.ms: say so now.
+        let names = Category::ALL.map(|c| topics.get(c));
+        producer.require_topics(&names, Duration::from_secs(10))?;
         Ok(KafkaSink { producer, topics, flush_timeout: Duration::from_secs(300), sent: 0 })
     }
 

@@ -173,7 +173,12 @@ impl Harness {
     fn rows(&self, kind: Table, partition: i32) -> Vec<i64> {
         let name = Self::table_name(kind);
         let table = self.rt.block_on(open_existing(name, self.location(name))).unwrap();
-        let mut rows = self.rt.block_on(scan(name, table.as_ref())).unwrap().of("pix.payments", partition).to_vec();
+        let mut rows = self
+            .rt
+            .block_on(scan(name, table.as_ref(), &crate::telemetry::progress::Silent))
+            .unwrap()
+            .of("pix.payments", partition)
+            .to_vec();
         rows.sort_unstable();
         rows
     }

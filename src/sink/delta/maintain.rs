@@ -24,6 +24,7 @@ use url::Url;
 
 use super::SinkError;
 use super::rewind::with_partition_columns;
+use crate::telemetry::progress::Progress;
 
 /// What maintenance did to one table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -50,20 +51,22 @@ pub struct Upkeep {
 }
 
 /// Runs `upkeep` on the table at `url`.
-pub async fn maintain(name: &str, url: Url, upkeep: Upkeep) -> Result<Maintained, SinkError> {
+pub async fn maintain(name: &str, url: Url, upkeep: Upkeep, progress: &dyn Progress) -> Result<Maintained, SinkError> {
     let err = SinkError::delta(name, "maintain");
     let mut out = Maintained { table: name.to_owned(), ..Maintained::default() };
     let Some(mut table) = super::files::open_existing(name, url).await? else { return Ok(out) };
     out.files_before = table.snapshot().map_err(err)?.log_data().num_files() as u64;
     if let Some(target) = upkeep.compact_target {
-        out.compacted_files = compact(name, &mut table, target).await?;
+        out.compacted_files = compact(name, &mut table, target, progress).await?;
     }
     if upkeep.checkpoint {
+        progress.step(&format!("checkpointing {name}"), None, "checkpoints");
         table.update_incremental(None).await.map_err(err)?;
         deltalake::checkpoints::create_checkpoint(&table, None).await.map_err(err)?;
         out.checkpoint_version = table.version();
     }
     if let Some(hours) = upkeep.vacuum_retention_hours {
+        progress.step(&format!("vacuuming {name}"), None, "files");
         table.update_incremental(None).await.map_err(err)?;
         let (t, metrics) = table
             .vacuum()
@@ -83,7 +86,7 @@ pub async fn maintain(name: &str, url: Url, upkeep: Upkeep) -> Result<Maintained
 
 /// Rewrites each partition value's small files into files of about `target` bytes; returns how
 /// many files were replaced.
-async fn compact(name: &str, table: &mut DeltaTable, target: u64) -> Result<u64, SinkError> {
+async fn compact(name: &str, table: &mut DeltaTable, target: u64, progress: &dyn Progress) -> Result<u64, SinkError> {
     let err = SinkError::delta(name, "compact");
     let snapshot = table.snapshot().map_err(err)?.clone();
     let schema: Schema = snapshot.schema().as_ref().try_into_arrow().map_err(|e| err(DeltaTableError::from(e)))?;
@@ -99,8 +102,11 @@ async fn compact(name: &str, table: &mut DeltaTable, target: u64) -> Result<u64,
     let store = table.object_store();
     let mut removes = Vec::new();
     let mut writer = RecordBatchWriter::for_table(table).map_err(err)?.with_target_file_size(target);
-    for (_, files) in groups.into_iter().filter(|(_, f)| f.len() >= 2) {
+    groups.retain(|_, f| f.len() >= 2);
+    progress.step(&format!("compacting {name}"), Some(groups.values().map(Vec::len).sum::<usize>() as u64), "files");
+    for files in groups.into_values() {
         for file in files {
+            progress.advance(1);
             let (path, size) = (file.object_store_path(), file.size().max(0) as u64);
             let mut rows =
                 super::files::FileRows::open(name, &store, &path, size, None, super::scan::SMALL_ROWS).await?;

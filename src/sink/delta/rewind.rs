@@ -21,6 +21,7 @@ use url::Url;
 use super::SinkError;
 use super::files::FileRows;
 use super::scan::SMALL_ROWS;
+use crate::telemetry::progress::Progress;
 
 /// The columns that say which record a row is.
 const COORDINATES: [&str; 3] = ["kafka_topic", "kafka_partition", "kafka_offset"];
@@ -63,6 +64,7 @@ pub async fn rewind(
     url: Url,
     cuts: &[Cut],
     metadata: HashMap<String, serde_json::Value>,
+    progress: &dyn Progress,
 ) -> Result<Rewound, RewindError> {
     let predicate = cuts
         .iter()
@@ -76,7 +78,7 @@ pub async fn rewind(
         .join(" OR ");
     let txns = cuts.iter().map(|c| Transaction::new(&c.app_id, c.offset)).collect();
     let cut = |t: &str, p: i32, o: i64| cuts.iter().any(|c| c.partition == p && o >= c.offset && c.topic == t);
-    remove_matching(name, url, &cut, txns, metadata, predicate).await
+    remove_matching(name, url, &cut, txns, metadata, predicate, progress).await
 }
 
 /// Removes the rows of `topic` with these (partition, offset) in one commit (no offset moves).
@@ -86,10 +88,11 @@ pub async fn delete_rows(
     topic: &str,
     keys: &HashSet<(i32, i64)>,
     metadata: HashMap<String, serde_json::Value>,
+    progress: &dyn Progress,
 ) -> Result<Rewound, RewindError> {
     let hit = |t: &str, p: i32, o: i64| t == topic && keys.contains(&(p, o));
     let predicate = format!("{} listed (kafka_partition, kafka_offset) of {topic}", keys.len());
-    remove_matching(name, url, &hit, Vec::new(), metadata, predicate).await
+    remove_matching(name, url, &hit, Vec::new(), metadata, predicate, progress).await
 }
 
 /// The rows `remove(topic, partition, offset)` selects leave the table in one commit that also
@@ -101,6 +104,7 @@ async fn remove_matching(
     txns: Vec<Transaction>,
     metadata: HashMap<String, serde_json::Value>,
     predicate: String,
+    progress: &dyn Progress,
 ) -> Result<Rewound, RewindError> {
     let err = SinkError::delta(name, "rewrite");
     let Some(table) = super::files::open_existing(name, url).await? else { return Ok(Rewound::default()) };
@@ -112,7 +116,9 @@ async fn remove_matching(
     let mut writer = RecordBatchWriter::for_table(&table).map_err(err)?;
     let mut out = Rewound::default();
     let files: Vec<_> = snapshot.log_data().iter().collect();
+    progress.step(&format!("rewriting {name}"), Some(files.len() as u64), "files");
     for file in files {
+        progress.advance(1);
         let (path, size) = (file.object_store_path(), file.size().max(0) as u64);
         // First pass, the coordinates only: which rows go, and whether any stay.
         let mut coords = FileRows::open(name, &store, &path, size, Some(&COORDINATES), SMALL_ROWS).await?;

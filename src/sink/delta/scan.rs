@@ -12,6 +12,7 @@ use deltalake::{DeltaTable, DeltaTableError, Path};
 
 use super::SinkError;
 use super::files::FileRows;
+use crate::telemetry::progress::Progress;
 
 /// Rows per batch when only small columns are read.
 pub const SMALL_ROWS: usize = 8192;
@@ -48,12 +49,14 @@ pub fn coordinates<'b>(name: &str, b: &'b RecordBatch) -> Result<Coordinates<'b>
 }
 
 /// Every row's Kafka coordinates in `table` (named `name`) as loaded; `None`: no table yet.
-pub async fn scan(name: &str, table: Option<&DeltaTable>) -> Result<TableRows, SinkError> {
+pub async fn scan(name: &str, table: Option<&DeltaTable>, progress: &dyn Progress) -> Result<TableRows, SinkError> {
     let Some(table) = table else { return Ok(TableRows::default()) };
+    progress.step(&format!("reading {name}"), None, "rows");
     let mut offsets: HashMap<(String, i32), Vec<i64>> = HashMap::new();
     let mut rows = TableBatches::new(name, table, &["kafka_topic", "kafka_partition", "kafka_offset"], SMALL_ROWS)?;
     while let Some(b) = rows.next().await? {
         let (t, p, o) = coordinates(name, &b)?;
+        progress.advance(b.num_rows() as u64);
         for i in 0..b.num_rows() {
             if t.is_valid(i) {
                 offsets.entry((t.value(i).to_owned(), p.value(i))).or_default().push(o.value(i));
