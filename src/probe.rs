@@ -11,7 +11,11 @@
 //! Points, in commit order: `encoded` (rows handed to the Parquet writer, upload next),
 //! `files-written` (data files in storage, the Delta log commit next), `table-committed` (the
 //! category table committed, `pix_quarantine` next), `committed` (both committed, the Kafka
-//! group commit next).
+//! group commit next). Points of the process's life, which tests wait for instead of reading
+//! log wording: `assigned` (partitions newly assigned, their offsets read from Delta),
+//! `revoked`, `fenced` (a commit refused because another writer committed for a partition),
+//! `stop-requested` (the first SIGINT/SIGTERM), `maintenance-done` (a scheduled maintenance
+//! run), `replay-inserted` (`dlq replay`: rows appended, quarantine removal next).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -50,7 +50,7 @@ fn replay_after_relaxing_a_rule_moves_each_record_once() {
     let mut cmd = s.command(&["dlq", "replay", "--rule", "OVERSIZED_MESSAGE"], &[RELAXED]);
     cmd.env("PIXLAKE_PROBE", "pause:replay-inserted:1");
     let mut p = Proc::spawn(cmd);
-    assert!(p.wait_for("paused at replay-inserted", Duration::from_secs(120)), "{}", p.log());
+    assert!(p.wait_probe("paused at replay-inserted", 1, Duration::from_secs(120)), "{}", p.log());
     p.kill9();
 
     let first = replay(&s);

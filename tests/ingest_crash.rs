@@ -27,8 +27,12 @@ fn kill_9_at_twenty_moments_loses_and_doubles_nothing() {
     let s = Setup::new("ingest-b", 3, dir.path());
     let n: u64 = std::env::var("PIXLAKE_CRASH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(500_000);
     s.produce(n, 0.02, 31);
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    eprintln!("crash test seed {seed} (moments are random per run)");
+    // Moments are random per run; PIXLAKE_CRASH_SEED replays a run's moments.
+    let seed = std::env::var("PIXLAKE_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    eprintln!("crash test moments from PIXLAKE_CRASH_SEED={seed} (set it to replay them)");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let extra = [("PIXLAKE__BATCH__MAX_ROWS", "20000"), ("PIXLAKE__BATCH__MAX_LATENCY_MS", "1000")];
     // Static membership (the default): each restart takes the killed instance's partitions
@@ -55,13 +59,13 @@ fn kill_9_at_twenty_moments_loses_and_doubles_nothing() {
                 std::thread::sleep(*after);
                 true
             }
-            Moment::Frozen(point, _) => p.wait_for(&format!("paused at {point}"), Duration::from_secs(90)),
+            Moment::Frozen(point, _) => p.wait_probe(&format!("paused at {point}"), 1, Duration::from_secs(90)),
             Moment::Uploading(nth) => {
                 let deadline = Instant::now() + Duration::from_secs(90);
-                while p.count("pixlake-probe: encoded") < *nth as usize && Instant::now() < deadline {
+                while p.probes("encoded") < *nth as usize && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                p.count("pixlake-probe: encoded") >= *nth as usize
+                p.probes("encoded") >= *nth as usize
             }
         };
         assert!(p.child.try_wait().unwrap().is_none(), "ingest exited before the kill:\n{}", p.log());

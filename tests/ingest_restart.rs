@@ -13,22 +13,15 @@ use common::lake::{Proc, Setup, check_complete, check_invariant, wait_committed}
 /// The `pixlake ingest` command of `s` with pixlake's default session settings (the test setup
 /// shortens them otherwise).
 fn default_session(s: &Setup, args: &[&str], extra: &[(&str, &str)]) -> std::process::Command {
-    let mut c = s.command(args, extra);
+    let mut c = s.traced(args, extra);
     c.env_remove("PIXLAKE__KAFKA__CONSUMER__SESSION_TIMEOUT_MS")
         .env_remove("PIXLAKE__KAFKA__CONSUMER__HEARTBEAT_INTERVAL_MS");
     c
 }
 
-/// Waits until `p` has logged `n` non-empty assignments.
+/// Waits until `p` was assigned partitions `n` times (its probe markers).
 fn wait_assigned(p: &mut Proc, n: usize, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while p.count("assigned=[(") < n {
-        if Instant::now() > deadline || p.child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
+    p.wait_probe("assigned", n, timeout)
 }
 
 /// (a) `kill -9`, then a restart with the same instance id and the default 45 s session: the
@@ -45,7 +38,7 @@ fn a_restart_after_kill_9_gets_its_partitions_back_before_the_session_expires() 
         ("PIXLAKE__BATCH__MAX_LATENCY_MS", "500"),
     ];
     let mut first = Proc::spawn(default_session(&s, &["ingest"], &extra));
-    assert!(first.wait_for("committed batch", Duration::from_secs(120)), "{}", first.log());
+    assert!(first.wait_probe("committed", 1, Duration::from_secs(120)), "{}", first.log());
     first.kill9();
     let killed = Instant::now();
     let mut second = Proc::spawn(default_session(&s, &["ingest"], &extra));
@@ -122,9 +115,9 @@ fn freeze_a_member_holding_half(s: &Setup, m_session: Option<&str>, u_args: &[&s
     assert!(wait_assigned(&mut m, 1, Duration::from_secs(60)), "{}", m.log());
     let mut args = vec!["ingest", "--pipeline", "receipts", "--until-caught-up", "--json"];
     args.extend_from_slice(u_args);
-    let mut u = Proc::spawn(s.command(&args, &[("PIXLAKE__INGEST__INSTANCE_ID", "u")]));
+    let mut u = Proc::spawn(s.traced(&args, &[("PIXLAKE__INGEST__INSTANCE_ID", "u")]));
     assert!(wait_assigned(&mut u, 1, Duration::from_secs(60)), "u never got partitions:\n{}\n{}", u.log(), m.log());
-    assert!(m.wait_for("partitions revoked", Duration::from_secs(30)), "m gave nothing away:\n{}", m.log());
+    assert!(m.wait_probe("revoked", 1, Duration::from_secs(30)), "m gave nothing away:\n{}", m.log());
     m.signal(libc::SIGSTOP);
     (m, u)
 }

@@ -28,8 +28,8 @@ fn maintenance_beside_ingest_keeps_the_invariant() {
     let s = Setup::new("maintain", 3, dir.path());
     s.produce(n, 0.02, 91);
     let extra = [("PIXLAKE__BATCH__MAX_ROWS", "5000"), ("PIXLAKE__BATCH__MAX_LATENCY_MS", "500")];
-    let mut ingest = Proc::spawn(s.command(&["ingest"], &extra));
-    assert!(ingest.wait_for("committed batch", Duration::from_secs(120)), "{}", ingest.log());
+    let mut ingest = Proc::spawn(s.traced(&["ingest"], &extra));
+    assert!(ingest.wait_probe("committed", 1, Duration::from_secs(120)), "{}", ingest.log());
 
     let highs = s.high_watermarks();
     let deadline = Instant::now() + Duration::from_secs(900);
@@ -49,12 +49,13 @@ fn maintenance_beside_ingest_keeps_the_invariant() {
         assert!(Instant::now() < deadline, "ingest did not catch up:\n{}", ingest.log());
     }
     ingest.sigterm();
+    let fenced = ingest.probes("fenced");
     let (status, _, log) = ingest.finish(Duration::from_secs(60));
     assert!(status.success(), "{log}");
     eprintln!("{runs} maintenance runs during ingest, {compacted} files compacted, {} failed", failures.len());
     assert!(compacted > 0, "compaction happened while ingest committed");
     assert!(failures.len() * 2 <= runs, "most runs succeed beside ingest: {failures:?}");
-    assert_eq!(log.matches("another writer committed offsets").count(), 0, "maintenance never fences ingest");
+    assert_eq!(fenced, 0, "maintenance never fences ingest");
 
     let audit = s.command(&["audit"], &[]).output().unwrap();
     assert!(audit.status.success(), "{}", String::from_utf8_lossy(&audit.stdout));
@@ -81,8 +82,8 @@ fn scheduled_maintenance_runs_inside_ingest() {
         ("PIXLAKE__BATCH__MAX_LATENCY_MS", "200"),
         ("PIXLAKE__INGEST__MAINTENANCE_INTERVAL_MS", "1000"),
     ];
-    let mut p = Proc::spawn(s.command(&["ingest"], &extra));
-    assert!(p.wait_for("scheduled maintenance done", Duration::from_secs(180)), "{}", p.log());
+    let mut p = Proc::spawn(s.traced(&["ingest"], &extra));
+    assert!(p.wait_probe("maintenance-done", 1, Duration::from_secs(180)), "{}", p.log());
     wait_committed(&s, Duration::from_secs(300), &mut [&mut p]);
     p.sigterm();
     let (status, _, log) = p.finish(Duration::from_secs(60));

@@ -245,10 +245,11 @@ fn prometheus_scrapes_ingest_and_agrees_with_the_tables() {
     let s = Setup::new("observe", 3, dir.path());
     s.produce(6_000, 0.05, 71);
     let total: i64 = s.high_watermarks().values().sum();
-    let mut ingest = Proc::spawn(s.command(
+    let addr = format!("127.0.0.1:{}", http::free_port());
+    let ingest = Proc::spawn(s.command(
         &["ingest"],
         &[
-            ("PIXLAKE__TELEMETRY__LISTEN", "127.0.0.1:0"),
+            ("PIXLAKE__TELEMETRY__LISTEN", addr.as_str()),
             ("PIXLAKE__TELEMETRY__LOG_FORMAT", "json"),
             ("PIXLAKE__BATCH__MAX_ROWS", "1000"),
             ("PIXLAKE__BATCH__MAX_LATENCY_MS", "1000"),
@@ -260,11 +261,12 @@ fn prometheus_scrapes_ingest_and_agrees_with_the_tables() {
             ),
         ],
     ));
-    assert!(ingest.wait_for("serving http://", Duration::from_secs(60)), "{}", ingest.log());
-    let listening = ingest.log().lines().find(|l| l.contains("serving http://")).unwrap().to_owned();
-    let addr = serde_json::from_str::<serde_json::Value>(&listening).unwrap()["address"].as_str().unwrap().to_owned();
 
-    assert_eq!(http::get(&addr, "/healthz").unwrap(), (200, "ok\n".to_owned()));
+    // The listener is bound before the first table is opened.
+    wait_until("/healthz answers", Duration::from_secs(60), || match http::get(&addr, "/healthz") {
+        Ok((200, body)) if body == "ok\n" => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
     assert_eq!(http::get(&addr, "/nowhere").unwrap().0, 404);
     wait_until("/readyz answers 200", Duration::from_secs(60), || {
         let (status, body) = http::get(&addr, "/readyz").map_err(|e| e.to_string())?;

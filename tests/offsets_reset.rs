@@ -55,8 +55,8 @@ fn reset_to_a_datetime_rewinds_without_duplicates() {
 
     // Refused while an ingest holds a group — here only the last pipeline's: every group is
     // checked before anything moves, so the first two pipelines are not rewound either.
-    let mut running = Proc::spawn(s.command(&["ingest", "--pipeline", "refunds"], &[]));
-    assert!(running.wait_for("partitions assigned", Duration::from_secs(60)), "{}", running.log());
+    let mut running = Proc::spawn(s.traced(&["ingest", "--pipeline", "refunds"], &[]));
+    assert!(running.wait_probe("assigned", 1, Duration::from_secs(60)), "{}", running.log());
     let (code, _, err) = reset(&s, &["--to-datetime", &middle, "--execute"]);
     assert_eq!(code, 2, "refused: {err}");
     assert!(err.contains("live member") && err.contains("refunds"), "{err}");

@@ -41,11 +41,13 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
         config.ingest.instance_id.push_str("-batch");
     }
     let config = &config;
+    let uncommitted = super::signals::Uncommitted::default();
     let options = Options {
         until_caught_up: args.until_caught_up,
         timeout: args.timeout,
         pipelines: args.pipelines,
-        stop: super::signals::stop_flag(),
+        stop: super::signals::stop_flag_telling(uncommitted.clone()),
+        uncommitted,
     };
     tracing::info!(config = %config.origin, instance_id = %config.ingest.instance_id, warehouse = %config.warehouse.root,
         brokers = %config.kafka.brokers, "ingest starting");

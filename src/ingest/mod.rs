@@ -84,6 +84,32 @@ pub struct Options {
     pub pipelines: Vec<String>,
     /// Set to stop (SIGTERM/SIGINT): flush, commit, return.
     pub stop: Arc<AtomicBool>,
+    /// Filled by [`run`] with what its pipelines hold uncommitted, for whoever must say it (a
+    /// second stop request exits without committing).
+    pub uncommitted: Uncommitted,
+}
+
+/// What a command has read and not committed, described for the operator on demand (set once
+/// the command knows; read from another thread).
+#[derive(Clone, Default)]
+pub struct Uncommitted(Arc<std::sync::OnceLock<Box<dyn Fn() -> String + Send + Sync>>>);
+
+impl Uncommitted {
+    /// How to describe it from now on (the first call wins).
+    pub fn set(&self, describe: impl Fn() -> String + Send + Sync + 'static) {
+        let _ = self.0.set(Box::new(describe));
+    }
+
+    /// The description, once there is a way to make it.
+    pub fn describe(&self) -> Option<String> {
+        self.0.get().map(|f| f())
+    }
+}
+
+impl std::fmt::Debug for Uncommitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Uncommitted")
+    }
 }
 
 /// What a run did, per pipeline.
@@ -166,6 +192,12 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
     let metrics = Metrics::new(&config.ingest.instance_id)?;
     let handles: Vec<PipelineMetrics> =
         selected.iter().map(|p| metrics.pipeline(&p.name, &p.topic, &p.table)).collect();
+    let buffered: Vec<(String, prometheus::IntGauge)> =
+        handles.iter().map(|h| (h.name().to_owned(), h.buffered_rows.clone())).collect();
+    options.uncommitted.set(move || {
+        let each: Vec<String> = buffered.iter().map(|(n, g)| format!("{n}: {} rows", g.get())).collect();
+        format!("the rows read since the last commit ({})", each.join(", "))
+    });
     let (listener_stop, listener_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(addr) = config.telemetry.listen {
         let listener = runtime.block_on(server::bind(addr))?;
@@ -207,7 +239,7 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
     let finished = Arc::new(AtomicBool::new(false));
     if let Some(every) = config.ingest.maintenance_interval {
         let names = threads.iter().map(|(n, _)| n.clone()).collect();
-        schedule_maintenance(config.clone(), names, every, options.stop.clone(), finished.clone());
+        schedule_maintenance(config.clone(), names, every, options.stop.clone(), finished.clone(), probe.clone());
     }
     let mut reports = Vec::new();
     let mut first_error = None;
@@ -373,6 +405,7 @@ fn schedule_maintenance(
     every: Duration,
     stop: Arc<AtomicBool>,
     finished: Arc<AtomicBool>,
+    probe: Probe,
 ) {
     let spawned = std::thread::Builder::new().name("pixlake-maintain".into()).spawn(move || {
         let upkeep = crate::sink::delta::Upkeep {
@@ -392,6 +425,7 @@ fn schedule_maintenance(
                     let compacted: u64 = report.iter().map(|m| m.compacted_files).sum();
                     let vacuumed: u64 = report.iter().map(|m| m.vacuumed_files).sum();
                     tracing::info!(compacted, vacuumed, tables = report.len(), "scheduled maintenance done");
+                    probe.hit("maintenance-done");
                 }
                 Err(e) => tracing::warn!(error = %crate::telemetry::Chain(&e),
                     "scheduled maintenance failed; trying again at the next interval"),

@@ -75,6 +75,15 @@ impl Setup {
         c
     }
 
+    /// [`Setup::command`] with the probe markers on: the process prints `pixlake-probe: POINT`
+    /// at each point of `pixlake::probe` (assigned, committed, fenced…), which tests wait for
+    /// instead of reading log wording.
+    pub fn traced(&self, args: &[&str], extra: &[(&str, &str)]) -> Command {
+        let mut c = self.command(args, extra);
+        c.env("PIXLAKE_PROBE", "markers");
+        c
+    }
+
     /// Produces `count` generated records (`invalid` ratio) to the setup's topics.
     pub fn produce(&self, count: u64, invalid: f64, seed: u64) {
         let out = self
@@ -346,6 +355,29 @@ impl Proc {
 
     pub fn count(&self, needle: &str) -> usize {
         self.lines.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// How many times the process passed probe point `point` (see [`Setup::traced`]).
+    pub fn probes(&self, point: &str) -> usize {
+        let marker = format!("pixlake-probe: {point}");
+        self.lines.lock().unwrap().iter().filter(|l| l.trim_end() == marker).count()
+    }
+
+    /// Waits until the process passed probe point `point` `n` times in all (false on timeout or
+    /// exit).
+    pub fn wait_probe(&mut self, point: &str, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.probes(point) >= n {
+                return true;
+            }
+            if self.child.try_wait().unwrap().is_some() {
+                std::thread::sleep(Duration::from_millis(200));
+                return self.probes(point) >= n;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     /// Waits until a stderr line contains `needle` (false on timeout or exit).

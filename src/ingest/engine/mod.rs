@@ -487,6 +487,7 @@ impl Engine {
                     }
                 }
                 CommitOutcome::Fenced => {
+                    self.probe.hit("fenced");
                     tm.fenced.inc();
                     self.totals.fenced += 1;
                     self.abandon(format!(
@@ -591,6 +592,9 @@ impl Engine {
         }
         self.metrics.set_assigned(self.parts.len());
         self.publish_lag(now.wall);
+        if !starts.is_empty() {
+            self.probe.hit("assigned");
+        }
         tracing::info!(pipeline = %self.pipeline.name, group = %self.pipeline.group, assigned = ?starts, kept = ?kept,
             "partitions assigned; starting at the offsets in Delta (None = earliest)");
         Ok(starts)
@@ -630,6 +634,9 @@ impl Engine {
         if self.abandon.is_some() {
             // Everything buffered was dropped; the partitions still owned must restart from Delta.
             self.buffer.clear();
+        }
+        if !revoked.is_empty() {
+            self.probe.hit("revoked");
         }
         tracing::info!(pipeline = %self.pipeline.name, revoked = ?revoked, "partitions revoked");
     }
