@@ -6,8 +6,10 @@
 //! credentials or permissions, a table another tool upgraded to a protocol pixlake cannot write,
 //! a table whose schema someone else changed, a warehouse location that cannot hold a table.
 //! Retrying those forever only hides them behind a process that looks alive: they are
-//! [`Permanent`], and a retry loop gives up on them after [`PERMANENT_ATTEMPTS`] (the cause may
-//! be a blip misread, or fixed meanwhile), stopping the pipeline with exit code 2 and the cause.
+//! [`Permanent`], and a retry loop gives up on them after `ingest.permanent_failure_attempts`
+//! in a row (default [`PERMANENT_ATTEMPTS`], about 25 s with the backoff: a refusal can be a
+//! blip — an object store answers 403 for an expired token while credentials rotate — or be
+//! fixed meanwhile), stopping the pipeline with exit code 2 and the cause.
 //!
 //! Kafka's own configuration problems (refused credentials, untrusted certificates) are
 //! diagnosed separately (`kafka::diagnosis`): a running ingest keeps retrying those, since the
@@ -16,9 +18,10 @@
 
 use std::error::Error;
 
-/// How many attempts a failure classified as permanent gets before retrying stops (with the
-/// backoff of `ingest::retry`, about 6 s from the first).
-pub const PERMANENT_ATTEMPTS: u32 = 6;
+/// How many attempts in a row a failure classified as permanent gets by default before retrying
+/// stops (with the backoff of `ingest::retry`, 100 ms doubling, jittered: about 25 to 50 s from
+/// the first).
+pub const PERMANENT_ATTEMPTS: u32 = 8;
 
 /// A failure that needs the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,12 +60,14 @@ impl Permanent {
                  warehouse.root, or point warehouse.root somewhere it may write"
             }
             Permanent::UnsupportedTable => {
-                "the table uses a Delta protocol version or feature pixlake cannot write (another tool upgraded it): \
-                 point pipelines[].table at a new table, or downgrade the table's protocol"
+                "the table's Delta protocol changed or needs a feature pixlake cannot write (another tool upgraded \
+                 it): restart pixlake, which says at start whether it can write the new protocol; if not, point \
+                 pipelines[].table at a new table"
             }
             Permanent::TableChanged => {
-                "another writer changed the table's schema or metadata: restore the table (or point \
-                 pipelines[].table at a new one); pixlake writes only tables with its own schema"
+                "another writer changed the table's schema or metadata: restart pixlake, which reads the table \
+                 again and goes on if its schema is still pixlake's (a changed property); if it then refuses the \
+                 table, restore it or point pipelines[].table at a new one"
             }
             Permanent::BadLocation => {
                 "warehouse.root cannot hold tables there (a file where a directory must be, or an unsupported \

@@ -40,8 +40,14 @@ fn main() -> ExitCode {
             let err: &(dyn std::error::Error + 'static) = err.as_ref();
             let line = masker.mask(&format!("pixlake: {}", pixlake::telemetry::Chain(err))).into_owned();
             match format {
-                // A log collector reading JSON lines gets the last word as one of them.
-                LogFormat::Json => tracing::error!(target: "pixlake", "{line}"),
+                // A log collector reading JSON lines gets the last word as one of them — written
+                // here, not through the log filter, which could hide it.
+                LogFormat::Json => {
+                    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+                    let event =
+                        serde_json::json!({"timestamp": at, "level": "ERROR", "target": "pixlake", "message": line});
+                    eprintln!("{event}");
+                }
                 LogFormat::Human => eprintln!("{line}"),
             }
             ExitCode::from(2)

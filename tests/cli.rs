@@ -272,7 +272,11 @@ fn an_error_says_each_cause_once_and_names_the_fix() {
         (&["status"], &[("PIXLAKE__KAFKA__BROKERS", "127.0.0.1:1")], "BrokerTransportFailure", "kafka.brokers"),
         (
             &["ingest", "--until-caught-up", "--pipeline", "payments"],
-            &[("PIXLAKE__KAFKA__BROKERS", "127.0.0.1:1"), ("PIXLAKE__WAREHOUSE__ROOT", &under_a_file)],
+            &[
+                ("PIXLAKE__KAFKA__BROKERS", "127.0.0.1:1"),
+                ("PIXLAKE__WAREHOUSE__ROOT", &under_a_file),
+                ("PIXLAKE__INGEST__PERMANENT_FAILURE_ATTEMPTS", "3"),
+            ],
             "Could not create local directory",
             "point warehouse.root at a directory",
         ),

@@ -21,6 +21,15 @@ fn brokers_up(addr: &str) -> Vec<i64> {
         .collect()
 }
 
+/// Waits (librdkafka's statistics come every 2 s) until every pipeline shows one broker up.
+fn wait_brokers_up(addr: &str, p: &Proc) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !brokers_up(addr).iter().all(|&n| n == 1) || brokers_up(addr).len() != 3 {
+        assert!(Instant::now() < deadline, "brokers up: {:?}\n{}", brokers_up(addr), p.log());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 fn kafka_sh(action: &str) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh");
     let out = Command::new("bash").arg(script).arg(action).output().unwrap();
@@ -53,7 +62,7 @@ fn a_broker_outage_is_survived_and_caught_up() {
     ];
     let mut p = Proc::spawn(s.traced(&["ingest"], &extra));
     assert!(p.wait_probe("committed", 1, Duration::from_secs(120)), "{}", p.log());
-    assert!(brokers_up(&addr).iter().all(|&n| n == 1), "{:?}", brokers_up(&addr));
+    wait_brokers_up(&addr, &p);
 
     let guard = RestartOnDrop;
     kafka_sh("stop");
@@ -74,7 +83,7 @@ fn a_broker_outage_is_survived_and_caught_up() {
     // More records after the restart, then everything must get committed.
     s.produce(20_000, 0.03, 42);
     wait_committed(&s, Duration::from_secs(300), &mut [&mut p]);
-    assert!(brokers_up(&addr).iter().all(|&n| n == 1), "the broker is back: {:?}", brokers_up(&addr));
+    wait_brokers_up(&addr, &p);
     p.sigterm();
     let (status, _, log) = p.finish(Duration::from_secs(60));
     assert!(status.success(), "{log}");

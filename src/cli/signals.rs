@@ -49,7 +49,11 @@ pub fn stop_flag_telling(uncommitted: Uncommitted) -> Arc<AtomicBool> {
                 "second stop request: exiting now without committing {what}; it is read again from the offsets in \
                  Delta on the next start (nothing committed is lost)"
             );
-            std::process::exit(130);
+            // _exit, not exit: no atexit handlers (OpenSSL's cleanup) under librdkafka's
+            // threads, which are still running. The log line is written by then (stderr is
+            // unbuffered); nothing else needs flushing: what was not committed is dropped.
+            // SAFETY: _exit(2) ends the process; it touches no memory of this one.
+            unsafe { libc::_exit(130) }
         });
     });
     flag

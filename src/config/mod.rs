@@ -120,6 +120,9 @@ pub struct IngestConfig {
     /// [`IngestConfig::group_instance_id`], so a restarted instance gets its partitions back at
     /// once (see `ingest::consumer`).
     pub static_membership: bool,
+    /// Attempts a failure retrying does not cure gets before the pipeline stops (see
+    /// [`crate::fault`]).
+    pub permanent_failure_attempts: u32,
 }
 
 impl IngestConfig {
@@ -307,6 +310,7 @@ impl Config {
                 "maintenance_interval_ms": self.ingest.maintenance_interval.map_or(0, ms),
                 "instance_id": self.ingest.instance_id,
                 "static_membership": self.ingest.static_membership,
+                "permanent_failure_attempts": self.ingest.permanent_failure_attempts,
             },
             "telemetry": {
                 "listen": self.telemetry.listen.map_or_else(String::new, |a| a.to_string()),

@@ -89,6 +89,14 @@ pub struct RawIngest {
     /// Static group membership (`group.instance.id` = `{instance_id}-{pipeline}`).
     #[serde(default = "default_true")]
     pub static_membership: bool,
+    /// Attempts a storage failure retrying does not cure (access denied, a changed table) gets
+    /// before the pipeline stops.
+    #[serde(default = "default_permanent_failure_attempts")]
+    pub permanent_failure_attempts: u32,
+}
+
+fn default_permanent_failure_attempts() -> u32 {
+    crate::fault::PERMANENT_ATTEMPTS
 }
 
 impl Default for RawIngest {
@@ -99,6 +107,7 @@ impl Default for RawIngest {
             maintenance_interval_ms: 0,
             instance_id: None,
             static_membership: true,
+            permanent_failure_attempts: default_permanent_failure_attempts(),
         }
     }
 }
@@ -481,6 +490,12 @@ impl RawConfig {
             problems
                 .push(format!("ingest.idle_commit_ms: {} is outside 100 ..= 3600000 (0.1 s to 1 h)", g.idle_commit_ms));
         }
+        if !(1..=100).contains(&g.permanent_failure_attempts) {
+            problems.push(format!(
+                "ingest.permanent_failure_attempts: {} is outside 1 ..= 100",
+                g.permanent_failure_attempts
+            ));
+        }
         if g.maintenance_interval_ms != 0 && !(1_000..=86_400_000).contains(&g.maintenance_interval_ms) {
             problems.push(format!(
                 "ingest.maintenance_interval_ms: {} is outside 1000 ..= 86400000 (1 s to 1 day), or 0 for never",
@@ -552,6 +567,7 @@ impl RawConfig {
                 instance_id,
                 instance_id_is_host: given.is_none(),
                 static_membership: g.static_membership,
+                permanent_failure_attempts: g.permanent_failure_attempts,
             },
             warehouse: WarehouseConfig { root: warehouse },
             batch: FlushPolicy {

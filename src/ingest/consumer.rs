@@ -52,7 +52,7 @@
 //! comes second for a partition is refused by Delta's conflict check (the engine's fence), so
 //! the interval is a liveness setting here, never a safety one.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -68,14 +68,17 @@ use super::engine::Engine;
 use crate::config::{Config, Pipeline};
 use crate::kafka::diagnosis::Diagnosis;
 
+/// Group offset commits failing in a row before it is a warning (a rebalance fails a few).
+const GROUP_COMMIT_WARN_AFTER: u32 = 20;
+
 /// The consumer's context: the pipeline's engine, shared with the poll loop, and what the
 /// client's error events diagnosed (see [`crate::kafka::diagnosis`]).
 pub struct EngineContext {
     engine: Arc<Mutex<Engine>>,
     topic: String,
     pub diagnosis: Diagnosis,
-    /// Whether the last asynchronous group offset commit failed (said once per streak).
-    group_commit_failing: AtomicBool,
+    /// Asynchronous group offset commits failed in a row.
+    group_commit_failures: AtomicU32,
 }
 
 impl EngineContext {
@@ -116,16 +119,23 @@ impl ClientContext for EngineContext {
 impl ConsumerContext for EngineContext {
     /// The result of the asynchronous group offset commit that follows each Delta commit. Those
     /// offsets serve Kafka lag tools only (pixlake never reads them), so a failure costs a stale
-    /// lag in those tools until the next commit works: said once when it starts failing, and
+    /// lag in those tools until the next commit works. A rebalance makes some fail as a matter
+    /// of course (`REBALANCE_IN_PROGRESS`, `ILLEGAL_GENERATION`, `UNKNOWN_MEMBER_ID`): said at
+    /// info when a streak starts, at warn when it lasts [`GROUP_COMMIT_WARN_AFTER`] commits, and
     /// once when it works again.
     fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
-        let failing = result.is_err();
-        let was = self.group_commit_failing.swap(failing, Ordering::Relaxed);
+        let streak = match &result {
+            Ok(()) => self.group_commit_failures.swap(0, Ordering::Relaxed),
+            Err(_) => self.group_commit_failures.fetch_add(1, Ordering::Relaxed) + 1,
+        };
+        let what = "the consumer group's offsets (shown by Kafka lag tools; pixlake's offsets are in Delta) could \
+                    not be set; trying again after the next commit";
         match result {
-            Err(e) if !was => tracing::warn!(topic = %self.topic, error = %e,
-                "the consumer group's offsets (shown by Kafka lag tools; pixlake's offsets are in Delta) could not be \
-                 set; trying again after the next commit"),
-            Ok(()) if was => tracing::info!(topic = %self.topic, "the consumer group's offsets are set again"),
+            Err(e) if streak == 1 => tracing::info!(topic = %self.topic, error = %e, "{what}"),
+            Err(e) if streak == GROUP_COMMIT_WARN_AFTER => {
+                tracing::warn!(topic = %self.topic, error = %e, failures = streak, "{what}")
+            }
+            Ok(()) if streak > 0 => tracing::info!(topic = %self.topic, "the consumer group's offsets are set again"),
             _ => {}
         }
     }
@@ -213,7 +223,7 @@ pub fn create(
         engine,
         topic: pipeline.topic.clone(),
         diagnosis: Diagnosis::default(),
-        group_commit_failing: AtomicBool::new(false),
+        group_commit_failures: AtomicU32::new(0),
     })
 }
 

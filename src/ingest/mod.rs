@@ -322,7 +322,7 @@ fn run_pipeline(
     probe: Probe,
     metrics: PipelineMetrics,
 ) -> Result<PipelineReport, IngestError> {
-    let retries = Arc::new(Retries::of(&metrics));
+    let retries = Arc::new(Retries::of(&metrics, config.ingest.permanent_failure_attempts));
     let limit = until.and_then(|u| u.deadline);
     let tables = open_tables(config, &pipeline, &runtime, &shutdown, limit, &retries, &probe)?;
     let mut run = pipeline::Run { deadline: limit, watched: None, fences: Vec::new() };

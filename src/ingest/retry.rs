@@ -52,6 +52,8 @@ pub struct Retries {
     pub offsets: IntCounter,
     /// Failures retrying does not cure.
     pub permanent: PermanentFailures,
+    /// Attempts in a row such a failure gets before retrying stops.
+    pub permanent_attempts: u32,
 }
 
 impl std::fmt::Debug for Retries {
@@ -61,19 +63,20 @@ impl std::fmt::Debug for Retries {
 }
 
 impl Retries {
-    /// The pipeline's retry counters.
-    pub fn of(metrics: &PipelineMetrics) -> Self {
+    /// The pipeline's retry counters; a permanent failure gets `permanent_attempts` in a row.
+    pub fn of(metrics: &PipelineMetrics, permanent_attempts: u32) -> Self {
         Retries {
             dlq: metrics.retries_dlq.clone(),
             delta: metrics.retries_delta.clone(),
             offsets: metrics.retries_offsets.clone(),
             permanent: metrics.permanent.clone(),
+            permanent_attempts: permanent_attempts.max(1),
         }
     }
 
     /// Where a retry of `cause` reports.
     pub fn of_cause<'a>(&'a self, cause: &'a IntCounter) -> Tally<'a> {
-        Tally { retried: cause, permanent: Some(&self.permanent) }
+        Tally { retried: cause, permanent: Some(&self.permanent), permanent_attempts: self.permanent_attempts }
     }
 }
 
@@ -83,17 +86,19 @@ impl Retries {
 pub struct Tally<'a> {
     pub retried: &'a IntCounter,
     pub permanent: Option<&'a PermanentFailures>,
+    /// Attempts in a row a permanent failure gets.
+    pub permanent_attempts: u32,
 }
 
 impl<'a> From<&'a IntCounter> for Tally<'a> {
     fn from(retried: &'a IntCounter) -> Self {
-        Tally { retried, permanent: None }
+        Tally { retried, permanent: None, permanent_attempts: PERMANENT_ATTEMPTS }
     }
 }
 
 /// Why retrying stopped: the time allowed ran out (a stop request's grace period, `--timeout`,
-/// a rebalance's budget), or the failure is one retrying does not cure (after
-/// [`PERMANENT_ATTEMPTS`]). The last failure is the source.
+/// a rebalance's budget), or the failure is one retrying does not cure (after its attempts in
+/// a row). The last failure is the source.
 #[derive(Debug, thiserror::Error)]
 #[error("gave up {what} after {attempts} attempt(s) ({})", match permanent {
     Some(_) => "retrying does not cure this failure",
@@ -102,7 +107,7 @@ impl<'a> From<&'a IntCounter> for Tally<'a> {
 pub struct GaveUp {
     pub what: &'static str,
     pub attempts: u32,
-    /// Set when the failure is permanent.
+    /// Set when retrying stopped because the failure is permanent (not because time ran out).
     pub permanent: Option<Permanent>,
     #[source]
     pub last: Box<dyn std::error::Error + Send + Sync + 'static>,
@@ -112,9 +117,9 @@ pub struct GaveUp {
 /// jittered) between failures and logging each one with `what` and the operator hint `hint`.
 ///
 /// Stops early when the next attempt would start after `deadline()`, or when the failure is
-/// [`Permanent`] for the [`PERMANENT_ATTEMPTS`]-th time in a row: a permanent cause is counted
-/// in `pixlake_permanent_failures_total` and shown in `/readyz` from its first occurrence, and
-/// logged as an error, not as a warning to wait out.
+/// [`Permanent`] for the `tally.permanent_attempts`-th time in a row: a permanent cause is
+/// counted in `pixlake_permanent_failures_total` and shown in `/readyz` from its first
+/// occurrence (until an attempt succeeds), and logged as an error, not as a warning to wait out.
 pub fn retry<'a, T, E: std::error::Error + Classify + Send + Sync + 'static>(
     what: &'static str,
     hint: &str,
@@ -137,9 +142,9 @@ pub fn retry<'a, T, E: std::error::Error + Classify + Send + Sync + 'static>(
                 if attempts > 1 {
                     tracing::info!(what, attempts, "succeeded after retrying");
                 }
-                if permanent_in_a_row > 0
-                    && let Some(p) = tally.permanent
-                {
+                // Whatever failed for good before works now (this loop or another of the
+                // pipeline's): /readyz must not keep saying otherwise.
+                if let Some(p) = tally.permanent {
                     p.cleared();
                 }
                 return Ok(v);
@@ -153,20 +158,24 @@ pub fn retry<'a, T, E: std::error::Error + Classify + Send + Sync + 'static>(
             p.failed(cause, format!("{what}: {chain}"));
         }
         let delay = delays.next().unwrap_or(Duration::from_secs(30));
-        let out_of_time = deadline().is_some_and(|d| Instant::now() + delay > d);
-        if out_of_time || permanent_in_a_row >= PERMANENT_ATTEMPTS {
+        if permanent_in_a_row >= tally.permanent_attempts {
             return Err(GaveUp { what, attempts, permanent, last: Box::new(err) });
+        }
+        if deadline().is_some_and(|d| Instant::now() + delay > d) {
+            return Err(GaveUp { what, attempts, permanent: None, last: Box::new(err) });
         }
         tally.retried.inc();
         let retry_in_ms = delay.as_millis() as u64;
         match permanent {
-            // Said once when it starts; the error that stops the pipeline carries the cause.
+            // Said once when it starts (with the cause, which the operator needs before the
+            // pipeline stops); the error that stops it says it again.
             Some(cause) if permanent_in_a_row == 1 => tracing::error!(
                 what,
                 cause = cause.kind(),
+                error = %chain,
                 "{what} failed for a reason retrying does not cure ({}); trying {} more time(s), then stopping",
                 cause.kind(),
-                PERMANENT_ATTEMPTS - 1
+                tally.permanent_attempts - 1
             ),
             Some(_) => tracing::debug!(what, attempts, retry_in_ms, error = %chain, "retrying a permanent failure"),
             None => tracing::warn!(what, attempts, retry_in_ms, error = %chain, "{hint}"),
@@ -225,7 +234,8 @@ mod tests {
     fn a_permanent_failure_stops_after_a_few_attempts_and_is_reported() {
         let metrics =
             crate::telemetry::Metrics::new("test").unwrap().pipeline("payments", "pix.payments", "pix_payments");
-        let retries = Retries::of(&metrics);
+        // Three attempts (the default's backoff would take half a minute here).
+        let retries = Retries::of(&metrics, 3);
         let mut calls = 0;
         let out: Result<(), _> = retry(
             "committing",
@@ -238,24 +248,40 @@ mod tests {
             },
         );
         let e = out.unwrap_err();
-        assert_eq!((calls, e.permanent), (PERMANENT_ATTEMPTS, Some(Permanent::AccessDenied)));
+        assert_eq!((calls, e.permanent), (3, Some(Permanent::AccessDenied)));
         assert!(e.to_string().contains("retrying does not cure"), "{e}");
-        assert_eq!(metrics.permanent.count(Permanent::AccessDenied), u64::from(PERMANENT_ATTEMPTS));
+        assert_eq!(metrics.permanent.count(Permanent::AccessDenied), 3);
         assert_eq!(metrics.permanent.failing().as_deref(), Some("committing: access denied"));
-        // A transient failure in between starts the count again; success clears /readyz.
-        let mut seq = vec![Some(Permanent::TableChanged), None, Some(Permanent::TableChanged)].into_iter();
-        let out = retry(
+        // A transient failure in between starts the count again; success clears /readyz, even
+        // when the failure just before it was transient.
+        for seq in [
+            vec![Some(Permanent::TableChanged), None, Some(Permanent::TableChanged)],
+            vec![Some(Permanent::TableChanged), None],
+        ] {
+            let mut seq = seq.into_iter();
+            let out = retry(
+                "committing",
+                "hint",
+                retries.of_cause(&retries.delta),
+                || None,
+                || match seq.next() {
+                    Some(p) => Err(Failure("conflict", p)),
+                    None => Ok(()),
+                },
+            );
+            assert!(out.is_ok());
+            assert_eq!(metrics.permanent.failing(), None);
+        }
+        // Time running out on a permanent failure says time ran out.
+        let past = Instant::now();
+        let out: Result<(), _> = retry(
             "committing",
             "hint",
             retries.of_cause(&retries.delta),
-            || None,
-            || match seq.next() {
-                Some(p) => Err(Failure("conflict", p)),
-                None => Ok(()),
-            },
+            || Some(past),
+            || Err(Failure("access denied", Some(Permanent::AccessDenied))),
         );
-        assert!(out.is_ok());
-        assert_eq!(metrics.permanent.failing(), None);
+        assert_eq!(out.unwrap_err().permanent, None);
     }
 
     #[test]

@@ -192,9 +192,13 @@ impl AckedProducer {
         let known = |t: &str| metadata.topics().iter().any(|m| m.name() == t && !m.partitions().is_empty());
         match topics.iter().find(|t| !known(t)) {
             // Where the broker creates topics on first use, asking for it creates it.
+            // (Its first answer for a topic it just created is "leader not available".)
             Some(t)
                 if self.inner.client().fetch_metadata(Some(t), timeout).is_ok_and(|m| {
-                    m.topics().first().is_some_and(|m| m.error().is_none() && !m.partitions().is_empty())
+                    m.topics().first().is_some_and(|m| match m.error() {
+                        None => !m.partitions().is_empty(),
+                        Some(e) => e == rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+                    })
                 }) =>
             {
                 Ok(())

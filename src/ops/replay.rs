@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::TimestampMicrosecondType;
 use serde::Serialize;
 
@@ -67,6 +67,11 @@ pub enum ReplayError {
     Remove(#[from] Box<RewindError>),
     #[error("building the rows failed; this is a bug, please report it")]
     Arrow(#[from] arrow::error::ArrowError),
+    #[error(
+        "pix_quarantine has a data file without kafka_timestamp, raw_value or error_rule of pixlake's types (was it \
+         written by another tool?); nothing was moved: find that file (it is not one pixlake wrote) and restore or remove it"
+    )]
+    Unreadable,
     #[error(transparent)]
     Scope(#[from] crate::config::UnknownName),
     #[error(transparent)]
@@ -175,13 +180,9 @@ fn replay_pipeline(run: &Run<'_>, p: &Pipeline) -> Result<Replayed, ReplayError>
     let mut rows = TableBatches::new(QUARANTINE_TABLE, &quarantine, &WIDE, SMALL_ROWS).map_err(Box::new)?;
     while let Some(b) = rt.block_on(rows.next()).map_err(Box::new)? {
         let (topic, part, off) = coordinates(QUARANTINE_TABLE, &b).map_err(Box::new)?;
-        let (Some(ts), Some(raw), Some(rule)) =
-            (b.column_by_name("kafka_timestamp"), b.column_by_name("raw_value"), b.column_by_name("error_rule"))
-        else {
-            continue;
-        };
-        let (ts, raw, rule) =
-            (ts.as_primitive::<TimestampMicrosecondType>(), raw.as_binary::<i32>(), rule.as_string::<i32>());
+        let (ts, rule) = time_and_rule(&b)?;
+        let raw =
+            b.column_by_name("raw_value").and_then(|c| c.as_binary_opt::<i32>()).ok_or(ReplayError::Unreadable)?;
         for i in 0..b.num_rows() {
             let (n, o) = (part.value(i), off.value(i));
             // Each candidate once (and its memory freed as it is handled).
@@ -264,6 +265,13 @@ impl Chunk {
     }
 }
 
+/// The `kafka_timestamp` and `error_rule` columns of a quarantine batch.
+fn time_and_rule(b: &RecordBatch) -> Result<(&TimestampMicrosecondArray, &StringArray), ReplayError> {
+    let ts = b.column_by_name("kafka_timestamp").and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>());
+    let rule = b.column_by_name("error_rule").and_then(|c| c.as_string_opt::<i32>());
+    ts.zip(rule).ok_or(ReplayError::Unreadable)
+}
+
 /// The coordinates of the quarantined records of `topic` that `filter` selects, from the small
 /// columns only.
 fn candidates(
@@ -277,10 +285,7 @@ fn candidates(
     let mut rows = TableBatches::new(QUARANTINE_TABLE, quarantine, &NARROW, SMALL_ROWS).map_err(Box::new)?;
     while let Some(b) = rt.block_on(rows.next()).map_err(Box::new)? {
         let (t, part, off) = coordinates(QUARANTINE_TABLE, &b).map_err(Box::new)?;
-        let (Some(ts), Some(rule)) = (b.column_by_name("kafka_timestamp"), b.column_by_name("error_rule")) else {
-            continue;
-        };
-        let (ts, rule) = (ts.as_primitive::<TimestampMicrosecondType>(), rule.as_string::<i32>());
+        let (ts, rule) = time_and_rule(&b)?;
         progress.advance(b.num_rows() as u64);
         for i in 0..b.num_rows() {
             if !t.is_valid(i)

@@ -123,11 +123,12 @@ impl Masker {
     }
 }
 
-/// Up to [`CONTEXT`] bytes of `line` before `at` (on a character boundary).
+/// Up to [`CONTEXT`] bytes of `line` before `at`, widened back to a word's start so that the
+/// keys' `\b` is a real word boundary and not the window's edge (`…lows=` is not `rows=`).
 fn before(line: &str, at: usize) -> &str {
     let mut from = at.saturating_sub(CONTEXT);
-    while !line.is_char_boundary(from) {
-        from += 1;
+    while from > 0 && (!line.is_char_boundary(from) || line.as_bytes()[from - 1].is_ascii_alphanumeric()) {
+        from -= 1;
     }
     &line[from..at]
 }
@@ -204,6 +205,15 @@ mod tests {
         ] {
             assert_eq!(m(&line), line);
         }
+    }
+
+    #[test]
+    fn a_key_cut_by_the_context_window_is_not_a_key() {
+        // 44 bytes of digits and commas after "allow": the 48-byte window starts at its "low",
+        // which must not count as the key `low`.
+        let line = format!("allow {}1 12345678909", "1, ".repeat(14));
+        assert_eq!(line.find("12345678909").unwrap() - CONTEXT, line.find("low").unwrap());
+        assert!(m(&line).ends_with(" [CPF]"), "{}", m(&line));
     }
 
     #[test]

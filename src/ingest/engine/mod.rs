@@ -403,8 +403,9 @@ impl Engine {
                     "dead letters could not be published after the producer's retries; their rows are in pix_quarantine");
             }
         }
+        // The gauge keeps the batch's rows until they are committed: a second stop request
+        // while a commit is retried says how many it drops.
         let mut batch = self.buffer.take().map_err(|e| self.arrow(e))?;
-        self.metrics.buffered_rows.set(0);
         batch.counts.dlq_failures += dlq_failed;
         // Both kinds: refused when queued (counted by the buffer) and given up on while flushing.
         self.metrics.dlq_failures.inc_by(batch.counts.dlq_failures);
@@ -444,7 +445,7 @@ impl Engine {
             let commit_started = Instant::now();
             let outcome = retry(
                 "committing to Delta",
-                "the table could not be written; check the warehouse storage (space, permissions, reachability); the batch is kept",
+                "the table could not be written; the batch is kept and committed once it can be",
                 self.retries.of_cause(&self.retries.delta),
                 &deadline,
                 || {
@@ -500,6 +501,7 @@ impl Engine {
             }
         }
         self.totals.counts.add(&batch.counts);
+        self.metrics.buffered_rows.set(self.buffer.len() as i64);
         if committed.is_empty() {
             return Ok(Flushed::Nothing);
         }

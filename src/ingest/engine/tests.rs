@@ -94,7 +94,7 @@ impl Harness {
             catch_up,
             instance_id: "unit".into(),
             shutdown: Shutdown::new(Arc::new(AtomicBool::new(false)), Duration::from_secs(5)),
-            retries: Arc::new(Retries::of(&metrics)),
+            retries: Arc::new(Retries::of(&metrics, crate::fault::PERMANENT_ATTEMPTS)),
             probe,
             metrics,
         };

@@ -41,15 +41,33 @@ pub(super) fn unloaded(name: &str, url: Url) -> Result<DeltaTable, SinkError> {
     DeltaTableBuilder::from_url(url).and_then(|b| b.build()).map_err(SinkError::delta(name, "prepare the location of"))
 }
 
+/// The Parquet settings of every file pixlake rewrites (compaction, rewinds, removals): Snappy,
+/// as delta-rs writes, and row groups closed at [`ROW_GROUP_BYTES`] — the writer holds the
+/// open row group in memory, and by rows alone (a million by default) a group of wide
+/// quarantine rows would hold gigabytes.
+pub fn writer_properties() -> deltalake::parquet::file::properties::WriterProperties {
+    deltalake::parquet::file::properties::WriterProperties::builder()
+        .set_compression(deltalake::parquet::basic::Compression::SNAPPY)
+        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+        .build()
+}
+
+/// Encoded bytes at which a rewritten file's row group is closed.
+pub const ROW_GROUP_BYTES: usize = 16 << 20;
+
+/// Size at which a rewrite closes a data file and starts the next (delta-rs streams each file's
+/// parts as it writes; the size changes how many files, not the memory).
+pub const REWRITE_FILE_BYTES: u64 = 64 << 20;
+
 /// About how many bytes (uncompressed) one batch of a data file holds: batches of wide rows
 /// (`pix_quarantine`'s raw values reach megabytes) get fewer rows.
 pub const BATCH_BYTES: usize = 8 << 20;
-const MIN_BATCH_ROWS: usize = 16;
+const MIN_BATCH_ROWS: usize = 1;
 
 /// The rows of one data file, streamed: only the columns asked for are fetched (ranged reads,
 /// so a projection that leaves out `raw_value` never downloads it) and at most `batch_rows` rows
 /// — fewer when they are wide, about [`BATCH_BYTES`] — are decoded at a time: memory is bounded
-/// by the batch, not by the file.
+/// by one row group's column chunks (fetched before decoding) and the batch, not by the file.
 pub(super) struct FileRows {
     name: String,
     stream: ParquetRecordBatchStream<StoreReader>,

@@ -8,9 +8,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use deltalake::DeltaTableError;
-use deltalake::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Date32Array, RecordBatch};
+use deltalake::arrow::array::{Array, ArrayRef, BooleanArray, Date32Array, RecordBatch};
 use deltalake::arrow::compute::filter_record_batch;
-use deltalake::arrow::datatypes::{DataType, Int32Type, Int64Type, Schema};
+use deltalake::arrow::datatypes::{DataType, Schema};
 use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 use deltalake::kernel::transaction::{CommitBuilder, CommitConflictError, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, Transaction};
@@ -113,7 +113,10 @@ async fn remove_matching(
     let schema = Arc::new(schema);
     let store = table.object_store();
     let mut removes = Vec::new();
-    let mut writer = RecordBatchWriter::for_table(&table).map_err(err)?;
+    let mut writer = RecordBatchWriter::for_table(&table)
+        .map_err(err)?
+        .with_writer_properties(super::files::writer_properties())
+        .with_target_file_size(super::files::REWRITE_FILE_BYTES);
     let mut out = Rewound::default();
     let files: Vec<_> = snapshot.log_data().iter().collect();
     progress.step(&format!("rewriting {name}"), Some(files.len() as u64), "files");
@@ -124,7 +127,7 @@ async fn remove_matching(
         let mut coords = FileRows::open(name, &store, &path, size, Some(&COORDINATES), SMALL_ROWS).await?;
         let (mut removed, mut rows) = (0u64, 0u64);
         while let Some(batch) = coords.next().await? {
-            removed += keep_mask(&batch, remove).false_count() as u64;
+            removed += keep_mask(name, &batch, remove)?.false_count() as u64;
             rows += batch.num_rows() as u64;
         }
         if removed == 0 {
@@ -140,7 +143,7 @@ async fn remove_matching(
         let partition_values = file.partition_values_map();
         let mut all = FileRows::open(name, &store, &path, size, None, SMALL_ROWS).await?;
         while let Some(batch) = all.next().await? {
-            let keep = keep_mask(&batch, remove);
+            let keep = keep_mask(name, &batch, remove)?;
             let filtered = filter_record_batch(&batch, &keep).map_err(|e| err(DeltaTableError::from(e)))?;
             if filtered.num_rows() > 0 {
                 let full = with_partition_columns(&filtered, &schema, &partition_values)
@@ -168,17 +171,15 @@ async fn remove_matching(
     }
 }
 
-/// `false` for the rows `remove` selects.
-fn keep_mask(batch: &RecordBatch, remove: &dyn Fn(&str, i32, i64) -> bool) -> BooleanArray {
-    let (Some(t), Some(p), Some(o)) = (
-        batch.column_by_name("kafka_topic"),
-        batch.column_by_name("kafka_partition"),
-        batch.column_by_name("kafka_offset"),
-    ) else {
-        return BooleanArray::from(vec![true; batch.num_rows()]);
-    };
-    let (t, p, o) = (t.as_string::<i32>(), p.as_primitive::<Int32Type>(), o.as_primitive::<Int64Type>());
-    (0..batch.num_rows()).map(|i| Some(!(t.is_valid(i) && remove(t.value(i), p.value(i), o.value(i))))).collect()
+/// `false` for the rows `remove` selects (a batch without the coordinates is an error: its rows
+/// cannot be told apart).
+fn keep_mask(
+    name: &str,
+    batch: &RecordBatch,
+    remove: &dyn Fn(&str, i32, i64) -> bool,
+) -> Result<BooleanArray, SinkError> {
+    let (t, p, o) = super::scan::coordinates(name, batch)?;
+    Ok((0..batch.num_rows()).map(|i| Some(!(t.is_valid(i) && remove(t.value(i), p.value(i), o.value(i))))).collect())
 }
 
 /// Data files do not store partition columns; put them back (from the file's partition values)

@@ -38,12 +38,18 @@ pub type Coordinates<'b> = (&'b StringArray, &'b Int32Array, &'b Int64Array);
 
 /// The Kafka coordinates columns of a batch read with them.
 pub fn coordinates<'b>(name: &str, b: &'b RecordBatch) -> Result<Coordinates<'b>, SinkError> {
-    match (b.column_by_name("kafka_topic"), b.column_by_name("kafka_partition"), b.column_by_name("kafka_offset")) {
-        (Some(t), Some(p), Some(o)) => {
-            Ok((t.as_string::<i32>(), p.as_primitive::<Int32Type>(), o.as_primitive::<Int64Type>()))
-        }
+    let column = |c: &str| b.column_by_name(c);
+    let typed = (
+        column("kafka_topic").and_then(|t| t.as_string_opt::<i32>()),
+        column("kafka_partition").and_then(|p| p.as_primitive_opt::<Int32Type>()),
+        column("kafka_offset").and_then(|o| o.as_primitive_opt::<Int64Type>()),
+    );
+    match typed {
+        (Some(t), Some(p), Some(o)) => Ok((t, p, o)),
         _ => Err(SinkError::delta(name, "scan")(DeltaTableError::Generic(
-            "a data file has no kafka_topic/kafka_partition/kafka_offset columns".into(),
+            "a data file lacks kafka_topic (string), kafka_partition (int) or kafka_offset (long): was it \
+             written by another tool?"
+                .into(),
         ))),
     }
 }
