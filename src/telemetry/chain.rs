@@ -19,7 +19,7 @@ impl fmt::Display for Chain<'_> {
         let mut said = String::new();
         let mut next: Option<&(dyn Error + 'static)> = Some(self.0);
         while let Some(e) = next {
-            let text = e.to_string();
+            let text = one_line(&e.to_string());
             let text = text.trim();
             if !text.is_empty() && !said.contains(text) {
                 if !said.is_empty() {
@@ -33,6 +33,12 @@ impl fmt::Display for Chain<'_> {
     }
 }
 
+/// `text` on one line: a library message spread over several (delta-rs quotes an `io::Error`'s
+/// `Debug` on a line of its own) joins with "; ".
+fn one_line(text: &str) -> String {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
+}
+
 /// The causes of `error` below it, outermost first, as [`Chain`] would print them (for tests and
 /// structured reports).
 pub fn causes(error: &(dyn Error + 'static)) -> Vec<String> {
@@ -40,7 +46,7 @@ pub fn causes(error: &(dyn Error + 'static)) -> Vec<String> {
     let mut next = error.source();
     let mut said = error.to_string();
     while let Some(e) = next {
-        let text = e.to_string();
+        let text = one_line(&e.to_string());
         if !text.trim().is_empty() && !said.contains(text.trim()) {
             said.push_str(&text);
             out.push(text.trim().to_owned());
@@ -66,6 +72,15 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("Meta data fetch error: {0}")]
     struct Library(#[source] std::io::Error);
+
+    #[test]
+    fn a_message_over_several_lines_is_joined() {
+        let e = Outer(Middle(Library(std::io::Error::other(
+            "Could not create local directory: /x\nError: Os { code: 20 }",
+        ))));
+        assert!(Chain(&e).to_string().ends_with("Could not create local directory: /x; Error: Os { code: 20 }"));
+        assert!(!Chain(&e).to_string().contains('\n'));
+    }
 
     #[test]
     fn every_cause_once_on_one_line() {
