@@ -43,6 +43,11 @@ pub const EVERY: Duration = Duration::from_secs(30);
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often the loop looks at whether it waits for partitions.
 const LOOK_EVERY: Duration = Duration::from_millis(500);
+/// How long a consumer may hold no partition while the broker cannot even describe its group
+/// before it is recreated. Seen once after a broker restart: one pipeline's consumer kept
+/// failing every group request with a transport error for minutes while the other pipelines'
+/// consumers, in the same process, were served again; a new consumer joins at once.
+const WEDGED_AFTER: Duration = Duration::from_secs(90);
 /// How long a clean stop may spend leaving the group.
 const LEAVE_BUDGET: Duration = Duration::from_secs(10);
 /// `FencedInstanceId` has two causes the client cannot tell apart: another process joined
@@ -267,6 +272,8 @@ fn poll_loop(
     let deadline = run.deadline;
     let mut outage = Outage::default();
     let (mut unassigned, mut others) = (Reminder::default(), Reminder::default());
+    // Since when the group could not be described while this consumer had no partition.
+    let mut undescribed_since: Option<Instant> = None;
     let mut next_look = Instant::now();
     let mut timeout = Duration::ZERO;
     loop {
@@ -397,9 +404,19 @@ fn poll_loop(
         if none_owned {
             others.clear();
             if unassigned.due(now.at) {
-                say_why_unassigned(engine, consumer);
+                if say_why_unassigned(engine, consumer) {
+                    undescribed_since = None;
+                } else if undescribed_since.get_or_insert(now.at).elapsed() >= WEDGED_AFTER
+                    && consumer.context().diagnosis.get().is_none()
+                {
+                    tracing::warn!(pipeline = name, group = %pipeline.group,
+                        "no partition and no answer about the group for {} s; recreating the consumer",
+                        WEDGED_AFTER.as_secs());
+                    return Ok(None);
+                }
             }
         } else {
+            undescribed_since = None;
             unassigned.clear();
             if theirs.is_empty() {
                 others.clear();
@@ -411,24 +428,25 @@ fn poll_loop(
 }
 
 /// Logs (and shows in `/readyz`) why the pipeline has no partition, from the group's
-/// description.
-fn say_why_unassigned(engine: &Mutex<Engine>, consumer: &BaseConsumer<EngineContext>) {
+/// description; false when the broker could not describe the group.
+fn say_why_unassigned(engine: &Mutex<Engine>, consumer: &BaseConsumer<EngineContext>) -> bool {
     let (pipeline, metrics) = {
         let e = lock(engine);
         (e.pipeline.clone(), e.metrics.clone())
     };
-    let why = match consumer.context().diagnosis.get() {
+    let (why, described) = match consumer.context().diagnosis.get() {
         // The broker cannot be asked about the group either.
-        Some(problem) => format!("cannot join group {}: {problem}", pipeline.group),
+        Some(problem) => (format!("cannot join group {}: {problem}", pipeline.group), false),
         None => match group::describe(consumer, &pipeline.group, &pipeline.topic, DESCRIBE_TIMEOUT) {
-            Ok(view) => view.why_unassigned(&pipeline.topic),
-            Err(e) => format!("joining group {}: the broker did not describe the group ({e})", pipeline.group),
+            Ok(view) => (view.why_unassigned(&pipeline.topic), true),
+            Err(e) => (format!("joining group {}: the broker did not describe the group ({e})", pipeline.group), false),
         },
     };
     tracing::info!(pipeline = %pipeline.name, group = %pipeline.group, "no partition assigned yet: {why}");
     if lock(engine).owned().next().is_none() {
         metrics.set_waiting(Some(why));
     }
+    described
 }
 
 /// Logs the partitions an `--until-caught-up` run waits for that other members hold, and who
