@@ -27,7 +27,13 @@ fn writer(s: &Setup, table: &str, category: Option<Category>) -> DeltaTableWrite
         None => (quarantine_schema(), "ingest_date"),
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(DeltaTableWriter::open_or_create(table, url, schema, partition)).unwrap()
+    rt.block_on(DeltaTableWriter::open_or_create(
+        table,
+        &pixlake::sink::delta::Location::from_url(url),
+        schema,
+        partition,
+    ))
+    .unwrap()
 }
 
 fn commit(w: &mut DeltaTableWriter, batches: Vec<deltalake::arrow::array::RecordBatch>, offsets: Vec<(String, i64)>) {

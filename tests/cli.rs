@@ -344,7 +344,7 @@ fn long_commands_show_progress_only_at_a_terminal() {
         let url = deltalake::ensure_table_uri(warehouse.join("pix_quarantine").to_str().unwrap()).unwrap();
         let mut q = pixlake::sink::delta::DeltaTableWriter::open_or_create(
             "pix_quarantine",
-            url,
+            &pixlake::sink::delta::Location::from_url(url),
             pixlake::pix::quarantine_schema(),
             pixlake::pix::batch::INGEST_DATE,
         )

@@ -28,10 +28,14 @@ fn url(dir: &std::path::Path, name: &str) -> Url {
     deltalake::ensure_table_uri(dir.join(name).to_str().unwrap()).unwrap()
 }
 
+fn at(dir: &std::path::Path, name: &str) -> pixlake::sink::delta::Location {
+    pixlake::sink::delta::Location::from_url(url(dir, name))
+}
+
 async fn payments(dir: &std::path::Path) -> DeltaTableWriter {
     DeltaTableWriter::open_or_create(
         "pix_payments",
-        url(dir, "pix_payments"),
+        &at(dir, "pix_payments"),
         category_schema(Category::Payment),
         "event_date",
     )
@@ -122,7 +126,7 @@ async fn an_existing_table_with_another_schema_is_refused() {
     payments(dir.path()).await;
     let other = DeltaTableWriter::open_or_create(
         "pix_payments",
-        url(dir.path(), "pix_payments"),
+        &at(dir.path(), "pix_payments"),
         quarantine_schema(),
         "ingest_date",
     )
@@ -170,7 +174,7 @@ async fn generated_traffic_lands_in_four_tables() {
         total += n;
         let mut w = DeltaTableWriter::open_or_create(
             c.default_table(),
-            url(&dir, c.default_table()),
+            &at(&dir, c.default_table()),
             category_schema(c),
             "event_date",
         )
@@ -189,7 +193,7 @@ async fn generated_traffic_lands_in_four_tables() {
     let q = quarantine.len();
     let mut w = DeltaTableWriter::open_or_create(
         "pix_quarantine",
-        url(&dir, "pix_quarantine"),
+        &at(&dir, "pix_quarantine"),
         quarantine_schema(),
         "ingest_date",
     )

@@ -148,13 +148,17 @@ fn replay_streams_a_quarantine_larger_than_its_memory() {
     let padded = format!("{head}{whitespace}{tail}");
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let url = |t: &str| deltalake::ensure_table_uri(s.warehouse.join(t).to_str().unwrap()).unwrap();
+    let url = |t: &str| {
+        pixlake::sink::delta::Location::from_url(
+            deltalake::ensure_table_uri(s.warehouse.join(t).to_str().unwrap()).unwrap(),
+        )
+    };
     let (topic, other) = (s.topics[0].as_str(), s.topics[1].as_str());
     let rejection = Rejection::new(HardRule::OversizedMessage, "", "larger than validation.max_message_bytes");
     rt.block_on(async {
         let mut quarantine = DeltaTableWriter::open_or_create(
             QUARANTINE_TABLE,
-            url(QUARANTINE_TABLE),
+            &url(QUARANTINE_TABLE),
             pixlake::pix::quarantine_schema(),
             INGEST_DATE,
         )
@@ -173,7 +177,7 @@ fn replay_streams_a_quarantine_larger_than_its_memory() {
         // The category table's committed offset is past them: ingest will not read them again.
         let mut payments = DeltaTableWriter::open_or_create(
             "pix_payments",
-            url("pix_payments"),
+            &url("pix_payments"),
             pixlake::pix::category_schema(Category::Payment),
             EVENT_DATE,
         )
@@ -191,7 +195,7 @@ fn replay_streams_a_quarantine_larger_than_its_memory() {
     assert!(peak < LIMIT, "peak RSS {} MiB for {ROWS} MiB of raw values", peak >> 20);
     // The other topic's records stay in quarantine, rewritten; the replayed ones are gone.
     let left = rt.block_on(async {
-        let q = pixlake::sink::delta::open_existing(QUARANTINE_TABLE, url(QUARANTINE_TABLE)).await.unwrap();
+        let q = pixlake::sink::delta::open_existing(QUARANTINE_TABLE, &url(QUARANTINE_TABLE)).await.unwrap();
         pixlake::sink::delta::scan(QUARANTINE_TABLE, q.as_ref(), &pixlake::telemetry::progress::Silent).await.unwrap()
     });
     assert_eq!(left.of(other, 0).len() as i64, ROWS / 2);

@@ -66,9 +66,9 @@ fn two_processes_with_one_instance_id_do_not_both_ingest() {
     let s = Setup::new("restart-b", 2, dir.path());
     s.produce(6_000, 0.02, 82);
     let extra = [("PIXLAKE__INGEST__INSTANCE_ID", "twin"), ("PIXLAKE__BATCH__MAX_LATENCY_MS", "500")];
-    let mut older = Proc::spawn(s.command(&["ingest"], &extra));
+    let mut older = Proc::spawn(s.traced(&["ingest"], &extra));
     assert!(wait_assigned(&mut older, 3, Duration::from_secs(60)), "{}", older.log());
-    let mut newer = Proc::spawn(s.command(&["ingest"], &extra));
+    let mut newer = Proc::spawn(s.traced(&["ingest"], &extra));
     let deadline = Instant::now() + Duration::from_secs(60);
     let (fenced, survivor) = loop {
         if older.child.try_wait().unwrap().is_some() {

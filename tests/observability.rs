@@ -325,7 +325,7 @@ fn prometheus_scrapes_ingest_and_agrees_with_the_tables() {
         let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
         let rules: Vec<&serde_json::Value> =
             v["data"]["groups"].as_array().into_iter().flatten().flat_map(|g| g["rules"].as_array().unwrap()).collect();
-        equal("rules loaded", rules.len(), 9)?;
+        equal("rules loaded", rules.len(), 11)?;
         let unhealthy: Vec<_> = rules.iter().filter(|r| r["health"] != "ok").collect();
         if unhealthy.is_empty() { Ok(()) } else { Err(format!("{unhealthy:?}")) }
     });

@@ -57,19 +57,24 @@ fn write_table(out: &mut impl Write, s: &Status) -> std::io::Result<()> {
     for p in &s.pipelines {
         writeln!(
             out,
-            "pipeline {} ({} → {}, group {}), lag {} records",
-            p.pipeline, p.topic, p.table.table, p.group, p.lag_records
+            "pipeline {} ({} → {}, group {} {}), lag {} records",
+            p.pipeline,
+            p.topic,
+            p.table.table,
+            p.group,
+            p.group_state.as_deref().unwrap_or("not described"),
+            p.lag_records
         )?;
         writeln!(out, "  {}", describe(&p.table))?;
         writeln!(
             out,
-            "  {:>9} {:>12} {:>12} {:>12} {:>12} {:>12} {:>10} {:>9}",
+            "  {:>9} {:>12} {:>12} {:>12} {:>12} {:>12} {:>10} {:>9}  owner",
             "partition", "committed", "table", "quarantine", "low", "high", "lag", "lag_s"
         )?;
         for x in &p.partitions {
             writeln!(
                 out,
-                "  {:>9} {:>12} {:>12} {:>12} {:>12} {:>12} {:>10} {:>9}",
+                "  {:>9} {:>12} {:>12} {:>12} {:>12} {:>12} {:>10} {:>9}  {}",
                 x.partition,
                 opt(x.committed),
                 opt(x.table_offset),
@@ -77,7 +82,8 @@ fn write_table(out: &mut impl Write, s: &Status) -> std::io::Result<()> {
                 x.low,
                 x.high,
                 x.lag_records,
-                x.lag_seconds.map_or_else(|| "?".to_owned(), |s| format!("{s:.1}"))
+                x.lag_seconds.map_or_else(|| "?".to_owned(), |s| format!("{s:.1}")),
+                x.owner.as_ref().map_or_else(|| "-".to_owned(), |o| format!("{} ({})", o.instance, o.host))
             )?;
         }
     }

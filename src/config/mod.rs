@@ -78,6 +78,7 @@ pub fn is_secret(key: &str) -> bool {
     ["password", "secret", "passphrase"].iter().any(|w| key.contains(w))
         || key.ends_with("key.pem")
         || key == "sasl.oauthbearer.config"
+        || key.ends_with("session_token")
         || key == "sasl.jaas.config"
 }
 
@@ -157,11 +158,21 @@ pub struct DlqConfig {
     pub topic: String,
 }
 
-/// Where the Delta tables live.
-#[derive(Clone, Debug)]
+/// Where the Delta tables live. Its `Debug` hides secret values.
+#[derive(Clone)]
 pub struct WarehouseConfig {
     /// Directory or URL; each table is `{root}/{table}`.
     pub root: String,
+    /// Object-store settings for a remote root, as delta-rs takes them (`aws_endpoint`,
+    /// `aws_region`, credentials…); empty for a local one. Unset keys fall back to the standard
+    /// `AWS_*` environment variables (delta-rs reads them).
+    pub storage: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for WarehouseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WarehouseConfig").field("root", &self.root).field("storage", &redacted(&self.storage)).finish()
+    }
 }
 
 impl WarehouseConfig {
@@ -273,6 +284,7 @@ impl Config {
             .iter()
             .chain(&k.consumer)
             .chain(&k.producer)
+            .chain(&self.warehouse.storage)
             .filter(|(key, value)| is_secret(key) && value.chars().count() >= 4)
             .map(|(_, value)| value.clone())
             .collect()
@@ -298,7 +310,7 @@ impl Config {
             })).collect::<Vec<_>>(),
             "dlq": { "topic": self.dlq.topic },
             "validation": { "max_message_bytes": self.validation.max_message_bytes },
-            "warehouse": { "root": self.warehouse.root },
+            "warehouse": { "root": self.warehouse.root, "storage": redacted(&self.warehouse.storage) },
             "batch": {
                 "max_rows": self.batch.max_rows,
                 "max_bytes": self.batch.max_bytes,

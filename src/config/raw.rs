@@ -165,11 +165,117 @@ pub struct RawWarehouse {
     /// `/data/lake`, `s3://bucket/pix`).
     #[serde(default = "default_warehouse")]
     pub root: String,
+    /// S3-compatible storage (an `s3://` root): the service's URL (unset: AWS).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Its region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Bucket in the path (`http://host/bucket/key`, MinIO, Ceph, moto) rather than the host name.
+    #[serde(default)]
+    pub path_style: Option<bool>,
+    /// Credentials (unset: the standard `AWS_*` environment variables, or the instance's role).
+    #[serde(default)]
+    pub access_key_id: Option<Scalar>,
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    #[serde(default)]
+    pub secret_access_key_file: Option<String>,
+    #[serde(default)]
+    pub session_token: Option<String>,
+    #[serde(default)]
+    pub session_token_file: Option<String>,
+    /// More object-store settings, passed as they are (`aws_server_side_encryption`, …); a
+    /// key ending in `_file` reads its value from that file.
+    #[serde(default)]
+    pub options: BTreeMap<String, Scalar>,
 }
 
 impl Default for RawWarehouse {
     fn default() -> Self {
-        RawWarehouse { root: default_warehouse() }
+        RawWarehouse {
+            root: default_warehouse(),
+            endpoint: None,
+            region: None,
+            path_style: None,
+            access_key_id: None,
+            secret_access_key: None,
+            secret_access_key_file: None,
+            session_token: None,
+            session_token_file: None,
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+impl RawWarehouse {
+    /// The object-store settings of the warehouse (empty for a local one), `problems` noted.
+    fn storage_options(self, remote: bool, problems: &mut Vec<String>) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let mut secret =
+            |key: &str, direct: Option<String>, file: Option<String>, out: &mut BTreeMap<String, String>| match (
+                direct, file,
+            ) {
+                (Some(_), Some(_)) => {
+                    problems.push(format!("warehouse.{key} and warehouse.{key}_file are both set; keep one of the two"))
+                }
+                (Some(v), None) => {
+                    out.insert(format!("aws_{key}"), v);
+                }
+                (None, Some(path)) => match read_secret_file(&path) {
+                    Ok(v) => {
+                        out.insert(format!("aws_{key}"), v);
+                    }
+                    Err(why) => problems.push(format!("warehouse.{key}_file: {why}")),
+                },
+                (None, None) => {}
+            };
+        secret("secret_access_key", self.secret_access_key, self.secret_access_key_file, &mut out);
+        secret("session_token", self.session_token, self.session_token_file, &mut out);
+        if let Some(id) = self.access_key_id {
+            out.insert("aws_access_key_id".into(), id.to_string());
+        }
+        if let Some(endpoint) = self.endpoint.map(|e| e.trim().trim_end_matches('/').to_owned()) {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                problems.push(format!("warehouse.endpoint: `{endpoint}` is not an http:// or https:// URL"));
+            }
+            // A plain-HTTP endpoint (a store on the local network or loopback) must be allowed.
+            if endpoint.starts_with("http://") {
+                out.insert("aws_allow_http".into(), "true".into());
+            }
+            out.insert("aws_endpoint".into(), endpoint);
+        }
+        if let Some(region) = self.region {
+            out.insert("aws_region".into(), region);
+        }
+        if let Some(path_style) = self.path_style {
+            out.insert("aws_virtual_hosted_style_request".into(), (!path_style).to_string());
+        }
+        let mut from_files = Vec::new();
+        for (k, v) in self.options {
+            match k.strip_suffix("_file") {
+                Some(target) => match read_secret_file(&v.to_string()) {
+                    Ok(value) => from_files.push((k.clone(), target.to_owned(), value)),
+                    Err(why) => problems.push(format!("warehouse.options.{k}: {why}")),
+                },
+                None => {
+                    out.insert(k, v.to_string());
+                }
+            }
+        }
+        for (k, target, value) in from_files {
+            if out.insert(target.clone(), value).is_some() {
+                problems.push(format!("warehouse.options.{k}: {target} is set too; keep one of the two"));
+            }
+        }
+        if !remote && !out.is_empty() {
+            problems.push(
+                "warehouse: endpoint, region, path_style, credentials and options apply to an s3:// root; \
+                 warehouse.root is a local path"
+                    .into(),
+            );
+        }
+        out
     }
 }
 
@@ -459,6 +565,12 @@ impl RawConfig {
                 .push(format!("validation.max_message_bytes: {max} is outside 1024 ..= 67108864 (1 KiB to 64 MiB)"));
         }
         let warehouse = self.warehouse.root.trim().trim_end_matches('/').to_owned();
+        let remote = warehouse.starts_with("s3://") || warehouse.starts_with("s3a://");
+        if remote
+            && warehouse.split_once("://").is_none_or(|(_, rest)| rest.split('/').next().is_none_or(str::is_empty))
+        {
+            problems.push(format!("warehouse.root: `{warehouse}` names no bucket; write s3://bucket/prefix"));
+        }
         if warehouse.is_empty() {
             problems.push("warehouse.root: empty; give a directory (./warehouse) or a URL (s3://bucket/path)".into());
         } else if let Some((scheme, _)) = warehouse.split_once("://")
@@ -468,6 +580,7 @@ impl RawConfig {
                 "warehouse.root: scheme `{scheme}://` is not supported; use a path, file://, s3:// or memory://"
             ));
         }
+        let warehouse_storage = self.warehouse.storage_options(remote, problems);
         let b = &self.batch;
         if !(1..=10_000_000).contains(&b.max_rows) {
             problems.push(format!("batch.max_rows: {} is outside 1 ..= 10000000", b.max_rows));
@@ -569,7 +682,7 @@ impl RawConfig {
                 static_membership: g.static_membership,
                 permanent_failure_attempts: g.permanent_failure_attempts,
             },
-            warehouse: WarehouseConfig { root: warehouse },
+            warehouse: WarehouseConfig { root: warehouse, storage: warehouse_storage },
             batch: FlushPolicy {
                 max_rows: b.max_rows,
                 max_bytes: b.max_bytes,

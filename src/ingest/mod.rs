@@ -41,7 +41,7 @@ pub mod catchup;
 mod clock;
 mod consumer;
 mod engine;
-mod group;
+pub mod group;
 pub mod lag;
 pub mod membership;
 mod pipeline;
@@ -203,11 +203,8 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
         let listener = runtime.block_on(server::bind(addr))?;
         let bound = listener.local_addr().map_or_else(|_| addr.to_string(), |a| a.to_string());
         tracing::info!(address = %bound, "serving http://{bound}/metrics, /healthz and /readyz");
-        let endpoints = Endpoints {
-            metrics: metrics.clone(),
-            pipelines: handles.clone(),
-            warehouse: config.warehouse.root.clone(),
-        };
+        let endpoints =
+            Endpoints { metrics: metrics.clone(), pipelines: handles.clone(), warehouse: config.warehouse.clone() };
         runtime.spawn(server::serve(listener, Arc::new(endpoints), async {
             let _ = listener_stopped.await;
         }));

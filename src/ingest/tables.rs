@@ -9,7 +9,7 @@ use crate::offsets::{AppIds, PartitionOffsets, Table};
 use crate::pix::batch::{EVENT_DATE, INGEST_DATE, QUARANTINE_TABLE};
 use crate::pix::{category_schema, quarantine_schema};
 use crate::probe::Probe;
-use crate::sink::delta::{CommitOutcome, DeltaTableWriter, SinkError, read_offsets};
+use crate::sink::delta::{CommitOutcome, DeltaTableWriter, Location, SinkError, read_offsets};
 
 /// The writers of one pipeline. Each pipeline has its own writer on `pix_quarantine`: their
 /// appends never conflict (different app ids), and each fence stays per pipeline.
@@ -23,13 +23,10 @@ pub struct Tables {
 impl Tables {
     /// Opens (creating on first use) the pipeline's table and `pix_quarantine`.
     pub async fn open(config: &Config, pipeline: &Pipeline, probe: &Probe) -> Result<Self, SinkError> {
-        let location = |table: &str| {
-            let place = config.warehouse.table_location(table);
-            deltalake::ensure_table_uri(&place).map_err(SinkError::delta(table, "prepare the location of"))
-        };
+        let location = |table: &str| Location::in_warehouse(&config.warehouse, table);
         let category = DeltaTableWriter::open_or_create(
             &pipeline.table,
-            location(&pipeline.table)?,
+            &location(&pipeline.table)?,
             category_schema(pipeline.category),
             EVENT_DATE,
         )
@@ -37,7 +34,7 @@ impl Tables {
         .with_probe(probe.clone());
         let quarantine = DeltaTableWriter::open_or_create(
             QUARANTINE_TABLE,
-            location(QUARANTINE_TABLE)?,
+            &location(QUARANTINE_TABLE)?,
             quarantine_schema(),
             INGEST_DATE,
         )

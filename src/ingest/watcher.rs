@@ -91,10 +91,7 @@ pub fn start(
             })?;
         targets.insert(p, w);
     }
-    let location = |t: &str| {
-        deltalake::ensure_table_uri(config.warehouse.table_location(t))
-            .map_err(|source| Box::new(SinkError::delta(t, "prepare the location of")(source)))
-    };
+    let location = |t: &str| crate::sink::delta::Location::in_warehouse(&config.warehouse, t).map_err(Box::new);
     let mut latest = LatestOffsets::new(
         (&pipeline.table, location(&pipeline.table)?),
         (QUARANTINE_TABLE, location(QUARANTINE_TABLE)?),

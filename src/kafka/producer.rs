@@ -188,7 +188,22 @@ impl AckedProducer {
     /// not have (or could create, where the broker auto-creates topics). A cluster that does not
     /// answer within `timeout` is not judged here: sending and flushing report that.
     pub fn require_topics(&self, topics: &[&str], timeout: Duration) -> Result<(), ProduceError> {
-        let Ok(metadata) = self.inner.client().fetch_metadata(None, timeout) else { return Ok(()) };
+        // In one-second steps: a refused password or certificate is named as soon as it is known.
+        let until = std::time::Instant::now() + timeout;
+        let metadata = loop {
+            let step = until.saturating_duration_since(std::time::Instant::now()).min(Duration::from_secs(1));
+            match self.inner.client().fetch_metadata(None, step) {
+                Ok(m) => break m,
+                Err(_) => {
+                    if let Some(problem) = self.problem() {
+                        return Err(ProduceError::Broker { pending: 0, brokers: self.brokers.clone(), problem });
+                    }
+                    if std::time::Instant::now() >= until {
+                        return Ok(());
+                    }
+                }
+            }
+        };
         let known = |t: &str| metadata.topics().iter().any(|m| m.name() == t && !m.partitions().is_empty());
         match topics.iter().find(|t| !known(t)) {
             // Where the broker creates topics on first use, asking for it creates it.

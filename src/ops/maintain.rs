@@ -30,7 +30,7 @@ pub fn run(
     let mut out = Vec::new();
     for t in tables {
         let url = super::source::location(config, t)?;
-        out.push(rt.block_on(maintain(t, url, upkeep, progress)).map_err(Box::new)?);
+        out.push(rt.block_on(maintain(t, &url, upkeep, progress)).map_err(Box::new)?);
     }
     Ok(out)
 }

@@ -222,7 +222,7 @@ fn replay_pipeline(run: &Run<'_>, p: &Pipeline) -> Result<Replayed, ReplayError>
     }
     probe.hit("replay-inserted");
     let location = super::source::location(config, QUARANTINE_TABLE)?;
-    rt.block_on(delete_rows(QUARANTINE_TABLE, location, &p.topic, &remove, metadata, progress)).map_err(Box::new)?;
+    rt.block_on(delete_rows(QUARANTINE_TABLE, &location, &p.topic, &remove, metadata, progress)).map_err(Box::new)?;
     Ok(report)
 }
 
@@ -253,7 +253,7 @@ impl Chunk {
             None => self.writer.insert(
                 rt.block_on(DeltaTableWriter::open_or_create(
                     &p.table,
-                    super::source::location(config, &p.table)?,
+                    &super::source::location(config, &p.table)?,
                     category_schema(p.category),
                     EVENT_DATE,
                 ))

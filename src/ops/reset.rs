@@ -209,7 +209,7 @@ fn apply(
     config: &Config,
     p: &Pipeline,
     moves: &[Move],
-    location: &impl Fn(&str) -> Result<url::Url, Box<SinkError>>,
+    location: &impl Fn(&str) -> Result<crate::sink::delta::Location, Box<SinkError>>,
     progress: &dyn Progress,
 ) -> Result<(), ResetError> {
     let record: Vec<serde_json::Value> = moves
@@ -233,9 +233,9 @@ fn apply(
             })
             .collect()
     };
-    rt.block_on(rewind(&p.table, location(&p.table)?, &cuts(Table::Category), metadata.clone(), progress))
+    rt.block_on(rewind(&p.table, &location(&p.table)?, &cuts(Table::Category), metadata.clone(), progress))
         .map_err(Box::new)?;
-    rt.block_on(rewind(QUARANTINE_TABLE, location(QUARANTINE_TABLE)?, &cuts(Table::Quarantine), metadata, progress))
+    rt.block_on(rewind(QUARANTINE_TABLE, &location(QUARANTINE_TABLE)?, &cuts(Table::Quarantine), metadata, progress))
         .map_err(Box::new)?;
     // The group's offsets follow, for lag tools (best effort: Delta is the source of truth).
     let group: Result<BaseConsumer, _> =

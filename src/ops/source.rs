@@ -8,13 +8,12 @@ use deltalake::DeltaTable;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use tokio::runtime::Runtime;
-use url::Url;
 
 use crate::config::{Config, Pipeline};
 use crate::kafka::Reader;
 use crate::offsets::{AppIds, PartitionOffsets};
 use crate::pix::batch::QUARANTINE_TABLE;
-use crate::sink::delta::{Loaded, SinkError, open_existing, read_offsets};
+use crate::sink::delta::{Loaded, Location, SinkError, open_existing, read_offsets};
 
 /// What any operator command can fail on before its own logic: the broker, a topic, the runtime.
 #[derive(Debug, thiserror::Error)]
@@ -61,14 +60,13 @@ pub fn kafka<'a>(config: &'a Config, client: &'a Reader) -> impl Fn(KafkaError) 
 pub const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The location of `table` under the warehouse root.
-pub fn location(config: &Config, table: &str) -> Result<Url, Box<SinkError>> {
-    deltalake::ensure_table_uri(config.warehouse.table_location(table))
-        .map_err(|source| Box::new(SinkError::delta(table, "prepare the location of")(source)))
+pub fn location(config: &Config, table: &str) -> Result<Location, Box<SinkError>> {
+    Location::in_warehouse(&config.warehouse, table).map_err(Box::new)
 }
 
 /// `table` at its latest version (`None`: not created yet).
 pub fn open(rt: &Runtime, config: &Config, table: &str) -> Result<Option<DeltaTable>, Box<SinkError>> {
-    rt.block_on(open_existing(table, location(config, table)?)).map_err(Box::new)
+    rt.block_on(open_existing(table, &location(config, table)?)).map_err(Box::new)
 }
 
 /// The committed offsets of `partitions` of `pipeline`, from its category table and

@@ -33,6 +33,19 @@ pub struct PartitionStatus {
     /// Age of the first record at or past the committed offset (0 when caught up; `None` if
     /// unknown).
     pub lag_seconds: Option<f64>,
+    /// The member of the pipeline's consumer group that holds the partition now: its
+    /// `ingest.instance_id` (the static member's `group.instance.id` less the pipeline) and host;
+    /// `None` when no member holds it (no instance running, or a rebalance under way).
+    pub owner: Option<Owner>,
+}
+
+/// Who holds a partition.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Owner {
+    /// `ingest.instance_id` of a static member; the client id of a dynamic one.
+    pub instance: String,
+    /// The host its connection comes from.
+    pub host: String,
 }
 
 /// One table.
@@ -55,6 +68,9 @@ pub struct PipelineStatus {
     pub table: TableStatus,
     pub partitions: Vec<PartitionStatus>,
     pub lag_records: i64,
+    /// The consumer group's state as the broker describes it (`Stable`, `Empty`,
+    /// `PreparingRebalance`…; `None` if it could not be described).
+    pub group_state: Option<String>,
 }
 
 /// The whole report.
@@ -104,9 +120,20 @@ pub fn read(config: &Config, pipelines: &[String], now_ms: i64) -> Result<Status
                 high,
                 lag_records: committed.lag(low, high),
                 lag_seconds: None,
+                owner: None,
             });
         }
         oldest_uncommitted(&consumer, &p.topic, &mut partitions, now_ms);
+        // Which instance holds which partition, from the group (a read: it never joins it).
+        let view = crate::ingest::group::describe(&consumer, &p.group, &p.topic, TIMEOUT).ok();
+        if let Some(view) = &view {
+            for x in &mut partitions {
+                x.owner = view.members.iter().find(|m| m.partitions.contains(&x.partition)).map(|m| Owner {
+                    instance: m.name.strip_suffix(&format!("-{}", p.name)).unwrap_or(&m.name).to_owned(),
+                    host: m.host.trim_start_matches('/').to_owned(),
+                });
+            }
+        }
         let lag_records = partitions.iter().map(|x| x.lag_records).sum();
         out.push(PipelineStatus {
             pipeline: p.name.clone(),
@@ -115,6 +142,7 @@ pub fn read(config: &Config, pipelines: &[String], now_ms: i64) -> Result<Status
             table: table_status(&p.table, describe(&p.table, table.as_ref())?.as_ref()),
             partitions,
             lag_records,
+            group_state: view.map(|v| v.state),
         });
     }
     let quarantine = describe(QUARANTINE_TABLE, quarantine.as_ref())?;

@@ -43,8 +43,8 @@ pub struct Endpoints {
     pub metrics: Metrics,
     /// Per pipeline: its assigned partitions and why it waits for some.
     pub pipelines: Vec<PipelineMetrics>,
-    /// The warehouse root, listed by `/readyz`.
-    pub warehouse: String,
+    /// The warehouse, whose root `/readyz` lists.
+    pub warehouse: crate::config::WarehouseConfig,
 }
 
 /// Binds the listener (before the pipelines start, so a port conflict stops pixlake at once).
@@ -153,7 +153,8 @@ mod tests {
         let p = metrics.pipeline("payments", "pix.payments", "pix_payments");
         p.set_waiting(Some("joining: group g has no member yet".into()));
         p.set_assigned(assigned);
-        Endpoints { metrics, pipelines: vec![p], warehouse: warehouse.into() }
+        let warehouse = crate::config::WarehouseConfig { root: warehouse.into(), storage: Default::default() };
+        Endpoints { metrics, pipelines: vec![p], warehouse }
     }
 
     #[tokio::test]

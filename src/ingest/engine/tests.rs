@@ -134,8 +134,8 @@ impl Harness {
         self.engine.flush(&self.group, force, "test", None, now).unwrap()
     }
 
-    fn location(&self, table: &str) -> url::Url {
-        deltalake::ensure_table_uri(self.config.warehouse.table_location(table)).unwrap()
+    fn location(&self, table: &str) -> crate::sink::delta::Location {
+        crate::sink::delta::Location::in_warehouse(&self.config.warehouse, table).unwrap()
     }
 
     fn table_name(kind: Table) -> &'static str {
@@ -148,14 +148,14 @@ impl Harness {
     /// The raw txn version of `partition` in `kind` (negative ones included).
     fn raw_txn(&self, kind: Table, partition: i32) -> Option<i64> {
         let name = Self::table_name(kind);
-        let table = self.rt.block_on(open_existing(name, self.location(name))).unwrap().unwrap();
+        let table = self.rt.block_on(open_existing(name, &self.location(name))).unwrap().unwrap();
         let id = AppIds::new("payments", "pix.payments").of(kind, partition);
         self.rt.block_on(table.snapshot().unwrap().transaction_version(table.log_store().as_ref(), id)).unwrap()
     }
 
     /// The committed offsets as any reader sees them.
     fn committed(&self, partition: i32) -> CommittedOffsets {
-        let open = |name: &str| self.rt.block_on(open_existing(name, self.location(name))).unwrap();
+        let open = |name: &str| self.rt.block_on(open_existing(name, &self.location(name))).unwrap();
         let (category, quarantine) = (open("pix_payments"), open(QUARANTINE_TABLE));
         let offsets = self
             .rt
@@ -172,7 +172,7 @@ impl Harness {
     /// Offsets of the rows `kind` holds for `partition`.
     fn rows(&self, kind: Table, partition: i32) -> Vec<i64> {
         let name = Self::table_name(kind);
-        let table = self.rt.block_on(open_existing(name, self.location(name))).unwrap();
+        let table = self.rt.block_on(open_existing(name, &self.location(name))).unwrap();
         let mut rows = self
             .rt
             .block_on(scan(name, table.as_ref(), &crate::telemetry::progress::Silent))
@@ -190,7 +190,7 @@ impl Harness {
             Table::Category => (category_schema(Category::Payment), EVENT_DATE),
             Table::Quarantine => (quarantine_schema(), INGEST_DATE),
         };
-        let mut w = self.rt.block_on(DeltaTableWriter::open_or_create(name, self.location(name), schema, by)).unwrap();
+        let mut w = self.rt.block_on(DeltaTableWriter::open_or_create(name, &self.location(name), schema, by)).unwrap();
         let id = AppIds::new("payments", "pix.payments").of(kind, partition);
         let out = self.rt.block_on(w.commit(vec![], vec![(id, offset)], HashMap::new())).unwrap();
         assert!(matches!(out, CommitOutcome::Committed { .. }), "{out:?}");

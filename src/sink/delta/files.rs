@@ -1,6 +1,7 @@
 //! The two steps every read-side table operation starts with: open a table that may not exist
 //! yet, and stream one of its data files as Arrow batches through the table's object store.
 
+use super::{Location, SinkError};
 use deltalake::arrow::array::RecordBatch;
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::logstore::object_store::ObjectStoreExt;
@@ -11,20 +12,17 @@ use deltalake::parquet::arrow::async_reader::{
 };
 use deltalake::parquet::errors::ParquetError;
 use deltalake::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, Path};
+use deltalake::{DeltaTable, DeltaTableError, Path};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryFutureExt};
-use url::Url;
 
-use super::SinkError;
-
-/// The table at `url` at its latest version; `None` when there is no table there yet.
+/// The table at `at` at its latest version; `None` when there is no table there yet.
 ///
 /// Whether there is one is asked with a listing of `_delta_log/` first: loading a location that
 /// holds no table makes delta-kernel log an ERROR line of its own, which a normal first run
 /// (tables created on first use) must not print.
-pub async fn open_existing(name: &str, url: Url) -> Result<Option<DeltaTable>, SinkError> {
-    let mut table = unloaded(name, url)?;
+pub async fn open_existing(name: &str, at: &Location) -> Result<Option<DeltaTable>, SinkError> {
+    let mut table = unloaded(name, at)?;
     let is_table = table.log_store().is_delta_table_location().await.map_err(SinkError::delta(name, "look for"))?;
     if !is_table {
         return Ok(None);
@@ -36,9 +34,9 @@ pub async fn open_existing(name: &str, url: Url) -> Result<Option<DeltaTable>, S
     }
 }
 
-/// The table at `url`, not loaded (no storage access yet).
-pub(super) fn unloaded(name: &str, url: Url) -> Result<DeltaTable, SinkError> {
-    DeltaTableBuilder::from_url(url).and_then(|b| b.build()).map_err(SinkError::delta(name, "prepare the location of"))
+/// The table at `at`, not loaded (no storage access yet).
+pub(super) fn unloaded(name: &str, at: &Location) -> Result<DeltaTable, SinkError> {
+    at.builder().and_then(|b| b.build()).map_err(SinkError::delta(name, "prepare the location of"))
 }
 
 /// The Parquet settings of every file pixlake rewrites (compaction, rewinds, removals): Snappy,
@@ -160,10 +158,11 @@ impl FileRows {
 /// Whether the storage under `root` (the warehouse) answers a listing: the readiness check of
 /// the metrics listener. A local root that does not exist yet is created, as the first table
 /// commit would.
-pub async fn reachable(root: &str) -> Result<(), SinkError> {
-    let err = |source| SinkError::Warehouse { root: root.to_owned(), source: Box::new(source) };
-    let url = deltalake::ensure_table_uri(root).map_err(err)?;
-    let table = DeltaTableBuilder::from_url(url).and_then(|b| b.build()).map_err(err)?;
+pub async fn reachable(warehouse: &crate::config::WarehouseConfig) -> Result<(), SinkError> {
+    let root = &warehouse.root;
+    let err = |source| SinkError::Warehouse { root: root.clone(), source: Box::new(source) };
+    let at = Location::warehouse_root(warehouse)?;
+    let table = at.builder().and_then(|b| b.build()).map_err(err)?;
     let store = table.log_store().object_store(None);
     store.list_with_delimiter(None).await.map_err(|e| err(DeltaTableError::from(e)))?;
     Ok(())

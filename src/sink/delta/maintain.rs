@@ -20,7 +20,6 @@ use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::DeltaOperation;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
-use url::Url;
 
 use super::SinkError;
 use super::rewind::with_partition_columns;
@@ -51,7 +50,12 @@ pub struct Upkeep {
 }
 
 /// Runs `upkeep` on the table at `url`.
-pub async fn maintain(name: &str, url: Url, upkeep: Upkeep, progress: &dyn Progress) -> Result<Maintained, SinkError> {
+pub async fn maintain(
+    name: &str,
+    url: &super::Location,
+    upkeep: Upkeep,
+    progress: &dyn Progress,
+) -> Result<Maintained, SinkError> {
     let err = SinkError::delta(name, "maintain");
     let mut out = Maintained { table: name.to_owned(), ..Maintained::default() };
     let Some(mut table) = super::files::open_existing(name, url).await? else { return Ok(out) };

@@ -23,6 +23,7 @@
 
 mod files;
 mod inspect;
+mod location;
 mod maintain;
 mod offsets;
 mod rewind;
@@ -31,6 +32,7 @@ mod table;
 
 pub use files::{open_existing, reachable};
 pub use inspect::{TableInfo, chosen_gaps, inspect};
+pub use location::Location;
 pub use maintain::{Maintained, Upkeep, maintain};
 pub use offsets::{LatestOffsets, Loaded, read_offsets};
 pub use rewind::{Cut, RewindError, Rewound, delete_rows, rewind};

@@ -3,11 +3,9 @@
 //! tables that follows their latest versions ([`LatestOffsets`], for `--until-caught-up`
 //! watching partitions another member writes).
 
-use deltalake::{DeltaTable, DeltaTableError};
-use url::Url;
-
-use super::SinkError;
+use super::{Location, SinkError};
 use crate::offsets::{AppIds, CommittedOffsets, PartitionOffsets, Table, offset};
+use deltalake::{DeltaTable, DeltaTableError};
 
 /// A table as loaded at one version, by name (`table` `None`: there is no table there yet, so
 /// no offset either).
@@ -49,7 +47,7 @@ pub async fn read_offsets(
 /// One table followed read-only at its latest version.
 struct Followed {
     name: String,
-    url: Url,
+    at: Location,
     table: Option<DeltaTable>,
 }
 
@@ -58,7 +56,7 @@ impl Followed {
         let err = SinkError::delta(&self.name, "refresh");
         match &mut self.table {
             Some(t) => t.update_incremental(None).await.map_err(err)?,
-            None => self.table = super::files::open_existing(&self.name, self.url.clone()).await?,
+            None => self.table = super::files::open_existing(&self.name, &self.at).await?,
         }
         Ok(Loaded { name: &self.name, table: self.table.as_ref() })
     }
@@ -76,8 +74,8 @@ pub struct LatestOffsets {
 impl LatestOffsets {
     /// Follows the category table `category` and `pix_quarantine` at `quarantine` (neither
     /// needs to exist yet).
-    pub fn new(category: (&str, Url), quarantine: (&str, Url)) -> Self {
-        let followed = |(name, url): (&str, Url)| Followed { name: name.to_owned(), url, table: None };
+    pub fn new(category: (&str, Location), quarantine: (&str, Location)) -> Self {
+        let followed = |(name, at): (&str, Location)| Followed { name: name.to_owned(), at, table: None };
         LatestOffsets { category: followed(category), quarantine: followed(quarantine) }
     }
 

@@ -16,7 +16,6 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitConflictError, CommitP
 use deltalake::kernel::{Action, Transaction};
 use deltalake::protocol::DeltaOperation;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use url::Url;
 
 use super::SinkError;
 use super::files::FileRows;
@@ -61,7 +60,7 @@ pub enum RewindError {
 /// in one commit to the table at `url`.
 pub async fn rewind(
     name: &str,
-    url: Url,
+    url: &super::Location,
     cuts: &[Cut],
     metadata: HashMap<String, serde_json::Value>,
     progress: &dyn Progress,
@@ -84,7 +83,7 @@ pub async fn rewind(
 /// Removes the rows of `topic` with these (partition, offset) in one commit (no offset moves).
 pub async fn delete_rows(
     name: &str,
-    url: Url,
+    url: &super::Location,
     topic: &str,
     keys: &HashSet<(i32, i64)>,
     metadata: HashMap<String, serde_json::Value>,
@@ -99,7 +98,7 @@ pub async fn delete_rows(
 /// carries `txns`; files holding them are rewritten without them.
 async fn remove_matching(
     name: &str,
-    url: Url,
+    url: &super::Location,
     remove: &dyn Fn(&str, i32, i64) -> bool,
     txns: Vec<Transaction>,
     metadata: HashMap<String, serde_json::Value>,

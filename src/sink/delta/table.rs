@@ -11,7 +11,6 @@ use deltalake::kernel::{Action, StructType, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
-use url::Url;
 
 use crate::fault::{Classify, Permanent};
 use crate::probe::Probe;
@@ -46,7 +45,7 @@ pub enum SinkError {
         source: Box<DeltaTableError>,
     },
     #[error("table {table} at {url} exists with a different schema; migrate it or point pipelines[].table elsewhere")]
-    SchemaMismatch { table: String, url: Url },
+    SchemaMismatch { table: String, url: super::Location },
 }
 
 impl SinkError {
@@ -113,17 +112,17 @@ impl DeltaTableWriter {
     /// winner's table (any other failure to create is reported as it is).
     pub async fn open_or_create(
         name: &str,
-        url: Url,
+        url: &super::Location,
         schema: SchemaRef,
         partition_by: &str,
     ) -> Result<Self, SinkError> {
-        let table = match super::files::open_existing(name, url.clone()).await? {
+        let table = match super::files::open_existing(name, url).await? {
             Some(table) => table,
             None => {
                 let err = SinkError::delta(name, "create");
                 let columns: StructType =
                     schema.as_ref().try_into_kernel().map_err(|e| err(DeltaTableError::from(e)))?;
-                let created = super::files::unloaded(name, url.clone())?
+                let created = super::files::unloaded(name, url)?
                     .create()
                     .with_table_name(name)
                     .with_columns(columns.fields().cloned())
@@ -134,7 +133,7 @@ impl DeltaTableWriter {
                     Ok(t) => t,
                     // Lost a creation race (the other process committed version 0 first): the
                     // table now exists; open it. Otherwise the creation failed for its own reason.
-                    Err(e) => match super::files::open_existing(name, url.clone()).await {
+                    Err(e) => match super::files::open_existing(name, url).await {
                         Ok(Some(t)) => t,
                         _ => return Err(err(e)),
                     },
@@ -145,7 +144,7 @@ impl DeltaTableWriter {
         let existing: StructType = table.snapshot().map_err(err)?.schema().as_ref().clone();
         let wanted: StructType = schema.as_ref().try_into_kernel().map_err(|e| err(DeltaTableError::from(e)))?;
         if existing != wanted {
-            return Err(SinkError::SchemaMismatch { table: name.to_owned(), url });
+            return Err(SinkError::SchemaMismatch { table: name.to_owned(), url: url.clone() });
         }
         Ok(DeltaTableWriter {
             name: name.to_owned(),
