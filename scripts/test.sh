@@ -13,6 +13,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/setup.sh
 scripts/kafka.sh start
+# The S3-compatible store (moto, on 127.0.0.1) the S3 warehouse tests write to.
+scripts/s3.sh start
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -486,6 +486,42 @@ mod tests {
     }
 
     #[test]
+    fn an_s3_warehouse_takes_its_endpoint_and_credentials_from_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s3-secret");
+        std::fs::write(&file, "s3cr3t-key-from-a-file\n").unwrap();
+        let yaml = "warehouse:\n  root: s3://lake/pix/\n  endpoint: http://127.0.0.1:9100\n  region: sa-east-1\n  \
+                    path_style: true\n  access_key_id: pixlake\n  options:\n    aws_server_side_encryption: AES256\n";
+        let c = load(yaml, &[("PIXLAKE__WAREHOUSE__SECRET_ACCESS_KEY_FILE", file.to_str().unwrap())]).unwrap();
+        assert_eq!(c.warehouse.root, "s3://lake/pix");
+        let get = |k: &str| c.warehouse.storage.get(k).map(String::as_str);
+        assert_eq!(get("aws_endpoint"), Some("http://127.0.0.1:9100"));
+        assert_eq!(get("aws_allow_http"), Some("true"), "a plain-HTTP endpoint is allowed");
+        assert_eq!(get("aws_region"), Some("sa-east-1"));
+        assert_eq!(get("aws_virtual_hosted_style_request"), Some("false"));
+        assert_eq!(get("aws_access_key_id"), Some("pixlake"));
+        assert_eq!(get("aws_secret_access_key"), Some("s3cr3t-key-from-a-file"));
+        assert_eq!(get("aws_server_side_encryption"), Some("AES256"));
+        // The secret is masked everywhere pixlake could show it.
+        assert!(c.secrets().contains(&"s3cr3t-key-from-a-file".to_owned()));
+        assert!(!format!("{:?}", c.warehouse).contains("s3cr3t"));
+        assert!(!c.effective().to_string().contains("s3cr3t"));
+        assert!(c.effective().to_string().contains("sa-east-1"));
+
+        // S3 settings on a local root, a root without a bucket, both spellings of a secret.
+        let err = load("warehouse:\n  root: ./warehouse\n  endpoint: http://127.0.0.1:9100\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("apply to an s3:// root"), "{err}");
+        let err = load("warehouse:\n  root: s3://\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("names no bucket"), "{err}");
+        let err = load(
+            "warehouse:\n  root: s3://b/p\n  secret_access_key: x\n",
+            &[("PIXLAKE__WAREHOUSE__SECRET_ACCESS_KEY_FILE", file.to_str().unwrap())],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("keep one of the two"), "{err}");
+    }
+
+    #[test]
     fn secrets_come_from_files_and_are_never_shown() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("kafka-password");

@@ -212,24 +212,24 @@ impl RawWarehouse {
     /// The object-store settings of the warehouse (empty for a local one), `problems` noted.
     fn storage_options(self, remote: bool, problems: &mut Vec<String>) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
-        let mut secret =
-            |key: &str, direct: Option<String>, file: Option<String>, out: &mut BTreeMap<String, String>| match (
-                direct, file,
-            ) {
-                (Some(_), Some(_)) => {
-                    problems.push(format!("warehouse.{key} and warehouse.{key}_file are both set; keep one of the two"))
-                }
-                (Some(v), None) => {
+        let mut secret = |key: &str,
+                          direct: Option<String>,
+                          file: Option<String>,
+                          out: &mut BTreeMap<String, String>| match (direct, file) {
+            (Some(_), Some(_)) => {
+                problems.push(format!("warehouse.{key} and warehouse.{key}_file are both set; keep one of the two"))
+            }
+            (Some(v), None) => {
+                out.insert(format!("aws_{key}"), v);
+            }
+            (None, Some(path)) => match read_secret_file(&path) {
+                Ok(v) => {
                     out.insert(format!("aws_{key}"), v);
                 }
-                (None, Some(path)) => match read_secret_file(&path) {
-                    Ok(v) => {
-                        out.insert(format!("aws_{key}"), v);
-                    }
-                    Err(why) => problems.push(format!("warehouse.{key}_file: {why}")),
-                },
-                (None, None) => {}
-            };
+                Err(why) => problems.push(format!("warehouse.{key}_file: {why}")),
+            },
+            (None, None) => {}
+        };
         secret("secret_access_key", self.secret_access_key, self.secret_access_key_file, &mut out);
         secret("session_token", self.session_token, self.session_token_file, &mut out);
         if let Some(id) = self.access_key_id {
@@ -565,10 +565,9 @@ impl RawConfig {
                 .push(format!("validation.max_message_bytes: {max} is outside 1024 ..= 67108864 (1 KiB to 64 MiB)"));
         }
         let warehouse = self.warehouse.root.trim().trim_end_matches('/').to_owned();
-        let remote = warehouse.starts_with("s3://") || warehouse.starts_with("s3a://");
-        if remote
-            && warehouse.split_once("://").is_none_or(|(_, rest)| rest.split('/').next().is_none_or(str::is_empty))
-        {
+        let given = self.warehouse.root.trim();
+        let remote = given.starts_with("s3://") || given.starts_with("s3a://");
+        if remote && given.split_once("://").is_none_or(|(_, rest)| rest.split('/').next().is_none_or(str::is_empty)) {
             problems.push(format!("warehouse.root: `{warehouse}` names no bucket; write s3://bucket/prefix"));
         }
         if warehouse.is_empty() {

@@ -31,8 +31,63 @@ pub struct Setup {
     pub run: String,
     pub topics: [String; 3],
     pub dlq: String,
+    /// A local warehouse's directory (unused when [`Setup::storage`] is set).
     pub warehouse: PathBuf,
+    /// `warehouse.root` as pixlake is given it: the directory, or an `s3://` URL.
+    pub root: String,
+    /// The `warehouse.*` settings of an S3 warehouse, as `PIXLAKE__WAREHOUSE__…` variables
+    /// (empty for a local one).
+    pub storage: Vec<(String, String)>,
     pub partitions: i32,
+}
+
+/// The S3-compatible store `scripts/s3.sh` runs (moto on 127.0.0.1), its bucket, and the
+/// settings pixlake and the tests reach it with.
+pub mod s3 {
+    /// The store's URL (`PIXLAKE_S3_PORT`, default 9100).
+    pub fn endpoint() -> String {
+        format!("http://127.0.0.1:{}", std::env::var("PIXLAKE_S3_PORT").unwrap_or_else(|_| "9100".into()))
+    }
+
+    /// The bucket `scripts/s3.sh start` creates.
+    pub const BUCKET: &str = "pixlake";
+
+    /// pixlake's `warehouse.*` settings for it.
+    pub fn settings() -> Vec<(String, String)> {
+        [
+            ("ENDPOINT", endpoint()),
+            ("REGION", "us-east-1".into()),
+            ("PATH_STYLE", "true".into()),
+            ("ACCESS_KEY_ID", "pixlake".into()),
+            ("SECRET_ACCESS_KEY", "pixlake-secret".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (format!("PIXLAKE__WAREHOUSE__{k}"), v))
+        .collect()
+    }
+
+    /// The same as delta-rs storage options (for the tests' own reads).
+    pub fn options() -> std::collections::HashMap<String, String> {
+        [
+            ("aws_endpoint", endpoint()),
+            ("aws_region", "us-east-1".into()),
+            ("aws_virtual_hosted_style_request", "false".into()),
+            ("aws_allow_http", "true".into()),
+            ("aws_access_key_id", "pixlake".into()),
+            ("aws_secret_access_key", "pixlake-secret".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// Fails the test with the fix when the store does not answer.
+    pub fn require() {
+        let addr = endpoint().trim_start_matches("http://").to_owned();
+        if std::net::TcpStream::connect(&addr).is_err() {
+            panic!("no S3-compatible store at {addr}: start one with `scripts/s3.sh start` (or run scripts/test.sh)");
+        }
+    }
 }
 
 pub const PIPELINES: [&str; 3] = ["payments", "receipts", "refunds"];
@@ -46,7 +101,27 @@ impl Setup {
         let dlq = format!("{run}.dlq");
         let names: Vec<&str> = topics.iter().map(String::as_str).chain([dlq.as_str()]).collect();
         super::create_topics(&names, partitions);
-        Setup { run, topics, dlq, warehouse: dir.join("warehouse"), partitions }
+        let warehouse = dir.join("warehouse");
+        let root = warehouse.display().to_string();
+        Setup { run, topics, dlq, warehouse, root, storage: Vec::new(), partitions }
+    }
+
+    /// Fresh topics and a fresh warehouse under `s3://pixlake/{run}` on the local S3 store.
+    pub fn on_s3(prefix: &str, partitions: i32, dir: &Path) -> Setup {
+        s3::require();
+        let mut s = Setup::new(prefix, partitions, dir);
+        s.root = format!("s3://{}/{}", s3::BUCKET, s.run);
+        s.storage = s3::settings();
+        s
+    }
+
+    /// Where `table` is, and the storage options to open it with.
+    pub fn table_location(&self, table: &str) -> (url::Url, std::collections::HashMap<String, String>) {
+        if self.storage.is_empty() {
+            (deltalake::ensure_table_uri(self.warehouse.join(table).to_str().unwrap()).unwrap(), Default::default())
+        } else {
+            (url::Url::parse(&format!("{}/{table}", self.root)).unwrap(), s3::options())
+        }
     }
 
     /// Environment for a `pixlake` process of this setup (groups unique to the run).
@@ -55,7 +130,8 @@ impl Setup {
         for (i, p) in PIPELINES.iter().enumerate() {
             env.push((format!("PIXLAKE__PIPELINES__{i}__GROUP"), format!("{}-{p}", self.run)));
         }
-        env.push(("PIXLAKE__WAREHOUSE__ROOT".into(), self.warehouse.display().to_string()));
+        env.push(("PIXLAKE__WAREHOUSE__ROOT".into(), self.root.clone()));
+        env.extend(self.storage.iter().cloned());
         env.push(("PIXLAKE__KAFKA__CONSUMER__SESSION_TIMEOUT_MS".into(), "6000".into()));
         env.push(("PIXLAKE__KAFKA__CONSUMER__HEARTBEAT_INTERVAL_MS".into(), "1000".into()));
         // Tests run several instances at once: each metrics listener on a port of its own.
@@ -156,17 +232,17 @@ pub struct Row {
     pub event_id: Option<String>,
 }
 
-fn table_url(warehouse: &Path, table: &str) -> url::Url {
-    deltalake::ensure_table_uri(warehouse.join(table).to_str().unwrap()).unwrap()
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-/// `table` at its latest version (`None`: not created yet).
-fn open(warehouse: &Path, table: &str) -> Option<deltalake::DeltaTable> {
-    runtime().block_on(deltalake::open_table(table_url(warehouse, table))).ok()
+/// `table` at its latest version (`None`: not created yet), local or on S3.
+pub fn open(s: &Setup, table: &str) -> Option<deltalake::DeltaTable> {
+    deltalake::aws::register_handlers(None);
+    let (url, options) = s.table_location(table);
+    let mut t = deltalake::DeltaTableBuilder::from_url(url).ok()?.with_storage_options(options).build().ok()?;
+    runtime().block_on(t.load()).ok()?;
+    Some(t)
 }
 
 /// The rows of `table` as loaded (reading rows and offsets from one loaded version keeps the
@@ -174,9 +250,15 @@ fn open(warehouse: &Path, table: &str) -> Option<deltalake::DeltaTable> {
 pub fn table_rows(table: Option<&deltalake::DeltaTable>, quarantine: bool) -> Vec<Row> {
     let Some(t) = table else { return Vec::new() };
     let mut out = Vec::new();
-    for uri in t.get_file_uris().unwrap() {
-        let path = url::Url::parse(&uri).map(|u| u.to_file_path().unwrap()).unwrap_or_else(|_| uri.clone().into());
-        let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap();
+    // Each data file whole, through the table's own object store (local disk or S3 alike).
+    let store = t.object_store();
+    let paths: Vec<deltalake::Path> = t.snapshot().unwrap().log_data().iter().map(|f| f.object_store_path()).collect();
+    for path in paths {
+        let bytes = runtime().block_on(async {
+            use deltalake::logstore::object_store::ObjectStoreExt;
+            store.get(&path).await.unwrap().bytes().await.unwrap()
+        });
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
         let mut cols = vec!["kafka_topic", "kafka_partition", "kafka_offset"];
         if quarantine {
             cols.extend(["raw_value", "error_rule"]);
@@ -245,11 +327,11 @@ pub fn check_invariant(s: &Setup) -> Checked {
     let mut seen: HashMap<Key, &'static str> = HashMap::new();
     let mut checked = Checked::default();
     let parts: Vec<i32> = (0..s.partitions).collect();
-    let quarantine_table = open(&s.warehouse, "pix_quarantine");
+    let quarantine_table = open(s, "pix_quarantine");
     let quarantine = table_rows(quarantine_table.as_ref(), true);
     for (i, table) in TABLES.iter().enumerate() {
         let topic = &s.topics[i];
-        let category_table = open(&s.warehouse, table);
+        let category_table = open(s, table);
         let committed =
             offsets(PIPELINES[i], topic, &parts, (table, category_table.as_ref()), quarantine_table.as_ref());
         let table_rows = table_rows(category_table.as_ref(), false);
