@@ -203,3 +203,43 @@ async fn generated_traffic_lands_in_four_tables() {
     assert_eq!(total + q, records.len());
     assert!(q > 150 && q < 400, "about 5 % quarantined: {q}");
 }
+
+/// A commit's cost does not grow with the table's history: ingest's commits never list the log
+/// to delete expired entries (delta-rs does after every commit by default); `maintain` deletes
+/// them, after its checkpoint.
+#[tokio::test]
+async fn expired_log_files_are_removed_by_maintain_not_by_every_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = payments(dir.path()).await;
+    for i in 0..4 {
+        let offsets = vec![(app_id("payments", "pix.payments", 0), (i + 1) * 10)];
+        w.commit(vec![batch(i * 10..(i + 1) * 10)], offsets, HashMap::new()).await.unwrap();
+    }
+    let log = dir.path().join("pix_payments").join("_delta_log");
+    let json = |v: u64| log.join(format!("{v:020}.json"));
+    // A checkpoint at version 2, and versions 0 to 2 older than the 30-day log retention.
+    let at = pixlake::sink::delta::Location::from_url(url(dir.path(), "pix_payments"));
+    let mut t = at.builder().unwrap().build().unwrap();
+    t.load_version(2).await.unwrap();
+    deltalake::checkpoints::create_checkpoint(&t, None).await.unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 86_400);
+    for v in 0..=2 {
+        std::fs::File::options().write(true).open(json(v)).unwrap().set_modified(old).unwrap();
+    }
+    // Another commit: the expired files stay.
+    w.commit(vec![batch(40..50)], vec![(app_id("payments", "pix.payments", 0), 50)], HashMap::new()).await.unwrap();
+    assert!(json(0).exists() && json(1).exists(), "a commit cleaned the log up");
+    // maintain (checkpoint only) removes what the checkpoint at 2 covers and is expired.
+    let upkeep = pixlake::sink::delta::Upkeep {
+        compact_target: None,
+        checkpoint: true,
+        vacuum_retention_hours: None,
+        force: false,
+    };
+    let done = pixlake::sink::delta::maintain("pix_payments", &at, upkeep, &pixlake::telemetry::progress::Silent)
+        .await
+        .unwrap();
+    assert!(done.log_files_removed >= 2, "{done:?}");
+    assert!(!json(0).exists() && !json(1).exists());
+    assert_eq!(rows(dir.path()).await, 50, "no row lost with the old log files");
+}

@@ -68,12 +68,13 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<Outcome> {
             None => writeln!(out, "{}: no table yet", m.table)?,
             Some(v) => writeln!(
                 out,
-                "{}: version {v}; {} → {} files ({} compacted); checkpoint at {}; {} files vacuumed",
+                "{}: version {v}; {} → {} files ({} compacted); checkpoint at {}, {} expired log files removed; {} files vacuumed",
                 m.table,
                 m.files_before,
                 m.files_after,
                 m.compacted_files,
                 m.checkpoint_version.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                m.log_files_removed,
                 m.vacuumed_files
             )?,
         }

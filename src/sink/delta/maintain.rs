@@ -35,6 +35,9 @@ pub struct Maintained {
     pub files_after: u64,
     pub compacted_files: u64,
     pub checkpoint_version: Option<u64>,
+    /// Log files older than the table's log retention (30 days by default) and covered by a
+    /// checkpoint, deleted after the checkpoint (ingest's commits never list the log for them).
+    pub log_files_removed: u64,
     pub vacuumed_files: u64,
 }
 
@@ -68,6 +71,7 @@ pub async fn maintain(
         table.update_incremental(None).await.map_err(err)?;
         deltalake::checkpoints::create_checkpoint(&table, None).await.map_err(err)?;
         out.checkpoint_version = table.version();
+        out.log_files_removed = deltalake::checkpoints::cleanup_metadata(&table, None).await.map_err(err)? as u64;
     }
     if let Some(hours) = upkeep.vacuum_retention_hours {
         progress.step(&format!("vacuuming {name}"), None, "files");

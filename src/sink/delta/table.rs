@@ -198,9 +198,15 @@ impl DeltaTableWriter {
         self.probe.hit("encoded");
         let adds = writer.flush().await.map_err(err)?;
         self.probe.hit("files-written");
+        // The commit's own cost must not grow with the table's history: delta-rs's expired-log
+        // cleanup lists all of `_delta_log` after every commit (a LIST per thousand versions on
+        // S3), so it is left to `maintain`, after its checkpoint. Checkpoints stay in the commit
+        // path, every `delta.checkpointInterval` (100) versions, which bounds the log replay of
+        // every reader and of the offset lookups at assignment.
         let props = CommitProperties::default()
             .with_application_transactions(offsets.into_iter().map(|(id, v)| Transaction::new(id, v)).collect())
-            .with_metadata(metadata);
+            .with_metadata(metadata)
+            .with_cleanup_expired_logs(Some(false));
         let operation = DeltaOperation::Write {
             mode: SaveMode::Append,
             partition_by: Some(self.partition_by.clone()),
