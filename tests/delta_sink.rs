@@ -243,3 +243,30 @@ async fn expired_log_files_are_removed_by_maintain_not_by_every_commit() {
     assert!(!json(0).exists() && !json(1).exists());
     assert_eq!(rows(dir.path()).await, 50, "no row lost with the old log files");
 }
+
+/// Following a table (`--until-caught-up` watching other writers): each read sees the commits
+/// made since the last one, for partitions asked for from the start and for ones asked for
+/// later, without replaying the log for every partition every time.
+#[tokio::test]
+async fn latest_offsets_follow_the_commits_of_another_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = payments(dir.path()).await;
+    let ids = AppIds::new("payments", "pix.payments");
+    let id = |p| ids.of(Table::Category, p);
+    w.commit(vec![batch(0..10)], vec![(id(0), 10)], HashMap::new()).await.unwrap();
+    let mut latest = pixlake::sink::delta::LatestOffsets::new(
+        ("pix_payments", at(dir.path(), "pix_payments")),
+        ("pix_quarantine", at(dir.path(), "pix_quarantine")),
+    );
+    let read = |o: &pixlake::offsets::PartitionOffsets, p: i32| o[&p].category;
+    let o = latest.read(ids, &[0]).await.unwrap();
+    assert_eq!(read(&o, 0), Some(10));
+    w.commit(vec![batch(10..20)], vec![(id(0), 20), (id(1), 5)], HashMap::new()).await.unwrap();
+    w.commit(vec![], vec![(id(0), 20), (id(1), -1)], HashMap::new()).await.unwrap();
+    let o = latest.read(ids, &[0, 1]).await.unwrap();
+    assert_eq!((read(&o, 0), read(&o, 1)), (Some(20), None), "p1 declared -1 last: no offset");
+    w.commit(vec![], vec![(id(1), 7)], HashMap::new()).await.unwrap();
+    let o = latest.read(ids, &[0, 1]).await.unwrap();
+    assert_eq!((read(&o, 0), read(&o, 1)), (Some(20), Some(7)));
+    assert_eq!(o[&0].quarantine, None, "no quarantine table yet");
+}

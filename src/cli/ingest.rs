@@ -155,6 +155,7 @@ fn to_json(report: &Report) -> serde_json::Value {
                 "redelivered": c.redelivered,
                 "dlq_failures": c.dlq_failures,
                 "commits": p.totals.commits,
+                "commit_seconds": p.totals.commit_time.as_secs_f64(),
                 "fenced": p.totals.fenced,
                 "rebalances": p.totals.rebalances,
                 "restarts": p.totals.restarts,

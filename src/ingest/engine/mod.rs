@@ -90,6 +90,9 @@ pub struct Totals {
     pub counts: Counts,
     /// Delta commits made (both tables).
     pub commits: u64,
+    /// Time those commits took, from handing the rows to the writer to the commit being
+    /// durable (Parquet encoding, uploads and the log commit; retries included).
+    pub commit_time: Duration,
     /// Commits refused because another writer owned a partition.
     pub fenced: u64,
     /// Assignments and revocations handled.
@@ -460,6 +463,7 @@ impl Engine {
             match outcome {
                 CommitOutcome::Committed { version, files, bytes } => {
                     let elapsed = commit_started.elapsed();
+                    self.totals.commit_time += elapsed;
                     tm.committed(version, files, bytes, rows.as_ref(), elapsed, super::clock::wall_micros());
                     match table {
                         Table::Category => batch.counts.flagged.iter().for_each(|(r, &n)| self.metrics.flagged(r, n)),

@@ -44,22 +44,108 @@ pub async fn read_offsets(
     Ok(out)
 }
 
-/// One table followed read-only at its latest version.
+/// One table followed read-only at its latest version, with the latest `txn` version of the app
+/// ids asked for so far.
+///
+/// A `txn` lookup through delta-rs replays the log back to the last checkpoint (up to 100 commit
+/// files, each a GET on S3) for every app id, every time. Following a table every few seconds
+/// that way costs more the longer the log gets since its checkpoint. So each app id is looked
+/// up once, in full, the first time it is asked for; after that only the commits the table
+/// gained since the last read are read (one GET each on S3) and their `txn` actions applied.
 struct Followed {
     name: String,
     at: Location,
     table: Option<DeltaTable>,
+    /// Latest txn version per app id looked up (absent: none yet).
+    txns: std::collections::HashMap<String, i64>,
+    /// App ids looked up in full.
+    known: std::collections::HashSet<String>,
+    /// The version the map is up to date with.
+    read_up_to: Option<u64>,
 }
 
 impl Followed {
-    async fn latest(&mut self) -> Result<Loaded<'_>, SinkError> {
+    fn new(name: &str, at: Location) -> Self {
+        Followed {
+            name: name.to_owned(),
+            at,
+            table: None,
+            txns: Default::default(),
+            known: Default::default(),
+            read_up_to: None,
+        }
+    }
+
+    /// The latest txn version of each of `wanted` (absent: none), the table moved to its latest
+    /// version first.
+    async fn latest(&mut self, wanted: &[String]) -> Result<&std::collections::HashMap<String, i64>, SinkError> {
         let err = SinkError::delta(&self.name, "refresh");
         match &mut self.table {
             Some(t) => t.update_incremental(None).await.map_err(err)?,
             None => self.table = super::files::open_existing(&self.name, &self.at).await?,
         }
-        Ok(Loaded { name: &self.name, table: self.table.as_ref() })
+        let Some(table) = &self.table else { return Ok(&self.txns) };
+        let now = table.version().unwrap_or(0);
+        let err = SinkError::delta(&self.name, "read the offsets in");
+        // The commits since the last read, oldest first (the newest txn of an app id wins). A
+        // commit file that cannot be read (cleaned up, a table recreated): start over.
+        if let Some(seen) = self.read_up_to.filter(|&seen| seen <= now) {
+            let store = table.log_store().object_store(None);
+            let log = table.log_store().log_path().clone();
+            for version in seen + 1..=now {
+                use deltalake::logstore::object_store::ObjectStoreExt;
+                let file = log.clone().join(format!("{version:020}.json"));
+                let bytes = match store.get(&file).await {
+                    Ok(got) => got.bytes().await.map_err(|e| err(DeltaTableError::from(e)))?,
+                    Err(_) => {
+                        self.known.clear();
+                        self.txns.clear();
+                        break;
+                    }
+                };
+                for (app, v) in txn_actions(&bytes) {
+                    if self.known.contains(&app) {
+                        self.txns.insert(app, v);
+                    }
+                }
+            }
+        } else {
+            self.known.clear();
+            self.txns.clear();
+        }
+        // App ids never looked up (or after starting over): in full, once.
+        let snapshot = table.snapshot().map_err(err)?;
+        let log_store = table.log_store();
+        let unknown: Vec<&String> = wanted.iter().filter(|a| !self.known.contains(*a)).collect();
+        for app in unknown {
+            if let Some(v) = snapshot.transaction_version(log_store.as_ref(), app).await.map_err(err)? {
+                self.txns.insert(app.clone(), v);
+            }
+            self.known.insert(app.clone());
+        }
+        self.read_up_to = Some(now);
+        Ok(&self.txns)
     }
+}
+
+/// The `(appId, version)` of every `txn` action in one commit file (newline-delimited JSON).
+fn txn_actions(commit: &[u8]) -> Vec<(String, i64)> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        txn: Option<Txn>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Txn {
+        app_id: String,
+        version: i64,
+    }
+    commit
+        .split(|&b| b == b'\n')
+        .filter(|l| l.windows(6).any(|w| w == b"\"txn\":"))
+        .filter_map(|l| serde_json::from_slice::<Line>(l).ok()?.txn)
+        .map(|t| (t.app_id, t.version))
+        .collect()
 }
 
 /// A pipeline's two tables opened read-only and moved to their latest versions at each read:
@@ -75,15 +161,46 @@ impl LatestOffsets {
     /// Follows the category table `category` and `pix_quarantine` at `quarantine` (neither
     /// needs to exist yet).
     pub fn new(category: (&str, Location), quarantine: (&str, Location)) -> Self {
-        let followed = |(name, at): (&str, Location)| Followed { name: name.to_owned(), at, table: None };
-        LatestOffsets { category: followed(category), quarantine: followed(quarantine) }
+        LatestOffsets {
+            category: Followed::new(category.0, category.1),
+            quarantine: Followed::new(quarantine.0, quarantine.1),
+        }
     }
 
     /// The latest committed offsets of `partitions`.
     pub async fn read(&mut self, ids: AppIds<'_>, partitions: &[i32]) -> Result<PartitionOffsets, SinkError> {
-        let category = self.category.latest().await?;
-        let quarantine = self.quarantine.latest().await?;
-        read_offsets(ids, partitions, category, quarantine).await
+        let mut out: PartitionOffsets = partitions.iter().map(|&p| (p, CommittedOffsets::default())).collect();
+        for (kind, followed) in [(Table::Category, &mut self.category), (Table::Quarantine, &mut self.quarantine)] {
+            let wanted: Vec<String> = partitions.iter().map(|&p| ids.of(kind, p)).collect();
+            let txns = followed.latest(&wanted).await?;
+            for (&p, committed) in out.iter_mut() {
+                if let Some(o) = offset(txns.get(&ids.of(kind, p)).copied()) {
+                    committed.set(kind, o);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn txn_actions_are_read_from_a_commit_file() {
+        let commit = br#"{"commitInfo":{"timestamp":1,"operation":"WRITE"}}
+{"txn":{"appId":"pixlake:payments:pix.payments:0","version":120}}
+{"add":{"path":"part-0.parquet","size":1,"partitionValues":{},"modificationTime":1,"dataChange":true}}
+{"txn":{"appId":"pixlake:payments:pix.payments:1","version":-1,"lastUpdated":null}}
+"#;
+        assert_eq!(
+            txn_actions(commit),
+            vec![
+                ("pixlake:payments:pix.payments:0".to_owned(), 120),
+                ("pixlake:payments:pix.payments:1".to_owned(), -1)
+            ]
+        );
     }
 }
 
