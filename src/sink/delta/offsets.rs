@@ -183,6 +183,12 @@ impl LatestOffsets {
     }
 }
 
+/// `DeltaTableError` for a table that has no version yet (kept here so the one reader and its
+/// callers agree on what "no table" is).
+pub(super) fn is_missing(e: &DeltaTableError) -> bool {
+    matches!(e, DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,10 +208,4 @@ mod tests {
             ]
         );
     }
-}
-
-/// `DeltaTableError` for a table that has no version yet (kept here so the one reader and its
-/// callers agree on what "no table" is).
-pub(super) fn is_missing(e: &DeltaTableError) -> bool {
-    matches!(e, DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_))
 }
