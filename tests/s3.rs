@@ -99,6 +99,12 @@ fn every_command_works_on_an_s3_warehouse() {
     assert_eq!(after.quarantined, before.quarantined - oversized, "{}", String::from_utf8_lossy(&out.stdout));
     let audit: serde_json::Value = serde_json::from_str(&run(&["audit", "--json"])).unwrap();
     assert_eq!(audit["violations"], 0, "{audit}");
+
+    // For scripts/spark-check.sh: where Spark reads these tables (S3A) and how many rows.
+    if let Some(out) = std::env::var_os("PIXLAKE_S3_TABLES_OUT") {
+        let root = s.root.replacen("s3://", "s3a://", 1);
+        std::fs::write(out, format!("{root} {}\n", after.total())).unwrap();
+    }
 }
 
 /// `/readyz` lists the S3 warehouse, and a daemon on it ingests what arrives.

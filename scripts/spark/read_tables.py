@@ -4,7 +4,12 @@
 
 Prints each table's schema and row count; exits non-zero if a table cannot be read, a column has
 an unexpected Spark type, or the rows do not add up to EXPECTED_TOTAL_ROWS.
+
+WAREHOUSE_DIR may be an s3a:// URL: Spark then reads through Hadoop's S3A connector
+(hadoop-aws, from Maven Central) with the store and credentials of PIXLAKE_SPARK_S3_ENDPOINT,
+PIXLAKE_SPARK_S3_ACCESS_KEY and PIXLAKE_SPARK_S3_SECRET_KEY (path-style requests).
 """
+import os
 import sys
 
 from delta import configure_spark_with_delta_pip
@@ -21,7 +26,21 @@ builder = (
     .config("spark.sql.session.timeZone", "UTC")
     .config("spark.ui.enabled", "false")
 )
-spark = configure_spark_with_delta_pip(builder).getOrCreate()
+extra_packages = []
+if warehouse.startswith("s3a://"):
+    # hadoop-aws matching PySpark 3.5's Hadoop (3.3.4); it brings the AWS SDK bundle.
+    extra_packages = ["org.apache.hadoop:hadoop-aws:3.3.4"]
+    endpoint = os.environ["PIXLAKE_SPARK_S3_ENDPOINT"]
+    builder = (
+        builder.config("spark.hadoop.fs.s3a.endpoint", endpoint)
+        .config("spark.hadoop.fs.s3a.path.style.access", "true")
+        .config("spark.hadoop.fs.s3a.connection.ssl.enabled", str(endpoint.startswith("https")).lower())
+        .config("spark.hadoop.fs.s3a.aws.credentials.provider",
+                "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider")
+        .config("spark.hadoop.fs.s3a.access.key", os.environ["PIXLAKE_SPARK_S3_ACCESS_KEY"])
+        .config("spark.hadoop.fs.s3a.secret.key", os.environ["PIXLAKE_SPARK_S3_SECRET_KEY"])
+    )
+spark = configure_spark_with_delta_pip(builder, extra_packages=extra_packages).getOrCreate()
 spark.sparkContext.setLogLevel("ERROR")
 
 EXPECTED_TYPES = {
