@@ -6,7 +6,8 @@
 #   docker compose up --scale pixlake=3      (docker-compose.yml: Kafka, MinIO, Prometheus, Grafana)
 #
 # The runtime image holds the binary, the shared libraries librdkafka links (OpenSSL for TLS,
-# Cyrus SASL for GSSAPI/Kerberos, both with Debian's security updates) and the CA certificates;
+# Cyrus SASL with its GSSAPI plugin and kinit for Kerberos, all with Debian's security updates)
+# and the CA certificates;
 # the configuration comes from /etc/pixlake/pixlake.yaml (a volume or ConfigMap) and
 # PIXLAKE__SECTION__KEY variables, secrets from files under /run/secrets.
 
@@ -25,6 +26,7 @@ RUN cargo build --release --locked --bin pixlake \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl libssl3 libsasl2-2 libsasl2-modules \
+      libsasl2-modules-gssapi-mit krb5-user \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/pixlake --create-home pixlake
 COPY --from=build /src/target/release/pixlake /usr/local/bin/pixlake
