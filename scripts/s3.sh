@@ -6,6 +6,7 @@
 # before anything else runs against it.
 #
 #   scripts/s3.sh start           install (once), start, wait until it answers, create the bucket
+#   scripts/s3.sh restart         stop, then start with an empty store (moto keeps everything in memory)
 #   scripts/s3.sh stop | status
 #   scripts/s3.sh bucket NAME     create a bucket
 #   scripts/s3.sh env             `export PIXLAKE__WAREHOUSE__…` lines for an S3 warehouse (eval them)
@@ -30,8 +31,9 @@ install() {
   "$venv/bin/pip" install -q "moto[server]==$moto_version"
 }
 
+# moto answers on its own API path (another server on the port would not).
 answers() {
-  curl -s -o /dev/null --max-time 2 "$endpoint/" 2>/dev/null
+  curl -fs -o /dev/null --max-time 2 "$endpoint/moto-api/" 2>/dev/null
 }
 
 make_bucket() {
@@ -61,7 +63,15 @@ case "${1:-}" in
     if [[ -f "$run/pid" ]]; then
       kill "$(cat "$run/pid")" 2>/dev/null || true
       rm -f "$run/pid"
+      for _ in $(seq 1 20); do
+        answers || break
+        sleep 0.25
+      done
     fi
+    ;;
+  restart)
+    "$0" stop
+    exec "$0" start
     ;;
   status)
     if answers; then echo "S3 store on $endpoint"; else echo "no S3 store on $endpoint"; exit 1; fi

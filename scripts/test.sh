@@ -13,8 +13,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/setup.sh
 scripts/kafka.sh start
-# The S3-compatible store (moto, on 127.0.0.1) the S3 warehouse tests write to.
-scripts/s3.sh start
+# The S3-compatible store (moto, on 127.0.0.1) the S3 warehouse tests write to; empty at every
+# run (it keeps everything in memory).
+scripts/s3.sh restart
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

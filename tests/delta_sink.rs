@@ -269,4 +269,15 @@ async fn latest_offsets_follow_the_commits_of_another_writer() {
     let o = latest.read(ids, &[0, 1]).await.unwrap();
     assert_eq!((read(&o, 0), read(&o, 1)), (Some(20), Some(7)));
     assert_eq!(o[&0].quarantine, None, "no quarantine table yet");
+
+    // The table deleted and created again (another table id, a shorter log): read afresh,
+    // nothing of the old one kept.
+    drop(w);
+    std::fs::remove_dir_all(dir.path().join("pix_payments")).unwrap();
+    let mut w = payments(dir.path()).await;
+    w.commit(vec![batch(0..3)], vec![(id(0), 3)], HashMap::new()).await.unwrap();
+    w.commit(vec![], vec![(id(0), 3)], HashMap::new()).await.unwrap();
+    w.commit(vec![], vec![(id(0), 3)], HashMap::new()).await.unwrap();
+    let o = latest.read(ids, &[0, 1]).await.unwrap();
+    assert_eq!((read(&o, 0), read(&o, 1)), (Some(3), None), "the new table's offsets only");
 }

@@ -14,12 +14,13 @@ use deltalake::logstore::object_store::{ObjectStoreExt, PutMode, PutOptions, Put
 #[test]
 fn the_store_refuses_a_second_conditional_put_of_a_key() {
     s3::require();
-    deltalake::aws::register_handlers(None);
     let run = common::unique("conditional-put");
-    let url = url::Url::parse(&format!("s3://{}/{run}", s3::BUCKET)).unwrap();
-    let table =
-        deltalake::DeltaTableBuilder::from_url(url).unwrap().with_storage_options(s3::options()).build().unwrap();
-    // The object store delta-rs commits through, configured as pixlake configures it.
+    // The object store delta-rs commits through, configured from pixlake's own settings.
+    let mut env = s3::settings();
+    env.push(("PIXLAKE__WAREHOUSE__ROOT".into(), format!("s3://{}/{run}", s3::BUCKET)));
+    let config = pixlake::config::Config::from_yaml("", "test", env).unwrap();
+    let at = pixlake::sink::delta::Location::in_warehouse(&config.warehouse, "probe").unwrap();
+    let table = at.builder().unwrap().build().unwrap();
     let store = table.log_store().object_store(None);
     let key = deltalake::Path::from("_delta_log/00000000000000000000.json");
     let create = || PutOptions { mode: PutMode::Create, ..Default::default() };

@@ -78,7 +78,8 @@ pub fn is_secret(key: &str) -> bool {
     ["password", "secret", "passphrase"].iter().any(|w| key.contains(w))
         || key.ends_with("key.pem")
         || key == "sasl.oauthbearer.config"
-        || key.ends_with("session_token")
+        || key.ends_with("token")
+        || key.contains("customer_key")
         || key == "sasl.jaas.config"
 }
 
@@ -519,6 +520,23 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("keep one of the two"), "{err}");
+
+        // object_store's own `_file` settings pass through as paths; unknown options and a
+        // setting given twice are refused; tokens are secrets.
+        let c =
+            load("warehouse:\n  root: s3://b/p\n  options:\n    aws_web_identity_token_file: /var/run/token\n", &[])
+                .unwrap();
+        assert_eq!(c.warehouse.storage.get("aws_web_identity_token_file").map(String::as_str), Some("/var/run/token"));
+        let err = load("warehouse:\n  root: s3://b/p\n  options:\n    aws_sse_kms_keyid: k\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("not an object-store setting"), "{err}");
+        let err =
+            load("warehouse:\n  root: s3://b/p\n  region: sa-east-1\n  options:\n    aws_region: us-east-1\n", &[])
+                .unwrap_err();
+        assert!(err.to_string().contains("set by a dedicated warehouse setting"), "{err}");
+        let c = load("warehouse:\n  root: s3://b/p\n  session_token: tok-12345\n", &[]).unwrap();
+        assert!(c.secrets().contains(&"tok-12345".to_owned()) && !c.effective().to_string().contains("tok-12345"));
+        assert!(is_secret("aws_token") && is_secret("aws_sse_customer_key_base64"));
+        assert!(!is_secret("sasl.oauthbearer.token.endpoint.url"));
     }
 
     #[test]

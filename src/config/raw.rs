@@ -178,11 +178,11 @@ pub struct RawWarehouse {
     #[serde(default)]
     pub access_key_id: Option<Scalar>,
     #[serde(default)]
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<Scalar>,
     #[serde(default)]
     pub secret_access_key_file: Option<String>,
     #[serde(default)]
-    pub session_token: Option<String>,
+    pub session_token: Option<Scalar>,
     #[serde(default)]
     pub session_token_file: Option<String>,
     /// More object-store settings, passed as they are (`aws_server_side_encryption`, …); a
@@ -208,19 +208,27 @@ impl Default for RawWarehouse {
     }
 }
 
+/// Whether `key` is a setting delta-rs's S3 store understands (object_store's keys, in any of
+/// their spellings, and delta-rs's own).
+fn known_storage_option(key: &str) -> bool {
+    use std::str::FromStr;
+    deltalake::logstore::object_store::aws::AmazonS3ConfigKey::from_str(&key.to_ascii_lowercase()).is_ok()
+        || deltalake::aws::constants::S3_OPTS.iter().any(|k| k.eq_ignore_ascii_case(key))
+}
+
 impl RawWarehouse {
     /// The object-store settings of the warehouse (empty for a local one), `problems` noted.
     fn storage_options(self, remote: bool, problems: &mut Vec<String>) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         let mut secret = |key: &str,
-                          direct: Option<String>,
+                          direct: Option<Scalar>,
                           file: Option<String>,
                           out: &mut BTreeMap<String, String>| match (direct, file) {
             (Some(_), Some(_)) => {
                 problems.push(format!("warehouse.{key} and warehouse.{key}_file are both set; keep one of the two"))
             }
             (Some(v), None) => {
-                out.insert(format!("aws_{key}"), v);
+                out.insert(format!("aws_{key}"), v.to_string());
             }
             (None, Some(path)) => match read_secret_file(&path) {
                 Ok(v) => {
@@ -252,12 +260,30 @@ impl RawWarehouse {
             out.insert("aws_virtual_hosted_style_request".into(), (!path_style).to_string());
         }
         let mut from_files = Vec::new();
+        let dedicated = out.clone();
         for (k, v) in self.options {
-            match k.strip_suffix("_file") {
+            // object_store's own `…_file` settings (a web identity token file…) are paths it
+            // reads itself; any other `KEY_file` is a secret pixlake reads from that file.
+            let own = known_storage_option(&k);
+            // A setting given twice — as a dedicated warehouse key and in options — is a mistake
+            // whichever was meant.
+            let target = k.strip_suffix("_file").filter(|_| !own).unwrap_or(&k);
+            if dedicated
+                .keys()
+                .any(|d| d.eq_ignore_ascii_case(target) || d["aws_".len()..].eq_ignore_ascii_case(target))
+            {
+                problems.push(format!("warehouse.options.{k}: set by a dedicated warehouse setting already; keep one"));
+                continue;
+            }
+            match k.strip_suffix("_file").filter(|_| !own) {
                 Some(target) => match read_secret_file(&v.to_string()) {
                     Ok(value) => from_files.push((k.clone(), target.to_owned(), value)),
                     Err(why) => problems.push(format!("warehouse.options.{k}: {why}")),
                 },
+                None if !own => problems.push(format!(
+                    "warehouse.options.{k}: not an object-store setting (aws_region, aws_sse_kms_key_id, …); a typo here \
+                     would be ignored silently"
+                )),
                 None => {
                     out.insert(k, v.to_string());
                 }

@@ -240,9 +240,13 @@ fn runtime() -> tokio::runtime::Runtime {
 pub fn open(s: &Setup, table: &str) -> Option<deltalake::DeltaTable> {
     deltalake::aws::register_handlers(None);
     let (url, options) = s.table_location(table);
-    let mut t = deltalake::DeltaTableBuilder::from_url(url).ok()?.with_storage_options(options).build().ok()?;
-    runtime().block_on(t.load()).ok()?;
-    Some(t)
+    let mut t = deltalake::DeltaTableBuilder::from_url(url).unwrap().with_storage_options(options).build().unwrap();
+    // No table yet is `None`; any other failure (the store not answering) must not pass for it.
+    match runtime().block_on(t.load()) {
+        Ok(()) => Some(t),
+        Err(deltalake::DeltaTableError::NotATable(_) | deltalake::DeltaTableError::InvalidTableLocation(_)) => None,
+        Err(e) => panic!("cannot read {table}: {e}"),
+    }
 }
 
 /// The rows of `table` as loaded (reading rows and offsets from one loaded version keeps the

@@ -71,7 +71,12 @@ pub async fn maintain(
         table.update_incremental(None).await.map_err(err)?;
         deltalake::checkpoints::create_checkpoint(&table, None).await.map_err(err)?;
         out.checkpoint_version = table.version();
-        out.log_files_removed = deltalake::checkpoints::cleanup_metadata(&table, None).await.map_err(err)? as u64;
+        // As delta-rs would after a commit, unless the table says not to.
+        if deltalake::table::config::TablePropertiesExt::enable_expired_log_cleanup(
+            table.snapshot().map_err(err)?.table_config(),
+        ) {
+            out.log_files_removed = deltalake::checkpoints::cleanup_metadata(&table, None).await.map_err(err)? as u64;
+        }
     }
     if let Some(hours) = upkeep.vacuum_retention_hours {
         progress.step(&format!("vacuuming {name}"), None, "files");

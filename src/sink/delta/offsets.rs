@@ -62,6 +62,9 @@ struct Followed {
     known: std::collections::HashSet<String>,
     /// The version the map is up to date with.
     read_up_to: Option<u64>,
+    /// The table's id (from its metadata) when the map was built: another id is another table
+    /// (deleted and created again), whose log is not a continuation of what was read.
+    table_id: Option<String>,
 }
 
 impl Followed {
@@ -73,41 +76,84 @@ impl Followed {
             txns: Default::default(),
             known: Default::default(),
             read_up_to: None,
+            table_id: None,
         }
+    }
+
+    /// Forgets every txn read: the next read looks every app id up in full.
+    fn start_over(&mut self) {
+        self.known.clear();
+        self.txns.clear();
+        self.read_up_to = None;
     }
 
     /// The latest txn version of each of `wanted` (absent: none), the table moved to its latest
     /// version first.
     async fn latest(&mut self, wanted: &[String]) -> Result<&std::collections::HashMap<String, i64>, SinkError> {
         let err = SinkError::delta(&self.name, "refresh");
+        let id = |t: &DeltaTable| t.snapshot().ok().map(|s| s.metadata().id().to_owned());
         match &mut self.table {
-            Some(t) => t.update_incremental(None).await.map_err(err)?,
+            Some(t) => {
+                if let Err(e) = t.update_incremental(None).await {
+                    // A table deleted and created again can have a shorter log than the one
+                    // followed: what is there now is read afresh; anything else is an error.
+                    match super::files::open_existing(&self.name, &self.at).await {
+                        Ok(Some(now)) if id(&now) != self.table_id => {
+                            self.start_over();
+                            self.table_id = None;
+                            self.table = Some(now);
+                        }
+                        _ => return Err(err(e)),
+                    }
+                }
+            }
             None => self.table = super::files::open_existing(&self.name, &self.at).await?,
         }
+        if let Some(t) = &self.table
+            && self.table_id.is_some()
+            && id(t) != self.table_id
+        {
+            // Another table at this place: read it afresh.
+            self.start_over();
+            self.table = super::files::open_existing(&self.name, &self.at).await?;
+        }
         let Some(table) = &self.table else { return Ok(&self.txns) };
+        self.table_id = id(table);
         let now = table.version().unwrap_or(0);
         let err = SinkError::delta(&self.name, "read the offsets in");
         // The commits since the last read, oldest first (the newest txn of an app id wins). A
-        // commit file that cannot be read (cleaned up, a table recreated): start over.
+        // commit file that is gone (cleaned up) or that does not parse: start over. Any other
+        // failure (the store throttling, a timeout) is an error: the map stays as it was.
         if let Some(seen) = self.read_up_to.filter(|&seen| seen <= now) {
             let store = table.log_store().object_store(None);
             let log = table.log_store().log_path().clone();
+            let mut read = Vec::new();
+            let mut whole = true;
             for version in seen + 1..=now {
                 use deltalake::logstore::object_store::ObjectStoreExt;
                 let file = log.clone().join(format!("{version:020}.json"));
-                let bytes = match store.get(&file).await {
-                    Ok(got) => got.bytes().await.map_err(|e| err(DeltaTableError::from(e)))?,
-                    Err(_) => {
-                        self.known.clear();
-                        self.txns.clear();
+                let txns = match store.get(&file).await {
+                    Ok(got) => txn_actions(&got.bytes().await.map_err(|e| err(DeltaTableError::from(e)))?),
+                    Err(deltalake::ObjectStoreError::NotFound { .. }) => None,
+                    Err(e) => return Err(err(DeltaTableError::from(e))),
+                };
+                match txns {
+                    Some(t) => read.extend(t),
+                    None => {
+                        whole = false;
                         break;
                     }
-                };
-                for (app, v) in txn_actions(&bytes) {
+                }
+            }
+            if whole {
+                for (app, v) in read {
                     if self.known.contains(&app) {
                         self.txns.insert(app, v);
                     }
                 }
+            } else {
+                self.known.clear();
+                self.txns.clear();
             }
         } else {
             self.known.clear();
@@ -128,8 +174,9 @@ impl Followed {
     }
 }
 
-/// The `(appId, version)` of every `txn` action in one commit file (newline-delimited JSON).
-fn txn_actions(commit: &[u8]) -> Vec<(String, i64)> {
+/// The `(appId, version)` of every `txn` action in one commit file (newline-delimited JSON);
+/// `None` when a line that holds one does not parse.
+fn txn_actions(commit: &[u8]) -> Option<Vec<(String, i64)>> {
     #[derive(serde::Deserialize)]
     struct Line {
         txn: Option<Txn>,
@@ -140,12 +187,13 @@ fn txn_actions(commit: &[u8]) -> Vec<(String, i64)> {
         app_id: String,
         version: i64,
     }
-    commit
-        .split(|&b| b == b'\n')
-        .filter(|l| l.windows(6).any(|w| w == b"\"txn\":"))
-        .filter_map(|l| serde_json::from_slice::<Line>(l).ok()?.txn)
-        .map(|t| (t.app_id, t.version))
-        .collect()
+    let mut out = Vec::new();
+    for line in commit.split(|&b| b == b'\n').filter(|l| l.windows(6).any(|w| w == b"\"txn\":")) {
+        if let Some(t) = serde_json::from_slice::<Line>(line).ok()?.txn {
+            out.push((t.app_id, t.version));
+        }
+    }
+    Some(out)
 }
 
 /// A pipeline's two tables opened read-only and moved to their latest versions at each read:
@@ -202,10 +250,11 @@ mod tests {
 "#;
         assert_eq!(
             txn_actions(commit),
-            vec![
+            Some(vec![
                 ("pixlake:payments:pix.payments:0".to_owned(), 120),
                 ("pixlake:payments:pix.payments:1".to_owned(), -1)
-            ]
+            ])
         );
+        assert_eq!(txn_actions(br#"{"txn":{"appId":"x","version":"#), None, "a txn line that does not parse");
     }
 }
