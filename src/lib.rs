@@ -16,6 +16,7 @@
 //! * [`ops`]: operator commands over the tables and topics (`status`).
 //! * [`telemetry`]: Prometheus metrics, the /metrics /healthz /readyz listener, masked logs.
 //! * [`probe`]: named points on the commit path where crash tests kill the process.
+//! * [`webhook`]: a source — the API Pix webhook (`pixlake webhook`) publishing to the topics.
 //! * [`cli`]: one module per subcommand; `main.rs` only dispatches.
 
 pub mod batch;
@@ -32,3 +33,4 @@ pub mod probe;
 pub mod produce;
 pub mod sink;
 pub mod telemetry;
+pub mod webhook;

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Status(args) => pixlake::cli::status::run(&config, args),
         Command::Validate(args) => pixlake::cli::validate::run(&config, args),
         Command::Produce(args) => pixlake::cli::produce::run(&config, args),
+        Command::Webhook(args) => pixlake::cli::webhook::run(&config, args),
     });
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -5,8 +5,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
+use common::{RestartOnDrop, kafka_sh};
+
 use std::time::{Duration, Instant};
 
 use common::http::{free_port, get};
@@ -40,21 +40,6 @@ fn wait_brokers_up(addr: &str, p: &Proc) {
     while !brokers_up(addr).iter().all(|&n| n == 1) || brokers_up(addr).len() != 3 {
         assert!(Instant::now() < deadline, "brokers up: {:?}\n{}", brokers_up(addr), p.log());
         std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn kafka_sh(action: &str) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh");
-    let out = Command::new("bash").arg(script).arg(action).output().unwrap();
-    assert!(out.status.success(), "kafka.sh {action}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// Starts the broker again even if the test fails half-way, for the tests that follow.
-struct RestartOnDrop;
-
-impl Drop for RestartOnDrop {
-    fn drop(&mut self) {
-        kafka_sh("start");
     }
 }
 

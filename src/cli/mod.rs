@@ -12,6 +12,7 @@ pub mod progress;
 pub mod signals;
 pub mod status;
 pub mod validate;
+pub mod webhook;
 
 use std::path::PathBuf;
 
@@ -51,6 +52,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Publish realistic synthetic Pix events to Kafka or a JSON-lines file.
     Produce(produce::Args),
+    /// Receive the API Pix webhook (POST /pix) and publish its receipts and refunds to Kafka.
+    Webhook(webhook::Args),
 }
 
 /// How a command ended, for `main` to turn into an exit code.

@@ -9,6 +9,7 @@
 
 mod env;
 mod raw;
+mod webhook;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::batch::FlushPolicy;
 use crate::pix::Category;
 pub use raw::RawConfig;
+pub use webhook::{Receiver, WebhookConfig};
 
 /// Default location of the configuration file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/pixlake.yaml";
@@ -39,6 +41,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// Metrics listener and log format.
     pub telemetry: TelemetryConfig,
+    /// The API Pix webhook receiver (`pixlake webhook`).
+    pub webhook: WebhookConfig,
     /// Where the configuration came from, for messages.
     pub origin: String,
 }
@@ -288,6 +292,7 @@ impl Config {
             .chain(&self.warehouse.storage)
             .filter(|(key, value)| is_secret(key) && value.chars().count() >= 4)
             .map(|(_, value)| value.clone())
+            .chain(self.webhook.token.clone())
             .collect()
     }
 
@@ -329,6 +334,7 @@ impl Config {
                 "listen": self.telemetry.listen.map_or_else(String::new, |a| a.to_string()),
                 "log_format": match self.telemetry.log_format { LogFormat::Human => "human", LogFormat::Json => "json" },
             },
+            "webhook": self.webhook.effective(),
         })
     }
 

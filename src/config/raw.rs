@@ -40,6 +40,9 @@ pub struct RawConfig {
     /// Metrics listener and log format.
     #[serde(default)]
     pub telemetry: RawTelemetry,
+    /// The API Pix webhook receiver.
+    #[serde(default)]
+    pub webhook: super::webhook::RawWebhook,
 }
 
 /// `telemetry:`
@@ -138,7 +141,7 @@ const LIBRDKAFKA_FILE_KEYS: [&str; 3] = [
 
 /// The value in the file at `path` (a secret mounted as a file), without the line break that
 /// usually ends it.
-fn read_secret_file(path: &str) -> Result<String, String> {
+pub(super) fn read_secret_file(path: &str) -> Result<String, String> {
     let text = std::fs::read_to_string(path.trim()).map_err(|e| format!("cannot read {path}: {e}"))?;
     Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
@@ -695,7 +698,9 @@ impl RawConfig {
                 LogFormat::Human
             }
         };
+        let webhook = self.webhook.validate(problems);
         Config {
+            webhook,
             telemetry: TelemetryConfig { listen, log_format },
             ingest: IngestConfig {
                 maintenance_interval: (g.maintenance_interval_ms > 0)

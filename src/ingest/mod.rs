@@ -64,7 +64,7 @@ use crate::config::{Config, Pipeline};
 use crate::deadletter::KafkaDeadLetterQueue;
 use crate::pix::Decoder;
 use crate::probe::Probe;
-use crate::telemetry::server::{self, Endpoints};
+use crate::telemetry::server::{self, Endpoints, Readiness};
 use crate::telemetry::{Metrics, MetricsError, PipelineMetrics};
 use buffer::Buffer;
 use engine::{Engine, EngineSettings};
@@ -203,8 +203,10 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
         let listener = runtime.block_on(server::bind(addr))?;
         let bound = listener.local_addr().map_or_else(|_| addr.to_string(), |a| a.to_string());
         tracing::info!(address = %bound, "serving http://{bound}/metrics, /healthz and /readyz");
-        let endpoints =
-            Endpoints { metrics: metrics.clone(), pipelines: handles.clone(), warehouse: config.warehouse.clone() };
+        let endpoints = Endpoints {
+            metrics: metrics.clone(),
+            readiness: Readiness::Pipelines { pipelines: handles.clone(), warehouse: config.warehouse.clone() },
+        };
         runtime.spawn(server::serve(listener, Arc::new(endpoints), async {
             let _ = listener_stopped.await;
         }));

@@ -162,7 +162,7 @@ pub fn apply(rng: &mut ChaCha8Rng, rule: HardRule, e: &mut WireEvent) -> Option<
         }
         InvalidCpf => {
             if let Some(p) = payment(e) {
-                p.payer.document = match r % 3 {
+                p.payer.document = Some(match r % 3 {
                     0 => "11111111111".into(),
                     1 => {
                         let mut c = cpf(splitmix(r));
@@ -171,7 +171,7 @@ pub fn apply(rng: &mut ChaCha8Rng, rule: HardRule, e: &mut WireEvent) -> Option<
                         c
                     }
                     _ => "529.982.247-2".into(),
-                };
+                });
             }
         }
         InvalidCnpj => {
@@ -179,7 +179,7 @@ pub fn apply(rng: &mut ChaCha8Rng, rule: HardRule, e: &mut WireEvent) -> Option<
                 let mut c = cnpj(splitmix(r), r.is_multiple_of(2));
                 let last = c.pop().map_or(b'0', |d| d as u8);
                 c.push((b'0' + (last - b'0' + 1) % 10) as char);
-                p.payee.document = c;
+                p.payee.document = Some(c);
             }
         }
         InvalidPixKey => {
@@ -303,7 +303,7 @@ pub fn messy(rng: &mut ChaCha8Rng, e: &mut WireEvent) {
         2 => e.source = e.source.take().map(|s| format!(" {s} ")),
         3 => {
             if let Some(p) = party(e) {
-                p.document = punctuate(&p.document);
+                p.document = p.document.as_deref().map(punctuate);
             }
         }
         4 => {

@@ -294,7 +294,7 @@ impl Generator {
             branch: Some(p.branch),
             account: Some(p.account),
             account_type: Some(p.account_type.to_owned()),
-            document: p.document,
+            document: Some(p.document),
             name: Some(p.name),
         }
     }
@@ -409,7 +409,7 @@ impl Generator {
                 branch: None,
                 account: None,
                 account_type: None,
-                document: payer.document.clone(),
+                document: Some(payer.document.clone()),
                 name: Some(payer.name.clone()),
             },
             payee: Self::wire_party(payee),

@@ -41,7 +41,9 @@ pub struct WireParty {
     pub account: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_type: Option<String>,
-    pub document: String,
+    /// Absent only where a source does not know it (an API Pix webhook without the payer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }

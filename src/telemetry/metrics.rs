@@ -514,6 +514,66 @@ impl PipelineMetrics {
     }
 }
 
+/// The families of `pixlake webhook`, registered beside the process ones.
+#[derive(Clone)]
+pub struct WebhookMetrics {
+    requests: IntCounterVec,
+    /// Events acknowledged by Kafka, by event type.
+    pub published: IntCounterVec,
+    /// Events not published again because an earlier request did (PSP retries).
+    pub duplicates: IntCounter,
+    /// From the first event queued to the last acknowledgement, per request.
+    pub publish_seconds: Histogram,
+    /// Requests being handled.
+    pub in_flight: IntGauge,
+}
+
+impl WebhookMetrics {
+    /// Registers the webhook families in `metrics`' registry.
+    pub fn new(metrics: &Metrics) -> Result<Self, MetricsError> {
+        let r = &metrics.registry;
+        let requests = IntCounterVec::new(
+            opts("pixlake_webhook_requests_total", "Webhook requests answered, by HTTP status."),
+            &["status"],
+        )?;
+        let published = IntCounterVec::new(
+            opts("pixlake_webhook_events_published_total", "Events the webhook published and Kafka acknowledged."),
+            &["event_type"],
+        )?;
+        let duplicates = IntCounter::with_opts(opts(
+            "pixlake_webhook_duplicate_events_total",
+            "Events of a request already published by an earlier one (PSP retries), not published again.",
+        ))?;
+        let publish_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "pixlake_webhook_publish_duration_seconds",
+                "Time from a request's first event queued to Kafka's last acknowledgement.",
+            )
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+        )?;
+        let in_flight =
+            IntGauge::with_opts(opts("pixlake_webhook_requests_in_flight", "Webhook requests being handled."))?;
+        r.register(Box::new(requests.clone()))?;
+        r.register(Box::new(published.clone()))?;
+        r.register(Box::new(duplicates.clone()))?;
+        r.register(Box::new(publish_seconds.clone()))?;
+        r.register(Box::new(in_flight.clone()))?;
+        // The statuses the webhook answers, present from the start (rates need a zero).
+        for status in ["200", "400", "401", "404", "405", "408", "413", "503"] {
+            requests.with_label_values(&[status]);
+        }
+        for c in crate::pix::Category::ALL {
+            published.with_label_values(&[c.as_str()]);
+        }
+        Ok(WebhookMetrics { requests, published, duplicates, publish_seconds, in_flight })
+    }
+
+    /// Counts one answered request.
+    pub fn answered(&self, status: u16) {
+        self.requests.with_label_values(&[status.to_string().as_str()]).inc();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

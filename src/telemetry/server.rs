@@ -41,10 +41,21 @@ pub struct ListenError {
 pub struct Endpoints {
     /// Rendered at each `/metrics` request.
     pub metrics: Metrics,
-    /// Per pipeline: its assigned partitions and why it waits for some.
-    pub pipelines: Vec<PipelineMetrics>,
-    /// The warehouse, whose root `/readyz` lists.
-    pub warehouse: crate::config::WarehouseConfig,
+    /// What `/readyz` checks.
+    pub readiness: Readiness,
+}
+
+/// What makes a process ready.
+pub enum Readiness {
+    /// `ingest`: every pipeline has partitions and no unsolved problem, and the warehouse answers.
+    Pipelines {
+        /// Per pipeline: its assigned partitions and why it waits for some.
+        pipelines: Vec<PipelineMetrics>,
+        /// The warehouse, whose root `/readyz` lists.
+        warehouse: crate::config::WarehouseConfig,
+    },
+    /// Another long-running command (`webhook`): its own check, answering (ready, why as JSON).
+    Check(Box<dyn Fn() -> (bool, serde_json::Value) + Send + Sync>),
 }
 
 /// Binds the listener (before the pipelines start, so a port conflict stops pixlake at once).
@@ -100,14 +111,16 @@ async fn respond(req: &Request<Incoming>, endpoints: &Endpoints) -> Response<Ful
 
 /// Whether the process is ready, and why (as JSON).
 async fn readiness(endpoints: &Endpoints) -> (bool, serde_json::Value) {
-    let warehouse =
-        match tokio::time::timeout(WAREHOUSE_TIMEOUT, crate::sink::delta::reachable(&endpoints.warehouse)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(super::Chain(&e).to_string()),
-            Err(_) => Err(format!("no answer within {} s", WAREHOUSE_TIMEOUT.as_secs())),
-        };
-    let pipelines: serde_json::Map<String, serde_json::Value> = endpoints
-        .pipelines
+    let (pipelines, warehouse) = match &endpoints.readiness {
+        Readiness::Pipelines { pipelines, warehouse } => (pipelines, warehouse),
+        Readiness::Check(check) => return check(),
+    };
+    let warehouse = match tokio::time::timeout(WAREHOUSE_TIMEOUT, crate::sink::delta::reachable(warehouse)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(super::Chain(&e).to_string()),
+        Err(_) => Err(format!("no answer within {} s", WAREHOUSE_TIMEOUT.as_secs())),
+    };
+    let states: serde_json::Map<String, serde_json::Value> = pipelines
         .iter()
         .map(|p| {
             let mut state = serde_json::json!({ "assigned_partitions": p.assigned.get() });
@@ -125,13 +138,12 @@ async fn readiness(endpoints: &Endpoints) -> (bool, serde_json::Value) {
         .collect();
     // A pipeline whose clients cannot authenticate, or cannot read a batch, or whose storage
     // refuses it for good, is not doing its job.
-    let assigned = endpoints
-        .pipelines
+    let assigned = pipelines
         .iter()
         .all(|p| p.assigned.get() > 0 && p.kafka_problem().is_none() && p.permanent.failing().is_none());
     let body = serde_json::json!({
         "ready": assigned && warehouse.is_ok(),
-        "pipelines": pipelines,
+        "pipelines": states,
         "warehouse": match &warehouse { Ok(()) => "ok".to_owned(), Err(e) => e.clone() },
     });
     (assigned && warehouse.is_ok(), body)
@@ -154,7 +166,14 @@ mod tests {
         p.set_waiting(Some("joining: group g has no member yet".into()));
         p.set_assigned(assigned);
         let warehouse = crate::config::WarehouseConfig { root: warehouse.into(), storage: Default::default() };
-        Endpoints { metrics, pipelines: vec![p], warehouse }
+        Endpoints { metrics, readiness: Readiness::Pipelines { pipelines: vec![p], warehouse } }
+    }
+
+    fn pipelines(e: &Endpoints) -> &[PipelineMetrics] {
+        match &e.readiness {
+            Readiness::Pipelines { pipelines, .. } => pipelines,
+            Readiness::Check(_) => unreachable!(),
+        }
     }
 
     #[tokio::test]
@@ -178,20 +197,20 @@ mod tests {
             problem: crate::kafka::diagnosis::Problem::Authentication,
             detail: "SASL authentication error".into(),
         };
-        e.pipelines[0].set_kafka_problem(Some(&problem));
+        pipelines(&e)[0].set_kafka_problem(Some(&problem));
         let (ready, body) = readiness(&e).await;
         assert!(!ready, "{body}");
         assert!(body["pipelines"]["payments"]["kafka"].as_str().unwrap().contains("sasl.password"), "{body}");
         assert!(e.metrics.render().contains(r#"pixlake_kafka_problem{kind="authentication",pipeline="payments"} 1"#));
-        e.pipelines[0].set_kafka_problem(None);
+        pipelines(&e)[0].set_kafka_problem(None);
         // Its storage refuses it for good: not ready, and why.
-        e.pipelines[0]
+        pipelines(&e)[0]
             .permanent
             .failed(crate::fault::Permanent::TableChanged, "committing to Delta: metadata changed".into());
         let (ready, body) = readiness(&e).await;
         assert!(!ready, "{body}");
         assert_eq!(body["pipelines"]["payments"]["failing"], "committing to Delta: metadata changed");
-        e.pipelines[0].permanent.cleared();
+        pipelines(&e)[0].permanent.cleared();
         assert!(readiness(&e).await.0);
 
         // A warehouse under a regular file cannot be listed (nor created).

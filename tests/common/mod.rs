@@ -85,3 +85,19 @@ pub fn pipeline_env(topics: &[String; 3], dlq: &str) -> Vec<(String, String)> {
     }
     env
 }
+
+/// `scripts/kafka.sh ACTION` (start, stop): the tests that stop the shared broker.
+pub fn kafka_sh(action: &str) {
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh");
+    let out = std::process::Command::new("bash").arg(script).arg(action).output().unwrap();
+    assert!(out.status.success(), "kafka.sh {action}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Starts the broker again even if the test fails half-way, for the tests that follow.
+pub struct RestartOnDrop;
+
+impl Drop for RestartOnDrop {
+    fn drop(&mut self) {
+        kafka_sh("start");
+    }
+}
