@@ -17,6 +17,7 @@
 //! * [`telemetry`]: Prometheus metrics, the /metrics /healthz /readyz listener, masked logs.
 //! * [`probe`]: named points on the commit path where crash tests kill the process.
 //! * [`webhook`]: a source — the API Pix webhook (`pixlake webhook`) publishing to the topics.
+//! * [`shiplog`]: a source — core-banking JSON-lines logs followed like `tail -F` (`ship-log`).
 //! * [`cli`]: one module per subcommand; `main.rs` only dispatches.
 
 pub mod batch;
@@ -31,6 +32,7 @@ pub mod ops;
 pub mod pix;
 pub mod probe;
 pub mod produce;
+pub mod shiplog;
 pub mod sink;
 pub mod telemetry;
 pub mod webhook;

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => pixlake::cli::validate::run(&config, args),
         Command::Produce(args) => pixlake::cli::produce::run(&config, args),
         Command::Webhook(args) => pixlake::cli::webhook::run(&config, args),
+        Command::ShipLog(args) => pixlake::cli::shiplog::run(&config, args),
     });
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

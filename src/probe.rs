@@ -16,6 +16,8 @@
 //! `revoked`, `fenced` (a commit refused because another writer committed for a partition),
 //! `stop-requested` (the first SIGINT/SIGTERM), `maintenance-done` (a scheduled maintenance
 //! run), `replay-inserted` (`dlq replay`: rows appended, quarantine removal next).
+//! `ship-log`: `ship-log-acked` (Kafka acknowledged a batch, its checkpoint next) and
+//! `ship-log-checkpointed`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -9,6 +9,7 @@ pub mod maintain;
 pub mod offsets;
 pub mod produce;
 pub mod progress;
+pub mod shiplog;
 pub mod signals;
 pub mod status;
 pub mod validate;
@@ -52,6 +53,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Publish realistic synthetic Pix events to Kafka or a JSON-lines file.
     Produce(produce::Args),
+    /// Follow core-banking JSON-lines logs (tail -F) and publish each line, mapped, to Kafka.
+    ShipLog(shiplog::Args),
     /// Receive the API Pix webhook (POST /pix) and publish its receipts and refunds to Kafka.
     Webhook(webhook::Args),
 }

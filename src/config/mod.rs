@@ -9,6 +9,7 @@
 
 mod env;
 mod raw;
+mod shiplog;
 mod webhook;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::batch::FlushPolicy;
 use crate::pix::Category;
 pub use raw::RawConfig;
+pub use shiplog::ShipLogConfig;
 pub use webhook::{Receiver, WebhookConfig};
 
 /// Default location of the configuration file, relative to the working directory.
@@ -43,6 +45,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// The API Pix webhook receiver (`pixlake webhook`).
     pub webhook: WebhookConfig,
+    /// The core-banking log shipper (`pixlake ship-log`).
+    pub ship_log: ShipLogConfig,
     /// Where the configuration came from, for messages.
     pub origin: String,
 }
@@ -335,6 +339,7 @@ impl Config {
                 "log_format": match self.telemetry.log_format { LogFormat::Human => "human", LogFormat::Json => "json" },
             },
             "webhook": self.webhook.effective(),
+            "ship_log": self.ship_log.effective(),
         })
     }
 

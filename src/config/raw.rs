@@ -43,6 +43,9 @@ pub struct RawConfig {
     /// The API Pix webhook receiver.
     #[serde(default)]
     pub webhook: super::webhook::RawWebhook,
+    /// The core-banking log shipper.
+    #[serde(default)]
+    pub ship_log: super::shiplog::RawShipLog,
 }
 
 /// `telemetry:`
@@ -699,8 +702,10 @@ impl RawConfig {
             }
         };
         let webhook = self.webhook.validate(problems);
+        let ship_log = self.ship_log.validate(problems);
         Config {
             webhook,
+            ship_log,
             telemetry: TelemetryConfig { listen, log_format },
             ingest: IngestConfig {
                 maintenance_interval: (g.maintenance_interval_ms > 0)

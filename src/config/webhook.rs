@@ -116,7 +116,7 @@ fn default_dedup_window_hours() -> u64 {
     72
 }
 fn default_shutdown_grace_ms() -> u64 {
-    30_000
+    45_000
 }
 
 /// The receiving account, as the wire's participant.
@@ -221,6 +221,22 @@ impl RawWebhook {
         if token.as_ref().is_some_and(|t| t.len() < 16) {
             problems.push("webhook.token: at least 16 characters (e.g. `openssl rand -hex 32`)".into());
         }
+        if let Some(r) = &self.receiver {
+            let ispb = r.ispb.to_string();
+            if !(ispb.len() <= 8
+                && !ispb.is_empty()
+                && ispb.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()))
+            {
+                problems
+                    .push(format!("webhook.receiver.ispb: `{ispb}` is not an ISPB (8 of [0-9A-Z]; quote it in YAML)"));
+            }
+            if let Err((rule, why)) = crate::pix::documents::parse_document(&r.document.to_string()) {
+                problems.push(format!(
+                    "webhook.receiver.document: {} ({why}); every receipt would be quarantined",
+                    rule.id()
+                ));
+            }
+        }
         let receiver = self.receiver.map(|r| Receiver {
             ispb: r.ispb.to_string(),
             branch: r.branch.map(|b| b.to_string()),
@@ -247,6 +263,13 @@ impl RawWebhook {
         in_range("max_concurrent_requests", self.max_concurrent_requests as u64, 1, 100_000, "", problems);
         in_range("dedup_window_hours", self.dedup_window_hours, 1, 24 * 90, " (1 h to 90 days)", problems);
         in_range("shutdown_grace_ms", self.shutdown_grace_ms, 100, 3_600_000, " (0.1 s to 1 h)", problems);
+        if self.shutdown_grace_ms <= self.publish_timeout_ms {
+            problems.push(format!(
+                "webhook.shutdown_grace_ms: {} must be longer than webhook.publish_timeout_ms ({}), so requests in \
+                 flight at a stop get Kafka's verdict",
+                self.shutdown_grace_ms, self.publish_timeout_ms
+            ));
+        }
         if self.dedup_path.trim().is_empty() {
             problems.push("webhook.dedup_path: empty; give a file path (one per instance)".into());
         }

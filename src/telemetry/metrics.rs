@@ -574,6 +574,54 @@ impl WebhookMetrics {
     }
 }
 
+/// The families of `pixlake ship-log`.
+#[derive(Clone)]
+pub struct ShipLogMetrics {
+    /// Lines published as events (and acknowledged).
+    pub published: IntCounter,
+    /// Lines that could not be mapped, published to the DLQ topic (and acknowledged).
+    pub dead_lettered: IntCounter,
+    /// Batches acknowledged and checkpointed.
+    pub batches: IntCounter,
+    /// Batches sent again because Kafka did not acknowledge them.
+    pub retries: IntCounter,
+    /// Files open (followed, or rotated away and being read to their end).
+    pub files: IntGauge,
+}
+
+impl ShipLogMetrics {
+    /// Registers the shipper's families in `metrics`' registry.
+    pub fn new(metrics: &Metrics) -> Result<Self, MetricsError> {
+        let r = &metrics.registry;
+        let counter = |name: &str, help: &str| -> Result<IntCounter, MetricsError> {
+            let c = IntCounter::with_opts(opts(name, help))?;
+            r.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let files = IntGauge::with_opts(opts("pixlake_shiplog_files_followed", "Log files the shipper has open."))?;
+        r.register(Box::new(files.clone()))?;
+        Ok(ShipLogMetrics {
+            published: counter(
+                "pixlake_shiplog_lines_published_total",
+                "Log lines published as events and acknowledged.",
+            )?,
+            dead_lettered: counter(
+                "pixlake_shiplog_lines_dead_lettered_total",
+                "Log lines the mapping could not turn into an event, published to the DLQ topic.",
+            )?,
+            batches: counter(
+                "pixlake_shiplog_batches_total",
+                "Batches of lines acknowledged by Kafka and checkpointed.",
+            )?,
+            retries: counter(
+                "pixlake_shiplog_batch_retries_total",
+                "Batches sent again because Kafka did not acknowledge every record.",
+            )?,
+            files,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

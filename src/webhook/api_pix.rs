@@ -57,6 +57,9 @@ pub struct Mapping {
     pub source: String,
     /// The receiving account (`webhook.receiver`): the payee of every receipt.
     pub receiver: WireParty,
+    /// The largest event (`validation.max_message_bytes`): a larger one would be refused by
+    /// ingest as OVERSIZED_MESSAGE, or by Kafka — the body is refused instead.
+    pub max_event_bytes: usize,
 }
 
 #[derive(Deserialize)]
@@ -206,7 +209,7 @@ pub fn map(body: &[u8], mapping: &Mapping) -> Result<Vec<Outgoing>, BadBody> {
             }),
             trace_id: None,
         };
-        out.push(outgoing(Category::Receipt, &e2e, receipt)?);
+        out.push(outgoing(Category::Receipt, &e2e, receipt, mapping.max_event_bytes, i)?);
         for (j, d) in item.devolucoes.into_iter().enumerate() {
             if d.rtr_id.trim().is_empty() {
                 return Err(BadBody(format!("pix[{i}].devolucoes[{j}].rtrId: empty")));
@@ -232,15 +235,21 @@ pub fn map(body: &[u8], mapping: &Mapping) -> Result<Vec<Outgoing>, BadBody> {
                 }),
                 trace_id: None,
             };
-            out.push(outgoing(Category::Refund, &e2e, refund)?);
+            out.push(outgoing(Category::Refund, &e2e, refund, mapping.max_event_bytes, i)?);
         }
     }
     Ok(out)
 }
 
-fn outgoing(category: Category, key: &str, event: WireEvent) -> Result<Outgoing, BadBody> {
+fn outgoing(category: Category, key: &str, event: WireEvent, max: usize, item: usize) -> Result<Outgoing, BadBody> {
     let id = Uuid::parse_str(&event.event_id).map_err(|e| BadBody(format!("event id: {e}")))?;
     let value = serde_json::to_vec(&event).map_err(|e| BadBody(e.to_string()))?;
+    if value.len() > max {
+        return Err(BadBody(format!(
+            "pix[{item}]: its {category} event would be {} bytes, more than validation.max_message_bytes ({max})",
+            value.len()
+        )));
+    }
     Ok(Outgoing { category, id, key: key.to_owned(), value })
 }
 
@@ -260,6 +269,7 @@ mod tests {
                 document: Some("11222333000181".into()),
                 name: Some("Loja Exemplo Ltda".into()),
             },
+            max_event_bytes: 1 << 20,
         }
     }
 
@@ -326,6 +336,8 @@ mod tests {
         assert!(bad(&wrong).starts_with("pix[0].chave: invalid type"), "{}", bad(&wrong));
         let refund = BODY.replace(r#""rtrId":"D6070119020261130132500000000001","#, "");
         assert!(bad(&refund).contains("pix[0].devolucoes[0]"), "{}", bad(&refund));
+        let huge = BODY.replace("pedido 1234", &"x".repeat(2 << 20));
+        assert!(bad(&huge).starts_with("pix[0]: its receipt event would be"), "{}", bad(&huge));
     }
 
     #[test]

@@ -59,6 +59,10 @@ pub enum DedupError {
     Storage(#[from] redb::Error),
     #[error("the deduplication index's writer stopped; restart the webhook")]
     Stopped,
+    #[error(
+        "cannot record published ids in the deduplication index ({message}); check the disk holding webhook.dedup_path"
+    )]
+    Write { message: String },
 }
 
 /// The outcome of [`Index::claim`].
@@ -99,13 +103,16 @@ impl Drop for Owned {
     }
 }
 
+/// Ids to record, and where to say how it went (the error as text: one write serves many).
 type Pending = (Vec<u128>, oneshot::Sender<Result<(), String>>);
 
 /// The index of published ids, with the in-memory claims of ids being published.
 pub struct Index {
     db: Arc<redb::Database>,
     claims: Mutex<HashMap<u128, watch::Receiver<()>>>,
-    writer: std::sync::mpsc::Sender<Pending>,
+    /// The group-commit thread's queue (`None` once closed) and the thread.
+    writer: Mutex<Option<std::sync::mpsc::Sender<Pending>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Index {
@@ -123,83 +130,99 @@ impl Index {
         txn.commit().map_err(|e| open(e.into()))?;
         let (writer, rx) = std::sync::mpsc::channel::<Pending>();
         let wdb = db.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("webhook-dedup".into())
             .spawn(move || write_loop(&wdb, &rx, window))
             .map_err(|e| open(redb::StorageError::from(e).into()))?;
-        Ok(Arc::new(Index { db, claims: Mutex::new(HashMap::new()), writer }))
+        Ok(Arc::new(Index {
+            db,
+            claims: Mutex::new(HashMap::new()),
+            writer: Mutex::new(Some(writer)),
+            thread: Mutex::new(Some(thread)),
+        }))
     }
 
-    /// Claims `ids` for publishing: those already published are reported as duplicates, those
-    /// another request is publishing are waited for (at most `wait`; then they count as
-    /// claimed by the other request, and this call fails with `None` for the caller to answer
-    /// "retry later").
+    /// Claims `ids` for publishing: those already published are reported as duplicates; if
+    /// another request is publishing any of them, nothing is held while waiting for it (at most
+    /// `wait`; then `None`, for the caller to answer "retry later") and the claim starts over —
+    /// all or nothing, so two requests sharing items never wait for each other in a circle.
     pub async fn claim(self: &Arc<Self>, ids: &[Uuid], wait: Duration) -> Result<Option<Claim>, DedupError> {
-        let (done, _) = watch::channel(());
-        let mut owned = Owned { index: self.clone(), ids: Vec::with_capacity(ids.len()), _done: done };
-        let mut duplicates = Vec::new();
-        let mut todo: Vec<usize> = (0..ids.len()).collect();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let mut waits = Vec::new();
-            let mut next = Vec::new();
-            let mut mine = Vec::new();
-            {
+            let (done, _) = watch::channel(());
+            let mut owned = Owned { index: self.clone(), ids: Vec::with_capacity(ids.len()), _done: done };
+            let mut duplicates = Vec::new();
+            let mut mine = Vec::with_capacity(ids.len());
+            let waits: Vec<watch::Receiver<()>> = {
                 let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
-                for &i in &todo {
-                    let id = ids[i].as_u128();
-                    if owned.ids.contains(&id) || mine.iter().any(|&(_, m)| m == id) {
-                        // The same event twice in one request: publish it once.
-                        duplicates.push(i);
-                    } else if let Some(rx) = claims.get(&id) {
-                        waits.push(rx.clone());
-                        next.push(i);
-                    } else {
-                        claims.insert(id, owned._done.subscribe());
-                        mine.push((i, id));
+                let waits: Vec<_> = ids.iter().filter_map(|id| claims.get(&id.as_u128()).cloned()).collect();
+                if waits.is_empty() {
+                    for (i, id) in ids.iter().enumerate() {
+                        let id = id.as_u128();
+                        if owned.ids.contains(&id) {
+                            // The same event twice in one request: publish it once.
+                            duplicates.push(i);
+                        } else {
+                            claims.insert(id, owned._done.subscribe());
+                            // Owned from here on: dropping `owned` (an error below) releases it.
+                            owned.ids.push(id);
+                            mine.push((i, id));
+                        }
                     }
                 }
+                waits
+            };
+            if !waits.is_empty() {
+                for mut rx in waits {
+                    // Ends when the owner drops its claim (confirmed or released): its sender goes.
+                    if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                        return Ok(None);
+                    }
+                }
+                continue;
             }
-            // Claimed: published before (and confirmed) or not. An id leaves the claims only
-            // after its confirmation is durable, so this read sees it.
+            // Published before (and confirmed) or not: an id leaves the claims only after its
+            // confirmation is durable, so this read sees it.
             let published = self.published(mine.iter().map(|&(_, id)| id))?;
-            {
+            let done: Vec<u128> = mine.iter().zip(&published).filter(|(_, p)| **p).map(|(&(_, id), _)| id).collect();
+            if !done.is_empty() {
                 let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
-                for ((i, id), done) in mine.into_iter().zip(published) {
-                    if done {
-                        claims.remove(&id);
-                        duplicates.push(i);
-                    } else {
-                        owned.ids.push(id);
-                    }
+                for id in &done {
+                    claims.remove(id);
                 }
+                owned.ids.retain(|id| !done.contains(id));
             }
-            if waits.is_empty() {
-                duplicates.sort_unstable();
-                return Ok(Some(Claim { duplicates, owned }));
-            }
-            for mut rx in waits {
-                // Ends when the owner drops its claim (confirmed or released): its sender goes.
-                if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
-                    return Ok(None);
-                }
-            }
-            todo = next;
+            duplicates.extend(mine.iter().zip(&published).filter(|(_, p)| **p).map(|(&(i, _), _)| i));
+            duplicates.sort_unstable();
+            return Ok(Some(Claim { duplicates, owned }));
         }
     }
 
-    /// Records the owned ids as published (durably, in the next group commit) and releases
-    /// them. Call only once Kafka acknowledged every one of their events.
-    pub async fn confirm(&self, owned: Owned) -> Result<(), DedupError> {
-        if owned.is_empty() {
+    /// Records the owned ids for which `acknowledged` holds as published (durably, in the next
+    /// group commit), then releases every owned id — the others can be published by a retry.
+    /// Call only with the ids whose events Kafka acknowledged.
+    pub async fn confirm(&self, owned: Owned, acknowledged: impl Fn(u128) -> bool) -> Result<(), DedupError> {
+        let ids: Vec<u128> = owned.ids.iter().copied().filter(|id| acknowledged(*id)).collect();
+        if ids.is_empty() {
             return Ok(());
         }
         let (tx, rx) = oneshot::channel();
-        self.writer.send((owned.ids.clone(), tx)).map_err(|_| DedupError::Stopped)?;
+        let sent = self.writer.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(|w| w.send((ids, tx)));
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(DedupError::Stopped);
+        }
         let result = rx.await.map_err(|_| DedupError::Stopped)?;
         // Dropping `owned` now releases the claims: later readers find the ids durable.
         drop(owned);
-        result.map_err(|e| DedupError::Storage(redb::StorageError::Io(std::io::Error::other(e)).into()))
+        result.map_err(|message| DedupError::Write { message })
+    }
+
+    /// Stops the writer thread after it committed what it was given (at shutdown).
+    pub fn close(&self) {
+        drop(self.writer.lock().unwrap_or_else(PoisonError::into_inner).take());
+        if let Some(thread) = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            let _ = thread.join();
+        }
     }
 
     /// Whether each id is recorded as published.
@@ -319,15 +342,15 @@ mod tests {
             let claim = index.claim(&ids(3), Duration::from_secs(1)).await.unwrap().unwrap();
             assert!(claim.duplicates.is_empty());
             assert_eq!(claim.owned.len(), 3);
-            index.confirm(claim.owned).await.unwrap();
+            index.confirm(claim.owned, |_| true).await.unwrap();
             let again = index.claim(&ids(4), Duration::from_secs(1)).await.unwrap().unwrap();
             assert_eq!(again.duplicates, vec![0, 1, 2]);
             assert_eq!(again.owned.len(), 1);
             // A second process on the same file is refused, naming the setting.
             assert!(matches!(Index::open(&path, Duration::from_secs(1)), Err(DedupError::Open { .. })));
+            index.close();
         }
-        // The writer thread holds the database until its channel closes.
-        std::thread::sleep(Duration::from_millis(200));
+        // (the writer thread holds the database until closed)
         let index = Index::open(&path, Duration::from_secs(3600)).unwrap();
         assert_eq!(index.len().unwrap(), 3);
         let claim = index.claim(&ids(3), Duration::from_secs(1)).await.unwrap().unwrap();
@@ -347,6 +370,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn only_acknowledged_ids_are_recorded_and_requests_sharing_ids_do_not_deadlock() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("d.redb"), Duration::from_secs(3600)).unwrap();
+        let claim = index.claim(&ids(3), Duration::from_secs(1)).await.unwrap().unwrap();
+        // Kafka acknowledged 1 and 3, not 2: the retry publishes 2 only.
+        index.confirm(claim.owned, |id| id != 2).await.unwrap();
+        let retry = index.claim(&ids(3), Duration::from_secs(1)).await.unwrap().unwrap();
+        assert_eq!(retry.duplicates, vec![0, 2]);
+        assert_eq!(retry.owned.len(), 1);
+        drop(retry);
+        // A holds 10; B wants 11 and 10, C wants 10 and 11: whoever waits holds nothing.
+        let a = index.claim(&[Uuid::from_u128(10)], Duration::from_secs(1)).await.unwrap().unwrap();
+        let (i, j) = (index.clone(), index.clone());
+        let mut b =
+            tokio::spawn(
+                async move { i.claim(&[Uuid::from_u128(11), Uuid::from_u128(10)], Duration::from_secs(10)).await },
+            );
+        let mut c =
+            tokio::spawn(
+                async move { j.claim(&[Uuid::from_u128(10), Uuid::from_u128(11)], Duration::from_secs(10)).await },
+            );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(a); // released: one of B and C gets both, the other waits holding nothing
+        let (first, other) = tokio::select! { r = &mut b => (r, c), r = &mut c => (r, b) };
+        assert_eq!(first.unwrap().unwrap().unwrap().owned.len(), 2);
+        let second = other.await.unwrap().unwrap().unwrap();
+        assert_eq!(second.owned.len(), 2);
+    }
+
+    #[tokio::test]
     async fn a_request_waits_for_the_one_publishing_the_same_id() {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::open(&dir.path().join("d.redb"), Duration::from_secs(3600)).unwrap();
@@ -356,7 +409,7 @@ mod tests {
         let i = index.clone();
         let second = tokio::spawn(async move { i.claim(&ids(3), Duration::from_secs(10)).await });
         tokio::time::sleep(Duration::from_millis(100)).await;
-        index.confirm(first.owned).await.unwrap();
+        index.confirm(first.owned, |_| true).await.unwrap();
         let second = second.await.unwrap().unwrap().unwrap();
         assert_eq!(second.duplicates, vec![0, 1]);
         assert_eq!(second.owned.len(), 1);

@@ -50,10 +50,10 @@ pub enum WebhookError {
     NoReceiver,
     #[error(
         "refusing to serve {listen} without authentication; set webhook.tls.client_ca_file (mutual TLS, as PSPs \
-         call webhooks) or, for development only, webhook.token — or listen on a loopback address"
+         call webhooks) or, for development only, webhook.token with webhook.tls — or listen on a loopback address"
     )]
     Unauthenticated { listen: std::net::SocketAddr },
-    #[error("cannot start the async runtime")]
+    #[error("cannot start the async runtime; the system is out of threads or memory, check its limits")]
     Runtime(#[source] std::io::Error),
     #[error("cannot listen on {addr} for the webhook; set webhook.listen to a free IP:port")]
     Listen {
@@ -89,8 +89,11 @@ pub struct Summary {
 pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, WebhookError> {
     let w = &config.webhook;
     let receiver = w.receiver.as_ref().ok_or(WebhookError::NoReceiver)?;
-    if !w.authenticates() && !w.listen.ip().is_loopback() {
-        return Err(WebhookError::Unauthenticated { listen: w.listen });
+    if !w.listen.ip().is_loopback() && w.tls.as_ref().is_none_or(|t| t.client_ca.is_none()) {
+        // A token in clear text on a network is no authentication.
+        if w.token.is_none() || w.tls.is_none() {
+            return Err(WebhookError::Unauthenticated { listen: w.listen });
+        }
     }
     let mapping = api_pix::Mapping {
         source: w.source.clone(),
@@ -102,6 +105,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, WebhookErr
             document: Some(receiver.document.clone()),
             name: receiver.name.clone(),
         },
+        max_event_bytes: config.validation.max_message_bytes,
     };
     let tls = w.tls.as_ref().map(tls::server_config).transpose()?.map(tokio_rustls::TlsAcceptor::from);
     let topics = crate::produce::sink::Topics::from_config(config);
@@ -113,19 +117,21 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, WebhookErr
     )?;
     drop(probe);
     let index = dedup::Index::open(&w.dedup_path, w.dedup_window)?;
-    let publisher = publish::Publisher::new(&config.kafka, topics, w.publish_timeout)?;
+    let publisher = publish::Publisher::new(&config.kafka, topics)?;
     let metrics = Metrics::new(&config.ingest.instance_id)?;
     let state = Arc::new(server::State {
         mapping,
         index,
         publisher,
         metrics: WebhookMetrics::new(&metrics)?,
-        permits: Semaphore::new(w.max_concurrent_requests),
+        permits: Arc::new(Semaphore::new(w.max_concurrent_requests)),
         token: w.token.clone(),
         max_body_bytes: w.max_body_bytes,
         request_timeout: w.request_timeout,
+        publish_timeout: w.publish_timeout,
         publications: TaskTracker::new(),
         failing: AtomicBool::new(false),
+        last_failure: std::sync::atomic::AtomicU64::new(0),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -199,7 +205,14 @@ async fn serve(
         tracing::warn!("webhook: requests still in flight after webhook.shutdown_grace_ms; their PSPs will retry");
     }
     connections.abort_all();
+    // Publications still waiting for Kafka get its verdict within the flush, and record what
+    // was acknowledged before the index closes.
     let unflushed = state.publisher.flush(Duration::from_secs(5));
+    state.publications.close();
+    if tokio::time::timeout(Duration::from_secs(5), state.publications.wait()).await.is_err() {
+        tracing::warn!("webhook: publications still unfinished at exit; their PSPs will retry");
+    }
+    state.index.close();
     if let Some((task, _)) = telemetry {
         let _ = task.await;
     }
@@ -261,10 +274,16 @@ where
     }
 }
 
-/// Ready when Kafka takes the events: no diagnosed client problem, last publication succeeded.
+/// How long a failed publication makes the webhook not ready (with no request since to show
+/// that Kafka is back, a load balancer that acted on `/readyz` would never send one).
+const NOT_READY_AFTER_FAILURE_MS: u64 = 30_000;
+
+/// Ready when Kafka takes the events: no diagnosed client problem, no recent failed publication.
 fn readiness(state: &server::State) -> (bool, serde_json::Value) {
     let problem = state.publisher.problem().map(|p| p.to_string());
-    let failing = state.failing.load(Ordering::Relaxed);
+    let recent =
+        server::now_ms().saturating_sub(state.last_failure.load(Ordering::Relaxed)) < NOT_READY_AFTER_FAILURE_MS;
+    let failing = state.failing.load(Ordering::Relaxed) && recent;
     let ready = problem.is_none() && !failing;
     let mut body = serde_json::json!({ "ready": ready });
     if let Some(p) = problem {

@@ -15,7 +15,7 @@
 //! index records what was acknowledged, so the retry publishes only what is missing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -41,14 +41,23 @@ pub struct State {
     pub index: Arc<Index>,
     pub publisher: Publisher,
     pub metrics: WebhookMetrics,
-    pub permits: Semaphore,
+    pub permits: Arc<Semaphore>,
     pub token: Option<String>,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// How long a request waits for Kafka's verdict (then 503; the publication goes on).
+    pub publish_timeout: Duration,
     /// Publications still running (waited for at shutdown).
     pub publications: TaskTracker,
     /// Whether the last publication failed (readiness, and one log line per outage).
     pub failing: AtomicBool,
+    /// When a publication last failed (Unix ms): readiness forgets a failure this old.
+    pub last_failure: AtomicU64,
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// What a request got published.
@@ -86,9 +95,6 @@ async fn respond(state: &Arc<State>, req: Request<Incoming>) -> Response<Full<By
     if declared.is_some_and(|n| n > state.max_body_bytes as u64) {
         return too_large(state.max_body_bytes);
     }
-    let Ok(Ok(_permit)) = tokio::time::timeout(QUEUE_WAIT, state.permits.acquire()).await else {
-        return unavailable("busy: webhook.max_concurrent_requests are being handled; retry later");
-    };
     let body = match tokio::time::timeout(
         state.request_timeout,
         Limited::new(req.into_body(), state.max_body_bytes).collect(),
@@ -109,8 +115,17 @@ async fn respond(state: &Arc<State>, req: Request<Incoming>) -> Response<Full<By
             return error(StatusCode::BAD_REQUEST, &bad.to_string());
         }
     };
-    let task = state.publications.spawn(publish(state.clone(), events));
-    match tokio::time::timeout(state.request_timeout, task).await {
+    // The bodies read, bounded by max_body_bytes × connections; the publications, by this.
+    let Ok(Ok(permit)) = tokio::time::timeout(QUEUE_WAIT, state.permits.clone().acquire_owned()).await else {
+        return unavailable("busy: webhook.max_concurrent_requests are being handled; retry later");
+    };
+    // The permit goes with the publication, which outlives a handler that timed out.
+    let owner = state.clone();
+    let task = state.publications.spawn(async move {
+        let _permit = permit;
+        publish(owner, events).await
+    });
+    match tokio::time::timeout(state.publish_timeout, task).await {
         Ok(Ok(Ok(p))) => {
             let body = serde_json::json!({"published": p.published, "duplicates": p.duplicates});
             reply(StatusCode::OK, body.to_string())
@@ -120,14 +135,23 @@ async fn respond(state: &Arc<State>, req: Request<Incoming>) -> Response<Full<By
             tracing::error!(error = %join, "webhook: a publication task failed; this is a bug, please report it");
             unavailable("internal error; retry")
         }
-        Err(_) => unavailable("Kafka has not acknowledged every event yet; retry"),
+        Err(_) => {
+            // Still being published: what gets through is recorded, and the retry finds it.
+            state.last_failure.store(now_ms(), Ordering::Relaxed);
+            if !state.failing.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "webhook: Kafka has not acknowledged within webhook.publish_timeout_ms; answering 503 until it does"
+                );
+            }
+            unavailable("Kafka has not acknowledged every event yet; retry")
+        }
     }
 }
 
 /// Publishes what earlier requests did not, then records it. `Err` is the 503's reason.
 async fn publish(state: Arc<State>, events: Vec<Outgoing>) -> Result<Published, String> {
     let ids: Vec<_> = events.iter().map(|e| e.id).collect();
-    let claim = match state.index.claim(&ids, state.request_timeout).await {
+    let claim = match state.index.claim(&ids, state.publish_timeout).await {
         Ok(Some(claim)) => claim,
         Ok(None) => return Err("another request is publishing the same events; retry".into()),
         Err(e) => {
@@ -139,26 +163,36 @@ async fn publish(state: Arc<State>, events: Vec<Outgoing>) -> Result<Published, 
     let todo: Vec<&Outgoing> =
         events.iter().enumerate().filter(|(i, _)| skip.next_if_eq(&i).is_none()).map(|(_, e)| e).collect();
     let started = Instant::now();
-    if let Err(e) = state.publisher.publish(&todo).await {
-        // Dropping the claim releases the ids: the retry publishes them.
+    let outcome = state.publisher.publish(&todo).await;
+    let acked: Vec<u128> =
+        todo.iter().zip(&outcome.acknowledged).filter(|(_, a)| **a).map(|(e, _)| e.id.as_u128()).collect();
+    for (e, _) in todo.iter().zip(&outcome.acknowledged).filter(|(_, a)| **a) {
+        state.metrics.published.with_label_values(&[e.category.as_str()]).inc();
+    }
+    // What Kafka acknowledged is recorded whatever happened to the rest, so that the retry
+    // publishes only the rest; the others are released.
+    let recorded = state.index.confirm(claim.owned, |id| acked.contains(&id)).await;
+    if let Err(e) = &recorded {
+        tracing::error!(error = %crate::telemetry::Chain(e),
+            "webhook: events published but not recorded as such; a retry of this request would publish them again");
+    }
+    if let Some(e) = outcome.first_error {
         if !state.failing.swap(true, Ordering::Relaxed) {
             tracing::warn!(error = %crate::telemetry::Chain(&e), "webhook: Kafka did not acknowledge; answering 503 until it does");
         }
-        return Err(format!("Kafka did not acknowledge every event ({}); retry", crate::telemetry::Chain(&e)));
+        state.last_failure.store(now_ms(), Ordering::Relaxed);
+        return Err(format!(
+            "Kafka acknowledged {} of {} events ({}); retry",
+            acked.len(),
+            todo.len(),
+            crate::telemetry::Chain(&e)
+        ));
     }
     state.metrics.publish_seconds.observe(started.elapsed().as_secs_f64());
     if state.failing.swap(false, Ordering::Relaxed) {
         tracing::info!("webhook: Kafka acknowledges again");
     }
-    for e in &todo {
-        state.metrics.published.with_label_values(&[e.category.as_str()]).inc();
-    }
     state.metrics.duplicates.inc_by(claim.duplicates.len() as u64);
-    // In Kafka now: the answer is 200 whatever happens to the record of it.
-    if let Err(e) = state.index.confirm(claim.owned).await {
-        tracing::error!(error = %crate::telemetry::Chain(&e),
-            "webhook: events published but not recorded as such; a retry of this request would publish them again");
-    }
     Ok(Published { published: todo.len(), duplicates: claim.duplicates.len() })
 }
 
