@@ -68,19 +68,32 @@ fn checkpointed(checkpoint: &Path, file: &Path) -> bool {
 }
 
 /// The writer: `total` lines into `dir/core.jsonl`, rotated every `every` lines, alternately by
-/// rename (to `core-N.jsonl`, still matched) and by copy-truncate (the copy outside the pattern;
-/// it waits for the shipper to have everything first, as copy-truncate needs).
+/// rename (to `core.jsonl.N`, which the pattern does not match; the application goes on
+/// writing a few lines to it, as one does until it reopens its log) and by copy-truncate (the
+/// copy outside the pattern; it waits for the shipper to have everything first, as
+/// copy-truncate needs).
 fn write(dir: PathBuf, checkpoint: PathBuf, total: u64, every: u64, written: Arc<AtomicU64>, done: Arc<AtomicBool>) {
     let log = dir.join("core.jsonl");
     let mut rotations = 0;
-    for n in 1..=total {
+    let mut n = 0;
+    while n < total {
+        n += 1;
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         writeln!(f, "{}", line(n)).unwrap();
         written.store(n, Ordering::Relaxed);
         if n.is_multiple_of(every) {
             rotations += 1;
             if rotations % 2 == 1 {
-                std::fs::rename(&log, dir.join(format!("core-{rotations}.jsonl"))).unwrap();
+                let rotated = dir.join(format!("core.jsonl.{rotations}"));
+                std::fs::rename(&log, &rotated).unwrap();
+                // Late lines into the renamed file, a moment after the rename.
+                std::thread::sleep(Duration::from_millis(100));
+                let mut late = std::fs::OpenOptions::new().append(true).open(&rotated).unwrap();
+                for _ in 0..5 {
+                    n += 1;
+                    writeln!(late, "{}", line(n)).unwrap();
+                    written.store(n, Ordering::Relaxed);
+                }
             } else {
                 let deadline = Instant::now() + Duration::from_secs(120);
                 while !checkpointed(&checkpoint, &log) {
@@ -149,7 +162,8 @@ fn every_line_is_shipped_through_kills_and_rotations() {
     let config = dir.path().join("pixlake.yaml");
     std::fs::write(&config, MAPPING).unwrap();
     let checkpoint = dir.path().join("ship-log.json");
-    let pattern = format!("{}/core*.jsonl", logs.display());
+    // The live file only: renamed files are followed by identity, not by name.
+    let pattern = format!("{}/core.jsonl", logs.display());
     let env = [("PIXLAKE__SHIP_LOG__CHECKPOINT_PATH", checkpoint.to_str().unwrap())];
     let shipper = |probe: &str| {
         let mut c = s.command(&["--config", config.to_str().unwrap(), "ship-log", &pattern], &env);
@@ -177,7 +191,7 @@ fn every_line_is_shipped_through_kills_and_rotations() {
             p
         } else {
             let mut p = shipper(&format!("pause:ship-log-acked:{}", rng.random_range(1..4)));
-            p.wait_probe("paused at ship-log-acked", 1, Duration::from_secs(60));
+            assert!(p.wait_probe("paused at ship-log-acked", 1, Duration::from_secs(60)), "{}", p.log());
             p
         };
         p.kill9();
@@ -192,7 +206,8 @@ fn every_line_is_shipped_through_kills_and_rotations() {
         assert!(Instant::now() < deadline, "the shipper did not catch up:\n{}", last.log());
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::thread::sleep(Duration::from_secs(1)); // rotated files read to their end meanwhile
+    // Renamed files are read until they have not grown for 5 s.
+    std::thread::sleep(Duration::from_secs(7));
     last.sigterm();
     let (status, _, log) = last.finish(Duration::from_secs(60));
     assert!(status.success(), "{log}");

@@ -1,28 +1,42 @@
 //! Following log files the way `tail -F` does: by file identity (device and inode), not name.
 //!
-//! - **New files** matching the patterns are picked up at each poll, read from their start.
-//! - **Rotation by rename** (`app.log` → `app.log.1`, a new `app.log`): the renamed file is still
-//!   open and read to its end; the new file under the name is a new identity, read from its start.
+//! - **New files** matching the patterns are picked up at each poll, read from their start
+//!   (oldest modification time first).
+//! - **Rotation by rename** (`app.log` → `app.log.1`, a new `app.log`): the renamed file stays
+//!   open and is read until it has not grown for [`DETACHED_GRACE`] (the application may write
+//!   to it until it reopens its log), its last line even without a newline; the new file under
+//!   the name is a new identity, read from its start. After a restart, a checkpointed file that
+//!   no pattern matches any more (renamed away while pixlake was down) is looked for by identity
+//!   in the patterns' directories and read to its end from its checkpointed offset.
 //! - **Copy-truncate** (the file copied away, then truncated in place): seen as a file shorter
-//!   than the position reached, or whose first bytes changed; reading starts over at 0. Lines
-//!   written between the copy and the truncation are in the copy only — a known limit of
-//!   copy-truncate rotation for every shipper; prefer rotation by rename.
+//!   than the position reached, or whose first bytes changed; reading starts over at 0.
+//!   Whatever pixlake had not read at the truncation exists only in the copy — with a shipper
+//!   that is behind (stopped, or waiting for Kafka) that can be minutes of lines: prefer
+//!   rotation by rename. A copy whose name matches a pattern is a new file, shipped whole.
 //! - **Positions** are byte offsets after the last complete line (a line being written, without
 //!   its newline yet, waits). With each position goes a fingerprint of the file's first bytes,
 //!   so that a new file reusing a deleted file's inode is not resumed at the old offset.
+//! - **Bounds**: a file is read only while no complete line is buffered, at most [`READ_CHUNK`]
+//!   at a time; a line longer than [`MAX_LINE`] is cut there (its rest is the next line).
+//! - A file that cannot be opened or read is skipped (said once) and tried again at each poll.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 /// How many first bytes of a file identify its content.
-const HEAD: u64 = 64;
+const HEAD: u64 = 1024;
 /// Bytes read per file per poll at most.
-const READ_CHUNK: usize = 1 << 20;
+pub const READ_CHUNK: usize = 1 << 20;
+/// The longest line kept whole.
+pub const MAX_LINE: usize = 16 << 20;
+/// How long a renamed or deleted file is kept open after it stopped growing.
+pub const DETACHED_GRACE: Duration = Duration::from_secs(5);
 
 /// A file's identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -59,7 +73,7 @@ pub struct Line {
     pub bytes: Vec<u8>,
 }
 
-/// Why following failed.
+/// Why following cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum FollowError {
     #[error("`{pattern}` is not a valid file pattern; use * and ? in names, e.g. /var/log/core/*.jsonl")]
@@ -68,12 +82,6 @@ pub enum FollowError {
         #[source]
         source: glob::PatternError,
     },
-    #[error("cannot read {path}; check that pixlake may read it")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 struct Followed {
@@ -81,8 +89,11 @@ struct Followed {
     file: File,
     /// Bytes read past `pos.offset` that do not end a line yet.
     partial: Vec<u8>,
-    /// The name now points to another file (renamed away, or deleted): drop it at its end.
+    /// The name now points to another file (renamed away, or deleted).
     detached: bool,
+    /// When the file last grew (or was found).
+    grew: Instant,
+    size: u64,
 }
 
 /// The files being followed.
@@ -90,19 +101,28 @@ pub struct Follower {
     patterns: Vec<glob::Pattern>,
     /// In the order they were found: a rotated file before the one that replaced it.
     files: Vec<Followed>,
-    /// Positions from a checkpoint, used when their file is found.
+    /// Positions from a checkpoint, used when their file is found (first poll only).
     resume: BTreeMap<FileId, Position>,
+    /// Paths that could not be opened, said once.
+    unreadable: BTreeSet<PathBuf>,
+    /// [`DETACHED_GRACE`], shorter in tests.
+    grace: Duration,
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-fn head(file: &mut File, len: u64) -> std::io::Result<(u64, u64)> {
+/// The fingerprint of the first `len` bytes (at most [`HEAD`]); `None` if the file is shorter
+/// now (truncated under us).
+fn head(file: &mut File, len: u64) -> std::io::Result<Option<(u64, u64)>> {
     let mut buf = vec![0; len.min(HEAD) as usize];
     file.seek(SeekFrom::Start(0))?;
-    file.read_exact(&mut buf)?;
-    Ok((fnv1a(&buf), buf.len() as u64))
+    match file.read_exact(&mut buf) {
+        Ok(()) => Ok(Some((fnv1a(&buf), buf.len() as u64))),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 impl Follower {
@@ -112,14 +132,25 @@ impl Follower {
             .iter()
             .map(|p| glob::Pattern::new(p).map_err(|source| FollowError::Pattern { pattern: p.clone(), source }))
             .collect::<Result<_, _>>()?;
-        Ok(Follower { patterns, files: Vec::new(), resume: checkpoint.into_iter().map(|p| (p.id, p)).collect() })
+        Ok(Follower {
+            patterns,
+            files: Vec::new(),
+            resume: checkpoint.into_iter().map(|p| (p.id, p)).collect(),
+            unreadable: BTreeSet::new(),
+            grace: DETACHED_GRACE,
+        })
     }
 
-    /// The positions of every followed file (and of checkpointed ones not found yet), for the
-    /// checkpoint. Call after every line handed out was acknowledged.
+    /// Keeps renamed or deleted files open for `grace` after they stopped growing.
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The positions of every followed file (and, before the first poll, of the checkpoint),
+    /// for the checkpoint. Call after every line handed out was acknowledged.
     pub fn positions(&self) -> Vec<Position> {
         let mut out: Vec<Position> = self.files.iter().map(|f| f.pos.clone()).collect();
-        // Before the first poll: the checkpoint as it was.
         out.extend(self.resume.values().cloned());
         out
     }
@@ -136,80 +167,145 @@ impl Follower {
 
     /// Up to `max` complete lines from every file, oldest file first; advances the positions
     /// past them (see [`Follower::positions`]).
-    pub fn poll(&mut self, max: usize) -> Result<Vec<Line>, FollowError> {
-        self.discover()?;
+    pub fn poll(&mut self, max: usize) -> Vec<Line> {
+        self.discover();
         let mut lines = Vec::new();
         let mut i = 0;
         while i < self.files.len() && lines.len() < max {
             let f = &mut self.files[i];
-            let at_end = read_lines(f, max - lines.len(), &mut lines)
-                .map_err(|source| FollowError::Read { path: f.pos.path.clone(), source })?;
-            if at_end && f.detached && f.partial.is_empty() {
+            let at_end = match read_lines(f, max - lines.len(), &mut lines) {
+                Ok(at_end) => at_end,
+                Err(e) => {
+                    tracing::warn!(path = %f.pos.path.display(), error = %e, "ship-log: cannot read a file; trying again at the next poll");
+                    i += 1;
+                    continue;
+                }
+            };
+            if at_end && f.detached && f.grew.elapsed() >= self.grace && lines.len() < max {
+                if !f.partial.is_empty() {
+                    // The last line of a finished file, without its newline.
+                    let bytes = std::mem::take(&mut f.partial);
+                    f.pos.line += 1;
+                    let line = Line {
+                        id: f.pos.id,
+                        path: f.pos.path.clone(),
+                        number: f.pos.line,
+                        offset: f.pos.offset,
+                        bytes,
+                    };
+                    f.pos.offset += line.bytes.len() as u64;
+                    lines.push(line);
+                }
                 tracing::info!(path = %f.pos.path.display(), lines = f.pos.line, "ship-log: rotated file read to its end");
                 self.files.remove(i);
             } else {
                 i += 1;
             }
         }
-        Ok(lines)
+        lines
     }
 
-    /// Opens new matching files; notices renames and truncations.
-    fn discover(&mut self) -> Result<(), FollowError> {
+    /// Opens new matching files (and, at the first poll, checkpointed files renamed away);
+    /// notices renames.
+    fn discover(&mut self) {
         let mut seen = BTreeMap::new();
         for pattern in &self.patterns {
-            let paths = glob::glob_with(pattern.as_str(), glob::MatchOptions::new())
-                .map_err(|source| FollowError::Pattern { pattern: pattern.as_str().to_owned(), source })?;
+            let Ok(paths) = glob::glob_with(pattern.as_str(), glob::MatchOptions::new()) else { continue };
             for path in paths.flatten() {
                 let Ok(meta) = std::fs::metadata(&path) else { continue };
                 if meta.is_file() {
-                    seen.insert(FileId { dev: meta.dev(), ino: meta.ino() }, path);
+                    seen.insert(FileId { dev: meta.dev(), ino: meta.ino() }, (path, meta.mtime(), false));
+                }
+            }
+        }
+        if !self.resume.is_empty() {
+            // Checkpointed files no pattern matches: renamed away while pixlake was down?
+            let dirs: BTreeSet<PathBuf> = self
+                .patterns
+                .iter()
+                .filter_map(|p| std::path::Path::new(p.as_str()).parent().map(PathBuf::from))
+                .filter(|d| !d.to_string_lossy().contains(['*', '?', '[']))
+                .collect();
+            for dir in dirs {
+                let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+                for entry in entries.flatten() {
+                    let Ok(meta) = entry.metadata() else { continue };
+                    let id = FileId { dev: meta.dev(), ino: meta.ino() };
+                    if meta.is_file() && self.resume.contains_key(&id) && !seen.contains_key(&id) {
+                        seen.insert(id, (entry.path(), meta.mtime(), true));
+                    }
                 }
             }
         }
         for f in &mut self.files {
             match seen.get(&f.pos.id) {
-                Some(path) => f.pos.path.clone_from(path),
-                None => f.detached = true,
+                Some((path, _, false)) => f.pos.path.clone_from(path),
+                _ => f.detached = true,
             }
         }
-        for (id, path) in seen {
-            if self.files.iter().any(|f| f.pos.id == id) {
-                continue;
+        let mut new: Vec<(FileId, PathBuf, i64, bool)> = seen
+            .into_iter()
+            .filter(|(id, _)| !self.files.iter().any(|f| f.pos.id == *id))
+            .map(|(id, (path, mtime, renamed))| (id, path, mtime, renamed))
+            .collect();
+        new.sort_by_key(|n| n.2);
+        for (_, path, _, renamed) in new {
+            if let Some(f) = self.open(&path) {
+                let mut f = f;
+                f.detached = renamed;
+                tracing::info!(path = %path.display(), offset = f.pos.offset, renamed, "ship-log: following");
+                self.files.push(f);
             }
-            let mut file = File::open(&path).map_err(|source| FollowError::Read { path: path.clone(), source })?;
-            let len = file.metadata().map_err(|source| FollowError::Read { path: path.clone(), source })?.len();
-            let mut pos = Position { id, path: path.clone(), offset: 0, line: 0, head_hash: 0, head_len: 0 };
-            if let Some(saved) = self.resume.remove(&id) {
-                let same = len >= saved.offset
-                    && (saved.head_len == 0
-                        || (len >= saved.head_len
-                            && head(&mut file, saved.head_len).is_ok_and(|(h, _)| h == saved.head_hash)));
-                if same {
-                    pos = Position { path: path.clone(), ..saved };
-                } else {
-                    tracing::info!(path = %path.display(), "ship-log: file changed since the checkpoint (truncated or replaced); reading it from the start");
-                }
-            }
-            tracing::info!(path = %path.display(), offset = pos.offset, "ship-log: following");
-            self.files.push(Followed { pos, file, partial: Vec::new(), detached: false });
         }
         // Checkpointed files not found at the first look are gone (deleted after rotation):
         // forgotten, so the checkpoint does not grow forever.
         for (_, gone) in std::mem::take(&mut self.resume) {
             tracing::info!(path = %gone.path.display(), "ship-log: a checkpointed file is gone; forgetting it");
         }
-        Ok(())
+    }
+
+    /// Opens `path`, its identity from the open file (not the name, which may change between).
+    fn open(&mut self, path: &std::path::Path) -> Option<Followed> {
+        let opened = File::open(path).and_then(|mut file| {
+            let meta = file.metadata()?;
+            let id = FileId { dev: meta.dev(), ino: meta.ino() };
+            let mut pos = Position { id, path: path.to_owned(), offset: 0, line: 0, head_hash: 0, head_len: 0 };
+            if let Some(saved) = self.resume.remove(&id) {
+                let same = meta.len() >= saved.offset
+                    && (saved.head_len == 0 || head(&mut file, saved.head_len)?.is_some_and(|(h, _)| h == saved.head_hash));
+                if same {
+                    pos = Position { path: path.to_owned(), ..saved };
+                } else {
+                    tracing::info!(path = %path.display(), "ship-log: file changed since the checkpoint (truncated or replaced); reading it from the start");
+                }
+            }
+            Ok(Followed { pos, file, partial: Vec::new(), detached: false, grew: Instant::now(), size: meta.len() })
+        });
+        match opened {
+            Ok(f) => {
+                self.unreadable.remove(path);
+                Some(f)
+            }
+            Err(e) => {
+                if self.unreadable.insert(path.to_owned()) {
+                    tracing::warn!(path = %path.display(), error = %e, "ship-log: cannot open a matching file; skipping it until it can be read");
+                }
+                None
+            }
+        }
     }
 }
 
 /// Reads complete lines of `f` into `out` (at most `max`); whether the file's end was reached.
 fn read_lines(f: &mut Followed, max: usize, out: &mut Vec<Line>) -> std::io::Result<bool> {
     let len = f.file.metadata()?.len();
+    if len != f.size {
+        f.size = len;
+        f.grew = Instant::now();
+    }
     let read_to = f.pos.offset + f.partial.len() as u64;
     // Copy-truncate: shorter than what was read, or other first bytes than those fingerprinted.
-    let rewritten =
-        f.pos.head_len > 0 && len >= f.pos.head_len && head(&mut f.file, f.pos.head_len)?.0 != f.pos.head_hash;
+    let rewritten = f.pos.head_len > 0 && head(&mut f.file, f.pos.head_len)?.is_none_or(|(h, _)| h != f.pos.head_hash);
     if len < read_to || rewritten {
         tracing::info!(path = %f.pos.path.display(), "ship-log: file truncated (copy-truncate rotation); reading it from the start");
         f.pos.offset = 0;
@@ -218,7 +314,8 @@ fn read_lines(f: &mut Followed, max: usize, out: &mut Vec<Line>) -> std::io::Res
         f.partial.clear();
     }
     let read_to = f.pos.offset + f.partial.len() as u64;
-    if len > read_to {
+    // Read only when no complete line is buffered: memory stays within a chunk and a line.
+    if len > read_to && !f.partial.contains(&b'\n') {
         f.file.seek(SeekFrom::Start(read_to))?;
         let want = ((len - read_to) as usize).min(READ_CHUNK);
         let start = f.partial.len();
@@ -228,15 +325,22 @@ fn read_lines(f: &mut Followed, max: usize, out: &mut Vec<Line>) -> std::io::Res
     }
     if f.pos.head_len < HEAD && f.pos.offset + f.partial.len() as u64 > f.pos.head_len {
         let known = (f.pos.offset + f.partial.len() as u64).min(HEAD);
-        let (h, l) = head(&mut f.file, known)?;
-        f.pos.head_hash = h;
-        f.pos.head_len = l;
+        if let Some((h, l)) = head(&mut f.file, known)? {
+            f.pos.head_hash = h;
+            f.pos.head_len = l;
+        }
     }
     let mut taken = 0;
     let mut consumed = 0;
     while taken < max {
-        let Some(nl) = f.partial[consumed..].iter().position(|&b| b == b'\n') else { break };
-        let mut bytes = &f.partial[consumed..consumed + nl];
+        let rest = &f.partial[consumed..];
+        let (end, skip) = match rest.iter().position(|&b| b == b'\n') {
+            Some(nl) => (nl, 1),
+            // A line too long to keep whole: cut (the mapping sends it to the DLQ).
+            None if rest.len() >= MAX_LINE => (MAX_LINE, 0),
+            None => break,
+        };
+        let mut bytes = &rest[..end];
         if bytes.last() == Some(&b'\r') {
             bytes = &bytes[..bytes.len() - 1];
         }
@@ -251,11 +355,11 @@ fn read_lines(f: &mut Followed, max: usize, out: &mut Vec<Line>) -> std::io::Res
             });
             taken += 1;
         }
-        consumed += nl + 1;
+        consumed += end + skip;
     }
     f.partial.drain(..consumed);
     f.pos.offset += consumed as u64;
-    Ok(len <= f.pos.offset + f.partial.len() as u64 && taken < max)
+    Ok(len <= f.pos.offset + f.partial.len() as u64 && !f.partial.contains(&b'\n'))
 }
 
 #[cfg(test)]
@@ -280,20 +384,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("core.jsonl");
         let pattern = format!("{}/*.jsonl", dir.path().display());
-        let mut f = Follower::new(std::slice::from_ref(&pattern), Vec::new()).unwrap();
+        let mut f = Follower::new(std::slice::from_ref(&pattern), Vec::new()).unwrap().with_grace(Duration::ZERO);
         append(&log, &["a1", "a2"]);
-        assert_eq!(texts(&f.poll(100).unwrap()), ["a1", "a2"]);
+        assert_eq!(texts(&f.poll(100)), ["a1", "a2"]);
         // A line being written waits for its newline.
         std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(b"a3-part").unwrap();
-        assert!(f.poll(100).unwrap().is_empty());
+        assert!(f.poll(100).is_empty());
         std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(b"ial\n").unwrap();
-        assert_eq!(texts(&f.poll(100).unwrap()), ["a3-partial"]);
+        assert_eq!(texts(&f.poll(100)), ["a3-partial"]);
         // Rename rotation: the old file's late lines, then the new file's.
         let rotated = dir.path().join("core.jsonl.1");
         std::fs::rename(&log, &rotated).unwrap();
         append(&rotated, &["a4"]);
         append(&log, &["b1"]);
-        let got = f.poll(100).unwrap();
+        let got = f.poll(100);
         assert_eq!(texts(&got), ["a4", "b1"], "the rotated file first, then the new one");
         assert_eq!(got[1].number, 1);
         assert_eq!(f.len(), 1, "the rotated file is dropped once read to its end");
@@ -301,14 +405,40 @@ mod tests {
         std::fs::copy(&log, dir.path().join("core.jsonl.2")).unwrap();
         std::fs::File::create(&log).unwrap();
         append(&log, &["c1", "c2-longer-than-b1"]);
-        assert_eq!(texts(&f.poll(100).unwrap()), ["c1", "c2-longer-than-b1"]);
+        assert_eq!(texts(&f.poll(100)), ["c1", "c2-longer-than-b1"]);
         // A new file matching the pattern.
         append(&dir.path().join("other.jsonl"), &["d1"]);
-        assert_eq!(texts(&f.poll(100).unwrap()), ["d1"]);
+        assert_eq!(texts(&f.poll(100)), ["d1"]);
         // `max` bounds a poll; the rest comes next time.
         append(&log, &["e1", "e2", "e3"]);
-        assert_eq!(texts(&f.poll(2).unwrap()), ["e1", "e2"]);
-        assert_eq!(texts(&f.poll(2).unwrap()), ["e3"]);
+        assert_eq!(texts(&f.poll(2)), ["e1", "e2"]);
+        assert_eq!(texts(&f.poll(2)), ["e3"]);
+    }
+
+    #[test]
+    fn a_renamed_file_is_read_until_it_stops_growing_and_found_again_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("core.jsonl");
+        // The exact name: the rotated name matches no pattern.
+        let pattern = log.display().to_string();
+        append(&log, &["first-line-of-the-file"]);
+        let mut f =
+            Follower::new(std::slice::from_ref(&pattern), Vec::new()).unwrap().with_grace(Duration::from_millis(300));
+        assert_eq!(texts(&f.poll(100)), ["first-line-of-the-file"]);
+        let saved = f.positions();
+        let rotated = dir.path().join("core.jsonl.1");
+        std::fs::rename(&log, &rotated).unwrap();
+        // The application writes on to the renamed file until it reopens its log.
+        append(&rotated, &["late-1"]);
+        assert_eq!(texts(&f.poll(100)), ["late-1"]);
+        std::fs::OpenOptions::new().append(true).open(&rotated).unwrap().write_all(b"last-without-newline").unwrap();
+        assert!(f.poll(100).is_empty(), "waits for the newline while the file may grow");
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(texts(&f.poll(100)), ["last-without-newline"]);
+        assert!(f.is_empty(), "then closed");
+        // Restarted from the checkpoint taken before the rotation: found by identity.
+        let mut again = Follower::new(std::slice::from_ref(&pattern), saved).unwrap().with_grace(Duration::ZERO);
+        assert_eq!(texts(&again.poll(100)), ["late-1", "last-without-newline"]);
     }
 
     #[test]
@@ -318,16 +448,16 @@ mod tests {
         let pattern = format!("{}/*.jsonl", dir.path().display());
         append(&log, &["first-line-of-the-file", "x2"]);
         let mut f = Follower::new(std::slice::from_ref(&pattern), Vec::new()).unwrap();
-        assert_eq!(f.poll(1).unwrap().len(), 1);
+        assert_eq!(f.poll(1).len(), 1);
         let saved = f.positions();
         append(&log, &["x3"]);
         let mut again = Follower::new(std::slice::from_ref(&pattern), saved.clone()).unwrap();
-        let lines = again.poll(100).unwrap();
+        let lines = again.poll(100);
         assert_eq!(texts(&lines), ["x2", "x3"]);
         assert_eq!(lines[0].number, 2);
         // Replaced in place with other content (same inode): from the start.
         std::fs::write(&log, "other-content-entirely-different\ny2\n").unwrap();
         let mut replaced = Follower::new(&[pattern], saved).unwrap();
-        assert_eq!(texts(&replaced.poll(100).unwrap()), ["other-content-entirely-different", "y2"]);
+        assert_eq!(texts(&replaced.poll(100)), ["other-content-entirely-different", "y2"]);
     }
 }

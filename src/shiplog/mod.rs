@@ -11,8 +11,12 @@
 //! written only after Kafka acknowledged every record of the batch before it. A crash at any
 //! moment restarts from the checkpoint: no line is lost, and at most the lines of the batch
 //! that was in flight (`ship_log.batch_lines`) are published again, with the same derived event
-//! ids (or the source's own, when mapped), so they can be told apart downstream. A batch Kafka
-//! does not acknowledge is sent again, with backoff, until it is (or the shipper is stopped).
+//! ids (or the source's own, when mapped), so they can be told apart downstream. Without a
+//! crash nothing is published twice: the producer never times a record out (through an outage
+//! it keeps the batch and delivers each record once when the broker is back — see
+//! [`crate::kafka::verdicts`]); only records Kafka refused for good are sent again, with
+//! backoff, and a line larger than `validation.max_message_bytes` goes to the DLQ cut to that
+//! size (`OVERSIZED_MESSAGE`) rather than to a broker that would refuse it.
 //!
 //! Modules: [`follow`] (files), [`mapping`] (pure), [`checkpoint`].
 
@@ -28,14 +32,13 @@ use rdkafka::message::{Header, OwnedHeaders};
 
 use crate::config::Config;
 use crate::kafka::producer::{AckedProducer, ProduceError};
+use crate::kafka::verdicts::{PublishError, Publisher, Record};
 use crate::pix::Category;
 use crate::produce::sink::Topics;
 use crate::telemetry::metrics::{Metrics, MetricsError, ShipLogMetrics};
 
 /// The most a retried batch waits between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// How long a batch may wait for Kafka's acknowledgements before it is sent again.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the shipper cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +56,8 @@ pub enum ShipLogError {
     Checkpoint(#[from] checkpoint::CheckpointError),
     #[error(transparent)]
     Kafka(#[from] ProduceError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
     #[error(transparent)]
@@ -74,7 +79,7 @@ pub struct Summary {
 
 /// DLQ headers of a line that could not be mapped (SPEC §4's error headers; the source is a
 /// file, so `pixlake.source.file` / `.line` / `.offset` instead of topic, partition, offset).
-fn dead_letter_headers(line: &follow::Line, why: &mapping::Unmapped) -> OwnedHeaders {
+pub fn dead_letter_headers(line: &follow::Line, why: &mapping::Unmapped) -> OwnedHeaders {
     let pairs = [
         (crate::deadletter::headers::RULE, why.rule.id().to_owned()),
         (crate::deadletter::headers::FIELD, why.field.clone()),
@@ -97,21 +102,25 @@ pub fn run(config: &Config, paths: &[String], stop: Arc<AtomicBool>) -> Result<S
         return Err(ShipLogError::NoPaths);
     }
     let topics = Topics::from_config(config);
-    let producer = AckedProducer::new(&config.kafka, config.validation.max_message_bytes)?;
+    // A missing topic would hold every record: say so now.
+    let probe = AckedProducer::new(&config.kafka, config.validation.max_message_bytes)?;
     let mut names: Vec<&str> = Category::ALL.iter().map(|c| topics.get(*c)).collect();
     names.push(&config.dlq.topic);
-    producer.require_topics(&names, Duration::from_secs(10))?;
+    probe.require_topics(&names, Duration::from_secs(10))?;
+    drop(probe);
+    let publisher = Publisher::new(&config.kafka, config.validation.max_message_bytes)?;
     let mut follower = follow::Follower::new(paths, checkpoint::load(&s.checkpoint_path)?)?;
     let metrics = Metrics::new(&config.ingest.instance_id)?;
     let counters = ShipLogMetrics::new(&metrics)?;
     let failing = Arc::new(AtomicBool::new(false));
     let runtime = serve_metrics(config, metrics, failing.clone(), stop.clone())?;
     let probe = crate::probe::Probe::from_env();
+    let max = config.validation.max_message_bytes;
     let mut summary = Summary::default();
     tracing::info!(patterns = ?paths, checkpoint = %s.checkpoint_path.display(), "ship-log: starting");
     let mut saved = follower.positions();
     while !stop.load(Ordering::Relaxed) {
-        let lines = follower.poll(s.batch_lines)?;
+        let lines = follower.poll(s.batch_lines);
         counters.files.set(follower.len() as i64);
         if lines.is_empty() {
             // Blank lines, truncations, files read to their end: positions moved, no record.
@@ -123,31 +132,68 @@ pub fn run(config: &Config, paths: &[String], stop: Arc<AtomicBool>) -> Result<S
             std::thread::sleep(s.poll_interval);
             continue;
         }
-        let mapped: Vec<Result<mapping::Mapped, mapping::Unmapped>> =
-            lines.iter().map(|l| mapping.map(&l.bytes)).collect();
+        let mapped: Vec<Result<mapping::Mapped, mapping::Unmapped>> = lines
+            .iter()
+            .map(|l| {
+                if l.bytes.len() > max {
+                    return Err(mapping::Unmapped {
+                        rule: crate::pix::HardRule::OversizedMessage,
+                        field: String::new(),
+                        message: format!(
+                            "the line is {} bytes, more than validation.max_message_bytes ({max}); cut to that size here",
+                            l.bytes.len()
+                        ),
+                    });
+                }
+                mapping.map(&l.bytes)
+            })
+            .collect();
+        // Published until every record is acknowledged; only refused ones are sent again.
+        let mut todo: Vec<usize> = (0..lines.len()).collect();
         let mut backoff = Duration::from_millis(200);
         loop {
-            match send_batch(&producer, &topics, &config.dlq.topic, &lines, &mapped) {
-                Ok(()) => break,
-                Err(e) => {
-                    summary.retried += 1;
-                    counters.retries.inc();
-                    if !failing.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(error = %crate::telemetry::Chain(&e), lines = lines.len(),
-                            "ship-log: Kafka did not acknowledge the batch; sending it again until it does (the checkpoint waits)");
-                    }
-                    if stop.load(Ordering::Relaxed) {
-                        tracing::info!(
-                            lines = lines.len(),
-                            "ship-log: stopping with a batch unacknowledged; it is read again from the checkpoint at the next start"
-                        );
-                        runtime.shutdown_background();
-                        return Ok(summary);
-                    }
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
+            let records = todo
+                .iter()
+                .map(|&i| match &mapped[i] {
+                    Ok(m) => Record {
+                        topic: topics.get(m.category),
+                        key: m.key.as_deref().map(str::as_bytes),
+                        value: &m.value,
+                        headers: None,
+                    },
+                    Err(why) => Record {
+                        topic: &config.dlq.topic,
+                        key: None,
+                        value: &lines[i].bytes[..lines[i].bytes.len().min(max)],
+                        headers: Some(dead_letter_headers(&lines[i], why)),
+                    },
+                })
+                .collect();
+            let Some(outcome) = runtime.block_on(until_stopped(publisher.publish(records), &stop)) else {
+                tracing::info!(
+                    lines = lines.len(),
+                    "ship-log: stopping with a batch unacknowledged; it is read again from the checkpoint at the next start"
+                );
+                runtime.shutdown_background();
+                return Ok(summary);
+            };
+            todo = todo.into_iter().zip(&outcome.acknowledged).filter(|(_, a)| !**a).map(|(i, _)| i).collect();
+            let Some(e) = outcome.first_error else { break };
+            summary.retried += 1;
+            counters.retries.inc();
+            if !failing.swap(true, Ordering::Relaxed) {
+                tracing::warn!(error = %crate::telemetry::Chain(&e), refused = todo.len(),
+                    "ship-log: Kafka refused records of the batch; sending them again until it takes them (the checkpoint waits)");
             }
+            if !sleep_unless_stopped(backoff, &stop) {
+                tracing::info!(
+                    lines = lines.len(),
+                    "ship-log: stopping with a batch unacknowledged; it is read again from the checkpoint at the next start"
+                );
+                runtime.shutdown_background();
+                return Ok(summary);
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
         if failing.swap(false, Ordering::Relaxed) {
             tracing::info!("ship-log: Kafka acknowledges again");
@@ -170,33 +216,28 @@ pub fn run(config: &Config, paths: &[String], stop: Arc<AtomicBool>) -> Result<S
     Ok(summary)
 }
 
-/// Publishes a batch and waits for every acknowledgement; `Err` if any record was not.
-fn send_batch(
-    producer: &AckedProducer,
-    topics: &Topics,
-    dlq: &str,
-    lines: &[follow::Line],
-    mapped: &[Result<mapping::Mapped, mapping::Unmapped>],
-) -> Result<(), ProduceError> {
-    let failed_before = producer.counters().failed.load(Ordering::Relaxed);
-    for (line, m) in lines.iter().zip(mapped) {
-        match m {
-            Ok(m) => {
-                producer.send(topics.get(m.category), m.key.as_deref().map(str::as_bytes), Some(&m.value), None)?
+/// `work`, unless `stop` is set first (`None`).
+async fn until_stopped<T>(work: impl std::future::Future<Output = T>, stop: &AtomicBool) -> Option<T> {
+    tokio::select! {
+        out = work => Some(out),
+        () = async {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(why) => producer.send(dlq, None, Some(&line.bytes), Some(dead_letter_headers(line, why)))?,
+        } => None,
+    }
+}
+
+/// Sleeps `d` in short steps; `false` if `stop` was set meanwhile.
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
+    let until = std::time::Instant::now() + d;
+    while std::time::Instant::now() < until {
+        if stop.load(Ordering::Relaxed) {
+            return false;
         }
+        std::thread::sleep(Duration::from_millis(50).min(until - std::time::Instant::now()));
     }
-    producer.flush(FLUSH_TIMEOUT)?;
-    let failed = producer.counters().failed.load(Ordering::Relaxed) - failed_before;
-    if failed > 0 {
-        return Err(ProduceError::FlushTimeout {
-            pending: failed as i32,
-            timeout: FLUSH_TIMEOUT,
-            brokers: producer.brokers().to_owned(),
-        });
-    }
-    Ok(())
+    !stop.load(Ordering::Relaxed)
 }
 
 /// `/metrics`, `/healthz`, `/readyz` (ready while Kafka acknowledges) on `telemetry.listen`.

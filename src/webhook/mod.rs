@@ -12,12 +12,12 @@
 //! second row for what did get through (event ids derived from the item, and the index of
 //! published ids — [`dedup`] states its window, cost and multi-instance behaviour).
 //!
-//! Modules: [`api_pix`] (pure mapping), [`dedup`] (published ids), [`publish`] (the producer),
-//! [`server`] (HTTP: routes, limits, answers), [`tls`] (server certificate, mutual TLS).
+//! Modules: [`api_pix`] (pure mapping), [`dedup`] (published ids), [`server`] (HTTP: routes,
+//! limits, answers), [`tls`] (server certificate, mutual TLS); the producer is
+//! [`crate::kafka::verdicts`].
 
 pub mod api_pix;
 pub mod dedup;
-pub mod publish;
 pub mod server;
 pub mod tls;
 
@@ -66,7 +66,7 @@ pub enum WebhookError {
     #[error(transparent)]
     Dedup(#[from] dedup::DedupError),
     #[error(transparent)]
-    Publish(#[from] publish::PublishError),
+    Publish(#[from] crate::kafka::verdicts::PublishError),
     #[error(transparent)]
     Topics(#[from] crate::kafka::producer::ProduceError),
     #[error(transparent)]
@@ -117,12 +117,13 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, WebhookErr
     )?;
     drop(probe);
     let index = dedup::Index::open(&w.dedup_path, w.dedup_window)?;
-    let publisher = publish::Publisher::new(&config.kafka, topics)?;
+    let publisher = crate::kafka::verdicts::Publisher::new(&config.kafka, config.validation.max_message_bytes)?;
     let metrics = Metrics::new(&config.ingest.instance_id)?;
     let state = Arc::new(server::State {
         mapping,
         index,
         publisher,
+        topics,
         metrics: WebhookMetrics::new(&metrics)?,
         permits: Arc::new(Semaphore::new(w.max_concurrent_requests)),
         token: w.token.clone(),

@@ -27,7 +27,8 @@ use tokio_util::task::TaskTracker;
 
 use super::api_pix::{self, Mapping, Outgoing};
 use super::dedup::Index;
-use super::publish::Publisher;
+use crate::kafka::verdicts::{Publisher, Record};
+use crate::produce::sink::Topics;
 use crate::telemetry::metrics::WebhookMetrics;
 
 /// How long a request waits for one of `max_concurrent_requests` before it is answered 503.
@@ -40,6 +41,8 @@ pub struct State {
     pub mapping: Mapping,
     pub index: Arc<Index>,
     pub publisher: Publisher,
+    /// The topic of each category.
+    pub topics: Topics,
     pub metrics: WebhookMetrics,
     pub permits: Arc<Semaphore>,
     pub token: Option<String>,
@@ -163,7 +166,16 @@ async fn publish(state: Arc<State>, events: Vec<Outgoing>) -> Result<Published, 
     let todo: Vec<&Outgoing> =
         events.iter().enumerate().filter(|(i, _)| skip.next_if_eq(&i).is_none()).map(|(_, e)| e).collect();
     let started = Instant::now();
-    let outcome = state.publisher.publish(&todo).await;
+    let records = todo
+        .iter()
+        .map(|e| Record {
+            topic: state.topics.get(e.category),
+            key: Some(e.key.as_bytes()),
+            value: &e.value,
+            headers: None,
+        })
+        .collect();
+    let outcome = state.publisher.publish(records).await;
     let acked: Vec<u128> =
         todo.iter().zip(&outcome.acknowledged).filter(|(_, a)| **a).map(|(e, _)| e.id.as_u128()).collect();
     for (e, _) in todo.iter().zip(&outcome.acknowledged).filter(|(_, a)| **a) {

@@ -1,5 +1,11 @@
-//! Publishing one request's events and waiting for Kafka's acknowledgement of every one of them
-//! (idempotent producer, `acks=all`): the webhook answers 200 only after this returns `Ok`.
+//! The sources' producer (`webhook`, `ship-log`): publishes a group of records and waits for
+//! Kafka's verdict on each one — acknowledged, or refused for good — with an idempotent,
+//! `acks=all` producer whose records never time out.
+//!
+//! Why never time out: a record failed on a timeout may have been written with its
+//! acknowledgement lost, and sending it again would write it twice. Kept by the producer
+//! through an outage, it is delivered once (same producer id and sequence) when the broker is
+//! back. Callers bound how long *they* wait (the webhook answers 503), not the record's life.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +15,12 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
-use super::api_pix::Outgoing;
+use rdkafka::message::OwnedHeaders;
+
 use crate::config::KafkaConfig;
 use crate::kafka::diagnosis::{self, Diagnosed, Diagnosis};
-use crate::produce::sink::Topics;
 
-/// Why a request's events are not all acknowledged. Answered 503: the PSP retries, and the
-/// events that were acknowledged are recognized then as duplicates (their ids are recorded).
+/// Why a record was not acknowledged.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("cannot create the Kafka producer; check kafka.brokers and kafka.properties")]
@@ -27,7 +32,7 @@ pub enum PublishError {
         #[source]
         source: Box<KafkaError>,
     },
-    #[error("Kafka at {brokers} cannot be used; fix what the cause names (the webhook answers 503 until then)")]
+    #[error("Kafka at {brokers} cannot be used; fix what the cause names")]
     Broker {
         brokers: String,
         #[source]
@@ -50,56 +55,71 @@ impl ClientContext for Context {
     }
 }
 
-/// Kafka's verdict on a request's events.
+/// One record to publish.
+pub struct Record<'a> {
+    pub topic: &'a str,
+    pub key: Option<&'a [u8]>,
+    pub value: &'a [u8],
+    pub headers: Option<OwnedHeaders>,
+}
+
+/// Kafka's verdict on a group of records.
 #[derive(Debug)]
 pub struct Published {
-    /// Per event, in order: acknowledged or not.
+    /// Per record, in order: acknowledged or not.
     pub acknowledged: Vec<bool>,
     /// The first failure, if any event was not acknowledged.
     pub first_error: Option<PublishError>,
 }
 
-/// The webhook's producer.
+/// The producer.
 pub struct Publisher {
     producer: FutureProducer<Context>,
     diagnosis: Arc<Diagnosis>,
-    topics: Topics,
     brokers: String,
 }
 
 impl Publisher {
-    /// An idempotent, `acks=all` producer whose records never time out: through an outage the
-    /// producer keeps each record and, once the broker is back, delivers it exactly once (same
-    /// producer id and sequence). A record failed on a timeout could have been written with its
-    /// acknowledgement lost — and a retry would write it again. The request waits only
-    /// `webhook.publish_timeout_ms` for the verdict (503 after that); the publication goes on,
-    /// and records what gets through for the PSP's retry to find.
-    pub fn new(kafka: &KafkaConfig, topics: Topics) -> Result<Self, PublishError> {
+    /// An idempotent, `acks=all` producer whose records never time out (see the module doc),
+    /// taking records up to `max_message_bytes`.
+    pub fn new(kafka: &KafkaConfig, max_message_bytes: usize) -> Result<Self, PublishError> {
+        let max = (max_message_bytes + 64 * 1024).max(1_000_000).to_string();
         let config = crate::kafka::client_config(
             kafka,
             crate::kafka::Role::Producer,
             // A request's events go out together: no lingering for more. What an outage may
             // hold is bounded (new requests wait, then 503).
-            &[("linger.ms", "2"), ("compression.type", "lz4"), ("queue.buffering.max.kbytes", "262144")],
+            &[
+                ("linger.ms", "2"),
+                ("compression.type", "lz4"),
+                ("queue.buffering.max.kbytes", "262144"),
+                ("message.max.bytes", &max),
+            ],
             &[("acks", "all"), ("enable.idempotence", "true"), ("message.timeout.ms", "0")],
         );
         let diagnosis = Arc::new(Diagnosis::default());
         let producer = config.create_with_context(Context(diagnosis.clone())).map_err(PublishError::Create)?;
-        Ok(Publisher { producer, diagnosis, topics, brokers: kafka.brokers.clone() })
+        Ok(Publisher { producer, diagnosis, brokers: kafka.brokers.clone() })
     }
 
     /// Publishes `events` and waits for Kafka's verdict on every one of them (none is left
     /// queued behind the caller's back): which were acknowledged, and the first failure.
     ///
-    /// Records do not time out (see [`Publisher::new`]): this returns once Kafka acknowledged
-    /// each record, or refused it for good (an unknown topic, a record too large, a fatal
-    /// producer error).
-    pub async fn publish(&self, events: &[&Outgoing]) -> Published {
-        let mut pending = Vec::with_capacity(events.len());
+    /// Records do not time out (see the module doc): this returns once Kafka acknowledged each
+    /// record, or refused it for good (an unknown topic, a record too large, a fatal producer
+    /// error).
+    pub async fn publish(&self, records: Vec<Record<'_>>) -> Published {
+        let mut pending = Vec::with_capacity(records.len());
         let mut first_error = None;
-        for e in events {
-            let topic = self.topics.get(e.category);
-            let mut record = FutureRecord::to(topic).key(e.key.as_bytes()).payload(&e.value);
+        for r in records {
+            let topic = r.topic;
+            let mut record = FutureRecord::to(topic).payload(r.value);
+            if let Some(k) = r.key {
+                record = record.key(k);
+            }
+            if let Some(h) = r.headers {
+                record = record.headers(h);
+            }
             let queued = loop {
                 match self.producer.send_result(record) {
                     Ok(f) => break Some(f),
@@ -115,7 +135,7 @@ impl Publisher {
             };
             pending.push((topic, queued));
         }
-        let mut acknowledged = Vec::with_capacity(events.len());
+        let mut acknowledged = Vec::with_capacity(pending.len());
         for (topic, future) in pending {
             let Some(future) = future else {
                 acknowledged.push(false);
