@@ -18,7 +18,7 @@ scripts/kafka.sh start >/dev/null 2>&1
 cargo build --release --locked -q --bin pixlake --example webhook_load
 bin=target/release/pixlake
 run=pixlake.bench.webhook.$$
-topics="$run.payments,$run.receipts,$run.refunds"
+topics="$run.payments $run.receipts $run.refunds"
 PIXLAKE_KAFKA_TOPICS="$topics" PIXLAKE_KAFKA_DLQ="$run.dlq" scripts/kafka.sh topics >/dev/null 2>&1
 dir=$(mktemp -d)
 pid=
