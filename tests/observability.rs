@@ -41,6 +41,7 @@ fn monitoring_files_pass_promtool() {
 fn exported() -> BTreeSet<String> {
     let m = Metrics::new("test").unwrap();
     let _webhook = pixlake::telemetry::metrics::WebhookMetrics::new(&m).unwrap();
+    let _ship_log = pixlake::telemetry::metrics::ShipLogMetrics::new(&m).unwrap();
     let p = m.pipeline("payments", "pix.payments", "pix_payments");
     let _ = p.partition(0);
     p.rejected("INVALID_CPF", 1);
@@ -314,8 +315,11 @@ fn prometheus_scrapes_ingest_and_agrees_with_the_tables() {
     wait_until("a few scrapes", Duration::from_secs(30), || {
         equal("scrapes in the last minute >= 5", p.scalar(r#"count_over_time(up{job="pixlake"}[1m])"#)? >= 5.0, true)
     });
-    // The webhook's panels need a `pixlake webhook` (tests/webhook.rs checks its metrics).
-    for expr in dashboard_queries().into_iter().filter(|e| !e.contains("pixlake_webhook_")) {
+    // The sources' panels need a `pixlake webhook` / `ship-log` (tests/webhook.rs checks the
+    // webhook's metrics; their names are checked against the registry above).
+    for expr in
+        dashboard_queries().into_iter().filter(|e| !e.contains("pixlake_webhook_") && !e.contains("pixlake_shiplog_"))
+    {
         let q = expr.replace("$__rate_interval", "1m").replace("$instance", ".*").replace("$pipeline", ".*");
         let q = q.replace("$job", ".*");
         let series = prometheus.query(&q).unwrap_or_else(|e| panic!("dashboard query fails: {e}"));
