@@ -10,6 +10,7 @@ mod common;
 use common::{RestartOnDrop, kafka_sh};
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -332,7 +333,28 @@ fn every_accepted_item_is_exactly_one_row_whatever_the_psp_retries() {
         ]
     });
     assert_eq!(answers, [401, 401, 200, 404, 413, 405]);
+    // SIGTERM while a request is in flight (half its body sent): the request is finished and
+    // answered 200, its event published, then the process exits 0.
+    let slow = body(&[item(4001, &[])]);
+    receipts.insert(4001);
+    let mut conn = std::net::TcpStream::connect(&token_listen).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let (first_half, second_half) = slow.split_at(slow.len() / 2);
+    write!(
+        conn,
+        "POST /pix HTTP/1.1\r\nHost: {token_listen}\r\nAuthorization: Bearer development-token-0123\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{first_half}",
+        slow.len()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     dev.sigterm();
+    std::thread::sleep(Duration::from_millis(500));
+    conn.write_all(second_half.as_bytes()).unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""published":1"#), "{answer}");
     let (status, _, log) = dev.finish(Duration::from_secs(60));
     assert!(status.success(), "{log}");
 
