@@ -67,6 +67,44 @@ async fn committed(w: &DeltaTableWriter) -> Vec<Option<i64>> {
     vec![o[&0].category, o[&1].category]
 }
 
+/// Writers racing to create one table (three pipelines share `pix_quarantine`): one creation
+/// commits version 0, the others open it — no second creation at version 1 — and every writer
+/// commits on top.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_racing_to_create_a_table_all_commit_on_one_creation() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let writers = futures::future::join_all((0..4).map(|_| {
+            let location = at(dir.path(), "pix_payments");
+            tokio::spawn(async move {
+                DeltaTableWriter::open_or_create(
+                    "pix_payments",
+                    &location,
+                    category_schema(Category::Payment),
+                    "event_date",
+                )
+                .await
+                .unwrap()
+            })
+        }))
+        .await;
+        let log = dir.path().join("pix_payments/_delta_log");
+        let mut versions: Vec<String> = std::fs::read_dir(&log)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        versions.sort();
+        assert_eq!(versions, ["00000000000000000000.json"], "round {round}: one creation");
+        for (i, w) in writers.into_iter().enumerate() {
+            let mut w = w.unwrap();
+            let offsets = vec![(app_id(&format!("p{i}"), "pix.payments", 0), 10)];
+            let outcome = w.commit(vec![batch(0..10)], offsets, HashMap::new()).await.unwrap();
+            assert!(matches!(outcome, CommitOutcome::Committed { .. }), "round {round}, writer {i}: {outcome:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn offsets_commit_with_the_rows_and_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();

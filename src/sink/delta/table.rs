@@ -128,6 +128,10 @@ impl DeltaTableWriter {
                     .with_columns(columns.fields().cloned())
                     .with_partition_columns([partition_by])
                     .with_save_mode(SaveMode::Ignore)
+                    // One attempt: a lost race must not be "resolved" by committing the creation
+                    // again as version 1 — a second metadata action that every writer holding
+                    // version 0 then sees as "metadata changed" and cannot commit past.
+                    .with_commit_properties(CommitProperties::default().with_max_retries(0))
                     .await;
                 match created {
                     Ok(t) => t,
