@@ -184,43 +184,10 @@ impl AckedProducer {
         }
     }
 
-    /// Fails with [`ProduceError::NoTopic`] for the first of `topics` the cluster says it does
-    /// not have (or could create, where the broker auto-creates topics). A cluster that does not
-    /// answer within `timeout` is not judged here: sending and flushing report that.
+    /// Fails with [`ProduceError::NoTopic`] for the first of `topics` the cluster does not have
+    /// (see [`require_topics`]).
     pub fn require_topics(&self, topics: &[&str], timeout: Duration) -> Result<(), ProduceError> {
-        // In one-second steps: a refused password or certificate is named as soon as it is known.
-        let until = std::time::Instant::now() + timeout;
-        let metadata = loop {
-            let step = until.saturating_duration_since(std::time::Instant::now()).min(Duration::from_secs(1));
-            match self.inner.client().fetch_metadata(None, step) {
-                Ok(m) => break m,
-                Err(_) => {
-                    if let Some(problem) = self.problem() {
-                        return Err(ProduceError::Broker { pending: 0, brokers: self.brokers.clone(), problem });
-                    }
-                    if std::time::Instant::now() >= until {
-                        return Ok(());
-                    }
-                }
-            }
-        };
-        let known = |t: &str| metadata.topics().iter().any(|m| m.name() == t && !m.partitions().is_empty());
-        match topics.iter().find(|t| !known(t)) {
-            // Where the broker creates topics on first use, asking for it creates it.
-            // (Its first answer for a topic it just created is "leader not available".)
-            Some(t)
-                if self.inner.client().fetch_metadata(Some(t), timeout).is_ok_and(|m| {
-                    m.topics().first().is_some_and(|m| match m.error() {
-                        None => !m.partitions().is_empty(),
-                        Some(e) => e == rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
-                    })
-                }) =>
-            {
-                Ok(())
-            }
-            Some(t) => Err(ProduceError::NoTopic { topic: (*t).to_owned(), brokers: self.brokers.clone() }),
-            None => Ok(()),
-        }
+        require_topics(self.inner.client(), &self.brokers, topics, timeout, || self.problem())
     }
 
     /// Records queued and not yet acknowledged or failed.
@@ -274,5 +241,51 @@ impl AckedProducer {
             bytes: self.counters.bytes.load(Ordering::Relaxed),
             first_error,
         })
+    }
+}
+
+/// Fails with [`ProduceError::NoTopic`] for the first of `topics` the cluster `client` talks to
+/// says it does not have (or could create, where the broker auto-creates topics). A cluster that
+/// does not answer within `timeout` is not judged here: sending and flushing report that; a cause
+/// retrying will not cure (`problem`: a refused password or certificate) is named at once.
+pub fn require_topics<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    brokers: &str,
+    topics: &[&str],
+    timeout: Duration,
+    problem: impl Fn() -> Option<Diagnosed>,
+) -> Result<(), ProduceError> {
+    // In one-second steps: a refused password or certificate is named as soon as it is known.
+    let until = std::time::Instant::now() + timeout;
+    let metadata = loop {
+        let step = until.saturating_duration_since(std::time::Instant::now()).min(Duration::from_secs(1));
+        match client.fetch_metadata(None, step) {
+            Ok(m) => break m,
+            Err(_) => {
+                if let Some(problem) = problem() {
+                    return Err(ProduceError::Broker { pending: 0, brokers: brokers.to_owned(), problem });
+                }
+                if std::time::Instant::now() >= until {
+                    return Ok(());
+                }
+            }
+        }
+    };
+    let known = |t: &str| metadata.topics().iter().any(|m| m.name() == t && !m.partitions().is_empty());
+    match topics.iter().find(|t| !known(t)) {
+        // Where the broker creates topics on first use, asking for it creates it.
+        // (Its first answer for a topic it just created is "leader not available".)
+        Some(t)
+            if client.fetch_metadata(Some(t), timeout).is_ok_and(|m| {
+                m.topics().first().is_some_and(|m| match m.error() {
+                    None => !m.partitions().is_empty(),
+                    Some(e) => e == rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+                })
+            }) =>
+        {
+            Ok(())
+        }
+        Some(t) => Err(ProduceError::NoTopic { topic: (*t).to_owned(), brokers: brokers.to_owned() }),
+        None => Ok(()),
     }
 }

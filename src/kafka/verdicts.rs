@@ -170,6 +170,12 @@ impl Publisher {
         }
     }
 
+    /// Fails for the first of `topics` the cluster does not have (see
+    /// [`super::producer::require_topics`]): a missing topic would hold every record forever.
+    pub fn require_topics(&self, topics: &[&str], timeout: Duration) -> Result<(), super::producer::ProduceError> {
+        super::producer::require_topics(self.producer.client(), &self.brokers, topics, timeout, || self.problem())
+    }
+
     /// What the client found wrong with the cluster that retrying will not cure, if anything.
     pub fn problem(&self) -> Option<Diagnosed> {
         self.diagnosis.get()

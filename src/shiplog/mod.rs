@@ -31,7 +31,7 @@ use std::time::Duration;
 use rdkafka::message::{Header, OwnedHeaders};
 
 use crate::config::Config;
-use crate::kafka::producer::{AckedProducer, ProduceError};
+use crate::kafka::producer::ProduceError;
 use crate::kafka::verdicts::{PublishError, Publisher, Record};
 use crate::pix::Category;
 use crate::produce::sink::Topics;
@@ -102,13 +102,11 @@ pub fn run(config: &Config, paths: &[String], stop: Arc<AtomicBool>) -> Result<S
         return Err(ShipLogError::NoPaths);
     }
     let topics = Topics::from_config(config);
-    // A missing topic would hold every record: say so now.
-    let probe = AckedProducer::new(&config.kafka, config.validation.max_message_bytes)?;
+    let publisher = Publisher::new(&config.kafka, config.validation.max_message_bytes)?;
+    // A missing topic would hold every record forever: say so now.
     let mut names: Vec<&str> = Category::ALL.iter().map(|c| topics.get(*c)).collect();
     names.push(&config.dlq.topic);
-    probe.require_topics(&names, Duration::from_secs(10))?;
-    drop(probe);
-    let publisher = Publisher::new(&config.kafka, config.validation.max_message_bytes)?;
+    publisher.require_topics(&names, Duration::from_secs(10))?;
     let mut follower = follow::Follower::new(paths, checkpoint::load(&s.checkpoint_path)?)?;
     let metrics = Metrics::new(&config.ingest.instance_id)?;
     let counters = ShipLogMetrics::new(&metrics)?;
@@ -151,7 +149,7 @@ pub fn run(config: &Config, paths: &[String], stop: Arc<AtomicBool>) -> Result<S
         // Published until every record is acknowledged; only refused ones are sent again.
         let mut todo: Vec<usize> = (0..lines.len()).collect();
         let mut backoff = Duration::from_millis(200);
-        loop {
+        let acknowledged = loop {
             let records = todo
                 .iter()
                 .map(|&i| match &mapped[i] {
@@ -170,15 +168,10 @@ pub fn run(config: &Config, paths: &[String], stop: Arc<AtomicBool>) -> Result<S
                 })
                 .collect();
             let Some(outcome) = runtime.block_on(until_stopped(publisher.publish(records), &stop)) else {
-                tracing::info!(
-                    lines = lines.len(),
-                    "ship-log: stopping with a batch unacknowledged; it is read again from the checkpoint at the next start"
-                );
-                runtime.shutdown_background();
-                return Ok(summary);
+                break false;
             };
             todo = todo.into_iter().zip(&outcome.acknowledged).filter(|(_, a)| !**a).map(|(i, _)| i).collect();
-            let Some(e) = outcome.first_error else { break };
+            let Some(e) = outcome.first_error else { break true };
             summary.retried += 1;
             counters.retries.inc();
             if !failing.swap(true, Ordering::Relaxed) {
@@ -186,14 +179,16 @@ pub fn run(config: &Config, paths: &[String], stop: Arc<AtomicBool>) -> Result<S
                     "ship-log: Kafka refused records of the batch; sending them again until it takes them (the checkpoint waits)");
             }
             if !sleep_unless_stopped(backoff, &stop) {
-                tracing::info!(
-                    lines = lines.len(),
-                    "ship-log: stopping with a batch unacknowledged; it is read again from the checkpoint at the next start"
-                );
-                runtime.shutdown_background();
-                return Ok(summary);
+                break false;
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
+        };
+        if !acknowledged {
+            tracing::info!(
+                lines = lines.len(),
+                "ship-log: stopping with a batch unacknowledged; it is read again from the checkpoint at the next start"
+            );
+            break;
         }
         if failing.swap(false, Ordering::Relaxed) {
             tracing::info!("ship-log: Kafka acknowledges again");

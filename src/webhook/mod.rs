@@ -109,15 +109,13 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, WebhookErr
     };
     let tls = w.tls.as_ref().map(tls::server_config).transpose()?.map(tokio_rustls::TlsAcceptor::from);
     let topics = crate::produce::sink::Topics::from_config(config);
-    // A missing topic would hold every request until publish_timeout_ms: say so now.
-    let probe = crate::kafka::producer::AckedProducer::new(&config.kafka, config.validation.max_message_bytes)?;
-    probe.require_topics(
+    let publisher = crate::kafka::verdicts::Publisher::new(&config.kafka, config.validation.max_message_bytes)?;
+    // A missing topic would hold every request's events forever: say so now.
+    publisher.require_topics(
         &[topics.get(crate::pix::Category::Receipt), topics.get(crate::pix::Category::Refund)],
         Duration::from_secs(10),
     )?;
-    drop(probe);
     let index = dedup::Index::open(&w.dedup_path, w.dedup_window)?;
-    let publisher = crate::kafka::verdicts::Publisher::new(&config.kafka, config.validation.max_message_bytes)?;
     let metrics = Metrics::new(&config.ingest.instance_id)?;
     let state = Arc::new(server::State {
         mapping,

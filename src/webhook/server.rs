@@ -176,10 +176,14 @@ async fn publish(state: Arc<State>, events: Vec<Outgoing>) -> Result<Published, 
         })
         .collect();
     let outcome = state.publisher.publish(records).await;
-    let acked: Vec<u128> =
-        todo.iter().zip(&outcome.acknowledged).filter(|(_, a)| **a).map(|(e, _)| e.id.as_u128()).collect();
+    let mut acked = std::collections::HashSet::with_capacity(todo.len());
+    let mut by_category = [0u64; 3];
     for (e, _) in todo.iter().zip(&outcome.acknowledged).filter(|(_, a)| **a) {
-        state.metrics.published.with_label_values(&[e.category.as_str()]).inc();
+        acked.insert(e.id.as_u128());
+        by_category[e.category as usize] += 1;
+    }
+    for (c, n) in crate::pix::Category::ALL.iter().zip(by_category) {
+        state.metrics.published.with_label_values(&[c.as_str()]).inc_by(n);
     }
     // What Kafka acknowledged is recorded whatever happened to the rest, so that the retry
     // publishes only the rest; the others are released.
