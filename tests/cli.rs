@@ -53,7 +53,8 @@ fn generated_invalid_records_cover_every_hard_rule_at_the_asked_ratio() {
     let pct = rejected as f64 * 100.0 / lines as f64;
     assert!((pct - 5.0).abs() <= 0.5, "{pct:.2} % rejected");
     let seen: BTreeSet<&str> = by_rule.keys().map(String::as_str).collect();
-    for rule in HardRule::ALL {
+    // Every rule ingest applies (the others are the ISO 20022 shipper's).
+    for rule in HardRule::ALL.iter().filter(|r| !r.source_only()) {
         assert!(seen.contains(rule.id()), "{} never rejected: {by_rule:?}", rule.id());
     }
     let summary = String::from_utf8(out.stderr).unwrap();

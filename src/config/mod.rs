@@ -9,7 +9,7 @@
 
 mod env;
 mod raw;
-mod shiplog;
+pub mod shiplog;
 mod webhook;
 
 use std::collections::BTreeMap;
@@ -633,6 +633,27 @@ mod tests {
         assert!(err.contains("kafka"), "{err}");
         assert!(err.contains("unknown field `bootstrap`"), "{err}");
         assert!(err.contains("brokers"), "{err}");
+    }
+
+    #[test]
+    fn the_iso20022_shipper_needs_a_participant_and_checks_its_window() {
+        let c = load("ship_log:\n  format: iso20022\n  iso20022:\n    participant_ispb: '60701190'\n", &[]).unwrap();
+        assert_eq!(c.ship_log.format, shiplog::Format::Iso20022);
+        let iso = c.ship_log.iso20022.unwrap();
+        assert_eq!((iso.reader.participant.as_str(), iso.reader.source.as_str()), ("60701190", "spi-log"));
+        assert_eq!(iso.join_window, std::time::Duration::from_secs(3600));
+        let err = load(
+            "ship_log:\n  iso20022:\n    participant_ispb: '00038166'\n    join_window_seconds: 0\n",
+            &[("PIXLAKE__SHIP_LOG__FORMAT", "xml")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ship_log.format"), "{err}");
+        let err = load("ship_log:\n  iso20022:\n    participant_ispb: '00038166'\n    join_window_seconds: 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ship_log.iso20022.participant_ispb"), "{err}");
+        assert!(err.contains("ship_log.iso20022.join_window_seconds"), "{err}");
     }
 
     #[test]

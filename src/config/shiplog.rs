@@ -24,6 +24,58 @@ pub struct RawShipLog {
     poll_interval_ms: u64,
     #[serde(default)]
     mapping: Option<RawMapping>,
+    /// `json_lines` (default) or `iso20022`.
+    #[serde(default)]
+    format: Format,
+    #[serde(default)]
+    iso20022: Option<RawIso20022>,
+}
+
+/// What the followed files hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// One JSON object per line, mapped by `ship_log.mapping`.
+    #[default]
+    #[value(name = "json-lines", alias = "json_lines")]
+    JsonLines,
+    /// SPI's ISO 20022 messages (pacs.008, pacs.002, pacs.004), one per file or concatenated.
+    #[value(name = "iso20022")]
+    Iso20022,
+}
+
+/// `ship_log.iso20022:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIso20022 {
+    participant_ispb: String,
+    #[serde(default = "default_iso_source")]
+    source: String,
+    #[serde(default = "default_join_path")]
+    join_path: String,
+    #[serde(default = "default_join_window_seconds")]
+    join_window_seconds: u64,
+}
+
+/// `ship_log.iso20022` that passed every check.
+#[derive(Clone, Debug)]
+pub struct Iso20022Config {
+    /// Our participant and the events' `source`.
+    pub reader: crate::shiplog::iso20022::Reader,
+    /// The join store (one per shipper).
+    pub join_path: PathBuf,
+    /// How long an original waits for its status report, and a status for its original.
+    pub join_window: Duration,
+}
+
+fn default_iso_source() -> String {
+    "spi-log".into()
+}
+fn default_join_path() -> String {
+    "data/ship-log.iso20022.redb".into()
+}
+fn default_join_window_seconds() -> u64 {
+    3600
 }
 
 impl Default for RawShipLog {
@@ -35,6 +87,8 @@ impl Default for RawShipLog {
             batch_lines: default_batch_lines(),
             poll_interval_ms: default_poll_interval_ms(),
             mapping: None,
+            format: Format::default(),
+            iso20022: None,
         }
     }
 }
@@ -90,8 +144,12 @@ pub struct ShipLogConfig {
     /// restart can repeat).
     pub batch_lines: usize,
     pub poll_interval: Duration,
-    /// Required to run the shipper (checked when it starts).
+    /// Required to run the shipper on JSON lines (checked when it starts).
     pub mapping: Option<Mapping>,
+    /// The default format (`ship-log --format` overrides it).
+    pub format: Format,
+    /// Required to run the shipper on ISO 20022 messages (checked when it starts).
+    pub iso20022: Option<Iso20022Config>,
 }
 
 impl ShipLogConfig {
@@ -105,6 +163,13 @@ impl ShipLogConfig {
                 "source": m.source,
                 "time_zone": m.time_zone.name(),
                 "fields": m.fields.iter().map(|f| f.target.join(".")).collect::<Vec<_>>(),
+            })),
+            "format": match self.format { Format::JsonLines => "json_lines", Format::Iso20022 => "iso20022" },
+            "iso20022": self.iso20022.as_ref().map(|i| serde_json::json!({
+                "participant_ispb": i.reader.participant,
+                "source": i.reader.source,
+                "join_path": i.join_path,
+                "join_window_seconds": i.join_window.as_secs(),
             })),
         })
     }
@@ -186,11 +251,39 @@ impl RawShipLog {
             }
             Some(Mapping { source: source.clone(), event_type: event_type?, fields, time_zone })
         });
+        let iso20022 = self.iso20022.map(|i| {
+            let participant = i.participant_ispb.trim().to_owned();
+            if !crate::pix::ids::is_ispb(participant.as_bytes()) || participant == crate::pix::ids::BCB_ISPB {
+                problems.push(format!(
+                    "ship_log.iso20022.participant_ispb: `{participant}` is not a participant's ISPB (8 characters                      [0-9A-Z], not the Banco Central's 00038166); give your PSP's, e.g. \"60701190\""
+                ));
+            }
+            let source = i.source.trim().to_owned();
+            if !(1..=64).contains(&source.chars().count()) {
+                problems.push("ship_log.iso20022.source: must be 1 to 64 characters (the events' `source`)".into());
+            }
+            if i.join_path.trim().is_empty() {
+                problems.push("ship_log.iso20022.join_path: empty; give a file path (one per shipper)".into());
+            }
+            if !(1..=7 * 24 * 3600).contains(&i.join_window_seconds) {
+                problems.push(format!(
+                    "ship_log.iso20022.join_window_seconds: {} is outside 1 ..= 604800 (a week)",
+                    i.join_window_seconds
+                ));
+            }
+            Iso20022Config {
+                reader: crate::shiplog::iso20022::Reader { participant, source },
+                join_path: i.join_path.trim().into(),
+                join_window: Duration::from_secs(i.join_window_seconds),
+            }
+        });
         ShipLogConfig {
             checkpoint_path: self.checkpoint_path.trim().into(),
             batch_lines: self.batch_lines,
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             mapping,
+            format: self.format,
+            iso20022,
         }
     }
 }

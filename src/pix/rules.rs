@@ -74,6 +74,16 @@ rule_enum! {
         MissingRejectReason = "MISSING_REJECT_REASON": "A payment with status `RJCT` has no `reject_reason`.",
         InitiationKeyMismatch = "INITIATION_KEY_MISMATCH": "A payment initiated manually (`MANU`) carries a Pix key.",
         InconsistentRefund = "INCONSISTENT_REFUND": "A refund's dates contradict it: settled before requested, returned before the original Pix, or a settlement time that does not fit its status.",
+        MalformedXml = "MALFORMED_XML": "An ISO 20022 message read by `ship-log --format iso20022` is not UTF-8, not well-formed XML, or not an SPI `Envelope` / ISO 20022 `Document`.",
+        UnmatchedStatusReport = "UNMATCHED_STATUS_REPORT": "A pacs.002 read by `ship-log --format iso20022` names a payment or return whose pacs.008 / pacs.004 was not read within `ship_log.iso20022.join_window_seconds`.",
+    }
+}
+
+impl HardRule {
+    /// Rules only a source applies (`ship-log --format iso20022` reading XML): ingest never
+    /// reports them, and the generator does not produce records that break them.
+    pub const fn source_only(self) -> bool {
+        matches!(self, HardRule::MalformedXml | HardRule::UnmatchedStatusReport)
     }
 }
 

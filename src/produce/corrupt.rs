@@ -22,7 +22,7 @@ const OVERSIZED_EVERY: usize = 200;
 /// repeated, with `OVERSIZED_MESSAGE` once per [`OVERSIZED_EVERY`] slots.
 pub fn plan(rng: &mut ChaCha8Rng) -> Vec<HardRule> {
     let mut others: Vec<HardRule> =
-        HardRule::ALL.iter().copied().filter(|r| *r != HardRule::OversizedMessage).collect();
+        HardRule::ALL.iter().copied().filter(|r| *r != HardRule::OversizedMessage && !r.source_only()).collect();
     let mut plan = Vec::with_capacity(OVERSIZED_EVERY);
     // The first cycle covers every rule early, so even a small run sees them all.
     others.shuffle(rng);
@@ -226,6 +226,8 @@ pub fn apply(rng: &mut ChaCha8Rng, rule: HardRule, e: &mut WireEvent) -> Option<
             }
         }
         OversizedMessage | MalformedJson | DuplicateField => {}
+        // Applied by a source, never by ingest: not in the plan.
+        MalformedXml | UnmatchedStatusReport => {}
     }
     None
 }

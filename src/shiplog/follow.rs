@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::framing::{Frame, Framing};
+
 /// How many first bytes of a file identify its content.
 const HEAD: u64 = 1024;
 /// Bytes read per file per poll at most.
@@ -60,16 +62,18 @@ pub struct Position {
     pub head_len: u64,
 }
 
-/// One complete line.
+/// One complete record: a line, or (ISO 20022) an XML message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Line {
     pub id: FileId,
     pub path: PathBuf,
-    /// 1-based line number in the file (since its last truncation).
+    /// 1-based line number in the file (since its last truncation); for an XML message, the
+    /// line it starts on.
     pub number: u64,
     /// Byte offset of the line's start.
     pub offset: u64,
-    /// Without the newline (a trailing `\r` removed too).
+    /// Without the newline (a trailing `\r` removed too); an XML message from its root's start
+    /// tag to its end tag.
     pub bytes: Vec<u8>,
 }
 
@@ -107,6 +111,8 @@ pub struct Follower {
     unreadable: BTreeSet<PathBuf>,
     /// [`DETACHED_GRACE`], shorter in tests.
     grace: Duration,
+    /// Lines, or XML messages.
+    framing: Framing,
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -138,7 +144,14 @@ impl Follower {
             resume: checkpoint.into_iter().map(|p| (p.id, p)).collect(),
             unreadable: BTreeSet::new(),
             grace: DETACHED_GRACE,
+            framing: Framing::Lines,
         })
+    }
+
+    /// Cuts records as `framing` says (lines by default).
+    pub fn with_framing(mut self, framing: Framing) -> Self {
+        self.framing = framing;
+        self
     }
 
     /// Keeps renamed or deleted files open for `grace` after they stopped growing.
@@ -173,7 +186,7 @@ impl Follower {
         let mut i = 0;
         while i < self.files.len() && lines.len() < max {
             let f = &mut self.files[i];
-            let at_end = match read_lines(f, max - lines.len(), &mut lines) {
+            let at_end = match read_records(f, self.framing, max - lines.len(), &mut lines) {
                 Ok(at_end) => at_end,
                 Err(e) => {
                     tracing::warn!(path = %f.pos.path.display(), error = %e, "ship-log: cannot read a file; trying again at the next poll");
@@ -182,19 +195,13 @@ impl Follower {
                 }
             };
             if at_end && f.detached && f.grew.elapsed() >= self.grace && lines.len() < max {
-                if !f.partial.is_empty() {
-                    // The last line of a finished file, without its newline.
-                    let bytes = std::mem::take(&mut f.partial);
+                // The last record of a finished file, without its newline (or closing tag).
+                let bytes = std::mem::take(&mut f.partial);
+                let offset = f.pos.offset;
+                f.pos.offset += bytes.len() as u64;
+                if !bytes.iter().all(u8::is_ascii_whitespace) {
                     f.pos.line += 1;
-                    let line = Line {
-                        id: f.pos.id,
-                        path: f.pos.path.clone(),
-                        number: f.pos.line,
-                        offset: f.pos.offset,
-                        bytes,
-                    };
-                    f.pos.offset += line.bytes.len() as u64;
-                    lines.push(line);
+                    lines.push(Line { id: f.pos.id, path: f.pos.path.clone(), number: f.pos.line, offset, bytes });
                 }
                 tracing::info!(path = %f.pos.path.display(), lines = f.pos.line, "ship-log: rotated file read to its end");
                 self.files.remove(i);
@@ -296,8 +303,8 @@ impl Follower {
     }
 }
 
-/// Reads complete lines of `f` into `out` (at most `max`); whether the file's end was reached.
-fn read_lines(f: &mut Followed, max: usize, out: &mut Vec<Line>) -> std::io::Result<bool> {
+/// Reads complete records of `f` into `out` (at most `max`); whether the file's end was reached.
+fn read_records(f: &mut Followed, framing: Framing, max: usize, out: &mut Vec<Line>) -> std::io::Result<bool> {
     let len = f.file.metadata()?.len();
     if len != f.size {
         f.size = len;
@@ -314,8 +321,8 @@ fn read_lines(f: &mut Followed, max: usize, out: &mut Vec<Line>) -> std::io::Res
         f.partial.clear();
     }
     let read_to = f.pos.offset + f.partial.len() as u64;
-    // Read only when no complete line is buffered: memory stays within a chunk and a line.
-    if len > read_to && !f.partial.contains(&b'\n') {
+    // Read only when no complete record is buffered: memory stays within a chunk and a record.
+    if len > read_to && framing.next(&f.partial).is_none() {
         f.file.seek(SeekFrom::Start(read_to))?;
         let want = ((len - read_to) as usize).min(READ_CHUNK);
         let start = f.partial.len();
@@ -334,32 +341,44 @@ fn read_lines(f: &mut Followed, max: usize, out: &mut Vec<Line>) -> std::io::Res
     let mut consumed = 0;
     while taken < max {
         let rest = &f.partial[consumed..];
-        let (end, skip) = match rest.iter().position(|&b| b == b'\n') {
-            Some(nl) => (nl, 1),
-            // A line too long to keep whole: cut (the mapping sends it to the DLQ).
-            None if rest.len() >= MAX_LINE => (MAX_LINE, 0),
+        let frame = match framing.next(rest) {
+            Some(frame) => frame,
+            // A record too long to keep whole: cut (the mapping sends it to the DLQ).
+            None if rest.len() >= MAX_LINE => Frame { start: 0, end: MAX_LINE, next: MAX_LINE },
             None => break,
         };
-        let mut bytes = &rest[..end];
-        if bytes.last() == Some(&b'\r') {
-            bytes = &bytes[..bytes.len() - 1];
-        }
-        f.pos.line += 1;
+        let bytes = &rest[frame.start..frame.end];
+        // A line is numbered by its count; an XML message by the line it starts on.
+        let number = match framing {
+            Framing::Lines => f.pos.line + 1,
+            Framing::Xml => f.pos.line + newlines(&rest[..frame.start]) + 1,
+        };
+        f.pos.line = match framing {
+            Framing::Lines => f.pos.line + 1,
+            Framing::Xml => f.pos.line + newlines(&rest[..frame.next]),
+        };
         if !bytes.iter().all(u8::is_ascii_whitespace) {
             out.push(Line {
                 id: f.pos.id,
                 path: f.pos.path.clone(),
-                number: f.pos.line,
-                offset: f.pos.offset + consumed as u64,
+                number,
+                offset: f.pos.offset + (consumed + frame.start) as u64,
                 bytes: bytes.to_vec(),
             });
             taken += 1;
         }
-        consumed += end + skip;
+        consumed += frame.next;
     }
+    let blank = framing.insignificant(&f.partial[consumed..]);
+    f.pos.line += newlines(&f.partial[consumed..consumed + blank]);
+    consumed += blank;
     f.partial.drain(..consumed);
     f.pos.offset += consumed as u64;
-    Ok(len <= f.pos.offset + f.partial.len() as u64 && !f.partial.contains(&b'\n'))
+    Ok(len <= f.pos.offset + f.partial.len() as u64 && framing.next(&f.partial).is_none())
+}
+
+fn newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 #[cfg(test)]
@@ -439,6 +458,29 @@ mod tests {
         // Restarted from the checkpoint taken before the rotation: found by identity.
         let mut again = Follower::new(std::slice::from_ref(&pattern), saved).unwrap().with_grace(Duration::ZERO);
         assert_eq!(texts(&again.poll(100)), ["late-1", "last-without-newline"]);
+    }
+
+    #[test]
+    fn xml_messages_are_records_numbered_by_the_line_they_start_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let spi = dir.path().join("spi.xml");
+        let pattern = spi.display().to_string();
+        std::fs::write(
+            &spi,
+            "<?xml version=\"1.0\"?>\n<Document>\n  <A/>\n</Document>\n\n<Envelope><Document/></Envelope>\n<Docu",
+        )
+        .unwrap();
+        let mut f = Follower::new(std::slice::from_ref(&pattern), Vec::new()).unwrap().with_framing(Framing::Xml);
+        let got = f.poll(100);
+        assert_eq!(texts(&got), ["<Document>\n  <A/>\n</Document>", "<Envelope><Document/></Envelope>"]);
+        assert_eq!((got[0].number, got[1].number), (2, 6));
+        assert_eq!(got[1].offset, 53);
+        // The unfinished message waits; the position stops before it.
+        assert_eq!(f.positions()[0].offset, 86);
+        append(&spi, &["ment/>"]);
+        let got = f.poll(100);
+        assert_eq!((texts(&got), got[0].number), (vec!["<Document/>".to_owned()], 7));
+        assert_eq!(f.positions()[0].offset, std::fs::metadata(&spi).unwrap().len(), "trailing whitespace taken");
     }
 
     #[test]

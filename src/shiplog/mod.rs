@@ -22,15 +22,18 @@
 
 pub mod checkpoint;
 pub mod follow;
+pub mod framing;
+pub mod iso20022;
+pub mod join;
 pub mod mapping;
+pub mod shape;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rdkafka::message::{Header, OwnedHeaders};
-
 use crate::config::Config;
+use crate::config::shiplog::Format;
 use crate::kafka::producer::ProduceError;
 use crate::kafka::verdicts::{PublishError, Publisher, Record};
 use crate::pix::Category;
@@ -48,8 +51,15 @@ pub enum ShipLogError {
          README's ship-log section)"
     )]
     NoMapping,
+    #[error(
+        "ship_log.iso20022 is not set; give at least participant_ispb, your PSP's ISPB (see config/pixlake.yaml and \
+         the README's ship-log section)"
+    )]
+    NoIso20022,
     #[error("no file pattern given; run `pixlake ship-log PATH…` (e.g. '/var/log/core/*.jsonl', quoted)")]
     NoPaths,
+    #[error(transparent)]
+    Join(#[from] join::JoinError),
     #[error(transparent)]
     Follow(#[from] follow::FollowError),
     #[error(transparent)]
@@ -72,42 +82,31 @@ pub struct Summary {
     pub lines: u64,
     pub published: u64,
     pub dead_lettered: u64,
+    /// ISO 20022 messages of other types (admi, camt…): no event.
+    pub skipped: u64,
     pub batches: u64,
     /// Batches sent again after Kafka did not acknowledge them.
     pub retried: u64,
 }
 
-/// DLQ headers of a line that could not be mapped (SPEC §4's error headers; the source is a
-/// file, so `pixlake.source.file` / `.line` / `.offset` instead of topic, partition, offset).
-pub fn dead_letter_headers(line: &follow::Line, why: &mapping::Unmapped) -> OwnedHeaders {
-    let pairs = [
-        (crate::deadletter::headers::RULE, why.rule.id().to_owned()),
-        (crate::deadletter::headers::FIELD, why.field.clone()),
-        (crate::deadletter::headers::MESSAGE, why.message.clone()),
-        ("pixlake.source.file", line.path.display().to_string()),
-        ("pixlake.source.line", line.number.to_string()),
-        ("pixlake.source.offset", line.offset.to_string()),
-        (crate::deadletter::headers::PIPELINE, "ship-log".to_owned()),
-    ];
-    pairs.iter().fold(OwnedHeaders::new_with_capacity(pairs.len()), |h, (key, value)| {
-        h.insert(Header { key, value: Some(value.as_bytes()) })
-    })
-}
-
 /// Ships until `stop` is set (finishing the batch in hand when Kafka takes it).
-pub fn run(config: &Config, paths: &[String], stop: Arc<AtomicBool>) -> Result<Summary, ShipLogError> {
+pub fn run(config: &Config, paths: &[String], format: Format, stop: Arc<AtomicBool>) -> Result<Summary, ShipLogError> {
     let s = &config.ship_log;
-    let mapping = s.mapping.as_ref().ok_or(ShipLogError::NoMapping)?;
     if paths.is_empty() {
         return Err(ShipLogError::NoPaths);
     }
+    let mut shaper = shape::Shaper::new(config, format)?;
     let topics = Topics::from_config(config);
     let publisher = Publisher::new(&config.kafka, config.validation.max_message_bytes)?;
     // A missing topic would hold every record forever: say so now.
     let mut names: Vec<&str> = Category::ALL.iter().map(|c| topics.get(*c)).collect();
     names.push(&config.dlq.topic);
     publisher.require_topics(&names, Duration::from_secs(10))?;
-    let mut follower = follow::Follower::new(paths, checkpoint::load(&s.checkpoint_path)?)?;
+    let framing = match format {
+        Format::JsonLines => framing::Framing::Lines,
+        Format::Iso20022 => framing::Framing::Xml,
+    };
+    let mut follower = follow::Follower::new(paths, checkpoint::load(&s.checkpoint_path)?)?.with_framing(framing);
     let metrics = Metrics::new(&config.ingest.instance_id)?;
     let counters = ShipLogMetrics::new(&metrics)?;
     let failing = Arc::new(AtomicBool::new(false));
@@ -115,56 +114,44 @@ pub fn run(config: &Config, paths: &[String], stop: Arc<AtomicBool>) -> Result<S
     let probe = crate::probe::Probe::from_env();
     let max = config.validation.max_message_bytes;
     let mut summary = Summary::default();
-    tracing::info!(patterns = ?paths, checkpoint = %s.checkpoint_path.display(), "ship-log: starting");
+    tracing::info!(patterns = ?paths, ?format, checkpoint = %s.checkpoint_path.display(), "ship-log: starting");
     let mut saved = follower.positions();
     while !stop.load(Ordering::Relaxed) {
         let lines = follower.poll(s.batch_lines);
         counters.files.set(follower.len() as i64);
-        if lines.is_empty() {
-            // Blank lines, truncations, files read to their end: positions moved, no record.
+        let mut skipped = 0;
+        let outs = shaper.shape(&lines, max, &mut skipped)?;
+        if outs.is_empty() {
+            // Blank lines, truncations, files read to their end, messages of no interest:
+            // positions moved, no record.
+            shaper.commit()?;
             let now = follower.positions();
             if now != saved {
                 checkpoint::save(&s.checkpoint_path, now.clone())?;
                 saved = now;
             }
-            std::thread::sleep(s.poll_interval);
+            summary.lines += lines.len() as u64;
+            summary.skipped += skipped;
+            counters.skipped.inc_by(skipped);
+            if lines.is_empty() {
+                std::thread::sleep(s.poll_interval);
+            }
             continue;
         }
-        let mapped: Vec<Result<mapping::Mapped, mapping::Unmapped>> = lines
-            .iter()
-            .map(|l| {
-                if l.bytes.len() > max {
-                    return Err(mapping::Unmapped {
-                        rule: crate::pix::HardRule::OversizedMessage,
-                        field: String::new(),
-                        message: format!(
-                            "the line is {} bytes, more than validation.max_message_bytes ({max}); cut to that size here",
-                            l.bytes.len()
-                        ),
-                    });
-                }
-                mapping.map(&l.bytes)
-            })
-            .collect();
         // Published until every record is acknowledged; only refused ones are sent again.
-        let mut todo: Vec<usize> = (0..lines.len()).collect();
+        let mut todo: Vec<usize> = (0..outs.len()).collect();
         let mut backoff = Duration::from_millis(200);
         let acknowledged = loop {
             let records = todo
                 .iter()
-                .map(|&i| match &mapped[i] {
-                    Ok(m) => Record {
-                        topic: topics.get(m.category),
-                        key: m.key.as_deref().map(str::as_bytes),
-                        value: &m.value,
-                        headers: None,
-                    },
-                    Err(why) => Record {
-                        topic: &config.dlq.topic,
-                        key: None,
-                        value: &lines[i].bytes[..lines[i].bytes.len().min(max)],
-                        headers: Some(dead_letter_headers(&lines[i], why)),
-                    },
+                .map(|&i| {
+                    let o = &outs[i];
+                    Record {
+                        topic: o.category.map_or(config.dlq.topic.as_str(), |c| topics.get(c)),
+                        key: o.key.as_deref().map(str::as_bytes),
+                        value: &o.value,
+                        headers: o.dead.as_ref().map(shape::dead_letter_headers),
+                    }
                 })
                 .collect();
             let Some(outcome) = runtime.block_on(until_stopped(publisher.publish(records), &stop)) else {
@@ -185,7 +172,7 @@ pub fn run(config: &Config, paths: &[String], stop: Arc<AtomicBool>) -> Result<S
         };
         if !acknowledged {
             tracing::info!(
-                lines = lines.len(),
+                records = lines.len(),
                 "ship-log: stopping with a batch unacknowledged; it is read again from the checkpoint at the next start"
             );
             break;
@@ -194,17 +181,21 @@ pub fn run(config: &Config, paths: &[String], stop: Arc<AtomicBool>) -> Result<S
             tracing::info!("ship-log: Kafka acknowledges again");
         }
         probe.hit("ship-log-acked");
+        shaper.commit()?;
         let now = follower.positions();
         checkpoint::save(&s.checkpoint_path, now.clone())?;
         saved = now;
         probe.hit("ship-log-checkpointed");
-        let dead = mapped.iter().filter(|m| m.is_err()).count() as u64;
+        let dead = outs.iter().filter(|o| o.dead.is_some()).count() as u64;
+        let events = outs.len() as u64 - dead;
         summary.lines += lines.len() as u64;
         summary.dead_lettered += dead;
-        summary.published += lines.len() as u64 - dead;
+        summary.published += events;
+        summary.skipped += skipped;
         summary.batches += 1;
-        counters.published.inc_by(lines.len() as u64 - dead);
+        counters.published.inc_by(events);
         counters.dead_lettered.inc_by(dead);
+        counters.skipped.inc_by(skipped);
         counters.batches.inc();
     }
     runtime.shutdown_background();

@@ -581,6 +581,8 @@ pub struct ShipLogMetrics {
     pub published: IntCounter,
     /// Lines that could not be mapped, published to the DLQ topic (and acknowledged).
     pub dead_lettered: IntCounter,
+    /// ISO 20022 messages of other types than pacs.008/002/004, skipped.
+    pub skipped: IntCounter,
     /// Batches acknowledged and checkpointed.
     pub batches: IntCounter,
     /// Batches sent again because Kafka did not acknowledge them.
@@ -603,11 +605,15 @@ impl ShipLogMetrics {
         Ok(ShipLogMetrics {
             published: counter(
                 "pixlake_shiplog_lines_published_total",
-                "Log lines published as events and acknowledged.",
+                "Events published from log lines or ISO 20022 messages, acknowledged by Kafka.",
             )?,
             dead_lettered: counter(
                 "pixlake_shiplog_lines_dead_lettered_total",
-                "Log lines the mapping could not turn into an event, published to the DLQ topic.",
+                "Log lines or ISO 20022 messages that could not be mapped (and pacs.002 reports never matched), published to the DLQ topic.",
+            )?,
+            skipped: counter(
+                "pixlake_shiplog_messages_skipped_total",
+                "ISO 20022 messages of other types than pacs.008, pacs.002 and pacs.004 (admi, camt…), read and skipped.",
             )?,
             batches: counter(
                 "pixlake_shiplog_batches_total",
