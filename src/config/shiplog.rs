@@ -255,7 +255,7 @@ impl RawShipLog {
             let participant = i.participant_ispb.trim().to_owned();
             if !crate::pix::ids::is_ispb(participant.as_bytes()) || participant == crate::pix::ids::BCB_ISPB {
                 problems.push(format!(
-                    "ship_log.iso20022.participant_ispb: `{participant}` is not a participant's ISPB (8 characters                      [0-9A-Z], not the Banco Central's 00038166); give your PSP's, e.g. \"60701190\""
+                    "ship_log.iso20022.participant_ispb: `{participant}` is not a participant's ISPB (8 characters [0-9A-Z], not the Banco Central's 00038166); give your PSP's, e.g. \"60701190\""
                 ));
             }
             let source = i.source.trim().to_owned();

@@ -19,6 +19,12 @@
 //! - **Bounds**: a file is read only while no complete line is buffered, at most [`READ_CHUNK`]
 //!   at a time; a line longer than [`MAX_LINE`] is cut there (its rest is the next line).
 //! - A file that cannot be opened or read is skipped (said once) and tried again at each poll.
+//! - **XML archives** ([`Framing::Xml`]): a file read to its end is closed at once and
+//!   remembered by its position (reopened when its size changes, forgotten when it is gone; a
+//!   restart does not even open the files the checkpoint read to their end), an unfinished
+//!   message in a file that stopped growing for the grace is shipped as it is, and a message cut
+//!   at [`MAX_LINE`] has its rest skipped up to its root's closing tag. At most [`MAX_OPEN`]
+//!   files are open at once; more wait, oldest first, with their checkpointed positions kept.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -39,6 +45,8 @@ pub const READ_CHUNK: usize = 1 << 20;
 pub const MAX_LINE: usize = 16 << 20;
 /// How long a renamed or deleted file is kept open after it stopped growing.
 pub const DETACHED_GRACE: Duration = Duration::from_secs(5);
+/// The most files open at once; more matching files wait for the next polls (oldest first).
+pub const MAX_OPEN: usize = 256;
 
 /// A file's identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -98,6 +106,9 @@ struct Followed {
     /// When the file last grew (or was found).
     grew: Instant,
     size: u64,
+    /// The closing tag (`</Envelope`) of an XML message cut at [`MAX_LINE`]: its rest is
+    /// skipped, not framed again as records.
+    discard: Option<Vec<u8>>,
 }
 
 /// The files being followed.
@@ -113,6 +124,14 @@ pub struct Follower {
     grace: Duration,
     /// Lines, or XML messages.
     framing: Framing,
+    /// XML files read to their end and closed (archives are written once): reopened when
+    /// their size changes, forgotten when they are gone.
+    done: BTreeMap<FileId, Position>,
+}
+
+/// A file's modification time, to the nanosecond.
+fn mtime(meta: &std::fs::Metadata) -> (i64, i64) {
+    (meta.mtime(), meta.mtime_nsec())
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -145,6 +164,7 @@ impl Follower {
             unreadable: BTreeSet::new(),
             grace: DETACHED_GRACE,
             framing: Framing::Lines,
+            done: BTreeMap::new(),
         })
     }
 
@@ -165,6 +185,7 @@ impl Follower {
     pub fn positions(&self) -> Vec<Position> {
         let mut out: Vec<Position> = self.files.iter().map(|f| f.pos.clone()).collect();
         out.extend(self.resume.values().cloned());
+        out.extend(self.done.values().cloned());
         out
     }
 
@@ -194,17 +215,33 @@ impl Follower {
                     continue;
                 }
             };
-            if at_end && f.detached && f.grew.elapsed() >= self.grace && lines.len() < max {
+            let xml = self.framing == Framing::Xml;
+            let idle = f.grew.elapsed() >= self.grace;
+            // An XML file read to its end is closed at once (reopened if it grows); one with an
+            // unfinished message after the grace, like a rotated file.
+            let finished =
+                at_end && lines.len() < max && (if f.detached { idle } else { xml && (f.partial.is_empty() || idle) });
+            if finished {
                 // The last record of a finished file, without its newline (or closing tag).
                 let bytes = std::mem::take(&mut f.partial);
                 let offset = f.pos.offset;
                 f.pos.offset += bytes.len() as u64;
                 if !bytes.iter().all(u8::is_ascii_whitespace) {
-                    f.pos.line += 1;
-                    lines.push(Line { id: f.pos.id, path: f.pos.path.clone(), number: f.pos.line, offset, bytes });
+                    if !f.detached {
+                        tracing::warn!(path = %f.pos.path.display(), offset, grace = ?self.grace,
+                            "ship-log: an unfinished XML message at the end of a file that stopped growing; shipped as it is (the DLQ says why)");
+                    }
+                    let number = f.pos.line + 1;
+                    f.pos.line += newlines(&bytes);
+                    lines.push(Line { id: f.pos.id, path: f.pos.path.clone(), number, offset, bytes });
                 }
-                tracing::info!(path = %f.pos.path.display(), lines = f.pos.line, "ship-log: rotated file read to its end");
-                self.files.remove(i);
+                let f = self.files.remove(i);
+                if f.detached {
+                    tracing::info!(path = %f.pos.path.display(), lines = f.pos.line, "ship-log: rotated file read to its end");
+                } else {
+                    tracing::debug!(path = %f.pos.path.display(), "ship-log: file read to its end; closed until it changes");
+                    self.done.insert(f.pos.id, f.pos);
+                }
             } else {
                 i += 1;
             }
@@ -221,7 +258,7 @@ impl Follower {
             for path in paths.flatten() {
                 let Ok(meta) = std::fs::metadata(&path) else { continue };
                 if meta.is_file() {
-                    seen.insert(FileId { dev: meta.dev(), ino: meta.ino() }, (path, meta.mtime(), false));
+                    seen.insert(FileId { dev: meta.dev(), ino: meta.ino() }, (path, mtime(&meta), false, meta.len()));
                 }
             }
         }
@@ -239,24 +276,46 @@ impl Follower {
                     let Ok(meta) = entry.metadata() else { continue };
                     let id = FileId { dev: meta.dev(), ino: meta.ino() };
                     if meta.is_file() && self.resume.contains_key(&id) && !seen.contains_key(&id) {
-                        seen.insert(id, (entry.path(), meta.mtime(), true));
+                        seen.insert(id, (entry.path(), mtime(&meta), true, meta.len()));
                     }
                 }
             }
         }
         for f in &mut self.files {
             match seen.get(&f.pos.id) {
-                Some((path, _, false)) => f.pos.path.clone_from(path),
+                Some((path, _, false, _)) => f.pos.path.clone_from(path),
                 _ => f.detached = true,
             }
         }
-        let mut new: Vec<(FileId, PathBuf, i64, bool)> = seen
-            .into_iter()
-            .filter(|(id, _)| !self.files.iter().any(|f| f.pos.id == *id))
-            .map(|(id, (path, mtime, renamed))| (id, path, mtime, renamed))
-            .collect();
-        new.sort_by_key(|n| n.2);
-        for (_, path, _, renamed) in new {
+        // Closed files that are gone are forgotten; those that changed are opened again from
+        // their position (truncated or replaced ones from the start: see `open`).
+        self.done.retain(|id, _| seen.contains_key(id));
+        let mut new: Vec<(FileId, PathBuf, (i64, i64), bool)> = Vec::new();
+        for (id, (path, mtime, renamed, len)) in &seen {
+            if self.files.iter().any(|f| f.pos.id == *id) {
+                continue;
+            }
+            if let Some(p) = self.done.get(id) {
+                if p.offset == *len {
+                    continue;
+                }
+                self.resume.insert(*id, p.clone());
+            } else if self.framing == Framing::Xml
+                && let Some(p) = self.resume.get(id).filter(|p| p.offset == *len)
+            {
+                // An archive file the checkpoint read to its end stays closed.
+                self.done.insert(*id, Position { path: path.clone(), ..p.clone() });
+                self.resume.remove(id);
+                continue;
+            }
+            new.push((*id, path.clone(), *mtime, *renamed));
+        }
+        // Oldest first, to the nanosecond (files written within one second keep their order),
+        // then by name.
+        new.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.1.cmp(&b.1)));
+        let room = MAX_OPEN.saturating_sub(self.files.len());
+        for (id, path, _, renamed) in new.into_iter().take(room) {
+            self.done.remove(&id);
             if let Some(f) = self.open(&path) {
                 let mut f = f;
                 f.detached = renamed;
@@ -264,10 +323,16 @@ impl Follower {
                 self.files.push(f);
             }
         }
-        // Checkpointed files not found at the first look are gone (deleted after rotation):
-        // forgotten, so the checkpoint does not grow forever.
-        for (_, gone) in std::mem::take(&mut self.resume) {
-            tracing::info!(path = %gone.path.display(), "ship-log: a checkpointed file is gone; forgetting it");
+        // A position not used (no room to open its file yet, or it could not be opened) is kept
+        // for the next poll; checkpointed files no longer found are gone (deleted after
+        // rotation): forgotten, so the checkpoint does not grow forever.
+        let resume = std::mem::take(&mut self.resume);
+        for (id, p) in resume {
+            if seen.contains_key(&id) {
+                self.resume.insert(id, p);
+            } else {
+                tracing::info!(path = %p.path.display(), "ship-log: a checkpointed file is gone; forgetting it");
+            }
         }
     }
 
@@ -286,7 +351,15 @@ impl Follower {
                     tracing::info!(path = %path.display(), "ship-log: file changed since the checkpoint (truncated or replaced); reading it from the start");
                 }
             }
-            Ok(Followed { pos, file, partial: Vec::new(), detached: false, grew: Instant::now(), size: meta.len() })
+            Ok(Followed {
+                pos,
+                file,
+                partial: Vec::new(),
+                detached: false,
+                grew: Instant::now(),
+                size: meta.len(),
+                discard: None,
+            })
         });
         match opened {
             Ok(f) => {
@@ -322,7 +395,7 @@ fn read_records(f: &mut Followed, framing: Framing, max: usize, out: &mut Vec<Li
     }
     let read_to = f.pos.offset + f.partial.len() as u64;
     // Read only when no complete record is buffered: memory stays within a chunk and a record.
-    if len > read_to && framing.next(&f.partial).is_none() {
+    if len > read_to && (f.discard.is_some() || framing.next(&f.partial).is_none()) {
         f.file.seek(SeekFrom::Start(read_to))?;
         let want = ((len - read_to) as usize).min(READ_CHUNK);
         let start = f.partial.len();
@@ -340,11 +413,32 @@ fn read_records(f: &mut Followed, framing: Framing, max: usize, out: &mut Vec<Li
     let mut taken = 0;
     let mut consumed = 0;
     while taken < max {
+        if let Some(close) = f.discard.take() {
+            let rest = &f.partial[consumed..];
+            // Through the cut message's closing tag, or all but what may be its beginning.
+            let through = memchr::memmem::find(rest, &close)
+                .and_then(|p| memchr::memchr(b'>', &rest[p + close.len()..]).map(|q| p + close.len() + q + 1));
+            let skip = through.unwrap_or_else(|| rest.len().saturating_sub(close.len() + 64));
+            f.pos.line += newlines(&rest[..skip]);
+            consumed += skip;
+            if through.is_none() {
+                f.discard = Some(close);
+                break;
+            }
+            continue;
+        }
         let rest = &f.partial[consumed..];
         let frame = match framing.next(rest) {
             Some(frame) => frame,
-            // A record too long to keep whole: cut (the mapping sends it to the DLQ).
-            None if rest.len() >= MAX_LINE => Frame { start: 0, end: MAX_LINE, next: MAX_LINE },
+            // A record too long to keep whole: cut (the mapping sends it to the DLQ); the rest
+            // of an XML message is skipped.
+            None if rest.len() >= MAX_LINE => {
+                if framing == Framing::Xml {
+                    let start = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
+                    f.discard = super::framing::root_name(&rest[start..]).map(|n| [b"</".as_slice(), n].concat());
+                }
+                Frame { start: 0, end: MAX_LINE, next: MAX_LINE }
+            }
             None => break,
         };
         let bytes = &rest[frame.start..frame.end];
@@ -473,6 +567,7 @@ mod tests {
         let mut f = Follower::new(std::slice::from_ref(&pattern), Vec::new()).unwrap().with_framing(Framing::Xml);
         let got = f.poll(100);
         assert_eq!(texts(&got), ["<Document>\n  <A/>\n</Document>", "<Envelope><Document/></Envelope>"]);
+        assert_eq!(f.len(), 1, "open while a message is unfinished");
         assert_eq!((got[0].number, got[1].number), (2, 6));
         assert_eq!(got[1].offset, 53);
         // The unfinished message waits; the position stops before it.
@@ -481,6 +576,51 @@ mod tests {
         let got = f.poll(100);
         assert_eq!((texts(&got), got[0].number), (vec!["<Document/>".to_owned()], 7));
         assert_eq!(f.positions()[0].offset, std::fs::metadata(&spi).unwrap().len(), "trailing whitespace taken");
+        assert!(f.is_empty(), "an XML file read to its end is closed");
+        assert!(f.poll(100).is_empty(), "and stays closed while it does not change");
+        assert!(f.is_empty());
+        append(&spi, &["<Document><Z/></Document>"]);
+        assert_eq!(texts(&f.poll(100)), ["<Document><Z/></Document>"], "reopened where it was");
+        // After a restart, a file the checkpoint read to its end is not even opened.
+        let mut again = Follower::new(&[pattern], f.positions()).unwrap().with_framing(Framing::Xml);
+        assert!(again.poll(100).is_empty());
+        assert!(again.is_empty());
+        assert_eq!(again.positions(), f.positions());
+    }
+
+    #[test]
+    fn an_unfinished_xml_message_in_a_file_that_stopped_growing_is_shipped_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let spi = dir.path().join("crashed.xml");
+        std::fs::write(&spi, "<Document/>\n<Envelope><Document><FIToFI").unwrap();
+        let pattern = spi.display().to_string();
+        let mut f =
+            Follower::new(&[pattern], Vec::new()).unwrap().with_framing(Framing::Xml).with_grace(Duration::ZERO);
+        let got = f.poll(100);
+        assert_eq!(texts(&got), ["<Document/>", "<Envelope><Document><FIToFI"]);
+        assert_eq!((got[1].number, got[1].offset), (2, 12));
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn an_xml_message_too_large_is_cut_once_and_its_rest_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let spi = dir.path().join("big.xml");
+        let mut big = b"<Envelope><Document>".to_vec();
+        while big.len() <= MAX_LINE + READ_CHUNK {
+            big.extend_from_slice(b"<Document><Ustrd>x</Ustrd></Document>\n");
+        }
+        big.extend_from_slice(b"</Document></Envelope>\n<Document><Y/></Document>\n");
+        std::fs::write(&spi, &big).unwrap();
+        let pattern = spi.display().to_string();
+        let mut f = Follower::new(&[pattern], Vec::new()).unwrap().with_framing(Framing::Xml);
+        let mut got = Vec::new();
+        for _ in 0..40 {
+            got.extend(f.poll(100));
+        }
+        let sizes: Vec<usize> = got.iter().map(|l| l.bytes.len()).collect();
+        assert_eq!(sizes, [MAX_LINE, "<Document><Y/></Document>".len()], "the cut, then the next message only");
+        assert_eq!(got[1].number, big.iter().filter(|&&b| b == b'\n').count() as u64);
     }
 
     #[test]

@@ -57,11 +57,11 @@ impl Framing {
 }
 
 fn memchr(b: u8, buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&c| c == b)
+    memchr::memchr(b, buf)
 }
 
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+    memchr::memmem::find(hay.get(from..)?, needle).map(|p| p + from)
 }
 
 fn is_name_start(b: u8) -> bool {
@@ -70,18 +70,21 @@ fn is_name_start(b: u8) -> bool {
 
 fn xml(buf: &[u8]) -> Option<Frame> {
     let mut i = 0;
-    // Whitespace, declarations, comments and DOCTYPEs before the root belong to no record.
+    // A byte-order mark, whitespace, declarations, comments and DOCTYPEs before the root
+    // belong to no record.
     loop {
         while i < buf.len() && buf[i].is_ascii_whitespace() {
             i += 1;
         }
         let rest = &buf[i..];
-        if rest.starts_with(b"<?") {
+        if rest.starts_with(b"\xEF\xBB\xBF") {
+            i += 3;
+        } else if rest.starts_with(b"<?") {
             i = find(buf, b"?>", i + 2)? + 2;
         } else if rest.starts_with(b"<!--") {
             i = find(buf, b"-->", i + 4)? + 3;
         } else if rest.starts_with(b"<!") {
-            i = find(buf, b">", i + 2)? + 1;
+            i = doctype_end(buf, i + 2)?;
         } else {
             break;
         }
@@ -95,15 +98,82 @@ fn xml(buf: &[u8]) -> Option<Frame> {
         let end = memchr(b'<', &buf[start + 1..]).map(|p| p + start + 1)?;
         return Some(Frame { start, end, next: end });
     }
-    let name_end = buf[start + 1..]
-        .iter()
-        .position(|&b| b.is_ascii_whitespace() || b == b'>' || b == b'/')
-        .map(|p| p + start + 1)?;
-    let name = &buf[start + 1..name_end];
-    // `<Document/>`: an empty root ends at its own tag.
-    let tag_end = memchr(b'>', &buf[name_end..]).map(|p| p + name_end)?;
+    // A message that is not finished has no closing tag of its root yet: no need to parse it
+    // (a large message arrives in many reads).
+    let name = root_name(&buf[start..])?;
+    let self_closing = memchr(b'>', &buf[start..]).is_some_and(|p| p > 0 && buf[start + p - 1] == b'/');
+    if !self_closing && find(buf, &[b"</".as_slice(), name].concat(), start).is_none() {
+        return None;
+    }
+    let end = match parsed_end(&buf[start..]) {
+        Parsed::End(n) => start + n,
+        Parsed::Incomplete => return None,
+        // Not well-formed: the root's closing tag still ends it (the parser then says why).
+        Parsed::Malformed => closing_tag_end(buf, start)?,
+    };
+    Some(Frame { start, end, next: end })
+}
+
+/// After `<!DOCTYPE …>`, its internal subset (`[…]`) included.
+fn doctype_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (j, &b) in buf.iter().enumerate().skip(from) {
+        match b {
+            b'[' => depth += 1,
+            b']' => depth = depth.saturating_sub(1),
+            b'>' if depth == 0 => return Some(j + 1),
+            _ => {}
+        }
+    }
+    None
+}
+
+enum Parsed {
+    /// The root element ends after this many bytes.
+    End(usize),
+    /// Well-formed so far, not finished.
+    Incomplete,
+    Malformed,
+}
+
+/// Where the root element starting `buf` ends, read by an XML parser: comments, CDATA and
+/// nested elements of the root's name do not end it.
+fn parsed_end(buf: &[u8]) -> Parsed {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(buf);
+    let mut scratch = Vec::new();
+    let mut depth = 0usize;
+    loop {
+        let event = reader.read_event_into(&mut scratch);
+        let at = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        match event {
+            Ok(Event::Start(_)) => depth += 1,
+            Ok(Event::End(_)) => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return Parsed::End(at);
+                }
+            }
+            Ok(Event::Empty(_)) if depth == 0 => return Parsed::End(at),
+            Ok(Event::Eof) => return Parsed::Incomplete,
+            Ok(_) => {}
+            // quick-xml's syntax errors are all "the input ended inside a comment, CDATA, tag…":
+            // the rest of the message is not there yet (an unfinished message at the end of a
+            // file that stopped growing is shipped as it is: see `follow`).
+            Err(quick_xml::Error::Syntax(_)) => return Parsed::Incomplete,
+            Err(_) if at >= buf.len() => return Parsed::Incomplete,
+            Err(_) => return Parsed::Malformed,
+        }
+        scratch.clear();
+    }
+}
+
+/// The end of the root's closing tag, found as bytes (for a message the parser refuses).
+fn closing_tag_end(buf: &[u8], start: usize) -> Option<usize> {
+    let name = root_name(&buf[start..])?;
+    let tag_end = memchr(b'>', &buf[start + 1 + name.len()..]).map(|p| p + start + 1 + name.len())?;
     if buf[tag_end - 1] == b'/' {
-        return Some(Frame { start, end: tag_end + 1, next: tag_end + 1 });
+        return Some(tag_end + 1);
     }
     let mut from = tag_end;
     loop {
@@ -115,13 +185,20 @@ fn xml(buf: &[u8]) -> Option<Frame> {
                 j += 1;
             }
             match buf.get(j) {
-                Some(b'>') => return Some(Frame { start, end: j + 1, next: j + 1 }),
+                Some(b'>') => return Some(j + 1),
                 None => return None,
                 Some(_) => {} // `</DocumentX>`: another element.
             }
         }
         from = close + 2;
     }
+}
+
+/// The qualified name of the element whose start tag begins `buf` (`<Envelope …` → `Envelope`).
+pub fn root_name(buf: &[u8]) -> Option<&[u8]> {
+    let rest = buf.strip_prefix(b"<")?;
+    let end = rest.iter().position(|&b| b.is_ascii_whitespace() || b == b'>' || b == b'/')?;
+    Some(&rest[..end]).filter(|n| !n.is_empty())
 }
 
 #[cfg(test)]
@@ -172,11 +249,39 @@ mod tests {
         assert_eq!(got, ["<Document><A></B></Document>", "<Document/>"]);
     }
 
+    #[test]
+    fn comments_cdata_nesting_a_bom_and_a_doctype_do_not_fool_it() {
+        let tricky = "\u{feff}<!DOCTYPE Envelope [<!ENTITY a \"b\">]>\n<Envelope><!-- </Envelope> -->\
+                      <Document><Ustrd><![CDATA[pay </Envelope> now]]></Ustrd><Envelope>inner</Envelope></Document>\
+                      </Envelope>\n<Document/>";
+        let (got, _) = records(Framing::Xml, tricky.as_bytes());
+        assert_eq!(
+            got,
+            [
+                "<Envelope><!-- </Envelope> --><Document><Ustrd><![CDATA[pay </Envelope> now]]></Ustrd>\
+                 <Envelope>inner</Envelope></Document></Envelope>",
+                "<Document/>"
+            ]
+        );
+        // A comment still open, a CDATA section still open: the message is not there yet.
+        assert_eq!(Framing::Xml.next(b"<Envelope><!-- </Envelope>"), None);
+        assert_eq!(Framing::Xml.next(b"<Envelope><![CDATA[ </Envelope>"), None);
+        assert_eq!(root_name(b"<ns:Document xmlns:ns='x'>"), Some(b"ns:Document".as_slice()));
+    }
+
     proptest! {
         /// Messages written one after another, cut at any byte, come out whole and in order.
         #[test]
         fn concatenated_messages_survive_any_cut(
-            bodies in proptest::collection::vec("[a-zA-Z0-9 ]{0,20}", 1..6),
+            bodies in proptest::collection::vec(
+                prop_oneof![
+                    "[a-zA-Z0-9 ]{0,20}",
+                    "[a-z ]{0,8}".prop_map(|t| format!("<!-- </Envelope> {t} -->")),
+                    "[a-z ]{0,8}".prop_map(|t| format!("<![CDATA[</Document> {t}]]>")),
+                    "[a-z]{1,8}".prop_map(|t| format!("<Document><Document>{t}</Document></Document>")),
+                ],
+                1..6,
+            ),
             cut in 0usize..400,
             sep in "[ \n\t]{0,3}",
         ) {

@@ -12,10 +12,15 @@
 //! ship-log allows for the last batch), and a waiting status joined and removed in that batch
 //! is not produced again — it was acknowledged before the commit.
 //!
-//! **Expiry.** Every batch removes originals older than the window, and sends statuses that
-//! waited longer to the DLQ as `UNMATCHED_STATUS_REPORT` (their message bytes were kept): SPI
-//! answers a pacs.008 within seconds, so the window only has to cover how far apart in the
-//! archive — or in reading order — the two messages can be. Cost: one entry of about 1 KB per
+//! **Expiry** runs on the archive's clock: the latest message time read (`GrpHdr/CreDtTm`, kept
+//! in the store; a time more than 5 minutes ahead of the wall clock is not believed). Every
+//! batch, after its messages were read, removes originals read more than the window ago by that
+//! clock (an entry's time is the clock when it was read, so files read out of order do not
+//! expire each other's entries) and sends statuses that waited longer to the DLQ as
+//! `UNMATCHED_STATUS_REPORT` (their message bytes were kept). SPI answers a pacs.008 within seconds, so the window only has to cover how
+//! far apart in the archive two messages can be; a shipper stopped for longer than the window
+//! (or a backlog read days later) forgets nothing, since the clock only moves as messages are
+//! read. A waiting status is dead-lettered only once later messages move the clock past it. Cost: one entry of about 1 KB per
 //! transaction read within the window (at 100 Pix/s and the default hour, ~360 000 entries, ~400 MB
 //! on disk), one fsync per batch.
 //!
@@ -36,6 +41,9 @@ const ORIGINALS: TableDefinition<&str, &[u8]> = TableDefinition::new("originals"
 const WAITING: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("waiting");
 /// (stored at, 0 original / 1 waiting status, id, status) → (): what expires when.
 const EXPIRY: TableDefinition<(u64, u8, &str, &str), ()> = TableDefinition::new("expiry");
+/// `watermark` → the latest message time read (Unix seconds).
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const WATERMARK: &str = "watermark";
 
 /// At most this many entries expire per batch (the rest at the next ones).
 const EXPIRE_BATCH: usize = 10_000;
@@ -54,7 +62,11 @@ pub enum JoinError {
     },
     #[error("the ISO 20022 join store failed; the batch is not checkpointed and is read again at the next start")]
     Storage(#[from] redb::Error),
-    #[error("an entry of the ISO 20022 join store cannot be read; delete the store to start it afresh")]
+    #[error(
+        "an entry of the ISO 20022 join store cannot be read; stop the shipper and delete the store \
+         (ship_log.iso20022.join_path) to start it afresh — status reports of payments read before then will go to \
+         the DLQ as UNMATCHED_STATUS_REPORT"
+    )]
     Corrupt(#[from] serde_json::Error),
 }
 
@@ -91,7 +103,8 @@ pub struct JoinStore {
 /// (dropped: nothing happened).
 pub struct Batch {
     txn: redb::WriteTransaction,
-    now: u64,
+    /// The latest message time read so far (Unix seconds): the store's clock.
+    watermark: u64,
     window: Duration,
 }
 
@@ -107,28 +120,42 @@ impl JoinStore {
         txn.open_table(ORIGINALS).map_err(|e| open(e.into()))?;
         txn.open_table(WAITING).map_err(|e| open(e.into()))?;
         txn.open_table(EXPIRY).map_err(|e| open(e.into()))?;
+        txn.open_table(META).map_err(|e| open(e.into()))?;
         txn.commit().map_err(|e| open(e.into()))?;
         Ok(JoinStore { db, window })
     }
 
-    /// Starts a batch at `now` (Unix seconds).
-    pub fn begin(&self, now: u64) -> Result<Batch, JoinError> {
-        Ok(Batch { txn: self.db.begin_write().map_err(storage)?, now, window: self.window })
+    /// Starts a batch.
+    pub fn begin(&self) -> Result<Batch, JoinError> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        let watermark =
+            txn.open_table(META).map_err(storage)?.get(WATERMARK).map_err(storage)?.map_or(0, |v| v.value());
+        Ok(Batch { txn, watermark, window: self.window })
     }
 }
 
 impl Batch {
-    /// Keeps `original` (a second read keeps the first time) and returns the statuses that
-    /// were waiting for it, removed from the store.
-    pub fn original(&mut self, original: &Original) -> Result<Vec<Waiting>, JoinError> {
+    /// The store's clock: the latest message time read.
+    pub fn watermark(&self) -> u64 {
+        self.watermark
+    }
+
+    /// A message of time `at` (Unix seconds) was read: the clock moves forward to it.
+    pub fn observe(&mut self, at: u64) {
+        self.watermark = self.watermark.max(at);
+    }
+
+    /// Keeps `original`, read in a message of time `at` (a second read keeps the first), and
+    /// returns the statuses that were waiting for it, removed from the store.
+    pub fn original(&mut self, original: &Original, at: u64) -> Result<Vec<Waiting>, JoinError> {
         let mut originals = self.txn.open_table(ORIGINALS).map_err(storage)?;
         let mut expiry = self.txn.open_table(EXPIRY).map_err(storage)?;
         let id = original.id.as_str();
         let known = originals.get(id).map_err(storage)?.is_some();
         if !known {
-            let stored = serde_json::to_vec(&Stored { at: self.now, original: original.clone() })?;
+            let stored = serde_json::to_vec(&Stored { at, original: original.clone() })?;
             originals.insert(id, stored.as_slice()).map_err(storage)?;
-            expiry.insert((self.now, 0u8, id, ""), ()).map_err(storage)?;
+            expiry.insert((at, 0u8, id, ""), ()).map_err(storage)?;
         }
         let mut waiting = self.txn.open_table(WAITING).map_err(storage)?;
         let found: Vec<(String, Waiting)> = waiting
@@ -155,23 +182,24 @@ impl Batch {
         found.map(|v| Ok(serde_json::from_slice::<Stored>(v.value())?.original)).transpose()
     }
 
-    /// Keeps a status whose original has not been read (yet).
+    /// Keeps a status (read in a message of time `w.at`) whose original has not been read (yet).
     pub fn wait(&mut self, w: &Waiting) -> Result<(), JoinError> {
         let mut waiting = self.txn.open_table(WAITING).map_err(storage)?;
         let mut expiry = self.txn.open_table(EXPIRY).map_err(storage)?;
         let key = (w.status.original_id.as_str(), w.status.status.as_str());
         if waiting.get(key).map_err(storage)?.is_none() {
-            let w = Waiting { at: self.now, ..w.clone() };
-            waiting.insert(key, serde_json::to_vec(&w)?.as_slice()).map_err(storage)?;
-            expiry.insert((self.now, 1u8, key.0, key.1), ()).map_err(storage)?;
+            waiting.insert(key, serde_json::to_vec(w)?.as_slice()).map_err(storage)?;
+            expiry.insert((w.at, 1u8, key.0, key.1), ()).map_err(storage)?;
         }
         Ok(())
     }
 
-    /// Removes what is older than the window: originals are forgotten, waiting statuses are
-    /// returned (for the DLQ).
+    /// Removes what is older than the window by the store's clock (message time, not the wall
+    /// clock: a shipper stopped for a day forgets nothing meanwhile): originals are forgotten,
+    /// waiting statuses are returned (for the DLQ). Call after the batch's messages were read.
     pub fn expire(&mut self) -> Result<Vec<Waiting>, JoinError> {
-        let cutoff = self.now.saturating_sub(self.window.as_secs());
+        self.txn.open_table(META).map_err(storage)?.insert(WATERMARK, self.watermark).map_err(storage)?;
+        let cutoff = self.watermark.saturating_sub(self.window.as_secs());
         let mut expiry = self.txn.open_table(EXPIRY).map_err(storage)?;
         let old: Vec<(u64, u8, String, String)> = expiry
             .range(..(cutoff, 0u8, "", ""))
@@ -214,9 +242,9 @@ mod tests {
         Original { role: Role::Payment, id: id.into(), key: id.into(), event: serde_json::json!({"data": {}}) }
     }
 
-    fn waiting(id: &str, status: &str) -> Waiting {
+    fn waiting(id: &str, status: &str, at: u64) -> Waiting {
         Waiting {
-            at: 0,
+            at,
             status: Status { original_id: id.into(), status: status.into(), reason: None, time: "t".into() },
             raw: b"<Document/>".to_vec(),
             file: "spi.xml".into(),
@@ -230,34 +258,45 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("join.redb");
         let store = JoinStore::open(&path, Duration::from_secs(600)).unwrap();
-        let mut b = store.begin(1000).unwrap();
-        b.wait(&waiting("E1", "ACSC")).unwrap();
-        b.wait(&waiting("E1", "ACSC")).unwrap();
-        b.wait(&waiting("E10", "RJCT")).unwrap();
+        let mut b = store.begin().unwrap();
+        b.observe(1000);
+        b.wait(&waiting("E1", "ACSC", 1000)).unwrap();
+        b.wait(&waiting("E1", "ACSC", 1000)).unwrap();
+        b.wait(&waiting("E10", "RJCT", 1000)).unwrap();
+        assert!(b.expire().unwrap().is_empty());
         assert_eq!(b.lookup("E1").unwrap(), None);
         b.commit().unwrap();
         // A batch dropped without commit leaves nothing behind.
-        let mut dropped = store.begin(1001).unwrap();
-        assert_eq!(dropped.original(&original("E1")).unwrap().len(), 1);
+        let mut dropped = store.begin().unwrap();
+        assert_eq!(dropped.original(&original("E1"), 1001).unwrap().len(), 1);
         drop(dropped);
         drop(store);
         let store = JoinStore::open(&path, Duration::from_secs(600)).unwrap();
-        let mut b = store.begin(1002).unwrap();
-        let joined = b.original(&original("E1")).unwrap();
+        let mut b = store.begin().unwrap();
+        assert_eq!(b.watermark(), 1000, "the clock was committed");
+        let joined = b.original(&original("E1"), 1002).unwrap();
         assert_eq!(joined.len(), 1, "E10's status is not E1's");
         assert_eq!((joined[0].status.status.as_str(), joined[0].at), ("ACSC", 1000));
         assert_eq!(b.lookup("E1").unwrap(), Some(original("E1")));
-        assert!(b.original(&original("E1")).unwrap().is_empty(), "joined once");
+        assert!(b.original(&original("E1"), 1002).unwrap().is_empty(), "joined once");
         b.commit().unwrap();
+        // Any wall-clock time later, nothing expires until messages move the clock on.
+        let mut b = store.begin().unwrap();
+        assert!(b.expire().unwrap().is_empty());
+        drop(b);
         // After the window: the waiting status comes back for the DLQ, the original is gone.
-        let mut late = store.begin(1000 + 601).unwrap();
+        let mut late = store.begin().unwrap();
+        late.observe(1000 + 601);
         let unmatched = late.expire().unwrap();
         assert_eq!(unmatched.len(), 1);
         assert_eq!(unmatched[0].status.original_id, "E10");
         assert_eq!((unmatched[0].line, unmatched[0].offset), (7, 70));
         assert!(late.lookup("E1").unwrap().is_some(), "stored at 1002: not expired yet");
         late.commit().unwrap();
-        let mut later = store.begin(1002 + 601).unwrap();
+        let mut later = store.begin().unwrap();
+        later.observe(999);
+        assert_eq!(later.watermark(), 1601, "the clock never goes back");
+        later.observe(1002 + 601);
         assert!(later.expire().unwrap().is_empty());
         assert_eq!(later.lookup("E1").unwrap(), None);
     }

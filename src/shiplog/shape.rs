@@ -81,14 +81,12 @@ pub struct Iso {
     /// The batch in hand: committed once Kafka acknowledged it.
     batch: Option<join::Batch>,
     window: Duration,
-    /// When waiting statuses were last looked at without a record to read.
-    swept: std::time::Instant,
     /// Message types skipped, each said once.
     said: std::collections::BTreeSet<String>,
 }
 
-/// How often an idle ISO 20022 shipper looks for statuses that waited too long.
-const IDLE_SWEEP: Duration = Duration::from_secs(60);
+/// How far ahead of the wall clock a message's creation time is still believed.
+const FUTURE_TOLERANCE: Duration = Duration::from_secs(300);
 
 impl Shaper {
     /// The shaper of `format`, from `ship_log`.
@@ -103,7 +101,6 @@ impl Shaper {
                     store: join::JoinStore::open(&iso.join_path, iso.join_window)?,
                     batch: None,
                     window: iso.join_window,
-                    swept: std::time::Instant::now(),
                     said: Default::default(),
                 }))
             }
@@ -150,62 +147,57 @@ fn oversized(l: &follow::Line, max: usize) -> Option<Out> {
 
 impl Iso {
     fn shape(&mut self, lines: &[follow::Line], max: usize, skipped: &mut u64) -> Result<Vec<Out>, ShipLogError> {
-        let Iso { reader, store, batch, window, swept, said } = self;
-        if lines.is_empty() && swept.elapsed() < IDLE_SWEEP.min(*window) {
+        let Iso { reader, store, batch, window, said } = self;
+        if lines.is_empty() {
+            // The join's clock is the archive's: nothing expires while nothing is read.
             return Ok(Vec::new());
         }
-        *swept = std::time::Instant::now();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        // A message time this far ahead of the wall clock is not believed (it would expire
+        // every join at once).
+        let believable = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(u64::MAX, |d| d.as_secs() + FUTURE_TOLERANCE.as_secs());
         // A batch left uncommitted (none should be) is abandoned: redb allows one writer.
         drop(batch.take());
-        let b = batch.insert(store.begin(now)?);
-        let mut outs: Vec<Out> = b
-            .expire()?
-            .into_iter()
-            .map(|w| {
-                let message = format!(
-                    "no pacs.008 / pacs.004 with id {} was read within {} s of this {} status report \
-                     (ship_log.iso20022.join_window_seconds)",
-                    w.status.original_id,
-                    window.as_secs(),
-                    w.status.status
-                );
-                let why = Dead {
-                    rule: HardRule::UnmatchedStatusReport,
-                    field: "OrgnlEndToEndId".into(),
-                    message,
-                    file: w.file,
-                    line: w.line,
-                    offset: w.offset,
-                };
-                Out::dead(&w.raw, max, why)
-            })
-            .collect();
+        let b = batch.insert(store.begin()?);
+        let mut outs = Vec::new();
         for l in lines {
             if let Some(out) = oversized(l, max) {
                 outs.push(out);
                 continue;
             }
-            match reader.read(&l.bytes) {
-                Err(why) => outs.push(Out::dead(&l.bytes, max, Dead::of(l, why.rule, why.path, why.message))),
-                Ok(iso20022::Message::Originals(originals)) => {
+            let read = match reader.read(&l.bytes) {
+                Ok(read) => read,
+                Err(why) => {
+                    outs.push(Out::dead(&l.bytes, max, Dead::of(l, why.rule, why.path, why.message)));
+                    continue;
+                }
+            };
+            if let Some(t) = read.created.filter(|t| *t <= believable) {
+                b.observe(t);
+            }
+            // What is stored expires a window of message time after it was read (not after
+            // it was created): files read out of order do not expire each other's joins.
+            let at = b.watermark();
+            match read.message {
+                iso20022::Message::Originals(originals) => {
                     for o in &originals {
                         outs.extend(iso20022::first_event(o).map(|e| Out::event(e.category, Some(e.key), e.value)));
-                        for w in b.original(o)? {
+                        for w in b.original(o, at)? {
                             outs.extend(
                                 iso20022::join(o, &w.status).map(|e| Out::event(e.category, Some(e.key), e.value)),
                             );
                         }
                     }
                 }
-                Ok(iso20022::Message::Statuses(statuses)) => {
+                iso20022::Message::Statuses(statuses) => {
                     for status in statuses {
                         match b.lookup(&status.original_id)? {
                             Some(o) => outs.extend(
                                 iso20022::join(&o, &status).map(|e| Out::event(e.category, Some(e.key), e.value)),
                             ),
                             None => b.wait(&join::Waiting {
-                                at: 0,
+                                at,
                                 status,
                                 raw: l.bytes.clone(),
                                 file: l.path.clone(),
@@ -215,7 +207,7 @@ impl Iso {
                         }
                     }
                 }
-                Ok(iso20022::Message::Other(name)) => {
+                iso20022::Message::Other(name) => {
                     *skipped += 1;
                     if said.insert(name.clone()) {
                         tracing::info!(kind = %name, path = %l.path.display(),
@@ -224,6 +216,88 @@ impl Iso {
                 }
             }
         }
+        // After the batch's messages: a status and its original in one batch always meet.
+        for w in b.expire()? {
+            let message = format!(
+                "no pacs.008 / pacs.004 with id {} was read within {} s (by message time) of this {} status report \
+                 (ship_log.iso20022.join_window_seconds)",
+                w.status.original_id,
+                window.as_secs(),
+                w.status.status
+            );
+            let why = Dead {
+                rule: HardRule::UnmatchedStatusReport,
+                field: "OrgnlEndToEndId".into(),
+                message,
+                file: w.file,
+                line: w.line,
+                offset: w.offset,
+            };
+            outs.push(Out::dead(&w.raw, max, why));
+        }
         Ok(outs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SENT: &str = include_str!("../../tests/fixtures/iso20022/valid/01-pacs008-sent.xml");
+    const SETTLED: &str = include_str!("../../tests/fixtures/iso20022/valid/02-pacs002-sent-settled.xml");
+    const UNMATCHED: &str = include_str!("../../tests/fixtures/iso20022/broken/unmatched-status.xml");
+
+    fn line(n: u64, xml: &str) -> follow::Line {
+        follow::Line {
+            id: follow::FileId { dev: 1, ino: n },
+            path: format!("spi-{n}.xml").into(),
+            number: 1,
+            offset: 0,
+            bytes: xml.as_bytes().to_vec(),
+        }
+    }
+
+    /// A payment like 01, `hours` later (its own EndToEndId).
+    fn later(hours: u32) -> String {
+        SENT.replace("E6070119020261201143012ab34CD56e", &format!("E607011902026120114{hours:02}12ab34CD56e"))
+            .replace("2026-12-01T14:30:05", &format!("2026-12-01T{:02}:30:05", 14 + hours))
+    }
+
+    fn shape(iso: &mut Iso, lines: &[follow::Line]) -> Vec<Out> {
+        let outs = iso.shape(lines, 1 << 20, &mut 0).unwrap();
+        iso.batch.take().unwrap().commit().unwrap();
+        outs
+    }
+
+    fn status_of(o: &Out) -> String {
+        let v: serde_json::Value = serde_json::from_slice(&o.value).unwrap();
+        v["data"]["status"].as_str().unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn joins_outlive_files_read_out_of_order_and_unmatched_statuses_expire_by_message_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let window = Duration::from_secs(5);
+        let mut iso = Iso {
+            reader: iso20022::Reader { participant: "60701190".into(), source: "spi-log".into() },
+            store: join::JoinStore::open(&dir.path().join("join.redb"), window).unwrap(),
+            batch: None,
+            window,
+            said: Default::default(),
+        };
+        // A newer file first: the clock jumps hours ahead of the next ones.
+        assert_eq!(shape(&mut iso, &[line(1, &later(4))]).len(), 1);
+        // The payment and its settlement, in two batches, hours "before" the clock.
+        assert_eq!(shape(&mut iso, &[line(2, SENT)]).iter().map(status_of).collect::<Vec<_>>(), ["ACSP"]);
+        assert_eq!(shape(&mut iso, &[line(3, SETTLED)]).iter().map(status_of).collect::<Vec<_>>(), ["ACSC"]);
+        // A status with no payment waits while the clock stands still…
+        assert!(shape(&mut iso, &[line(4, UNMATCHED)]).is_empty());
+        assert!(iso.shape(&[], 1 << 20, &mut 0).unwrap().is_empty(), "no message read, no time passes");
+        // …and goes to the DLQ once later messages move it past the window.
+        let outs = shape(&mut iso, &[line(5, &later(5))]);
+        let dead: Vec<&Dead> = outs.iter().filter_map(|o| o.dead.as_ref()).collect();
+        assert_eq!(dead.len(), 1, "{outs:?}");
+        assert_eq!((dead[0].rule, dead[0].file.to_str()), (HardRule::UnmatchedStatusReport, Some("spi-4.xml")));
+        assert_eq!(outs.iter().find(|o| o.dead.is_some()).unwrap().value, UNMATCHED.as_bytes());
     }
 }

@@ -126,18 +126,27 @@ impl Code {
     }
 }
 
-/// `<LclInstrm><Prtry>DICT</Prtry></LclInstrm>`: the Pix initiation type.
+/// `<LclInstrm><Prtry>DICT</Prtry></LclInstrm>`: the Pix initiation type (`PmtTpInf` may hold
+/// only a priority, `MndtRltdInf` of a Pix Automático no `Tp`: all optional).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct LocalInstrument {
-    pub lcl_instrm: Code,
+    #[serde(default)]
+    pub lcl_instrm: Option<Code>,
+}
+
+impl LocalInstrument {
+    pub fn value(&self) -> Option<&str> {
+        self.lcl_instrm.as_ref().and_then(Code::value)
+    }
 }
 
 /// `MndtRltdInf/Tp` (SPI 1.13) holds the initiation type.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MandateInfo {
-    pub tp: LocalInstrument,
+    #[serde(default)]
+    pub tp: Option<LocalInstrument>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,10 +203,14 @@ pub struct StatusReason {
     pub rsn: Code,
 }
 
+/// ISO 20022's date-or-time choice: `<DtTm>` (SPI's) or `<Dt>`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DateTime {
-    pub dt_tm: Text,
+    #[serde(default)]
+    pub dt_tm: Option<Text>,
+    #[serde(default)]
+    pub dt: Option<Text>,
 }
 
 /// pacs.002 `TxInfAndSts`: the status of one payment or return.

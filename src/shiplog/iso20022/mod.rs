@@ -107,6 +107,14 @@ pub enum Message {
     Other(String),
 }
 
+/// A message read: what it says, and when it was created (`GrpHdr/CreDtTm`, Unix seconds;
+/// `None` when absent or not a time) — the join's clock.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Read {
+    pub message: Message,
+    pub created: Option<u64>,
+}
+
 /// A wire event ready to publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outgoing {
@@ -270,7 +278,7 @@ fn put(obj: &mut Value, key: &str, value: Option<String>) {
 
 impl Reader {
     /// Reads one message (the bytes of one framed record).
-    pub fn read(&self, bytes: &[u8]) -> Result<Message, Broken> {
+    pub fn read(&self, bytes: &[u8]) -> Result<Read, Broken> {
         let xml = std::str::from_utf8(bytes)
             .map_err(|e| broken(HardRule::MalformedXml, "", format!("not UTF-8 (SPI messages are): {e}")))?;
         let (root, message) = outline(xml)?;
@@ -286,39 +294,39 @@ impl Reader {
             broken(HardRule::MissingField, path, "no Document with a message in it")
         })?;
         let base = if root == "Envelope" { "Envelope/Document" } else { "Document" };
-        match message.as_str() {
+        let (message, created) = match message.as_str() {
             "FIToFICstmrCdtTrf" => {
                 let m: messages::Pacs008 = typed(xml, &root)?;
                 let base = format!("{base}/FIToFICstmrCdtTrf");
                 let created = text(&m.grp_hdr.cre_dt_tm);
-                m.cdt_trf_tx_inf
+                let originals = m
+                    .cdt_trf_tx_inf
                     .iter()
                     .map(|t| self.credit_transfer(t, &created, &format!("{base}/CdtTrfTxInf")))
-                    .collect::<Result<_, _>>()
-                    .map(Message::Originals)
+                    .collect::<Result<_, _>>()?;
+                (Message::Originals(originals), created)
             }
             "FIToFIPmtStsRpt" => {
                 let m: messages::Pacs002 = typed(xml, &root)?;
                 let base = format!("{base}/FIToFIPmtStsRpt/TxInfAndSts");
                 let created = text(&m.grp_hdr.cre_dt_tm);
-                m.tx_inf_and_sts
-                    .iter()
-                    .map(|s| status(s, &created, &base))
-                    .collect::<Result<_, _>>()
-                    .map(Message::Statuses)
+                let statuses = m.tx_inf_and_sts.iter().map(|s| status(s, &created, &base)).collect::<Result<_, _>>()?;
+                (Message::Statuses(statuses), created)
             }
             "PmtRtr" => {
                 let m: messages::Pacs004 = typed(xml, &root)?;
                 let base = format!("{base}/PmtRtr/TxInf");
                 let created = text(&m.grp_hdr.cre_dt_tm);
-                m.tx_inf
-                    .iter()
-                    .map(|r| self.payment_return(r, &created, &base))
-                    .collect::<Result<_, _>>()
-                    .map(Message::Originals)
+                let originals =
+                    m.tx_inf.iter().map(|r| self.payment_return(r, &created, &base)).collect::<Result<_, _>>()?;
+                (Message::Originals(originals), created)
             }
-            other => Ok(Message::Other(other.to_owned())),
-        }
+            other => (Message::Other(other.to_owned()), String::new()),
+        };
+        let created = crate::pix::time::parse_rfc3339(&created)
+            .ok()
+            .and_then(|micros| u64::try_from(micros.div_euclid(1_000_000)).ok());
+        Ok(Read { message, created })
     }
 
     fn envelope(&self, id: String, event_type: &str, time: &str, data: Value) -> Value {
@@ -354,9 +362,9 @@ impl Reader {
         let initiation = t
             .mndt_rltd_inf
             .as_ref()
-            .map(|m| &m.tp.lcl_instrm)
-            .or(t.pmt_tp_inf.as_ref().map(|p| &p.lcl_instrm))
-            .and_then(|c| c.value())
+            .and_then(|m| m.tp.as_ref())
+            .and_then(messages::LocalInstrument::value)
+            .or_else(|| t.pmt_tp_inf.as_ref().and_then(messages::LocalInstrument::value))
             .map(str::to_owned);
         let key = opt(t.cdtr_acct.prxy.as_ref().map(|p| &p.id));
         let payer = party(&t.dbtr_agt, &t.dbtr, &t.dbtr_acct);
@@ -369,7 +377,8 @@ impl Reader {
                 broken(
                     HardRule::MissingField,
                     format!("{base}/MndtRltdInf/Tp/LclInstrm/Prtry"),
-                    "the initiation type (MANU, DICT, QRDN…) is absent",
+                    "the initiation type (MANU, DICT, QRDN…) is absent, in MndtRltdInf/Tp/LclInstrm and in \
+                     PmtTpInf/LclInstrm",
                 )
             })?;
             let mut data = json!({
@@ -442,11 +451,11 @@ fn status(s: &messages::TransactionStatus, created: &str, base: &str) -> Result<
         original_id,
         status,
         reason: s.sts_rsn_inf.as_ref().and_then(|r| r.rsn.value()).map(str::to_owned),
+        // A date alone is no time of day: the report's creation time is then the better one.
         time: s
             .fctv_intr_bk_sttlm_dt
             .as_ref()
-            .map(|d| text(&d.dt_tm))
-            .filter(|t| !t.is_empty())
+            .and_then(|d| opt(d.dt_tm.as_ref()))
             .unwrap_or_else(|| created.to_owned()),
     })
 }

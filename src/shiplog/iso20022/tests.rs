@@ -38,7 +38,7 @@ fn events(messages: &[&str]) -> Vec<Outgoing> {
     let mut waiting: Vec<Status> = Vec::new();
     let mut out = Vec::new();
     for m in messages {
-        match r.read(m.as_bytes()).unwrap() {
+        match r.read(m.as_bytes()).unwrap().message {
             Message::Originals(os) => {
                 for o in os {
                     out.extend(first_event(&o));
@@ -165,11 +165,12 @@ fn a_status_read_before_its_original_gives_the_same_events() {
 
 #[test]
 fn other_message_types_are_skipped_and_a_bare_document_is_read() {
-    assert_eq!(reader().read(VALID[10].1.as_bytes()).unwrap(), Message::Other("admi.002.001.01".into()));
+    assert_eq!(reader().read(VALID[10].1.as_bytes()).unwrap().message, Message::Other("admi.002.001.01".into()));
+    assert_eq!(reader().read(VALID[0].1.as_bytes()).unwrap().created, Some(1_796_135_405), "2026-12-01T14:30:05.200Z");
     // Without SPI's envelope (an archive that keeps only the ISO 20022 document).
     let doc = VALID[1].1;
     let bare = &doc[doc.find("<Document>").unwrap()..doc.find("</Envelope>").unwrap()];
-    match reader().read(bare.as_bytes()).unwrap() {
+    match reader().read(bare.as_bytes()).unwrap().message {
         Message::Statuses(s) => assert_eq!(s[0].status, "ACSC"),
         other => panic!("{other:?}"),
     }
@@ -238,7 +239,7 @@ proptest! {
             .replace("E6070119020261201143012ab34CD56e", &e2e)
             .replace(">150.00<", &format!(">{amount}<"))
             .replace("Joao Souza", &escaped);
-        let Message::Originals(o) = reader().read(xml.as_bytes()).unwrap() else { panic!("a pacs.008") };
+        let Message::Originals(o) = reader().read(xml.as_bytes()).unwrap().message else { panic!("a pacs.008") };
         let v = &o[0].event["data"];
         prop_assert_eq!(v["end_to_end_id"].as_str(), Some(e2e.as_str()));
         prop_assert_eq!(v["amount"].as_str(), Some(amount.as_str()));
