@@ -211,6 +211,9 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
             let _ = listener_stopped.await;
         }));
     }
+    if !selected.is_empty() {
+        runtime.block_on(tables::create_quarantine(config));
+    }
     let shutdown = Shutdown::new(options.stop.clone(), config.ingest.shutdown_grace);
     // One probe for the process: "the N-th time a point is reached" counts across pipelines.
     let probe = Probe::from_env();

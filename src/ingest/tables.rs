@@ -20,6 +20,25 @@ pub struct Tables {
     quarantine: DeltaTableWriter,
 }
 
+/// Creates `pix_quarantine` if it does not exist yet, before the pipelines start: they all
+/// write it and would otherwise race to create it on a first run. The loser of such a race opens
+/// the winner's table ([`DeltaTableWriter::open_or_create`]), but delta-rs logs its lost commit
+/// as an ERROR — noise on every first start. Best effort, bounded: a failure here (storage not
+/// reachable yet) is met again by the pipelines, which retry. Instances starting together can
+/// still race; the loser then logs that ERROR once.
+pub async fn create_quarantine(config: &Config) {
+    let Ok(location) = Location::in_warehouse(&config.warehouse, QUARANTINE_TABLE) else { return };
+    let create = DeltaTableWriter::open_or_create(QUARANTINE_TABLE, &location, quarantine_schema(), INGEST_DATE);
+    match tokio::time::timeout(std::time::Duration::from_secs(30), create).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::debug!(error = %crate::telemetry::Chain(&e),
+            "creating pix_quarantine before the pipelines start failed; each pipeline tries again"),
+        Err(_) => {
+            tracing::debug!("creating pix_quarantine before the pipelines start timed out; each pipeline tries again")
+        }
+    }
+}
+
 impl Tables {
     /// Opens (creating on first use) the pipeline's table and `pix_quarantine`.
     pub async fn open(config: &Config, pipeline: &Pipeline, probe: &Probe) -> Result<Self, SinkError> {
