@@ -67,6 +67,12 @@ impl Out {
     }
 }
 
+impl From<iso20022::Outgoing> for Out {
+    fn from(e: iso20022::Outgoing) -> Out {
+        Out::event(e.category, Some(e.key), e.value)
+    }
+}
+
 /// Turns the records of a batch into what is published: by the JSON-lines mapping, or as
 /// ISO 20022 messages joined with the originals they report on.
 pub enum Shaper {
@@ -182,20 +188,16 @@ impl Iso {
             match read.message {
                 iso20022::Message::Originals(originals) => {
                     for o in &originals {
-                        outs.extend(iso20022::first_event(o).map(|e| Out::event(e.category, Some(e.key), e.value)));
+                        outs.extend(iso20022::first_event(o).map(Out::from));
                         for w in b.original(o, at)? {
-                            outs.extend(
-                                iso20022::join(o, &w.status).map(|e| Out::event(e.category, Some(e.key), e.value)),
-                            );
+                            outs.extend(iso20022::join(o, &w.status).map(Out::from));
                         }
                     }
                 }
                 iso20022::Message::Statuses(statuses) => {
                     for status in statuses {
                         match b.lookup(&status.original_id)? {
-                            Some(o) => outs.extend(
-                                iso20022::join(&o, &status).map(|e| Out::event(e.category, Some(e.key), e.value)),
-                            ),
+                            Some(o) => outs.extend(iso20022::join(&o, &status).map(Out::from)),
                             None => b.wait(&join::Waiting {
                                 at,
                                 status,

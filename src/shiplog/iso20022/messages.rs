@@ -70,6 +70,7 @@ pub struct PartyId {
     pub org_id: Option<OtherId>,
 }
 
+/// `<Othr><Id>…</Id></Othr>`: a party's document, or an account.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct OtherId {
@@ -89,18 +90,13 @@ pub struct Other {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Account {
-    pub id: AccountId,
+    /// `Id/Othr/Id` (the account number) and `Id/Othr/Issr` (the branch).
+    pub id: OtherId,
     #[serde(default)]
     pub tp: Option<Code>,
     /// `Prxy/Id`: the Pix key the payer used (absent for a manual payment).
     #[serde(default)]
     pub prxy: Option<Proxy>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct AccountId {
-    pub othr: Other,
 }
 
 #[derive(Debug, Deserialize)]
