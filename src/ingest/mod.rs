@@ -39,6 +39,7 @@
 mod buffer;
 pub mod catchup;
 mod clock;
+mod committer;
 mod consumer;
 mod engine;
 pub mod group;
@@ -354,7 +355,8 @@ fn run_pipeline(
         probe,
         metrics,
     };
-    let engine = Engine::new(pipeline.clone(), runtime, tables, buffer, Box::new(dlq), settings, Instant::now());
+    let engine = Engine::new(pipeline.clone(), runtime, tables, buffer, Box::new(dlq), settings, Instant::now())
+        .map_err(IngestError::Runtime)?;
     let engine = Arc::new(Mutex::new(engine));
     let stopped = if done {
         tracing::info!(pipeline = %pipeline.name, "every partition of {} is already committed up to its end", pipeline.topic);

@@ -26,7 +26,7 @@ use super::buffer::Record;
 use super::catchup::Trailing;
 use super::clock::Now;
 use super::consumer::{self, EngineContext};
-use super::engine::{Engine, EngineError, Flushed};
+use super::engine::{Engine, EngineError, Flushed, Submitted};
 use super::group;
 use crate::config::Config;
 use crate::kafka::diagnosis::{Diagnosed, Diagnosis};
@@ -250,6 +250,49 @@ impl Reminder {
     }
 }
 
+/// Backpressure: while a batch is due and the previous one is still with the committer, the
+/// owned partitions are paused. The loop keeps polling — rebalances, heartbeats and
+/// `max.poll.interval.ms` are served — but no record arrives, so what is held stays within one
+/// batch being committed and one at its limits in the buffer. librdkafka resumes a paused
+/// partition from the position after the last record delivered (records it had fetched ahead
+/// are fetched again; one delivered twice is dropped as a redelivery).
+#[derive(Default)]
+struct Backpressure {
+    /// The engine's rebalance count when the assignment was last paused: partitions assigned
+    /// since are not paused yet.
+    paused: Option<u64>,
+}
+
+impl Backpressure {
+    fn hold(&mut self, consumer: &BaseConsumer<EngineContext>, e: &Engine) {
+        let rebalances = e.totals.rebalances;
+        if self.paused == Some(rebalances) {
+            return;
+        }
+        if let Ok(assignment) = consumer.assignment()
+            && let Err(err) = consumer.pause(&assignment)
+        {
+            tracing::warn!(pipeline = %e.pipeline.name, error = %err, "could not pause the partitions; reading on");
+        }
+        if self.paused.is_none() {
+            e.paused(true);
+        }
+        self.paused = Some(rebalances);
+    }
+
+    fn release(&mut self, consumer: &BaseConsumer<EngineContext>, e: &Engine) {
+        if self.paused.take().is_none() {
+            return;
+        }
+        if let Ok(assignment) = consumer.assignment()
+            && let Err(err) = consumer.resume(&assignment)
+        {
+            tracing::warn!(pipeline = %e.pipeline.name, error = %err, "could not resume the partitions");
+        }
+        e.paused(false);
+    }
+}
+
 /// Polls until a stop (`Some`) or until the consumer must be recreated (`None`).
 ///
 /// Per record: one poll, one clock reading, one lock of the engine (released before the next
@@ -276,6 +319,7 @@ fn poll_loop(
     let mut undescribed_since: Option<Instant> = None;
     let mut next_look = Instant::now();
     let mut timeout = Duration::ZERO;
+    let mut backpressure = Backpressure::default();
     loop {
         let polled = consumer.poll(timeout);
         let now = Now::read();
@@ -356,10 +400,19 @@ fn poll_loop(
             e.flush(consumer, true, "shutdown", None, now)?;
             return Ok(if e.abandoned().is_some() { None } else { Some(Stopped::Requested) });
         }
-        if let Some(reason) = e.due(now.at)
-            && e.flush(consumer, false, reason, deadline, now)? == Flushed::Fenced
-        {
-            return Ok(None);
+        // The batch goes to the committer when due; reading goes on meanwhile, unless the
+        // previous batch is still being committed: then the partitions pause until it is.
+        let submitted = match e.due(now.at) {
+            Some(reason) => e.submit(consumer, false, reason, deadline, now)?,
+            None => match e.collect(consumer)? {
+                Flushed::Fenced => Submitted::Fenced,
+                _ => Submitted::Nothing,
+            },
+        };
+        match submitted {
+            Submitted::Fenced => return Ok(None),
+            Submitted::Busy => backpressure.hold(consumer, &e),
+            Submitted::Sent | Submitted::Nothing => backpressure.release(consumer, &e),
         }
         timeout = e.poll_timeout(now.at);
         if !quiet && now.at < next_look {

@@ -17,6 +17,14 @@
 //! the other table's offset and the table that is ahead skips what it has. Records are never
 //! lost (reading starts at the lowest durable offset) and never doubled (each table drops what
 //! it already covers).
+//!
+//! Commits run on the committer thread while reading goes on, so a table's offset has a third
+//! state between "read" and "committed": **sealed** — handed to the committer, not yet durable
+//! ([`Progress::seal`]). What the next commit would record ([`Progress::pending`]) counts from
+//! the sealed offset, so a batch never re-offers the range of the one before it; the committed
+//! offset (where a restart would start, what the group is told) moves only when the commit is
+//! acknowledged ([`Progress::commit`]). A crash with a batch sealed loses only memory: the
+//! restart starts from the committed offsets, as after any crash.
 
 use crate::offsets::CommittedOffsets;
 pub use crate::offsets::Table;
@@ -44,12 +52,15 @@ pub struct Progress {
     pub read: Option<i64>,
     /// `(low, high)` watermarks read when ingest started, for `--until-caught-up`.
     pub target: Option<(i64, i64)>,
+    /// Per table (indexed by [`Table`]): the offset of a commit handed to the committer and not
+    /// acknowledged yet.
+    pub sealed: [Option<i64>; 2],
 }
 
 impl Progress {
     /// A partition just assigned, with the offsets its tables have committed.
     pub fn assigned(committed: CommittedOffsets) -> Self {
-        Progress { committed, read: None, target: None }
+        Progress { committed, read: None, target: None, sealed: [None, None] }
     }
 
     /// The offset to start reading at; `None`: the earliest retained record.
@@ -80,18 +91,28 @@ impl Progress {
         }
     }
 
-    /// The offset a commit of `table` would record, when it moves that table's offset forward.
+    /// The offset a commit of `table` would record, when it moves that table's offset past
+    /// both the committed one and the one of a commit in flight.
     pub fn pending(&self, table: Table) -> Option<i64> {
         let read = self.read?;
-        match self.committed(table) {
+        match self.committed(table).max(self.sealed[table as usize]) {
             Some(c) if c >= read => None,
             _ => Some(read),
         }
     }
 
-    /// Records that `table` committed up to `next`.
+    /// A commit of `table` up to `next` was handed to the committer.
+    pub fn seal(&mut self, table: Table, next: i64) {
+        self.sealed[table as usize] = Some(next);
+    }
+
+    /// Records that `table` committed up to `next` (the acknowledgement of a sealed commit, or
+    /// a commit made in place).
     pub fn commit(&mut self, table: Table, next: i64) {
         self.committed.set(table, next);
+        if self.sealed[table as usize].is_some_and(|s| s <= next) {
+            self.sealed[table as usize] = None;
+        }
     }
 
     /// Offset below which both tables are complete (`None` before both have committed).
@@ -165,15 +186,21 @@ mod tests {
         assert_eq!(behind.read, None, "a stale position before the start is ignored");
     }
 
-    /// A simulated run: records (each valid or not) are read in order, tables commit at random
-    /// moments, the process crashes at random moments (losing everything not committed) and
-    /// restarts from [`Progress::start`]; Kafka redelivers at random. At the end every offset
-    /// below the durable offset is in exactly one table, and nothing is in both.
+    /// A simulated run, as the engine does it: records (each valid or not) are read in order;
+    /// at random moments the buffered rows are sealed and handed to the committer, which
+    /// commits the two tables one after the other (in either order) while reading goes on, and
+    /// the acknowledgement moves the committed offsets once both landed; the process crashes at
+    /// random moments — between a seal and its first commit, between the two commits, between
+    /// the commits and the acknowledgement — losing everything not durable, and restarts from
+    /// [`Progress::start`]; Kafka redelivers at random. At the end every offset below the
+    /// durable offset is in exactly one table, and nothing is in both.
     #[derive(Debug, Clone)]
     enum Step {
         Read,
         Redeliver(u8),
-        Commit(bool),
+        Seal(bool),
+        Land,
+        Ack,
         Crash,
     }
 
@@ -181,14 +208,24 @@ mod tests {
         prop_oneof![
             6 => Just(Step::Read),
             1 => any::<u8>().prop_map(Step::Redeliver),
-            2 => any::<bool>().prop_map(Step::Commit),
+            1 => any::<bool>().prop_map(Step::Seal),
+            1 => Just(Step::Land),
+            1 => Just(Step::Ack),
             1 => Just(Step::Crash),
         ]
     }
 
+    /// One table's part of a sealed batch: its rows, its txn offset, whether it landed.
+    struct Part {
+        table: Table,
+        next: i64,
+        rows: Vec<i64>,
+        landed: bool,
+    }
+
     proptest! {
         #[test]
-        fn crashes_between_the_two_commits_lose_and_double_nothing(
+        fn crashes_around_sealed_batches_and_between_the_two_commits_lose_and_double_nothing(
             valid in proptest::collection::vec(any::<bool>(), 1..60),
             steps in proptest::collection::vec(step(), 1..200),
         ) {
@@ -199,6 +236,8 @@ mod tests {
             let mut p = assigned(None, None);
             let mut next = 0i64;
             let mut buffered: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
+            // The batch in the committer (at most one, as in the engine), in commit order.
+            let mut sealed: Option<Vec<Part>> = None;
             let n = valid.len() as i64;
             for s in steps {
                 match s {
@@ -210,24 +249,40 @@ mod tests {
                         next += 1;
                     }
                     Step::Redeliver(back) => next = (next - i64::from(back % 4)).max(p.start().unwrap_or(0)),
-                    Step::Commit(quarantine_first) => {
+                    Step::Seal(quarantine_first) if sealed.is_none() => {
                         let order = if quarantine_first { [Table::Quarantine, Table::Category] } else { [Table::Category, Table::Quarantine] };
+                        let mut parts = Vec::new();
                         for t in order {
                             if let Some(v) = p.pending(t) {
-                                for o in buffered[t as usize].drain(..) {
-                                    *rows[t as usize].entry(o).or_default() += 1;
-                                }
-                                txn[t as usize] = Some(v);
-                                p.commit(t, v);
+                                p.seal(t, v);
+                                parts.push(Part { table: t, next: v, rows: std::mem::take(&mut buffered[t as usize]), landed: false });
                             }
+                        }
+                        prop_assert!(p.pending(Table::Category).is_none() && p.pending(Table::Quarantine).is_none(),
+                            "nothing read is pending once sealed");
+                        sealed = Some(parts);
+                    }
+                    Step::Land => {
+                        if let Some(part) = sealed.iter_mut().flatten().find(|part| !part.landed) {
+                            for &o in &part.rows {
+                                *rows[part.table as usize].entry(o).or_default() += 1;
+                            }
+                            txn[part.table as usize] = Some(part.next);
+                            part.landed = true;
+                        }
+                    }
+                    Step::Ack if sealed.as_ref().is_some_and(|parts| parts.iter().all(|part| part.landed)) => {
+                        for part in sealed.take().into_iter().flatten() {
+                            p.commit(part.table, part.next);
                         }
                     }
                     Step::Crash => {
                         buffered = [Vec::new(), Vec::new()];
+                        sealed = None;
                         p = assigned(txn[0], txn[1]);
                         next = p.start().unwrap_or(0);
                     }
-                    Step::Read => {}
+                    Step::Read | Step::Seal(_) | Step::Ack => {}
                 }
             }
             let durable = p.durable().unwrap_or(0);

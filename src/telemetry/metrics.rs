@@ -65,6 +65,8 @@ pub struct Metrics {
     kafka_problem: IntGaugeVec,
     permanent_failures: IntCounterVec,
     buffered_rows: IntGaugeVec,
+    paused: IntGaugeVec,
+    pauses: IntCounterVec,
     last_commit: GaugeVec,
 }
 
@@ -234,7 +236,18 @@ impl Metrics {
                  table_changed, bad_location (the pipeline stops after a few in a row).",
                 &["pipeline", "cause"],
             )?,
-            buffered_rows: gauge("pixlake_buffered_rows", "Rows read and waiting for the next commit.", P)?,
+            buffered_rows: gauge(
+                "pixlake_buffered_rows",
+                "Rows read and not yet committed (buffered, or in the batch being committed).",
+                P,
+            )?,
+            paused: gauge(
+                "pixlake_paused",
+                "1 while the pipeline's partitions are paused because the next batch is due and the previous one is \
+                 still being committed (backpressure: the warehouse is the bottleneck).",
+                P,
+            )?,
+            pauses: counter("pixlake_pauses_total", "Times the pipeline paused its partitions for backpressure.", P)?,
             last_commit: fgauge(
                 "pixlake_last_commit_timestamp_seconds",
                 "Unix time of the pipeline's last successful batch commit.",
@@ -308,6 +321,8 @@ impl Metrics {
                 failing: Arc::new(Mutex::new(None)),
             },
             buffered_rows: self.buffered_rows.with_label_values(&p),
+            paused: self.paused.with_label_values(&p),
+            pauses: self.pauses.with_label_values(&p),
             last_commit: self.last_commit.with_label_values(&p),
             families: self.clone(),
         }
@@ -383,6 +398,9 @@ pub struct PipelineMetrics {
     /// Failures retrying does not cure (`pixlake_permanent_failures_total`, `/readyz`).
     pub permanent: PermanentFailures,
     pub buffered_rows: IntGauge,
+    /// `pixlake_paused` and `pixlake_pauses_total`.
+    pub paused: IntGauge,
+    pub pauses: IntCounter,
     pub last_commit: Gauge,
     families: Metrics,
 }

@@ -14,7 +14,7 @@
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use tokio::runtime::Handle;
 use super::buffer::{Buffer, Counts, Record};
 use super::catchup::{CatchUp, CaughtUpBy};
 use super::clock::Now;
+use super::committer::{Committer, Context, End, Gone, Landed, Reply, Sealed, TableCommit};
 use super::group::Group;
 use super::lag::PartitionLag;
 use super::progress::{Progress, Table};
@@ -35,7 +36,6 @@ use crate::deadletter::DeadLetterQueue;
 use crate::offsets::PartitionOffsets;
 use crate::pix::time::Micros;
 use crate::probe::Probe;
-use crate::sink::delta::CommitOutcome;
 use crate::telemetry::PipelineMetrics;
 
 /// The txn version declaring an owned partition for which nothing was ever committed (read back
@@ -53,6 +53,10 @@ pub const NEVER_COMMITTED: i64 = -1;
 /// (dropping the batch, to be re-read) so the group is not held up for longer.
 pub const REBALANCE_BUDGET: Duration = Duration::from_secs(60);
 
+/// How long a poll may wait while a batch is in flight: its reply is applied (offsets, lag, the
+/// group's offsets) within this of arriving.
+const IN_FLIGHT_POLL: Duration = Duration::from_millis(10);
+
 /// What stops a pipeline.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -63,6 +67,8 @@ pub enum EngineError {
         #[source]
         source: GaveUp,
     },
+    #[error(transparent)]
+    Committer(#[from] Gone),
     /// Building the Arrow batch failed (a bug: please report it with the log).
     #[error("pipeline {pipeline}: building the batch failed; this is a bug, please report it with the log")]
     Arrow {
@@ -73,7 +79,7 @@ pub enum EngineError {
 }
 
 /// How a flush ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Flushed {
     /// Nothing was due for either table.
     Nothing,
@@ -81,6 +87,19 @@ pub enum Flushed {
     Committed,
     /// Another writer committed for one of our partitions: the batch is dropped and the
     /// consumer must be recreated to start again from the offsets in Delta.
+    Fenced,
+}
+
+/// What [`Engine::submit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitted {
+    /// Nothing was due for either table.
+    Nothing,
+    /// The batch is with the committer.
+    Sent,
+    /// The previous batch is still in flight: the batch stays in the buffer (pause reading).
+    Busy,
+    /// A reply said another writer committed for one of our partitions (see [`Flushed::Fenced`]).
     Fenced,
 }
 
@@ -104,8 +123,14 @@ pub struct Totals {
 /// One pipeline's engine state.
 pub struct Engine {
     pub(super) pipeline: Pipeline,
-    runtime: Handle,
-    tables: Tables,
+    /// Owns the tables; commits sealed batches while the poll loop reads on.
+    committer: Committer,
+    /// Moves whenever the engine drops what it holds: replies of older batches move no offset.
+    epoch: u64,
+    /// A commit moved offsets the group has not been told yet.
+    group_owed: bool,
+    /// A commit gave up: the pipeline's error, returned by the next [`Engine::settle`].
+    failed: Option<GaveUp>,
     buffer: Buffer,
     dlq: Box<dyn DeadLetterQueue>,
     parts: BTreeMap<i32, Progress>,
@@ -118,8 +143,6 @@ pub struct Engine {
     trailing_since: [Option<Instant>; 2],
     /// `--until-caught-up`: the targets of every partition and who reached them.
     catch_up: Option<CatchUp>,
-    /// This instance's id, recorded in every commit (`pixlake.instance`).
-    instance_id: String,
     pub(super) shutdown: Shutdown,
     pub(super) retries: Arc<Retries>,
     pub(super) totals: Totals,
@@ -150,7 +173,8 @@ pub struct EngineSettings {
 }
 
 impl Engine {
-    /// A pipeline's engine over opened `tables`, created at `now`.
+    /// A pipeline's engine over opened `tables` (handed to its committer thread), created at
+    /// `now`.
     pub fn new(
         pipeline: Pipeline,
         runtime: Handle,
@@ -159,11 +183,25 @@ impl Engine {
         dlq: Box<dyn DeadLetterQueue>,
         s: EngineSettings,
         now: Instant,
-    ) -> Self {
-        Engine {
-            pipeline,
-            runtime,
+    ) -> std::io::Result<Self> {
+        let committer = Committer::start(
             tables,
+            Context {
+                pipeline: pipeline.name.clone(),
+                instance_id: s.instance_id,
+                runtime,
+                shutdown: s.shutdown.clone(),
+                retries: s.retries.clone(),
+                probe: s.probe.clone(),
+                metrics: s.metrics.clone(),
+            },
+        )?;
+        Ok(Engine {
+            pipeline,
+            committer,
+            epoch: 0,
+            group_owed: false,
+            failed: None,
             buffer,
             dlq,
             parts: BTreeMap::new(),
@@ -172,7 +210,6 @@ impl Engine {
             last_commit: [now, now],
             trailing_since: [None, None],
             catch_up: s.catch_up,
-            instance_id: s.instance_id,
             shutdown: s.shutdown,
             retries: s.retries,
             totals: Totals::default(),
@@ -180,7 +217,7 @@ impl Engine {
             probe: s.probe,
             metrics: s.metrics,
             lags: BTreeMap::new(),
-        }
+        })
     }
 
     fn arrow(&self, source: ArrowError) -> EngineError {
@@ -191,6 +228,15 @@ impl Engine {
         EngineError::GaveUp { pipeline: self.pipeline.name.clone(), source }
     }
 
+    /// Rows read and not yet durable: buffered, or in the batch in flight.
+    fn show_buffered(&self) {
+        self.metrics.buffered_rows.set((self.buffer.len() + self.committer.rows_in_flight()) as i64);
+    }
+
+    fn gone(&self, e: Gone) -> EngineError {
+        EngineError::Committer(e)
+    }
+
     /// Why the consumer must be recreated, if it must.
     pub fn abandoned(&self) -> Option<&str> {
         self.abandon.as_deref()
@@ -199,6 +245,7 @@ impl Engine {
     pub(super) fn abandon(&mut self, reason: String) {
         tracing::warn!(pipeline = %self.pipeline.name, %reason, "dropping the batch; the consumer restarts from the offsets in Delta");
         self.buffer.clear();
+        self.epoch += 1;
         self.metrics.buffered_rows.set(0);
         self.lags.values_mut().for_each(PartitionLag::dropped);
         self.abandon.get_or_insert(reason);
@@ -207,6 +254,7 @@ impl Engine {
     /// Forgets every partition and the batch, before a new consumer joins the group.
     pub fn reset(&mut self) {
         self.buffer.clear();
+        self.epoch += 1;
         self.parts.clear();
         self.forget(&self.lags.keys().copied().collect::<Vec<_>>());
         self.abandon = None;
@@ -222,7 +270,7 @@ impl Engine {
             }
         }
         self.metrics.set_assigned(self.parts.len());
-        self.metrics.buffered_rows.set(self.buffer.len() as i64);
+        self.show_buffered();
         for t in Table::BOTH {
             if !self.parts.values().any(|p| p.pending(t).is_some()) {
                 self.trailing_since[t as usize] = None;
@@ -274,7 +322,7 @@ impl Engine {
             lag.metrics.bytes.inc_by(record.value.map_or(0, <[u8]>::len) as u64);
             lag.read(record.offset, record.timestamp, &progress.committed);
         }
-        self.metrics.buffered_rows.set(self.buffer.len() as i64);
+        self.show_buffered();
         result.map_err(|e| self.arrow(e))
     }
 
@@ -285,10 +333,12 @@ impl Engine {
         }
     }
 
-    /// How long the loop may wait for records before a flush could become due.
+    /// How long the loop may wait for records before a flush could become due (or, with a
+    /// batch in flight, before its reply is looked for).
     pub fn poll_timeout(&self, now: Instant) -> Duration {
         let age = self.buffer.first().map_or(Duration::ZERO, |f| now.saturating_duration_since(f));
-        self.policy.time_left(self.buffer.len(), age).min(Duration::from_millis(100))
+        let most = if self.committer.busy() { IN_FLIGHT_POLL } else { Duration::from_millis(100) };
+        self.policy.time_left(self.buffer.len(), age).min(most)
     }
 
     /// Why the batch should be committed at `now`, if it should: a batch limit, or a table
@@ -357,18 +407,20 @@ impl Engine {
         self.parts.keys().copied()
     }
 
-    /// Whether anything is buffered or any table's offsets trail what was read.
+    /// Whether anything is buffered or in flight, or any table's offsets trail what was read.
     pub fn has_pending(&self) -> bool {
         !self.buffer.is_empty()
+            || self.committer.busy()
             || self
                 .parts
                 .values()
                 .any(|p| p.pending(Table::Category).is_some() || p.pending(Table::Quarantine).is_some())
     }
 
-    /// Commits the batch: dead letters acknowledged first, then one Delta commit per table that
-    /// has rows (or, when `force` or idle for long, whose offsets trail), each carrying its
-    /// `txn` offsets; then the same offsets to the Kafka group, for lag tools only.
+    /// Commits the batch and waits for it: the batch in flight is acknowledged first, then
+    /// dead letters, then one Delta commit per table that has rows (or, when `force` or idle
+    /// for long, whose offsets trail), each carrying its `txn` offsets; then the same offsets to
+    /// the Kafka group, for lag tools only.
     ///
     /// Retries storage and broker failures with backoff, keeping the batch, until `deadline`
     /// (or the shutdown grace period) passes. A fence drops the batch and asks for a consumer
@@ -381,17 +433,106 @@ impl Engine {
         deadline: Option<Instant>,
         now: Now,
     ) -> Result<Flushed, EngineError> {
-        if self.abandon.is_some() {
-            return Ok(Flushed::Nothing);
+        let drained = self.wait(group)?;
+        if drained == Flushed::Fenced {
+            return Ok(drained);
         }
-        let started = Instant::now();
-        let shutdown = self.shutdown.clone();
-        let deadline = move || match (shutdown.deadline(), deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        match self.submit(group, force, reason, deadline, now)? {
+            Submitted::Sent | Submitted::Busy => self.wait(group),
+            Submitted::Fenced => Ok(Flushed::Fenced),
+            Submitted::Nothing => Ok(drained),
+        }
+    }
+
+    /// Hands the batch to the committer without waiting for it (the poll loop goes on reading
+    /// meanwhile), unless one is still in flight ([`Submitted::Busy`]: the caller pauses the
+    /// partitions). Replies that arrived are applied first.
+    pub fn submit(
+        &mut self,
+        group: &dyn Group,
+        force: bool,
+        reason: &'static str,
+        deadline: Option<Instant>,
+        now: Now,
+    ) -> Result<Submitted, EngineError> {
+        if self.collect(group)? == Flushed::Fenced {
+            return Ok(Submitted::Fenced);
+        }
+        if self.abandon.is_some() {
+            return Ok(Submitted::Nothing);
+        }
+        if self.committer.busy() {
+            return Ok(Submitted::Busy);
+        }
+        let Some(sealed) = self.seal(force, reason, deadline, now)? else {
+            return Ok(Submitted::Nothing);
         };
+        self.committer.send(sealed).map_err(|e| self.gone(e))?;
+        self.show_buffered();
+        self.probe.hit("sealed");
+        Ok(Submitted::Sent)
+    }
+
+    /// The poll loop paused (`true`) or resumed the partitions for backpressure.
+    pub fn paused(&self, paused: bool) {
+        self.metrics.paused.set(i64::from(paused));
+        if paused {
+            self.metrics.pauses.inc();
+            self.probe.hit("paused");
+        }
+    }
+
+    /// Applies the committer's replies that arrived, without waiting: [`Flushed::Committed`]
+    /// when a batch became durable, [`Flushed::Fenced`] when one was refused.
+    pub fn collect(&mut self, group: &dyn Group) -> Result<Flushed, EngineError> {
+        let mut out = Flushed::Nothing;
+        while let Some(reply) = self.committer.try_reply().map_err(|e| self.gone(e))? {
+            out = out.max(self.apply(reply));
+        }
+        self.settle(group)?;
+        Ok(out)
+    }
+
+    /// Waits for the batch in flight, if any, and applies its reply.
+    pub fn wait(&mut self, group: &dyn Group) -> Result<Flushed, EngineError> {
+        let mut out = Flushed::Nothing;
+        while self.committer.busy() {
+            let reply = self.committer.reply().map_err(|e| self.gone(e))?;
+            out = out.max(self.apply(reply));
+        }
+        self.settle(group)?;
+        Ok(out)
+    }
+
+    /// After replies: the group's offsets if a commit moved them, and a commit that gave up
+    /// as the pipeline's error.
+    fn settle(&mut self, group: &dyn Group) -> Result<(), EngineError> {
+        if std::mem::take(&mut self.group_owed) {
+            self.commit_group(group);
+        }
+        match self.failed.take() {
+            Some(e) => Err(self.gave_up(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes the batch out of the buffer for the committer, marking its offsets sealed; `None`
+    /// when there is nothing to commit. Dead letters are acknowledged first (a rejected
+    /// record reaches `pix.dlq` before `pix_quarantine`).
+    fn seal(
+        &mut self,
+        force: bool,
+        reason: &'static str,
+        deadline: Option<Instant>,
+        now: Now,
+    ) -> Result<Option<Sealed>, EngineError> {
         let mut dlq_failed = 0;
         if self.buffer.quarantined() > 0 {
+            let shutdown = self.shutdown.clone();
+            let deadline = move || match (shutdown.deadline(), deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let dlq = &mut self.dlq;
             dlq_failed = retry(
                 "publishing dead letters",
@@ -406,111 +547,108 @@ impl Engine {
                     "dead letters could not be published after the producer's retries; their rows are in pix_quarantine");
             }
         }
-        // The gauge keeps the batch's rows until they are committed: a second stop request
-        // while a commit is retried says how many it drops.
         let mut batch = self.buffer.take().map_err(|e| self.arrow(e))?;
         batch.counts.dlq_failures += dlq_failed;
         // Both kinds: refused when queued (counted by the buffer) and given up on while flushing.
         self.metrics.dlq_failures.inc_by(batch.counts.dlq_failures);
-        let mut committed = Vec::new();
-        for table in [Table::Category, Table::Quarantine] {
+        let mut commits = Vec::new();
+        for table in Table::BOTH {
             let rows = match table {
                 Table::Category => batch.rows.take(),
                 Table::Quarantine => batch.quarantine.take(),
             };
             let offsets: Vec<(i32, i64)> =
                 self.parts.iter().filter_map(|(&p, progress)| progress.pending(table).map(|v| (p, v))).collect();
+            let idle_for = now.at.saturating_duration_since(self.last_commit[table as usize]);
+            if offsets.is_empty() || (rows.is_none() && !force && idle_for < self.idle_commit) {
+                continue;
+            }
             // Every commit declares every partition this writer owns, moved or not (see
-            // `declared`): that is what makes any other writer's commit for one of them a
-            // conflict, instead of something our next commit silently absorbs.
+            // `NEVER_COMMITTED`): that is what makes any other writer's commit for one of them
+            // a conflict, instead of something our next commit silently absorbs.
             let declared: Vec<(i32, i64)> = self
                 .parts
                 .iter()
                 .map(|(&p, progress)| {
                     let moved = offsets.iter().find(|o| o.0 == p).map(|o| o.1);
-                    (p, moved.or(progress.committed(table)).unwrap_or(NEVER_COMMITTED))
+                    let before = progress.sealed[table as usize].max(progress.committed(table));
+                    (p, moved.or(before).unwrap_or(NEVER_COMMITTED))
                 })
                 .collect();
-            let idle_for = now.at.saturating_duration_since(self.last_commit[table as usize]);
-            if offsets.is_empty() || (rows.is_none() && !force && idle_for < self.idle_commit) {
-                continue;
+            for &(p, v) in &offsets {
+                if let Some(progress) = self.parts.get_mut(&p) {
+                    progress.seal(table, v);
+                }
             }
-            let metadata = HashMap::from([
-                ("pixlake.pipeline".to_owned(), serde_json::Value::from(self.pipeline.name.as_str())),
-                ("pixlake.reason".to_owned(), serde_json::Value::from(reason)),
-                ("pixlake.instance".to_owned(), serde_json::Value::from(self.instance_id.as_str())),
-            ]);
-            let (tables, runtime) = (&mut self.tables, &self.runtime);
-            let tm = match table {
-                Table::Category => self.metrics.category.clone(),
-                Table::Quarantine => self.metrics.quarantine.clone(),
-            };
-            let commit_started = Instant::now();
-            let outcome = retry(
-                "committing to Delta",
-                "the table could not be written; the batch is kept and committed once it can be",
-                self.retries.of_cause(&self.retries.delta),
-                &deadline,
-                || {
-                    let attempt = runtime.block_on(tables.commit(table, rows.clone(), &declared, metadata.clone()));
-                    if attempt.is_err() {
-                        tm.failed.inc();
-                    }
-                    attempt
-                },
-            )
-            .map_err(|e| self.gave_up(e))?;
-            match outcome {
-                CommitOutcome::Committed { version, files, bytes } => {
-                    let elapsed = commit_started.elapsed();
-                    self.totals.commit_time += elapsed;
-                    tm.committed(version, files, bytes, rows.as_ref(), elapsed, super::clock::wall_micros());
-                    match table {
-                        Table::Category => batch.counts.flagged.iter().for_each(|(r, &n)| self.metrics.flagged(r, n)),
-                        Table::Quarantine => {
-                            batch.counts.rejected.iter().for_each(|(r, &n)| self.metrics.rejected(r, n))
+            self.last_commit[table as usize] = now.at;
+            // The commit covers every partition's pending offset of this table.
+            self.trailing_since[table as usize] = None;
+            commits.push(TableCommit { table, rows, offsets, declared });
+        }
+        if commits.is_empty() {
+            self.totals.counts.add(&batch.counts);
+            self.show_buffered();
+            return Ok(None);
+        }
+        Ok(Some(Sealed { epoch: self.epoch, reason, deadline, commits, counts: batch.counts, sealed_at: now.at }))
+    }
+
+    /// Applies one reply of the committer: offsets move for what landed (unless the reply is
+    /// from before the engine dropped what it held: see [`super::committer`]), a fence
+    /// abandons, a give-up is kept for [`Engine::settle`].
+    fn apply(&mut self, reply: Reply) -> Flushed {
+        let Reply::Done(done) = reply else {
+            // Offsets are only asked for by `assign`, which waits for its own reply.
+            return Flushed::Nothing;
+        };
+        let current = done.epoch == self.epoch;
+        self.totals.commits += done.landed.len() as u64;
+        self.totals.commit_time += done.elapsed;
+        if current {
+            for landed in &done.landed {
+                for &(p, v) in &landed.offsets {
+                    if let Some(progress) = self.parts.get_mut(&p) {
+                        progress.commit(landed.table, v);
+                        if let Some(c) = &mut self.catch_up {
+                            c.observe(p, progress.committed, CaughtUpBy::ThisProcess);
                         }
                     }
-                    for &(p, v) in &offsets {
-                        if let Some(progress) = self.parts.get_mut(&p) {
-                            progress.commit(table, v);
-                            if let Some(c) = &mut self.catch_up {
-                                c.observe(p, progress.committed, CaughtUpBy::ThisProcess);
-                            }
-                        }
-                        if let Some(lag) = self.lags.get_mut(&p) {
-                            lag.saved(table);
-                        }
-                    }
-                    self.last_commit[table as usize] = now.at;
-                    // The commit covers every partition's pending offset of this table.
-                    self.trailing_since[table as usize] = None;
-                    self.totals.commits += 1;
-                    committed.push((table, version, rows.as_ref().map_or(0, |r| r.num_rows())));
-                    if table == Table::Category {
-                        self.probe.hit("table-committed");
+                    if let Some(lag) = self.lags.get_mut(&p) {
+                        lag.saved(landed.table);
                     }
                 }
-                CommitOutcome::Fenced => {
-                    self.probe.hit("fenced");
-                    tm.fenced.inc();
-                    self.totals.fenced += 1;
+                match landed.table {
+                    Table::Category => done.counts.flagged.iter().for_each(|(r, &n)| self.metrics.flagged(r, n)),
+                    Table::Quarantine => done.counts.rejected.iter().for_each(|(r, &n)| self.metrics.rejected(r, n)),
+                }
+            }
+        }
+        self.show_buffered();
+        match done.end {
+            End::GaveUp(e) => {
+                self.failed = Some(e);
+                return Flushed::Nothing;
+            }
+            End::Fenced => {
+                self.totals.fenced += 1;
+                if current {
                     self.abandon(format!(
                         "another writer committed offsets of {} for a partition this process holds (a rebalance it \
                          has not seen yet, or an earlier attempt of this commit that did land)",
                         self.pipeline.topic
                     ));
-                    return Ok(Flushed::Fenced);
                 }
+                return Flushed::Fenced;
             }
+            End::Complete => {}
         }
-        self.totals.counts.add(&batch.counts);
-        self.metrics.buffered_rows.set(self.buffer.len() as i64);
-        if committed.is_empty() {
-            return Ok(Flushed::Nothing);
+        self.totals.counts.add(&done.counts);
+        if !current {
+            tracing::debug!(pipeline = %self.pipeline.name, "a batch committed after the engine dropped its partitions; they restart from Delta");
+            return Flushed::Nothing;
         }
         self.probe.hit("committed");
-        self.commit_group(group);
+        self.group_owed = true;
         // The watermarks come with the consumer's statistics; one older than the committed
         // offset counts as no lag.
         let wall = super::clock::wall_micros();
@@ -519,14 +657,14 @@ impl Engine {
         self.metrics.last_commit.set(wall as f64 / 1e6);
         BatchCommitted {
             pipeline: &self.pipeline.name,
-            reason,
-            counts: &batch.counts,
-            committed: &committed,
+            reason: done.reason,
+            counts: &done.counts,
+            landed: &done.landed,
             parts: &self.parts,
-            elapsed: started.elapsed(),
+            elapsed: done.sealed_at.elapsed(),
         }
         .log();
-        Ok(Flushed::Committed)
+        Flushed::Committed
     }
 
     /// Sets the group's offsets to the committed (resume) offsets, for lag tools: they then
@@ -553,23 +691,18 @@ impl Engine {
         self.metrics.assignments.inc();
         let kept: Vec<i32> = self.parts.keys().copied().filter(|p| !new.contains(p)).collect();
         let all: Vec<i32> = kept.iter().chain(new).copied().collect();
-        let budget = now.at + REBALANCE_BUDGET;
-        let shutdown = self.shutdown.clone();
-        let deadline = move || Some(shutdown.deadline().map_or(budget, |d| d.min(budget)));
-        let (tables, runtime) = (&mut self.tables, &self.runtime);
-        let offsets = retry(
-            "reading offsets from Delta",
-            "the table's log could not be read; check the warehouse storage",
-            self.retries.of_cause(&self.retries.offsets),
-            &deadline,
-            || {
-                runtime.block_on(async {
-                    tables.refresh().await?;
-                    tables.offsets(&all).await
-                })
-            },
-        )
-        .map_err(|e| self.gave_up(e))?;
+        // The offsets come after every batch sent before (the committer answers in order): a
+        // batch in flight is applied first, so what this process committed is compared with
+        // Delta as it is after it.
+        self.committer.ask_offsets(all, now.at + REBALANCE_BUDGET).map_err(|e| self.gone(e))?;
+        let offsets = loop {
+            match self.committer.reply().map_err(|e| self.gone(e))? {
+                Reply::Offsets(read) => break read.map_err(|e| self.gave_up(e))?,
+                done => {
+                    self.apply(done);
+                }
+            }
+        };
         let mut starts = Vec::with_capacity(new.len());
         for (&p, &committed) in &offsets {
             match self.parts.get(&p) {
@@ -613,6 +746,9 @@ impl Engine {
         self.totals.rebalances += 1;
         self.metrics.revocations.inc();
         if lost {
+            // A batch in flight may still land; its reply must not move offsets of partitions
+            // that may be someone else's by now.
+            self.epoch += 1;
             self.buffer.clear();
             for p in revoked {
                 self.parts.remove(p);
@@ -654,8 +790,8 @@ struct BatchCommitted<'a> {
     pipeline: &'a str,
     reason: &'static str,
     counts: &'a Counts,
-    /// (table, version, rows) of each commit made.
-    committed: &'a [(Table, u64, usize)],
+    /// The table commits made.
+    landed: &'a [Landed],
     parts: &'a BTreeMap<i32, Progress>,
     elapsed: Duration,
 }
@@ -664,7 +800,7 @@ impl BatchCommitted<'_> {
     fn log(&self) {
         let offsets: Vec<String> =
             self.parts.iter().filter_map(|(p, pr)| pr.durable().map(|d| format!("{p}:{d}"))).collect();
-        let version = |t: Table| self.committed.iter().find(|c| c.0 == t).map(|c| c.1);
+        let version = |t: Table| self.landed.iter().find(|c| c.table == t).map(|c| c.version);
         tracing::info!(
             pipeline = self.pipeline,
             reason = self.reason,

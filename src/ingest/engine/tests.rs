@@ -20,6 +20,7 @@ use crate::kafka::producer::ProduceError;
 use crate::offsets::{AppIds, CommittedOffsets};
 use crate::pix::batch::{EVENT_DATE, INGEST_DATE, QUARANTINE_TABLE};
 use crate::pix::{Category, Decoder, category_schema, quarantine_schema};
+use crate::sink::delta::CommitOutcome;
 use crate::sink::delta::{DeltaTableWriter, Loaded, open_existing, read_offsets, scan};
 use crate::telemetry::Metrics;
 
@@ -100,7 +101,7 @@ impl Harness {
         };
         let t0 = Instant::now();
         let dlq = Box::new(FakeDlq(letters.clone()));
-        let engine = Engine::new(pipeline, rt.handle().clone(), tables, buffer, dlq, settings, t0);
+        let engine = Engine::new(pipeline, rt.handle().clone(), tables, buffer, dlq, settings, t0).unwrap();
         let mut settings = crate::produce::Settings { seed: 7, ..crate::produce::Settings::default() };
         settings.invalid_ratio = 0.0;
         let valid = crate::produce::Generator::new(settings)
@@ -390,4 +391,113 @@ fn until_caught_up_counts_partitions_this_process_does_not_own() {
     assert!(h.engine.caught_up());
     let by = h.engine.catch_up().unwrap().by().clone();
     assert_eq!(by, BTreeMap::from([(0, CaughtUpBy::ThisProcess), (1, CaughtUpBy::Another)]));
+}
+
+impl Harness {
+    fn submit(&mut self, after: Duration) -> Submitted {
+        let now = self.at(after);
+        self.engine.submit(&self.group, true, "test", None, now).unwrap()
+    }
+
+    fn wait(&mut self) -> Flushed {
+        self.engine.wait(&self.group).unwrap()
+    }
+}
+
+#[test]
+fn reading_goes_on_while_the_sealed_batch_commits_and_each_range_is_committed_once() {
+    let mut h = Harness::new(None);
+    h.assign(&[0]);
+    for o in 0..5 {
+        h.read(0, o, o != 2);
+    }
+    assert_eq!(h.submit(Duration::ZERO), Submitted::Sent);
+    assert!(h.engine.has_pending(), "a batch in flight is pending");
+    // The next batch is read while the first is committed; it cannot be sealed before.
+    for o in 5..9 {
+        h.read(0, o, o != 7);
+    }
+    let second = h.submit(Duration::ZERO);
+    assert!(second == Submitted::Busy || second == Submitted::Sent, "{second:?}");
+    if second == Submitted::Busy {
+        assert_eq!(h.engine.buffer.len(), 4, "the second batch stays in the buffer");
+        assert_eq!(h.wait(), Flushed::Committed);
+        assert_eq!(h.committed(0), CommittedOffsets::new(Some(5), Some(5)), "the first batch's offsets, not more");
+        assert_eq!(h.submit(Duration::ZERO), Submitted::Sent);
+    }
+    assert_eq!(h.wait(), Flushed::Committed);
+    assert!(!h.engine.has_pending());
+    assert_eq!(h.committed(0), CommittedOffsets::new(Some(9), Some(9)));
+    assert_eq!(h.rows(Table::Category, 0), vec![0, 1, 3, 4, 5, 6, 8]);
+    assert_eq!(h.rows(Table::Quarantine, 0), vec![2, 7]);
+    assert_eq!(h.engine.totals.commits, 4);
+    assert_eq!(h.engine.totals.counts.rows, 7);
+    assert_eq!(h.group.0.borrow().last(), Some(&vec![(0, 9)]), "the group learns the offsets on the reply");
+}
+
+#[test]
+fn offsets_move_on_the_reply_not_on_the_seal() {
+    let mut h = Harness::new(None);
+    h.assign(&[0]);
+    for o in 0..4 {
+        h.read(0, o, true);
+    }
+    assert_eq!(h.submit(Duration::ZERO), Submitted::Sent);
+    let p = h.engine.parts[&0];
+    assert_eq!(p.sealed[Table::Category as usize], Some(4));
+    assert_eq!(p.committed(Table::Category), None, "not durable yet as far as the engine knows");
+    assert_eq!(p.pending(Table::Category), None, "the sealed range is not offered again");
+    assert_eq!(h.engine.due(h.t0 + h.config.ingest.idle_commit * 2), None, "the idle rule waits for the reply");
+    assert_eq!(h.wait(), Flushed::Committed);
+    let p = h.engine.parts[&0];
+    assert_eq!((p.sealed, p.committed), ([None, None], CommittedOffsets::new(Some(4), Some(4))));
+}
+
+#[test]
+fn a_fence_drops_the_batch_in_flight_and_the_one_being_read() {
+    let mut h = Harness::new(None);
+    h.assign(&[0]);
+    h.read(0, 0, true);
+    assert_eq!(h.flush(true, Duration::ZERO), Flushed::Committed);
+    // Another member owns the partition by now and committed past us.
+    h.other_writer_commits(Table::Category, 0, 10);
+    for o in 1..4 {
+        h.read(0, o, true);
+    }
+    assert_eq!(h.submit(Duration::ZERO), Submitted::Sent);
+    for o in 4..7 {
+        h.read(0, o, o != 5);
+    }
+    assert_eq!(h.wait(), Flushed::Fenced);
+    assert!(h.engine.abandoned().is_some(), "the consumer must restart from Delta");
+    assert_eq!(h.engine.buffer.len(), 0, "the batch being read is dropped too");
+    assert_eq!(h.submit(Duration::ZERO), Submitted::Nothing, "nothing is committed once abandoned");
+    assert_eq!(h.rows(Table::Category, 0), vec![0], "the fenced rows never became visible");
+    assert!(h.rows(Table::Quarantine, 0).is_empty());
+    assert_eq!(h.engine.totals.fenced, 1);
+}
+
+#[test]
+fn an_assignment_reads_offsets_after_the_batch_in_flight() {
+    let mut h = Harness::new(None);
+    h.assign(&[0]);
+    for o in 0..6 {
+        h.read(0, o, true);
+    }
+    assert_eq!(h.submit(Duration::ZERO), Submitted::Sent);
+    // A rebalance adds partition 1 while the batch of partition 0 is in flight: partition 0's
+    // offsets are compared with Delta after the reply, so it is not mistaken for a zombie.
+    assert_eq!(h.assign(&[1]), vec![(1, None)]);
+    assert!(h.engine.abandoned().is_none(), "{:?}", h.engine.abandoned());
+    assert!(!h.engine.has_pending(), "the reply was applied");
+    assert_eq!(h.engine.parts[&0].committed, CommittedOffsets::new(Some(6), Some(6)));
+    // After a reset (the consumer recreated), the reply of a batch still in flight moves no
+    // offset; the new assignment starts where Delta says, after that batch.
+    for o in 6..9 {
+        h.read(0, o, true);
+    }
+    assert_eq!(h.submit(Duration::ZERO), Submitted::Sent);
+    h.engine.reset();
+    assert_eq!(h.assign(&[0]), vec![(0, Some(9))]);
+    assert_eq!(h.rows(Table::Category, 0), (0..9).collect::<Vec<_>>());
 }

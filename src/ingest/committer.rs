@@ -1,0 +1,307 @@
+//! The committer: one thread per pipeline that owns the pipeline's two Delta writers and does
+//! all the work that touches them — Parquet encoding, uploads, the log commits with their `txn`
+//! actions, and the offset reads of an assignment — while the poll thread reads and decodes the
+//! next batch.
+//!
+//! # Why overlapping keeps exactly-once
+//!
+//! * **One job at a time, answered in order.** Jobs run strictly in the order they were sent
+//!   and their replies come back in that order. An assignment's offset read therefore always
+//!   sees every commit sent before it, landed or refused: the offsets it hands librdkafka never
+//!   trail a commit of this process.
+//! * **At most one batch in flight.** The engine seals the next batch only once the previous
+//!   one is acknowledged ([`Committer::busy`]). Each commit is built on the writer's snapshot
+//!   of its own previous commit, exactly as when committing in place, so the zombie fence
+//!   (every owned partition declared in every commit) is unchanged; a batch that is due while
+//!   one is in flight waits in the buffer and the partitions are paused (backpressure).
+//! * **Offsets move on the acknowledgement, not on the seal.** Sealing marks the batch's
+//!   offsets as *sealed* ([`super::progress::Progress::seal`]); the committed offsets — where a
+//!   restart starts, what the group is told — move when the reply says the rows are durable. A
+//!   crash with a batch in flight loses memory only: the restart reads from Delta.
+//! * **Epochs.** Each batch carries the engine's epoch, which moves whenever the engine drops
+//!   what it holds (fenced, assignment lost, consumer recreated). A reply from an older epoch
+//!   moves no offset: its partitions are read again from what Delta says.
+//!
+//! The two tables are committed one after the other within a job; their order does not matter
+//! ([`super::progress`] argues why and a property test plays crashes between them).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use tokio::runtime::Handle;
+
+use super::buffer::Counts;
+use super::progress::Table;
+use super::retry::{GaveUp, Retries, Shutdown, retry};
+use super::tables::Tables;
+use crate::offsets::PartitionOffsets;
+use crate::probe::Probe;
+use crate::sink::delta::CommitOutcome;
+use crate::telemetry::PipelineMetrics;
+
+/// One table's part of a sealed batch.
+pub struct TableCommit {
+    pub table: Table,
+    /// The rows (none: an offsets-only commit).
+    pub rows: Option<RecordBatch>,
+    /// The partitions whose offset this commit moves, and to where.
+    pub offsets: Vec<(i32, i64)>,
+    /// The txn of every owned partition (moved or not): what makes another writer's commit for
+    /// one of them a conflict.
+    pub declared: Vec<(i32, i64)>,
+}
+
+/// A batch handed to the committer.
+pub struct Sealed {
+    pub epoch: u64,
+    pub reason: &'static str,
+    /// Give up retrying after this (besides the shutdown grace period).
+    pub deadline: Option<Instant>,
+    /// In commit order.
+    pub commits: Vec<TableCommit>,
+    pub counts: Counts,
+    pub sealed_at: Instant,
+}
+
+impl Sealed {
+    fn rows(&self) -> usize {
+        self.commits.iter().filter_map(|c| c.rows.as_ref()).map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// One table commit that landed.
+#[derive(Debug)]
+pub struct Landed {
+    pub table: Table,
+    pub offsets: Vec<(i32, i64)>,
+    pub version: u64,
+}
+
+/// How a batch's job ended.
+#[derive(Debug)]
+pub enum End {
+    /// Every table committed.
+    Complete,
+    /// Another writer committed for one of the batch's partitions; the rest was not attempted.
+    Fenced,
+    /// Retrying did not succeed in time (or cannot); the rest was not attempted.
+    GaveUp(GaveUp),
+}
+
+/// The reply to a [`Sealed`] batch.
+#[derive(Debug)]
+pub struct Done {
+    pub epoch: u64,
+    pub reason: &'static str,
+    pub counts: Counts,
+    pub sealed_at: Instant,
+    /// The tables that committed, in order (some may have before a fence or a give-up).
+    pub landed: Vec<Landed>,
+    pub end: End,
+    /// Time spent committing (encoding, uploads, log commits, retries).
+    pub elapsed: Duration,
+}
+
+enum Job {
+    Commit(Box<Sealed>),
+    Offsets { partitions: Vec<i32>, budget: Instant },
+}
+
+/// What the committer answers, in job order.
+pub enum Reply {
+    Done(Box<Done>),
+    Offsets(Result<PartitionOffsets, GaveUp>),
+}
+
+/// The committer thread has stopped (it only does when it panicked: a bug).
+#[derive(Debug, thiserror::Error)]
+#[error("the committer thread of pipeline {0} stopped; this is a bug, please report it with the log")]
+pub struct Gone(pub String);
+
+/// What the committer thread needs besides the tables.
+pub struct Context {
+    pub pipeline: String,
+    pub instance_id: String,
+    pub runtime: Handle,
+    pub shutdown: Shutdown,
+    pub retries: Arc<Retries>,
+    pub probe: Probe,
+    pub metrics: PipelineMetrics,
+}
+
+/// The engine's end of the committer.
+pub struct Committer {
+    pipeline: String,
+    jobs: Sender<Job>,
+    replies: Receiver<Reply>,
+    /// Rows of the batch in flight (`None`: none is).
+    in_flight: Option<usize>,
+}
+
+impl Committer {
+    /// Starts the committer thread of `tables`. It ends when this handle is dropped (after the
+    /// job it is doing).
+    pub fn start(tables: Tables, cx: Context) -> std::io::Result<Self> {
+        let (jobs, job_rx) = mpsc::channel();
+        let (reply_tx, replies) = mpsc::channel();
+        let pipeline = cx.pipeline.clone();
+        let mut worker = Worker { tables, cx };
+        std::thread::Builder::new().name(format!("pixlake-{pipeline}-commit")).spawn(move || {
+            while let Ok(job) = job_rx.recv() {
+                let reply = match job {
+                    Job::Commit(sealed) => Reply::Done(Box::new(worker.commit(*sealed))),
+                    Job::Offsets { partitions, budget } => Reply::Offsets(worker.offsets(&partitions, budget)),
+                };
+                if reply_tx.send(reply).is_err() {
+                    return;
+                }
+            }
+        })?;
+        Ok(Committer { pipeline, jobs, replies, in_flight: None })
+    }
+
+    fn gone(&self) -> Gone {
+        Gone(self.pipeline.clone())
+    }
+
+    /// Whether a batch is in flight.
+    pub fn busy(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Rows of the batch in flight.
+    pub fn rows_in_flight(&self) -> usize {
+        self.in_flight.unwrap_or(0)
+    }
+
+    /// Hands `sealed` over (the caller checked it is not [`Committer::busy`]).
+    pub fn send(&mut self, sealed: Sealed) -> Result<(), Gone> {
+        let rows = sealed.rows();
+        self.jobs.send(Job::Commit(Box::new(sealed))).map_err(|_| self.gone())?;
+        self.in_flight = Some(rows);
+        Ok(())
+    }
+
+    /// Asks for the offsets of `partitions` as of the tables' latest versions (after every job
+    /// sent before), retrying until `budget` at most.
+    pub fn ask_offsets(&mut self, partitions: Vec<i32>, budget: Instant) -> Result<(), Gone> {
+        self.jobs.send(Job::Offsets { partitions, budget }).map_err(|_| self.gone())
+    }
+
+    /// The next reply, if one is there.
+    pub fn try_reply(&mut self) -> Result<Option<Reply>, Gone> {
+        match self.replies.try_recv() {
+            Ok(r) => Ok(Some(self.received(r))),
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => Err(self.gone()),
+        }
+    }
+
+    /// The next reply, waiting for it.
+    pub fn reply(&mut self) -> Result<Reply, Gone> {
+        match self.replies.recv() {
+            Ok(r) => Ok(self.received(r)),
+            Err(_) => Err(self.gone()),
+        }
+    }
+
+    fn received(&mut self, reply: Reply) -> Reply {
+        if matches!(reply, Reply::Done(_)) {
+            self.in_flight = None;
+        }
+        reply
+    }
+}
+
+/// The committer thread's state.
+struct Worker {
+    tables: Tables,
+    cx: Context,
+}
+
+impl Worker {
+    /// Commits each table of `sealed` in order, retrying failures with backoff until the
+    /// batch's deadline (or the shutdown grace period); stops at a fence or a give-up.
+    fn commit(&mut self, sealed: Sealed) -> Done {
+        let Sealed { epoch, reason, deadline, commits, counts, sealed_at } = sealed;
+        let shutdown = self.cx.shutdown.clone();
+        let deadline = move || match (shutdown.deadline(), deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut done =
+            Done { epoch, reason, counts, sealed_at, landed: Vec::new(), end: End::Complete, elapsed: Duration::ZERO };
+        let metadata = HashMap::from([
+            ("pixlake.pipeline".to_owned(), serde_json::Value::from(self.cx.pipeline.as_str())),
+            ("pixlake.reason".to_owned(), serde_json::Value::from(reason)),
+            ("pixlake.instance".to_owned(), serde_json::Value::from(self.cx.instance_id.as_str())),
+        ]);
+        for c in commits {
+            let tm = match c.table {
+                Table::Category => &self.cx.metrics.category,
+                Table::Quarantine => &self.cx.metrics.quarantine,
+            };
+            let (tables, runtime) = (&mut self.tables, &self.cx.runtime);
+            let started = Instant::now();
+            let outcome = retry(
+                "committing to Delta",
+                "the table could not be written; the batch is kept and committed once it can be",
+                self.cx.retries.of_cause(&self.cx.retries.delta),
+                &deadline,
+                || {
+                    let attempt =
+                        runtime.block_on(tables.commit(c.table, c.rows.clone(), &c.declared, metadata.clone()));
+                    if attempt.is_err() {
+                        tm.failed.inc();
+                    }
+                    attempt
+                },
+            );
+            match outcome {
+                Ok(CommitOutcome::Committed { version, files, bytes }) => {
+                    let elapsed = started.elapsed();
+                    done.elapsed += elapsed;
+                    tm.committed(version, files, bytes, c.rows.as_ref(), elapsed, super::clock::wall_micros());
+                    done.landed.push(Landed { table: c.table, offsets: c.offsets, version });
+                    if c.table == Table::Category {
+                        self.cx.probe.hit("table-committed");
+                    }
+                }
+                Ok(CommitOutcome::Fenced) => {
+                    self.cx.probe.hit("fenced");
+                    tm.fenced.inc();
+                    done.end = End::Fenced;
+                    break;
+                }
+                Err(e) => {
+                    done.end = End::GaveUp(e);
+                    break;
+                }
+            }
+        }
+        done
+    }
+
+    /// Moves both writers to their tables' latest versions and reads the offsets of
+    /// `partitions`, retrying until `budget` (or the shutdown grace period).
+    fn offsets(&mut self, partitions: &[i32], budget: Instant) -> Result<PartitionOffsets, GaveUp> {
+        let shutdown = self.cx.shutdown.clone();
+        let deadline = move || Some(shutdown.deadline().map_or(budget, |d| d.min(budget)));
+        let (tables, runtime) = (&mut self.tables, &self.cx.runtime);
+        retry(
+            "reading offsets from Delta",
+            "the table's log could not be read; check the warehouse storage",
+            self.cx.retries.of_cause(&self.cx.retries.offsets),
+            &deadline,
+            || {
+                runtime.block_on(async {
+                    tables.refresh().await?;
+                    tables.offsets(partitions).await
+                })
+            },
+        )
+    }
+}
