@@ -133,6 +133,9 @@ pub struct IngestConfig {
     /// Attempts a failure retrying does not cure gets before the pipeline stops (see
     /// [`crate::fault`]).
     pub permanent_failure_attempts: u32,
+    /// What ingest may hold in memory, in bytes (`ingest.memory_limit_mb`; see
+    /// `ingest::memory`); `None`: no limit.
+    pub memory_limit: Option<u64>,
 }
 
 impl IngestConfig {
@@ -333,6 +336,7 @@ impl Config {
                 "instance_id": self.ingest.instance_id,
                 "static_membership": self.ingest.static_membership,
                 "permanent_failure_attempts": self.ingest.permanent_failure_attempts,
+                "memory_limit_mb": self.ingest.memory_limit.map_or(0, |l| l >> 20),
             },
             "telemetry": {
                 "listen": self.telemetry.listen.map_or_else(String::new, |a| a.to_string()),

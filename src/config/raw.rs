@@ -99,6 +99,10 @@ pub struct RawIngest {
     /// before the pipeline stops.
     #[serde(default = "default_permanent_failure_attempts")]
     pub permanent_failure_attempts: u32,
+    /// What ingest may hold in memory, in MiB: batches, the batch being committed, librdkafka's
+    /// prefetch (see `ingest::memory`); 0: no limit (the batch and Kafka settings as configured).
+    #[serde(default)]
+    pub memory_limit_mb: u64,
 }
 
 fn default_permanent_failure_attempts() -> u32 {
@@ -114,6 +118,7 @@ impl Default for RawIngest {
             instance_id: None,
             static_membership: true,
             permanent_failure_attempts: default_permanent_failure_attempts(),
+            memory_limit_mb: 0,
         }
     }
 }
@@ -634,6 +639,12 @@ impl RawConfig {
             problems
                 .push(format!("ingest.idle_commit_ms: {} is outside 100 ..= 3600000 (0.1 s to 1 h)", g.idle_commit_ms));
         }
+        if g.memory_limit_mb != 0 && !(128..=1_048_576).contains(&g.memory_limit_mb) {
+            problems.push(format!(
+                "ingest.memory_limit_mb: {} is outside 128 ..= 1048576 (128 MiB to 1 TiB), or 0 for no limit",
+                g.memory_limit_mb
+            ));
+        }
         if !(1..=100).contains(&g.permanent_failure_attempts) {
             problems.push(format!(
                 "ingest.permanent_failure_attempts: {} is outside 1 ..= 100",
@@ -716,6 +727,7 @@ impl RawConfig {
                 instance_id_is_host: given.is_none(),
                 static_membership: g.static_membership,
                 permanent_failure_attempts: g.permanent_failure_attempts,
+                memory_limit: (g.memory_limit_mb > 0).then_some(g.memory_limit_mb << 20),
             },
             warehouse: WarehouseConfig { root: warehouse, storage: warehouse_storage },
             batch: FlushPolicy {

@@ -200,6 +200,15 @@ impl Committer {
         }
     }
 
+    /// The next reply, waiting for it up to `timeout`.
+    pub fn reply_within(&mut self, timeout: Duration) -> Result<Option<Reply>, Gone> {
+        match self.replies.recv_timeout(timeout) {
+            Ok(r) => Ok(Some(self.received(r))),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(self.gone()),
+        }
+    }
+
     /// The next reply, waiting for it.
     pub fn reply(&mut self) -> Result<Reply, Gone> {
         match self.replies.recv() {

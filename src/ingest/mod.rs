@@ -45,6 +45,7 @@ mod engine;
 pub mod group;
 pub mod lag;
 pub mod membership;
+pub mod memory;
 mod pipeline;
 pub mod progress;
 pub mod retry;
@@ -69,6 +70,7 @@ use crate::telemetry::server::{self, Endpoints, Readiness};
 use crate::telemetry::{Metrics, MetricsError, PipelineMetrics};
 use buffer::Buffer;
 use engine::{Engine, EngineSettings};
+use memory::Budget;
 use retry::{Retries, Shutdown};
 use tables::Tables;
 
@@ -170,6 +172,8 @@ pub enum IngestError {
     )]
     Hung(Vec<String>),
     #[error(transparent)]
+    Memory(#[from] memory::TooSmall),
+    #[error(transparent)]
     Metrics(#[from] MetricsError),
     #[error(transparent)]
     Listen(#[from] server::ListenError),
@@ -183,6 +187,26 @@ pub enum IngestError {
 /// the first table is opened until the last pipeline stopped.
 pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
     let selected: Vec<Pipeline> = config.select(&options.pipelines)?.into_iter().cloned().collect();
+    let budget = match config.ingest.memory_limit {
+        Some(limit) => Some(Budget::of(limit, selected.len(), config.batch.max_bytes)?),
+        None => None,
+    };
+    if let (Some(limit), Some(budget)) = (config.ingest.memory_limit, budget)
+        && !selected.is_empty()
+    {
+        tracing::info!(
+            limit_mb = limit >> 20,
+            pipelines = selected.len(),
+            batch_mb = budget.batch_bytes >> 20,
+            prefetch_mb = budget.prefetch_kbytes >> 10,
+            "memory: each pipeline commits batches of up to {} MiB of records and prefetches up to {} MiB \
+             (ingest.memory_limit_mb)",
+            budget.batch_bytes >> 20,
+            budget.prefetch_kbytes >> 10
+        );
+    }
+    let limited = budget.map(|b| b.apply(config));
+    let config = limited.as_ref().unwrap_or(config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("pixlake-io")
@@ -343,7 +367,7 @@ fn run_pipeline(
     let dlq = KafkaDeadLetterQueue::new(config, Duration::from_secs(10))
         .map_err(|e| IngestError::DeadLetters { pipeline: pipeline.name.clone(), source: Box::new(e) })?;
     let decoder = Decoder::new(config.validation.max_message_bytes);
-    let capacity = config.batch.max_rows.min(1 << 16);
+    let capacity = memory::builder_rows(&config.batch);
     let buffer = Buffer::new(&pipeline.name, &pipeline.topic, pipeline.category, decoder, capacity);
     let settings = EngineSettings {
         policy: config.batch,

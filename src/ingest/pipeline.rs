@@ -250,12 +250,22 @@ impl Reminder {
     }
 }
 
-/// Backpressure: while a batch is due and the previous one is still with the committer, the
-/// owned partitions are paused. The loop keeps polling — rebalances, heartbeats and
-/// `max.poll.interval.ms` are served — but no record arrives, so what is held stays within one
-/// batch being committed and one at its limits in the buffer. librdkafka resumes a paused
-/// partition from the position after the last record delivered (records it had fetched ahead
-/// are fetched again; one delivered twice is dropped as a redelivery).
+/// How long the loop waits for the batch in flight, without polling, when the next one is due
+/// before it pauses the partitions.
+const WAIT_BEFORE_PAUSE: Duration = Duration::from_secs(2);
+
+/// Backpressure: while a batch is due and the previous one is still with the committer, no
+/// record is taken, so what is held stays within one batch being committed and one at its
+/// limits in the buffer.
+///
+/// First the loop simply waits for the committer, up to [`WAIT_BEFORE_PAUSE`]: librdkafka keeps
+/// the records it fetched ahead and its own threads keep the group session alive; a rebalance
+/// waits that long at most, far within `max.poll.interval.ms`. A committer slower than that (a
+/// slow or failing warehouse) gets the owned partitions paused instead: the loop keeps polling
+/// — rebalances and `max.poll.interval.ms` are served — but no record arrives. Pausing drops
+/// what librdkafka fetched ahead, which is why it is not the first resort; a resumed partition
+/// is read from the position after the last record delivered (one delivered twice is dropped
+/// as a redelivery).
 #[derive(Default)]
 struct Backpressure {
     /// The engine's rebalance count when the assignment was last paused: partitions assigned
@@ -264,6 +274,10 @@ struct Backpressure {
 }
 
 impl Backpressure {
+    fn holding(&self) -> bool {
+        self.paused.is_some()
+    }
+
     fn hold(&mut self, consumer: &BaseConsumer<EngineContext>, e: &Engine) {
         let rebalances = e.totals.rebalances;
         if self.paused == Some(rebalances) {
@@ -400,15 +414,25 @@ fn poll_loop(
             e.flush(consumer, true, "shutdown", None, now)?;
             return Ok(if e.abandoned().is_some() { None } else { Some(Stopped::Requested) });
         }
-        // The batch goes to the committer when due; reading goes on meanwhile, unless the
-        // previous batch is still being committed: then the partitions pause until it is.
-        let submitted = match e.due(now.at) {
+        // The batch goes to the committer when due; reading goes on meanwhile. If the previous
+        // batch is still being committed, the loop waits for it a little (see `Backpressure`),
+        // then pauses the partitions until it is.
+        let mut submitted = match e.due(now.at) {
             Some(reason) => e.submit(consumer, false, reason, deadline, now)?,
             None => match e.collect(consumer)? {
                 Flushed::Fenced => Submitted::Fenced,
                 _ => Submitted::Nothing,
             },
         };
+        if submitted == Submitted::Busy && !backpressure.holding() {
+            submitted = match e.wait_within(consumer, WAIT_BEFORE_PAUSE)? {
+                Flushed::Fenced => Submitted::Fenced,
+                _ => match e.due(now.at) {
+                    Some(reason) => e.submit(consumer, false, reason, deadline, now)?,
+                    None => Submitted::Nothing,
+                },
+            };
+        }
         match submitted {
             Submitted::Fenced => return Ok(None),
             Submitted::Busy => backpressure.hold(consumer, &e),

@@ -39,26 +39,28 @@ pub async fn create_quarantine(config: &Config) {
     }
 }
 
+/// `schema` and the columns of it worth dictionary encoding.
+fn with_dictionary(schema: arrow::datatypes::SchemaRef) -> (arrow::datatypes::SchemaRef, Vec<String>) {
+    let dictionary = crate::pix::columns::dictionary_columns(&schema);
+    (schema, dictionary)
+}
+
 impl Tables {
     /// Opens (creating on first use) the pipeline's table and `pix_quarantine`.
     pub async fn open(config: &Config, pipeline: &Pipeline, probe: &Probe) -> Result<Self, SinkError> {
         let location = |table: &str| Location::in_warehouse(&config.warehouse, table);
-        let category = DeltaTableWriter::open_or_create(
-            &pipeline.table,
-            &location(&pipeline.table)?,
-            category_schema(pipeline.category),
-            EVENT_DATE,
-        )
-        .await?
-        .with_probe(probe.clone());
-        let quarantine = DeltaTableWriter::open_or_create(
-            QUARANTINE_TABLE,
-            &location(QUARANTINE_TABLE)?,
-            quarantine_schema(),
-            INGEST_DATE,
-        )
-        .await?
-        .with_probe(probe.clone());
+        let (schema, dictionary) = with_dictionary(category_schema(pipeline.category));
+        let category =
+            DeltaTableWriter::open_or_create(&pipeline.table, &location(&pipeline.table)?, schema, EVENT_DATE)
+                .await?
+                .with_dictionary(dictionary.iter().map(String::as_str))
+                .with_probe(probe.clone());
+        let (schema, dictionary) = with_dictionary(quarantine_schema());
+        let quarantine =
+            DeltaTableWriter::open_or_create(QUARANTINE_TABLE, &location(QUARANTINE_TABLE)?, schema, INGEST_DATE)
+                .await?
+                .with_dictionary(dictionary.iter().map(String::as_str))
+                .with_probe(probe.clone());
         Ok(Tables { pipeline: pipeline.name.clone(), topic: pipeline.topic.clone(), category, quarantine })
     }
 

@@ -56,6 +56,49 @@ pub fn finish_into(out: &mut Vec<ArrayRef>, builder: &mut dyn ArrayBuilder) {
     out.push(builder.finish());
 }
 
+/// Whether a table column holds few distinct values — enumerations, participant codes, topics,
+/// partitions, dates, rule ids — and is worth dictionary encoding in Parquet. Ids, amounts,
+/// names, documents, keys, offsets and timestamps are (nearly) unique per row.
+pub fn few_values(column: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "event_type",
+        "schema_version",
+        "source",
+        "event_date",
+        "kafka_topic",
+        "kafka_partition",
+        "quality_flags",
+        "currency",
+        "initiation_type",
+        "status",
+        "reject_reason",
+        "pix_key_type",
+        "channel",
+        "direction",
+        "reason_code",
+        "error_rule",
+        "error_field",
+        "pipeline",
+        "ingest_date",
+    ];
+    const SUFFIXES: &[&str] = &["_ispb", "_branch", "_account_type", "_document_type"];
+    NAMES.contains(&column) || SUFFIXES.iter().any(|s| column.ends_with(s))
+}
+
+/// The Parquet column paths of `schema` to dictionary-encode ([`few_values`]); a list's path
+/// is its elements' (`quality_flags.list.element`).
+pub fn dictionary_columns(schema: &arrow::datatypes::Schema) -> Vec<String> {
+    schema
+        .fields()
+        .iter()
+        .filter(|f| few_values(f.name()))
+        .map(|f| match f.data_type() {
+            DataType::List(item) => format!("{}.list.{}", f.name(), item.name()),
+            _ => f.name().clone(),
+        })
+        .collect()
+}
+
 /// Where a record came from in Kafka.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KafkaMeta<'a> {

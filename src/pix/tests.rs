@@ -510,3 +510,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn only_columns_with_few_values_are_dictionary_encoded() {
+    use super::columns::dictionary_columns;
+    for category in Category::ALL {
+        let schema = super::category_schema(category);
+        let columns = dictionary_columns(&schema);
+        let specific: &[&str] = match category {
+            Category::Payment => &["status", "payer_ispb", "payee_document_type", "initiation_type"],
+            Category::Receipt => &["payer_ispb", "pix_key_type"],
+            Category::Refund => &["status", "reason_code", "direction"],
+        };
+        for wanted in ["event_type", "source", "kafka_topic", "quality_flags.list.element"].iter().chain(specific) {
+            assert!(columns.iter().any(|c| c == wanted), "{category:?}: {wanted} in {columns:?}");
+        }
+        for unique in
+            ["event_id", "end_to_end_id", "kafka_offset", "event_time", "amount", "payer_document", "payer_name"]
+        {
+            assert!(!columns.iter().any(|c| c == unique), "{category:?}: {unique} is not dictionary-encoded");
+        }
+        for c in &columns {
+            let top = c.split('.').next().unwrap_or_default();
+            assert!(schema.field_with_name(top).is_ok(), "{category:?}: {c} is a column");
+        }
+    }
+    let quarantine = dictionary_columns(&super::quarantine_schema());
+    assert!(quarantine.contains(&"error_rule".to_owned()) && !quarantine.contains(&"raw_value".to_owned()));
+}

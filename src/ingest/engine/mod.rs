@@ -504,6 +504,18 @@ impl Engine {
         Ok(out)
     }
 
+    /// Waits up to `timeout` for the batch in flight and applies its reply if it came.
+    pub fn wait_within(&mut self, group: &dyn Group, timeout: Duration) -> Result<Flushed, EngineError> {
+        let mut out = Flushed::Nothing;
+        if self.committer.busy()
+            && let Some(reply) = self.committer.reply_within(timeout).map_err(|e| self.gone(e))?
+        {
+            out = self.apply(reply);
+        }
+        self.settle(group)?;
+        Ok(out)
+    }
+
     /// After replies: the group's offsets if a commit moved them, and a commit that gave up
     /// as the pipeline's error.
     fn settle(&mut self, group: &dyn Group) -> Result<(), EngineError> {

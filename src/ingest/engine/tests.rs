@@ -501,3 +501,42 @@ fn an_assignment_reads_offsets_after_the_batch_in_flight() {
     assert_eq!(h.assign(&[0]), vec![(0, Some(9))]);
     assert_eq!(h.rows(Table::Category, 0), (0..9).collect::<Vec<_>>());
 }
+
+#[test]
+fn data_files_dictionary_encode_only_the_columns_with_few_values() {
+    use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut h = Harness::new(None);
+    h.assign(&[0]);
+    for o in 0..40 {
+        h.read(0, o, true);
+    }
+    assert_eq!(h.flush(true, Duration::ZERO), Flushed::Committed);
+    let root = std::path::Path::new(&h.config.warehouse.root).join("pix_payments");
+    let mut files = Vec::new();
+    let mut dirs = vec![root];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(d).unwrap().map(Result::unwrap) {
+            let path = e.path();
+            if path.is_dir() && !path.ends_with("_delta_log") {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|x| x == "parquet") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(!files.is_empty());
+    for f in files {
+        let reader = SerializedFileReader::new(std::fs::File::open(&f).unwrap()).unwrap();
+        let row_group = reader.metadata().row_group(0);
+        let dictionary = |name: &str| {
+            let column = row_group.columns().iter().find(|c| c.column_path().string() == name).unwrap();
+            column.dictionary_page_offset().is_some()
+        };
+        assert!(dictionary("status") && dictionary("payer_ispb"), "{f:?}: few values, dictionary");
+        assert!(
+            !dictionary("event_id") && !dictionary("end_to_end_id") && !dictionary("kafka_offset"),
+            "{f:?}: unique, plain"
+        );
+        assert!(reader.metadata().file_metadata().created_by().is_some_and(|c| c.starts_with("pixlake")));
+    }
+}

@@ -1,0 +1,149 @@
+//! The memory bound: `ingest.memory_limit_mb` divided into what each pipeline may hold.
+//!
+//! What a pipeline holds, besides its fixed part ([`PIPELINE_BASE`]: the consumer and DLQ
+//! producer, the two table writers' state, the Arrow builders' reserve):
+//!
+//! * librdkafka's prefetch: records fetched ahead of the poll loop, bounded per consumer by
+//!   `queued.max.messages.kbytes` (and one fetch response by `fetch.max.bytes`);
+//! * the batch being read: its Arrow builders (and the raw values of rejected records), which
+//!   `batch.max_bytes` bounds through the record values it counts;
+//! * the batch being committed (one at most: see [`super::committer`]): its arrays, the copies
+//!   delta-rs's writer makes to split it by date partition, the column encoders' buffers and the
+//!   Parquet files, encoded in memory before the upload.
+//!
+//! Measured on the generator's mix with a warehouse slowed down so that both batches are always
+//! held (`tests/ingest_backpressure.rs`; the README has the figures), the two batches together
+//! cost up to ten times the record values of one: the builders grow by doubling, the batch being
+//! committed exists about three times over while it is encoded, and the allocator keeps some of
+//! what was freed. So with `S` = (limit − [`PROCESS_BASE`]) / pipelines − [`PIPELINE_BASE`], a
+//! pipeline's batches are `S / 14` of record values and its prefetch `S / 16`:
+//! `10 × S/14 + S/16 ≈ 0.78 S`, the rest a margin. A configured `batch.max_bytes` below that is
+//! kept.
+//!
+//! The limit is opt-in: smaller batches mean more commits, and a Delta commit costs delta-rs a
+//! replay of the log since the last checkpoint, so today a tight limit costs throughput (the
+//! README has the trade-off measured). Without it, `batch.max_bytes` and librdkafka's defaults
+//! apply as configured.
+
+/// What the process needs besides its pipelines: the runtime, the metrics, the code.
+pub const PROCESS_BASE: u64 = 128 << 20;
+
+/// What a pipeline holds before it reads anything.
+pub const PIPELINE_BASE: u64 = 40 << 20;
+
+use crate::batch::FlushPolicy;
+use crate::config::Config;
+
+/// The smallest prefetch and batch (bytes): below, every record would be a fetch and a commit.
+const FLOOR: u64 = 1 << 20;
+
+/// Largest fetch response asked for (librdkafka's default `fetch.max.bytes`).
+const FETCH_MAX: u64 = 50 << 20;
+
+/// The limit is below what `pipelines` pipelines need to work at all.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "ingest.memory_limit_mb = {limit_mb} is too small for {pipelines} pipelines: give at least {needed_mb} MiB, \
+     or run fewer pipelines per process (--pipeline)"
+)]
+pub struct TooSmall {
+    pub limit_mb: u64,
+    pub pipelines: usize,
+    pub needed_mb: u64,
+}
+
+/// What one pipeline may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// `batch.max_bytes` in effect.
+    pub batch_bytes: usize,
+    /// The consumer's `queued.max.messages.kbytes`.
+    pub prefetch_kbytes: u64,
+    /// The consumer's `fetch.max.bytes`.
+    pub fetch_max_bytes: u64,
+}
+
+impl Budget {
+    /// Each of `pipelines` pipelines' share of `limit` bytes, with `batch.max_bytes` =
+    /// `batch_max_bytes` configured.
+    pub fn of(limit: u64, pipelines: usize, batch_max_bytes: usize) -> Result<Budget, TooSmall> {
+        let n = pipelines.max(1) as u64;
+        let needed = PROCESS_BASE + n * (PIPELINE_BASE + 16 * FLOOR);
+        if limit < needed {
+            return Err(TooSmall { limit_mb: limit >> 20, pipelines, needed_mb: needed.div_ceil(1 << 20) });
+        }
+        let share = (limit - PROCESS_BASE) / n - PIPELINE_BASE;
+        let prefetch = (share / 16).max(FLOOR);
+        let batch = (share / 14).max(FLOOR).min(batch_max_bytes as u64);
+        Ok(Budget {
+            batch_bytes: usize::try_from(batch).unwrap_or(usize::MAX),
+            prefetch_kbytes: prefetch / 1024,
+            fetch_max_bytes: prefetch.min(FETCH_MAX),
+        })
+    }
+
+    /// `config` with this budget in effect: `batch.max_bytes` lowered to it, the consumers'
+    /// prefetch settings set to it unless `kafka.consumer` sets them.
+    pub fn apply(&self, config: &Config) -> Config {
+        let mut config = config.clone();
+        config.batch.max_bytes = config.batch.max_bytes.min(self.batch_bytes);
+        let consumer = &mut config.kafka.consumer;
+        consumer.entry("queued.max.messages.kbytes".into()).or_insert_with(|| self.prefetch_kbytes.to_string());
+        consumer.entry("fetch.max.bytes".into()).or_insert_with(|| self.fetch_max_bytes.to_string());
+        config
+    }
+}
+
+/// Rows to reserve in a pipeline's Arrow builders: what a full batch of average records needs
+/// (the generator's records average 690 bytes; 512 leaves room for smaller ones), at most 65 536
+/// (a larger batch grows them).
+pub fn builder_rows(policy: &FlushPolicy) -> usize {
+    policy.max_rows.min(1 << 16).min(policy.max_bytes / 512).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_default_limit_over_three_pipelines() {
+        let b = Budget::of(512 << 20, 3, 64 << 20).unwrap();
+        // (512 - 128) / 3 - 40 = 88 MiB each: batches of 6.3 MiB of records, 5.5 MiB prefetched.
+        assert_eq!(b.batch_bytes, (88 << 20) / 14);
+        assert_eq!(b.prefetch_kbytes, 88 * 1024 / 16);
+        assert_eq!(b.fetch_max_bytes, (88 << 20) / 16);
+        let mut config = Config::from_yaml("kafka: {consumer: {fetch.max.bytes: 1048576}}", "test", []).unwrap();
+        config.ingest.memory_limit = Some(512 << 20);
+        let applied = b.apply(&config);
+        assert_eq!(applied.batch.max_bytes, b.batch_bytes);
+        assert_eq!(builder_rows(&applied.batch), 12_873);
+        assert_eq!(applied.kafka.consumer["queued.max.messages.kbytes"], (88 * 1024 / 16).to_string());
+        assert_eq!(applied.kafka.consumer["fetch.max.bytes"], "1048576", "what kafka.consumer sets wins");
+        assert_eq!(
+            Budget::of(512 << 20, 3, 4 << 20).unwrap().batch_bytes,
+            4 << 20,
+            "a smaller batch.max_bytes is kept"
+        );
+        let small = Budget::of(256 << 20, 3, 64 << 20).unwrap_err();
+        assert_eq!((small.needed_mb, small.to_string().contains("--pipeline")), (296, true));
+    }
+
+    proptest! {
+        #[test]
+        fn what_a_pipeline_holds_stays_within_its_share(limit_mb in 128u64..65_536, pipelines in 1usize..16) {
+            let limit = limit_mb << 20;
+            let Ok(b) = Budget::of(limit, pipelines, usize::MAX) else {
+                prop_assert!(limit < PROCESS_BASE + pipelines as u64 * (PIPELINE_BASE + (16 << 20)));
+                return Ok(());
+            };
+            let share = (limit - PROCESS_BASE) / pipelines as u64 - PIPELINE_BASE;
+            let held = b.prefetch_kbytes * 1024 + 10 * b.batch_bytes as u64;
+            prop_assume!(share / 16 >= FLOOR);
+            prop_assert!(held <= share * 79 / 100, "{held} of {share}");
+            let total = PROCESS_BASE + pipelines as u64 * (PIPELINE_BASE + held);
+            prop_assert!(total <= limit, "{total} over {limit}");
+            prop_assert!(b.fetch_max_bytes <= b.prefetch_kbytes * 1024 + 1024 && b.fetch_max_bytes >= FLOOR);
+        }
+    }
+}
