@@ -5,7 +5,9 @@
 //!     `ingest.memory_limit_mb` as the lag grows; afterwards a normal run catches up, exact;
 //! (b) `kill -9` while the partitions are paused, and while a sealed batch is with the
 //!     committer (the poll loop reading the next one): the invariant holds row by row after
-//!     every kill, and the tables end complete.
+//!     every kill, and the tables end complete;
+//! (c) a second instance joins while the first one's partitions are paused: the rebalance is
+//!     served during the pause and every record lands once.
 
 mod common;
 
@@ -89,5 +91,30 @@ fn kill_9_while_paused_and_while_a_batch_is_sealed_loses_and_doubles_nothing() {
     }
     let out = s.command(&["ingest", "--until-caught-up"], &extra).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(check_complete(&s).total() as u64, n);
+}
+
+#[test]
+fn a_rebalance_while_paused_keeps_every_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup::new("backpressure-c", 4, dir.path());
+    let n = 40_000u64;
+    s.produce(n, 0.03, 43);
+    let extra = [("PIXLAKE__BATCH__MAX_ROWS", "2000"), ("PIXLAKE__BATCH__MAX_LATENCY_MS", "500")];
+    let mut a_cmd = s.command(&["ingest"], &[&extra[..], &[("PIXLAKE__INGEST__INSTANCE_ID", "a")]].concat());
+    a_cmd.env("PIXLAKE_PROBE", "slow:encoded:2500");
+    let mut a = Proc::spawn(a_cmd);
+    assert!(a.wait_probe("paused", 1, Duration::from_secs(90)), "A never paused:\n{}", a.log());
+    // A second instance joins while A's partitions are paused: A gives some away (committing
+    // what it holds for them first), B reads them, A resumes what it keeps.
+    let mut b = Proc::spawn(s.traced(&["ingest"], &[&extra[..], &[("PIXLAKE__INGEST__INSTANCE_ID", "b")]].concat()));
+    assert!(a.wait_probe("revoked", 1, Duration::from_secs(90)), "A gave nothing away:\n{}", a.log());
+    common::lake::wait_committed(&s, Duration::from_secs(300), &mut [&mut a, &mut b]);
+    a.sigterm();
+    b.sigterm();
+    let (status_a, _, log_a) = a.finish(Duration::from_secs(60));
+    let (status_b, _, log_b) = b.finish(Duration::from_secs(60));
+    assert!(status_a.success() && status_b.success(), "{log_a}\n===== B =====\n{log_b}");
+    assert!(log_b.contains("pixlake-probe: assigned"), "B took partitions:\n{log_b}");
     assert_eq!(check_complete(&s).total() as u64, n);
 }
