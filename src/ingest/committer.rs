@@ -20,14 +20,19 @@
 //!   crash with a batch in flight loses memory only: the restart reads from Delta.
 //! * **Epochs.** Each batch carries the engine's epoch, which moves whenever the engine drops
 //!   what it holds (fenced, assignment lost, consumer recreated). A reply from an older epoch
-//!   moves no offset: its partitions are read again from what Delta says.
+//!   moves no offset and changes nothing else: its partitions are read again from what Delta
+//!   says (which, by the first point, includes the batch if it landed).
+//! * **Rebalances are not held up.** A rebalance callback that must wait for the batch in
+//!   flight first cuts its retries short ([`Committer::cut_off`]): a batch that cannot be
+//!   committed within the rebalance budget is given up, the engine drops what it holds, and the
+//!   records are read again by whoever owns them.
 //!
 //! The two tables are committed one after the other within a job; their order does not matter
 //! ([`super::progress`] argues why and a property test plays crashes between them).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -139,7 +144,12 @@ pub struct Committer {
     replies: Receiver<Reply>,
     /// Rows of the batch in flight (`None`: none is).
     in_flight: Option<usize>,
+    /// When the batch in flight must stop retrying, whatever its own deadline (shared with the
+    /// thread, read before each attempt).
+    cutoff: Cutoff,
 }
+
+type Cutoff = Arc<Mutex<Option<Instant>>>;
 
 impl Committer {
     /// Starts the committer thread of `tables`. It ends when this handle is dropped (after the
@@ -148,7 +158,8 @@ impl Committer {
         let (jobs, job_rx) = mpsc::channel();
         let (reply_tx, replies) = mpsc::channel();
         let pipeline = cx.pipeline.clone();
-        let mut worker = Worker { tables, cx };
+        let cutoff = Cutoff::default();
+        let mut worker = Worker { tables, cx, cutoff: cutoff.clone() };
         std::thread::Builder::new().name(format!("pixlake-{pipeline}-commit")).spawn(move || {
             while let Ok(job) = job_rx.recv() {
                 let reply = match job {
@@ -160,7 +171,12 @@ impl Committer {
                 }
             }
         })?;
-        Ok(Committer { pipeline, jobs, replies, in_flight: None })
+        Ok(Committer { pipeline, jobs, replies, in_flight: None, cutoff })
+    }
+
+    /// From now on the batch in flight gives up retrying at `at` (`None`: at its own deadline).
+    pub fn cut_off(&self, at: Option<Instant>) {
+        *self.cutoff.lock().unwrap_or_else(PoisonError::into_inner) = at;
     }
 
     fn gone(&self) -> Gone {
@@ -179,6 +195,7 @@ impl Committer {
 
     /// Hands `sealed` over (the caller checked it is not [`Committer::busy`]).
     pub fn send(&mut self, sealed: Sealed) -> Result<(), Gone> {
+        debug_assert!(self.in_flight.is_none(), "one batch in flight at most");
         let rows = sealed.rows();
         self.jobs.send(Job::Commit(Box::new(sealed))).map_err(|_| self.gone())?;
         self.in_flight = Some(rows);
@@ -229,6 +246,7 @@ impl Committer {
 struct Worker {
     tables: Tables,
     cx: Context,
+    cutoff: Cutoff,
 }
 
 impl Worker {
@@ -236,11 +254,8 @@ impl Worker {
     /// batch's deadline (or the shutdown grace period); stops at a fence or a give-up.
     fn commit(&mut self, sealed: Sealed) -> Done {
         let Sealed { epoch, reason, deadline, commits, counts, sealed_at } = sealed;
-        let shutdown = self.cx.shutdown.clone();
-        let deadline = move || match (shutdown.deadline(), deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let (shutdown, cutoff) = (self.cx.shutdown.clone(), self.cutoff.clone());
+        let deadline = move || shutdown.earliest([deadline, *cutoff.lock().unwrap_or_else(PoisonError::into_inner)]);
         let mut done =
             Done { epoch, reason, counts, sealed_at, landed: Vec::new(), end: End::Complete, elapsed: Duration::ZERO };
         let metadata = HashMap::from([
@@ -298,7 +313,7 @@ impl Worker {
     /// `partitions`, retrying until `budget` (or the shutdown grace period).
     fn offsets(&mut self, partitions: &[i32], budget: Instant) -> Result<PartitionOffsets, GaveUp> {
         let shutdown = self.cx.shutdown.clone();
-        let deadline = move || Some(shutdown.deadline().map_or(budget, |d| d.min(budget)));
+        let deadline = move || shutdown.earliest([Some(budget)]);
         let (tables, runtime) = (&mut self.tables, &self.cx.runtime);
         retry(
             "reading offsets from Delta",

@@ -155,6 +155,11 @@ impl ConsumerContext for EngineContext {
                             }
                         }
                         let result = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
+                        // librdkafka keeps a partition paused by the application across its
+                        // revocation and reassignment (the poll loop's backpressure pauses every
+                        // owned partition): a partition given back must start unpaused, or it
+                        // would never be read again. The loop pauses it anew if it must.
+                        let result = result.and_then(|()| consumer.resume(tpl));
                         if let Err(e) = result {
                             tracing::error!(topic = %self.topic, error = %e, "assignment refused by librdkafka; restarting the consumer");
                             engine.abandon(format!("assign failed: {e}"));

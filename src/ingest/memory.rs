@@ -83,13 +83,21 @@ impl Budget {
     }
 
     /// `config` with this budget in effect: `batch.max_bytes` lowered to it, the consumers'
-    /// prefetch settings set to it unless `kafka.consumer` sets them.
+    /// prefetch settings set to it unless `kafka.consumer` sets them. librdkafka refuses a
+    /// `fetch.max.bytes` below `message.max.bytes`: a larger one configured raises it.
     pub fn apply(&self, config: &Config) -> Config {
         let mut config = config.clone();
         config.batch.max_bytes = config.batch.max_bytes.min(self.batch_bytes);
-        let consumer = &mut config.kafka.consumer;
-        consumer.entry("queued.max.messages.kbytes".into()).or_insert_with(|| self.prefetch_kbytes.to_string());
-        consumer.entry("fetch.max.bytes".into()).or_insert_with(|| self.fetch_max_bytes.to_string());
+        let kafka = &mut config.kafka;
+        let message_max = kafka
+            .consumer
+            .get("message.max.bytes")
+            .or_else(|| kafka.properties.get("message.max.bytes"))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let fetch = self.fetch_max_bytes.max(message_max);
+        kafka.consumer.entry("queued.max.messages.kbytes".into()).or_insert_with(|| self.prefetch_kbytes.to_string());
+        kafka.consumer.entry("fetch.max.bytes".into()).or_insert_with(|| fetch.to_string());
         config
     }
 }
@@ -120,6 +128,8 @@ mod tests {
         assert_eq!(builder_rows(&applied.batch), 12_873);
         assert_eq!(applied.kafka.consumer["queued.max.messages.kbytes"], (88 * 1024 / 16).to_string());
         assert_eq!(applied.kafka.consumer["fetch.max.bytes"], "1048576", "what kafka.consumer sets wins");
+        let big = Config::from_yaml("kafka: {properties: {message.max.bytes: 33554432}}", "test", []).unwrap();
+        assert_eq!(b.apply(&big).kafka.consumer["fetch.max.bytes"], "33554432", "never below message.max.bytes");
         assert_eq!(
             Budget::of(512 << 20, 3, 4 << 20).unwrap().batch_bytes,
             4 << 20,

@@ -2,11 +2,14 @@
 //! decoded into micro-batches, each batch committed to Delta with its Kafka offsets.
 //!
 //! ```text
-//!   Kafka topic ──poll──▶ Buffer (decode, route by Progress, Arrow builders) ──due──▶ flush:
-//!        ▲                     │ rejected                                     1. DLQ acks
-//!        │                     └──────────▶ pix.dlq (queued)                  2. category table: rows + txn
-//!   rebalance callback: start offsets read from the tables' txn actions        3. pix_quarantine: rows + txn
-//!                                                                              4. group offsets (lag tools)
+//!   poll thread                                                    committer thread (owns the tables)
+//!   Kafka topic ──poll──▶ Buffer (decode, route by Progress,  ──due, DLQ acked──▶ 1. category table: rows + txn
+//!        ▲                Arrow builders)   seal: offsets "sealed"  (1 in flight)  2. pix_quarantine: rows + txn
+//!        │                  │ rejected                                                  │
+//!        │                  └──▶ pix.dlq (queued)          reply: offsets "committed" ◀─┘
+//!        │                                                 then group offsets (lag tools)
+//!   rebalance callback: start offsets read from the tables' txn actions (a committer job, after
+//!   every batch sent before it); a due batch while one is in flight waits, then pauses reading
 //! ```
 //!
 //! # Why no record is lost or doubled (SPEC §5)
@@ -35,6 +38,11 @@
 //! * **Failures keep the batch.** Storage and broker errors are retried with backoff
 //!   ([`retry`]); nothing is committed past data that is not durable, and on a stop the batch is
 //!   committed within the grace period or left to be read again.
+//! * **Committing overlaps reading, offsets move on durability.** A batch is sealed and handed
+//!   to the pipeline's committer thread while the poll loop reads the next; the committed
+//!   offsets move only on the committer's reply, one batch is in flight at most, and replies
+//!   of batches the engine has dropped move nothing ([`committer`] argues each point; the
+//!   property test in [`progress`] plays crashes between seal, the two commits and the reply).
 
 mod buffer;
 pub mod catchup;

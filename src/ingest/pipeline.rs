@@ -427,10 +427,13 @@ fn poll_loop(
         if submitted == Submitted::Busy && !backpressure.holding() {
             submitted = match e.wait_within(consumer, WAIT_BEFORE_PAUSE)? {
                 Flushed::Fenced => Submitted::Fenced,
-                _ => match e.due(now.at) {
-                    Some(reason) => e.submit(consumer, false, reason, deadline, now)?,
-                    None => Submitted::Nothing,
-                },
+                _ => {
+                    let now = Now::read();
+                    match e.due(now.at) {
+                        Some(reason) => e.submit(consumer, false, reason, deadline, now)?,
+                        None => Submitted::Nothing,
+                    }
+                }
             };
         }
         match submitted {

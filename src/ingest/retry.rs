@@ -38,6 +38,12 @@ impl Shutdown {
     pub fn deadline(&self) -> Option<Instant> {
         self.requested().then(|| *self.began.get_or_init(Instant::now) + self.grace)
     }
+
+    /// The earliest of the grace period's end and `others` (`None`: no limit), read anew at each
+    /// call — for [`retry`]'s deadline.
+    pub fn earliest(&self, others: impl IntoIterator<Item = Option<Instant>>) -> Option<Instant> {
+        others.into_iter().chain([self.deadline()]).flatten().min()
+    }
 }
 
 /// Retry counters by cause (`pixlake_retries_total{cause}`), also read for the run's report,

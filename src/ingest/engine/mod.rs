@@ -1,6 +1,7 @@
-//! The state of one pipeline between polls — owned partitions, the micro-batch, the two table
-//! writers, the dead-letter queue — and the three things that change it: a record arrives, a
-//! batch is committed, partitions are assigned or revoked.
+//! The state of one pipeline between polls — owned partitions, the micro-batch, the committer
+//! that owns the two table writers, the dead-letter queue — and the things that change it: a
+//! record arrives, a batch is sealed and handed to the committer, its reply arrives, partitions
+//! are assigned or revoked.
 //!
 //! The consumer's rebalance callback and the poll loop both work on this state (the callback
 //! runs inside `poll`, on the same thread), so it lives behind a mutex the loop never holds
@@ -81,7 +82,8 @@ pub enum EngineError {
 /// How a flush ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Flushed {
-    /// Nothing was due for either table.
+    /// Nothing became durable: nothing was due, or the reply that came changed nothing (a
+    /// batch the engine had dropped; a give-up, returned as an error right after).
     Nothing,
     /// The rows and offsets are durable.
     Committed,
@@ -233,10 +235,6 @@ impl Engine {
         self.metrics.buffered_rows.set((self.buffer.len() + self.committer.rows_in_flight()) as i64);
     }
 
-    fn gone(&self, e: Gone) -> EngineError {
-        EngineError::Committer(e)
-    }
-
     /// Why the consumer must be recreated, if it must.
     pub fn abandoned(&self) -> Option<&str> {
         self.abandon.as_deref()
@@ -255,6 +253,8 @@ impl Engine {
     pub fn reset(&mut self) {
         self.buffer.clear();
         self.epoch += 1;
+        // A new consumer starts with nothing paused.
+        self.paused(false);
         self.parts.clear();
         self.forget(&self.lags.keys().copied().collect::<Vec<_>>());
         self.abandon = None;
@@ -336,9 +336,13 @@ impl Engine {
     /// How long the loop may wait for records before a flush could become due (or, with a
     /// batch in flight, before its reply is looked for).
     pub fn poll_timeout(&self, now: Instant) -> Duration {
+        if self.committer.busy() {
+            // Nothing can be sealed before the reply: a due batch must not turn this into a
+            // spin (`poll(0)`) while the partitions are paused.
+            return IN_FLIGHT_POLL;
+        }
         let age = self.buffer.first().map_or(Duration::ZERO, |f| now.saturating_duration_since(f));
-        let most = if self.committer.busy() { IN_FLIGHT_POLL } else { Duration::from_millis(100) };
-        self.policy.time_left(self.buffer.len(), age).min(most)
+        self.policy.time_left(self.buffer.len(), age).min(Duration::from_millis(100))
     }
 
     /// Why the batch should be committed at `now`, if it should: a batch limit, or a table
@@ -438,6 +442,7 @@ impl Engine {
             return Ok(drained);
         }
         match self.submit(group, force, reason, deadline, now)? {
+            // (Not busy after `wait`.)
             Submitted::Sent | Submitted::Busy => self.wait(group),
             Submitted::Fenced => Ok(Flushed::Fenced),
             Submitted::Nothing => Ok(drained),
@@ -467,7 +472,7 @@ impl Engine {
         let Some(sealed) = self.seal(force, reason, deadline, now)? else {
             return Ok(Submitted::Nothing);
         };
-        self.committer.send(sealed).map_err(|e| self.gone(e))?;
+        self.committer.send(sealed)?;
         self.show_buffered();
         self.probe.hit("sealed");
         Ok(Submitted::Sent)
@@ -486,7 +491,7 @@ impl Engine {
     /// when a batch became durable, [`Flushed::Fenced`] when one was refused.
     pub fn collect(&mut self, group: &dyn Group) -> Result<Flushed, EngineError> {
         let mut out = Flushed::Nothing;
-        while let Some(reply) = self.committer.try_reply().map_err(|e| self.gone(e))? {
+        while let Some(reply) = self.committer.try_reply()? {
             out = out.max(self.apply(reply));
         }
         self.settle(group)?;
@@ -497,7 +502,7 @@ impl Engine {
     pub fn wait(&mut self, group: &dyn Group) -> Result<Flushed, EngineError> {
         let mut out = Flushed::Nothing;
         while self.committer.busy() {
-            let reply = self.committer.reply().map_err(|e| self.gone(e))?;
+            let reply = self.committer.reply()?;
             out = out.max(self.apply(reply));
         }
         self.settle(group)?;
@@ -508,12 +513,22 @@ impl Engine {
     pub fn wait_within(&mut self, group: &dyn Group, timeout: Duration) -> Result<Flushed, EngineError> {
         let mut out = Flushed::Nothing;
         if self.committer.busy()
-            && let Some(reply) = self.committer.reply_within(timeout).map_err(|e| self.gone(e))?
+            && let Some(reply) = self.committer.reply_within(timeout)?
         {
             out = self.apply(reply);
         }
         self.settle(group)?;
         Ok(out)
+    }
+
+    /// A batch that gave up while a rebalance waited for it (its retries cut short, see
+    /// [`Committer::cut_off`]) drops what the engine holds instead of stopping the pipeline.
+    fn given_up_in_rebalance(&mut self) {
+        if let Some(e) = self.failed.take() {
+            tracing::error!(pipeline = %self.pipeline.name, error = %crate::telemetry::Chain(&e),
+                "the batch in flight could not be committed within the rebalance budget; it is read again");
+            self.abandon("the batch in flight could not be committed during a rebalance".into());
+        }
     }
 
     /// After replies: the group's offsets if a commit moved them, and a commit that gave up
@@ -541,10 +556,7 @@ impl Engine {
         let mut dlq_failed = 0;
         if self.buffer.quarantined() > 0 {
             let shutdown = self.shutdown.clone();
-            let deadline = move || match (shutdown.deadline(), deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let deadline = move || shutdown.earliest([deadline]);
             let dlq = &mut self.dlq;
             dlq_failed = retry(
                 "publishing dead letters",
@@ -577,14 +589,15 @@ impl Engine {
             }
             // Every commit declares every partition this writer owns, moved or not (see
             // `NEVER_COMMITTED`): that is what makes any other writer's commit for one of them
-            // a conflict, instead of something our next commit silently absorbs.
+            // a conflict, instead of something our next commit silently absorbs. (Nothing is
+            // sealed now: a batch is sealed only once the previous one was acknowledged.)
             let declared: Vec<(i32, i64)> = self
                 .parts
                 .iter()
                 .map(|(&p, progress)| {
+                    debug_assert!(progress.sealed[table as usize].is_none());
                     let moved = offsets.iter().find(|o| o.0 == p).map(|o| o.1);
-                    let before = progress.sealed[table as usize].max(progress.committed(table));
-                    (p, moved.or(before).unwrap_or(NEVER_COMMITTED))
+                    (p, moved.or(progress.committed(table)).unwrap_or(NEVER_COMMITTED))
                 })
                 .collect();
             for &(p, v) in &offsets {
@@ -605,34 +618,42 @@ impl Engine {
         Ok(Some(Sealed { epoch: self.epoch, reason, deadline, commits, counts: batch.counts, sealed_at: now.at }))
     }
 
-    /// Applies one reply of the committer: offsets move for what landed (unless the reply is
-    /// from before the engine dropped what it held: see [`super::committer`]), a fence
-    /// abandons, a give-up is kept for [`Engine::settle`].
+    /// Applies one reply of the committer: offsets move for what landed, a fence abandons, a
+    /// give-up is kept for [`Engine::settle`]. A reply from before the engine dropped what it
+    /// held (an older epoch) changes nothing but the totals: those partitions start again from
+    /// Delta, which has the batch if it landed (see [`super::committer`]).
     fn apply(&mut self, reply: Reply) -> Flushed {
         let Reply::Done(done) = reply else {
             // Offsets are only asked for by `assign`, which waits for its own reply.
             return Flushed::Nothing;
         };
-        let current = done.epoch == self.epoch;
         self.totals.commits += done.landed.len() as u64;
         self.totals.commit_time += done.elapsed;
-        if current {
-            for landed in &done.landed {
-                for &(p, v) in &landed.offsets {
-                    if let Some(progress) = self.parts.get_mut(&p) {
-                        progress.commit(landed.table, v);
-                        if let Some(c) = &mut self.catch_up {
-                            c.observe(p, progress.committed, CaughtUpBy::ThisProcess);
-                        }
-                    }
-                    if let Some(lag) = self.lags.get_mut(&p) {
-                        lag.saved(landed.table);
+        if done.epoch != self.epoch {
+            let outcome = match &done.end {
+                End::Complete => "committed",
+                End::Fenced => "refused (fenced)",
+                End::GaveUp(_) => "given up",
+            };
+            tracing::debug!(pipeline = %self.pipeline.name, outcome,
+                "a batch from before the engine dropped its partitions ended; they restart from the offsets in Delta");
+            return Flushed::Nothing;
+        }
+        for landed in &done.landed {
+            for &(p, v) in &landed.offsets {
+                if let Some(progress) = self.parts.get_mut(&p) {
+                    progress.commit(landed.table, v);
+                    if let Some(c) = &mut self.catch_up {
+                        c.observe(p, progress.committed, CaughtUpBy::ThisProcess);
                     }
                 }
-                match landed.table {
-                    Table::Category => done.counts.flagged.iter().for_each(|(r, &n)| self.metrics.flagged(r, n)),
-                    Table::Quarantine => done.counts.rejected.iter().for_each(|(r, &n)| self.metrics.rejected(r, n)),
+                if let Some(lag) = self.lags.get_mut(&p) {
+                    lag.saved(landed.table);
                 }
+            }
+            match landed.table {
+                Table::Category => done.counts.flagged.iter().for_each(|(r, &n)| self.metrics.flagged(r, n)),
+                Table::Quarantine => done.counts.rejected.iter().for_each(|(r, &n)| self.metrics.rejected(r, n)),
             }
         }
         self.show_buffered();
@@ -643,22 +664,16 @@ impl Engine {
             }
             End::Fenced => {
                 self.totals.fenced += 1;
-                if current {
-                    self.abandon(format!(
-                        "another writer committed offsets of {} for a partition this process holds (a rebalance it \
-                         has not seen yet, or an earlier attempt of this commit that did land)",
-                        self.pipeline.topic
-                    ));
-                }
+                self.abandon(format!(
+                    "another writer committed offsets of {} for a partition this process holds (a rebalance it \
+                     has not seen yet, or an earlier attempt of this commit that did land)",
+                    self.pipeline.topic
+                ));
                 return Flushed::Fenced;
             }
             End::Complete => {}
         }
         self.totals.counts.add(&done.counts);
-        if !current {
-            tracing::debug!(pipeline = %self.pipeline.name, "a batch committed after the engine dropped its partitions; they restart from Delta");
-            return Flushed::Nothing;
-        }
         self.probe.hit("committed");
         self.group_owed = true;
         // The watermarks come with the consumer's statistics; one older than the committed
@@ -706,15 +721,23 @@ impl Engine {
         // The offsets come after every batch sent before (the committer answers in order): a
         // batch in flight is applied first, so what this process committed is compared with
         // Delta as it is after it.
-        self.committer.ask_offsets(all, now.at + REBALANCE_BUDGET).map_err(|e| self.gone(e))?;
-        let offsets = loop {
-            match self.committer.reply().map_err(|e| self.gone(e))? {
-                Reply::Offsets(read) => break read.map_err(|e| self.gave_up(e))?,
-                done => {
-                    self.apply(done);
+        // A batch in flight gets the rebalance budget to land, the offset read as much again.
+        let cutoff = now.at + REBALANCE_BUDGET;
+        self.committer.cut_off(Some(cutoff));
+        let asked = self.committer.ask_offsets(all, cutoff + REBALANCE_BUDGET);
+        let offsets = asked.and_then(|()| {
+            loop {
+                match self.committer.reply()? {
+                    Reply::Offsets(read) => break Ok(read),
+                    done => {
+                        self.apply(done);
+                        self.given_up_in_rebalance();
+                    }
                 }
             }
-        };
+        });
+        self.committer.cut_off(None);
+        let offsets = offsets?.map_err(|e| self.gave_up(e))?;
         let mut starts = Vec::with_capacity(new.len());
         for (&p, &committed) in &offsets {
             match self.parts.get(&p) {
@@ -772,13 +795,14 @@ impl Engine {
             return;
         }
         if self.abandon.is_none() && self.has_pending() {
-            match self.flush(group, true, "rebalance", Some(now.at + REBALANCE_BUDGET), now) {
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(pipeline = %self.pipeline.name, error = %crate::telemetry::Chain(&e),
-                        "could not commit before giving partitions away; their next owner reads the batch again");
-                    self.abandon("the batch could not be committed before a rebalance".into());
-                }
+            let budget = now.at + REBALANCE_BUDGET;
+            self.committer.cut_off(Some(budget));
+            let flushed = self.flush(group, true, "rebalance", Some(budget), now);
+            self.committer.cut_off(None);
+            if let Err(e) = flushed {
+                tracing::error!(pipeline = %self.pipeline.name, error = %crate::telemetry::Chain(&e),
+                    "could not commit before giving partitions away; their next owner reads the batch again");
+                self.abandon("the batch could not be committed before a rebalance".into());
             }
         }
         for p in revoked {

@@ -77,13 +77,17 @@ struct Harness {
 
 impl Harness {
     fn new(catch_up: Option<CatchUp>) -> Harness {
+        Harness::with_probe(catch_up, Probe::default())
+    }
+
+    /// With `probe` on the commit path (`slow:encoded:MS` makes every table commit that slow).
+    fn with_probe(catch_up: Option<CatchUp>, probe: Probe) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("warehouse").display().to_string();
         let config = Config::from_yaml("", "test", [("PIXLAKE__WAREHOUSE__ROOT".to_owned(), root)]).unwrap();
         let pipeline = config.pipelines[0].clone();
         assert_eq!(pipeline.category, Category::Payment);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let probe = Probe::default();
         let tables = rt.block_on(Tables::open(&config, &pipeline, &probe)).unwrap();
         let metrics = Metrics::new("test").unwrap().pipeline(&pipeline.name, &pipeline.topic, &pipeline.table);
         let decoder = Decoder::new(config.validation.max_message_bytes);
@@ -404,9 +408,14 @@ impl Harness {
     }
 }
 
+/// A warehouse slow enough that a batch is still in flight when the test looks.
+fn slow() -> Probe {
+    Probe::parse("slow:encoded:300")
+}
+
 #[test]
 fn reading_goes_on_while_the_sealed_batch_commits_and_each_range_is_committed_once() {
-    let mut h = Harness::new(None);
+    let mut h = Harness::with_probe(None, slow());
     h.assign(&[0]);
     for o in 0..5 {
         h.read(0, o, o != 2);
@@ -417,14 +426,12 @@ fn reading_goes_on_while_the_sealed_batch_commits_and_each_range_is_committed_on
     for o in 5..9 {
         h.read(0, o, o != 7);
     }
-    let second = h.submit(Duration::ZERO);
-    assert!(second == Submitted::Busy || second == Submitted::Sent, "{second:?}");
-    if second == Submitted::Busy {
-        assert_eq!(h.engine.buffer.len(), 4, "the second batch stays in the buffer");
-        assert_eq!(h.wait(), Flushed::Committed);
-        assert_eq!(h.committed(0), CommittedOffsets::new(Some(5), Some(5)), "the first batch's offsets, not more");
-        assert_eq!(h.submit(Duration::ZERO), Submitted::Sent);
-    }
+    assert_eq!(h.submit(Duration::ZERO), Submitted::Busy);
+    assert_eq!(h.engine.buffer.len(), 4, "the second batch stays in the buffer");
+    assert_eq!(h.committed(0), CommittedOffsets::default(), "nothing durable yet");
+    assert_eq!(h.wait(), Flushed::Committed);
+    assert_eq!(h.committed(0), CommittedOffsets::new(Some(5), Some(5)), "the first batch's offsets, not more");
+    assert_eq!(h.submit(Duration::ZERO), Submitted::Sent);
     assert_eq!(h.wait(), Flushed::Committed);
     assert!(!h.engine.has_pending());
     assert_eq!(h.committed(0), CommittedOffsets::new(Some(9), Some(9)));
@@ -479,7 +486,7 @@ fn a_fence_drops_the_batch_in_flight_and_the_one_being_read() {
 
 #[test]
 fn an_assignment_reads_offsets_after_the_batch_in_flight() {
-    let mut h = Harness::new(None);
+    let mut h = Harness::with_probe(None, slow());
     h.assign(&[0]);
     for o in 0..6 {
         h.read(0, o, true);
@@ -491,15 +498,60 @@ fn an_assignment_reads_offsets_after_the_batch_in_flight() {
     assert!(h.engine.abandoned().is_none(), "{:?}", h.engine.abandoned());
     assert!(!h.engine.has_pending(), "the reply was applied");
     assert_eq!(h.engine.parts[&0].committed, CommittedOffsets::new(Some(6), Some(6)));
-    // After a reset (the consumer recreated), the reply of a batch still in flight moves no
-    // offset; the new assignment starts where Delta says, after that batch.
+    // After a reset (the consumer recreated) with a batch in flight, the new assignment's
+    // offsets are read after that batch: it starts where Delta says, past it.
     for o in 6..9 {
         h.read(0, o, true);
     }
     assert_eq!(h.submit(Duration::ZERO), Submitted::Sent);
     h.engine.reset();
-    assert_eq!(h.assign(&[0]), vec![(0, Some(9))]);
+    assert_eq!(h.assign(&[0]), vec![(0, Some(9))], "starts after the batch that was in flight");
     assert_eq!(h.rows(Table::Category, 0), (0..9).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_fence_of_a_batch_whose_partitions_were_lost_restarts_nothing() {
+    let mut h = Harness::with_probe(None, slow());
+    h.assign(&[0]);
+    for o in 0..4 {
+        h.read(0, o, true);
+    }
+    // The partition's new owner has committed past us: our batch will be refused.
+    h.other_writer_commits(Table::Category, 0, 10);
+    assert_eq!(h.submit(Duration::ZERO), Submitted::Sent);
+    let now = h.at(Duration::ZERO);
+    h.engine.revoke(&h.group, &[0], true, now);
+    // The refusal arrives after the engine gave the partition up: nothing to abandon, no restart.
+    assert_eq!(h.wait(), Flushed::Nothing);
+    assert!(h.engine.abandoned().is_none(), "{:?}", h.engine.abandoned());
+    assert!(!h.engine.has_pending());
+    assert!(h.rows(Table::Category, 0).is_empty());
+    // Given back later, the partition starts where Delta says.
+    assert_eq!(h.assign(&[0]), vec![(0, None)], "the quarantine table never committed: from the earliest");
+    assert_eq!(h.committed(0), CommittedOffsets::new(Some(10), None));
+}
+
+#[test]
+fn a_revoke_waits_for_the_batch_in_flight_then_commits_the_rest_for_the_next_owner() {
+    let mut h = Harness::with_probe(None, slow());
+    h.assign(&[0, 1]);
+    for o in 0..3 {
+        h.read(0, o, true);
+    }
+    assert_eq!(h.submit(Duration::ZERO), Submitted::Sent);
+    for o in 0..2 {
+        h.read(1, o, o == 0);
+    }
+    h.read(0, 3, true);
+    let now = h.at(Duration::ZERO);
+    h.engine.revoke(&h.group, &[0], false, now);
+    assert!(h.engine.abandoned().is_none(), "{:?}", h.engine.abandoned());
+    assert!(!h.engine.has_pending(), "both batches committed before the partition went");
+    assert_eq!(h.committed(0), CommittedOffsets::new(Some(4), Some(4)));
+    assert_eq!(h.committed(1), CommittedOffsets::new(Some(2), Some(2)));
+    assert_eq!(h.rows(Table::Category, 0), vec![0, 1, 2, 3]);
+    assert_eq!((h.rows(Table::Category, 1), h.rows(Table::Quarantine, 1)), (vec![0], vec![1]));
+    assert_eq!(h.engine.owned().collect::<Vec<_>>(), vec![1]);
 }
 
 #[test]
