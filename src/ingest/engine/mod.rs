@@ -620,8 +620,8 @@ impl Engine {
 
     /// Applies one reply of the committer: offsets move for what landed, a fence abandons, a
     /// give-up is kept for [`Engine::settle`]. A reply from before the engine dropped what it
-    /// held (an older epoch) changes nothing but the totals: those partitions start again from
-    /// Delta, which has the batch if it landed (see [`super::committer`]).
+    /// held (an older epoch) changes nothing but the report's totals: those partitions start
+    /// again from Delta, which has the batch if it landed (see [`super::committer`]).
     fn apply(&mut self, reply: Reply) -> Flushed {
         let Reply::Done(done) = reply else {
             // Offsets are only asked for by `assign`, which waits for its own reply.
@@ -631,8 +631,17 @@ impl Engine {
         self.totals.commit_time += done.elapsed;
         if done.epoch != self.epoch {
             let outcome = match &done.end {
-                End::Complete => "committed",
-                End::Fenced => "refused (fenced)",
+                End::Complete => {
+                    // Its rows are durable and are not read again by this process (the next
+                    // assignment starts after them): the report counts them.
+                    self.totals.counts.add(&done.counts);
+                    "committed"
+                }
+                End::Fenced => {
+                    // Still a commit Delta refused: the report counts it.
+                    self.totals.fenced += 1;
+                    "refused (fenced)"
+                }
                 End::GaveUp(_) => "given up",
             };
             tracing::debug!(pipeline = %self.pipeline.name, outcome,

@@ -524,6 +524,7 @@ fn a_fence_of_a_batch_whose_partitions_were_lost_restarts_nothing() {
     // The refusal arrives after the engine gave the partition up: nothing to abandon, no restart.
     assert_eq!(h.wait(), Flushed::Nothing);
     assert!(h.engine.abandoned().is_none(), "{:?}", h.engine.abandoned());
+    assert_eq!(h.engine.totals.fenced, 1, "the refused commit is still reported");
     assert!(!h.engine.has_pending());
     assert!(h.rows(Table::Category, 0).is_empty());
     // Given back later, the partition starts where Delta says.
