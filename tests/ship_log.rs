@@ -191,7 +191,10 @@ fn every_line_is_shipped_through_kills_and_rotations() {
             p
         } else {
             let mut p = shipper(&format!("pause:ship-log-acked:{}", rng.random_range(1..4)));
-            assert!(p.wait_probe("paused at ship-log-acked", 1, Duration::from_secs(60)), "{}", p.log());
+            let reached = p.wait_probe("paused at ship-log-acked", 1, Duration::from_secs(60));
+            // Once the writer is done, fewer batches than the chosen N may be left to
+            // acknowledge (seen once: the writer finished just as this shipper started).
+            assert!(reached || done.load(Ordering::Relaxed), "never paused while lines were written:\n{}", p.log());
             p
         };
         p.kill9();
