@@ -16,9 +16,9 @@
 //! cost up to ten times the record values of one: the builders grow by doubling, the batch being
 //! committed exists about three times over while it is encoded, and the allocator keeps some of
 //! what was freed. So with `S` = (limit − [`PROCESS_BASE`]) / pipelines − [`PIPELINE_BASE`], a
-//! pipeline's batches are `S / 14` of record values and its prefetch `S / 16`:
-//! `10 × S/14 + S/16 ≈ 0.78 S`, the rest a margin. A configured `batch.max_bytes` below that is
-//! kept.
+//! pipeline's batches are `S / 16` of record values and its prefetch `S / 20`:
+//! `10 × S/16 + S/20 ≈ 0.68 S`, the rest a margin (the test's peak varies by about 10 % from run
+//! to run). A configured `batch.max_bytes` below that is kept.
 //!
 //! The limit is opt-in: smaller batches mean more commits, and a Delta commit costs delta-rs a
 //! replay of the log since the last checkpoint, so today a tight limit costs throughput (the
@@ -73,8 +73,8 @@ impl Budget {
             return Err(TooSmall { limit_mb: limit >> 20, pipelines, needed_mb: needed.div_ceil(1 << 20) });
         }
         let share = (limit - PROCESS_BASE) / n - PIPELINE_BASE;
-        let prefetch = (share / 16).max(FLOOR);
-        let batch = (share / 14).max(FLOOR).min(batch_max_bytes as u64);
+        let prefetch = (share / 20).max(FLOOR);
+        let batch = (share / 16).max(FLOOR).min(batch_max_bytes as u64);
         Ok(Budget {
             batch_bytes: usize::try_from(batch).unwrap_or(usize::MAX),
             prefetch_kbytes: prefetch / 1024,
@@ -117,16 +117,16 @@ mod tests {
     #[test]
     fn the_default_limit_over_three_pipelines() {
         let b = Budget::of(512 << 20, 3, 64 << 20).unwrap();
-        // (512 - 128) / 3 - 40 = 88 MiB each: batches of 6.3 MiB of records, 5.5 MiB prefetched.
-        assert_eq!(b.batch_bytes, (88 << 20) / 14);
-        assert_eq!(b.prefetch_kbytes, 88 * 1024 / 16);
-        assert_eq!(b.fetch_max_bytes, (88 << 20) / 16);
+        // (512 - 128) / 3 - 40 = 88 MiB each: batches of 5.5 MiB of records, 4.4 MiB prefetched.
+        assert_eq!(b.batch_bytes, (88 << 20) / 16);
+        assert_eq!(b.prefetch_kbytes, 88 * 1024 / 20);
+        assert_eq!(b.fetch_max_bytes, (88 << 20) / 20);
         let mut config = Config::from_yaml("kafka: {consumer: {fetch.max.bytes: 1048576}}", "test", []).unwrap();
         config.ingest.memory_limit = Some(512 << 20);
         let applied = b.apply(&config);
         assert_eq!(applied.batch.max_bytes, b.batch_bytes);
-        assert_eq!(builder_rows(&applied.batch), 12_873);
-        assert_eq!(applied.kafka.consumer["queued.max.messages.kbytes"], (88 * 1024 / 16).to_string());
+        assert_eq!(builder_rows(&applied.batch), 11_264);
+        assert_eq!(applied.kafka.consumer["queued.max.messages.kbytes"], (88 * 1024 / 20).to_string());
         assert_eq!(applied.kafka.consumer["fetch.max.bytes"], "1048576", "what kafka.consumer sets wins");
         let big = Config::from_yaml("kafka: {properties: {message.max.bytes: 33554432}}", "test", []).unwrap();
         assert_eq!(b.apply(&big).kafka.consumer["fetch.max.bytes"], "33554432", "never below message.max.bytes");
@@ -149,8 +149,8 @@ mod tests {
             };
             let share = (limit - PROCESS_BASE) / pipelines as u64 - PIPELINE_BASE;
             let held = b.prefetch_kbytes * 1024 + 10 * b.batch_bytes as u64;
-            prop_assume!(share / 16 >= FLOOR);
-            prop_assert!(held <= share * 79 / 100, "{held} of {share}");
+            prop_assume!(share / 20 >= FLOOR);
+            prop_assert!(held <= share * 69 / 100, "{held} of {share}");
             let total = PROCESS_BASE + pipelines as u64 * (PIPELINE_BASE + held);
             prop_assert!(total <= limit, "{total} over {limit}");
             prop_assert!(b.fetch_max_bytes <= b.prefetch_kbytes * 1024 + 1024 && b.fetch_max_bytes >= FLOOR);
