@@ -7,6 +7,7 @@ use arrow::array::RecordBatch;
 use crate::config::{Config, Pipeline};
 use crate::offsets::{AppIds, PartitionOffsets, Table};
 use crate::pix::batch::{EVENT_DATE, INGEST_DATE, QUARANTINE_TABLE};
+use crate::pix::columns::dictionary_columns;
 use crate::pix::{category_schema, quarantine_schema};
 use crate::probe::Probe;
 use crate::sink::delta::{CommitOutcome, DeltaTableWriter, Location, SinkError, read_offsets};
@@ -39,23 +40,19 @@ pub async fn create_quarantine(config: &Config) {
     }
 }
 
-/// `schema` and the columns of it worth dictionary encoding.
-fn with_dictionary(schema: arrow::datatypes::SchemaRef) -> (arrow::datatypes::SchemaRef, Vec<String>) {
-    let dictionary = crate::pix::columns::dictionary_columns(&schema);
-    (schema, dictionary)
-}
-
 impl Tables {
     /// Opens (creating on first use) the pipeline's table and `pix_quarantine`.
     pub async fn open(config: &Config, pipeline: &Pipeline, probe: &Probe) -> Result<Self, SinkError> {
         let location = |table: &str| Location::in_warehouse(&config.warehouse, table);
-        let (schema, dictionary) = with_dictionary(category_schema(pipeline.category));
+        let schema = category_schema(pipeline.category);
+        let dictionary = dictionary_columns(&schema);
         let category =
             DeltaTableWriter::open_or_create(&pipeline.table, &location(&pipeline.table)?, schema, EVENT_DATE)
                 .await?
                 .with_dictionary(dictionary.iter().map(String::as_str))
                 .with_probe(probe.clone());
-        let (schema, dictionary) = with_dictionary(quarantine_schema());
+        let schema = quarantine_schema();
+        let dictionary = dictionary_columns(&schema);
         let quarantine =
             DeltaTableWriter::open_or_create(QUARANTINE_TABLE, &location(QUARANTINE_TABLE)?, schema, INGEST_DATE)
                 .await?
