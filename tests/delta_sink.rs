@@ -8,7 +8,7 @@ use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use pixlake::offsets::{AppIds, Table};
 use pixlake::pix::time::parse_rfc3339;
 use pixlake::pix::{Category, CategoryBatchBuilder, Decoder, KafkaMeta, category_schema, quarantine_schema};
-use pixlake::sink::delta::{CommitOutcome, DeltaTableWriter, Loaded, SinkError, read_offsets};
+use pixlake::sink::delta::{CommitOutcome, DeltaTableWriter, SinkError, written_offsets};
 use url::Url;
 
 const PAYMENT: &[u8] = include_bytes!("data/payment.json");
@@ -62,8 +62,8 @@ fn app_id(pipeline: &str, topic: &str, partition: i32) -> String {
 
 /// The category offsets of payments partitions 0 and 1 as `w` sees its table.
 async fn committed(w: &DeltaTableWriter) -> Vec<Option<i64>> {
-    let none = Loaded { name: "pix_quarantine", table: None };
-    let o = read_offsets(AppIds::new("payments", "pix.payments"), &[0, 1], w.loaded(), none).await.unwrap();
+    let writers = [(Table::Category, Some(w)), (Table::Quarantine, None)];
+    let o = written_offsets(AppIds::new("payments", "pix.payments"), &[0, 1], writers).await.unwrap();
     vec![o[&0].category, o[&1].category]
 }
 
@@ -318,4 +318,91 @@ async fn latest_offsets_follow_the_commits_of_another_writer() {
     w.commit(vec![], vec![(id(0), 3)], HashMap::new()).await.unwrap();
     let o = latest.read(ids, &[0, 1]).await.unwrap();
     assert_eq!((read(&o, 0), read(&o, 1)), (Some(3), None), "the new table's offsets only");
+}
+
+/// A line of version 0's log (the table's creation) holding `action`.
+fn creation_line(dir: &std::path::Path, action: &str) -> String {
+    let log = std::fs::read_to_string(dir.join("pix_payments/_delta_log/00000000000000000000.json")).unwrap();
+    log.lines().find(|l| l.starts_with(&format!("{{\"{action}\""))).unwrap().to_owned()
+}
+
+/// Puts `lines` as the log's version `version`, as another writer would.
+fn other_commit(dir: &std::path::Path, version: u64, lines: &[&str]) {
+    let path = dir.join(format!("pix_payments/_delta_log/{version:020}.json"));
+    std::fs::write(path, lines.join("\n")).unwrap();
+}
+
+/// The writer appends without the table's file list (`sink::delta::append`): commits other
+/// writers made since its version are judged one by one. Appends and compaction are stepped
+/// over; a metadata change is a permanent error (nothing is retried onto a changed table).
+#[tokio::test]
+async fn commits_of_other_writers_are_stepped_over_unless_they_change_the_table() {
+    use pixlake::fault::{Classify, Permanent};
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = payments(dir.path()).await;
+    let p0 = app_id("payments", "pix.payments", 0);
+    let commit_info = r#"{"commitInfo":{"timestamp":1,"operation":"OPTIMIZE"}}"#;
+    let other_txn = r#"{"txn":{"appId":"pixlake:receipts:pix.receipts:0","version":5}}"#;
+    other_commit(dir.path(), 1, &[commit_info, other_txn]);
+    other_commit(dir.path(), 2, &[commit_info]);
+    let out = w.commit(vec![batch(0..4)], vec![(p0.clone(), 4)], HashMap::new()).await.unwrap();
+    assert!(matches!(out, CommitOutcome::Committed { version: 3, files: 1, .. }), "{out:?}");
+    assert_eq!(committed(&w).await, vec![Some(4), None]);
+
+    let metadata = creation_line(dir.path(), "metaData");
+    other_commit(dir.path(), 4, &[commit_info, &metadata]);
+    let err = w.commit(vec![batch(4..6)], vec![(p0.clone(), 6)], HashMap::new()).await.unwrap_err();
+    assert_eq!(err.permanent(), Some(Permanent::TableChanged), "{err}");
+    assert_eq!(rows(dir.path()).await, 4, "nothing of the refused commit is visible");
+}
+
+/// A table whose protocol asks writers for a feature pixlake does not honour (row tracking
+/// here) is refused at open, with the feature named — appending regardless would corrupt it for
+/// its other writers.
+#[tokio::test]
+async fn a_table_with_a_writer_feature_pixlake_does_not_honour_is_refused() {
+    use pixlake::fault::{Classify, Permanent};
+    let dir = tempfile::tempdir().unwrap();
+    payments(dir.path()).await;
+    let protocol = r#"{"protocol":{"minReaderVersion":1,"minWriterVersion":7,"writerFeatures":["appendOnly","rowTracking","domainMetadata"]}}"#;
+    other_commit(dir.path(), 1, &[r#"{"commitInfo":{"timestamp":1,"operation":"SET TBLPROPERTIES"}}"#, protocol]);
+    let refused = DeltaTableWriter::open_or_create(
+        "pix_payments",
+        &at(dir.path(), "pix_payments"),
+        category_schema(Category::Payment),
+        "event_date",
+    )
+    .await;
+    let Err(err) = refused else { panic!("a rowTracking table was opened for writing") };
+    assert_eq!(err.permanent(), Some(Permanent::UnsupportedTable), "{err}");
+    assert!(format!("{err:?}").contains("rowTracking"), "{err:?}");
+}
+
+/// Checkpoints every `delta.checkpointInterval` (100) versions, written beside the commits:
+/// a long-running writer's log stays cheap to replay, and what the checkpoint says agrees with
+/// the commits (offsets and rows read through it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_checkpoints_every_hundred_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = payments(dir.path()).await;
+    let p0 = app_id("payments", "pix.payments", 0);
+    for i in 0..210 {
+        w.commit(vec![batch(i..i + 1)], vec![(p0.clone(), i + 1)], HashMap::new()).await.unwrap();
+    }
+    w.settle().await;
+    let log = dir.path().join("pix_payments/_delta_log");
+    for v in [100, 200] {
+        let checkpoint = log.join(format!("{v:020}.checkpoint.parquet"));
+        assert!(checkpoint.exists(), "no checkpoint at version {v}");
+    }
+    let last: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(log.join("_last_checkpoint")).unwrap()).unwrap();
+    assert_eq!(last["version"], 200);
+    // Versions 1 to 200 gone from the log's JSON: readers and the offset lookup rely on the
+    // checkpoint alone for them.
+    for v in 1..=200u64 {
+        std::fs::remove_file(log.join(format!("{v:020}.json"))).unwrap();
+    }
+    assert_eq!(committed(&payments(dir.path()).await).await, vec![Some(210), None]);
+    assert_eq!(rows(dir.path()).await, 210);
 }

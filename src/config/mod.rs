@@ -136,6 +136,8 @@ pub struct IngestConfig {
     /// What ingest may hold in memory, in bytes (`ingest.memory_limit_mb`; see
     /// `ingest::memory`); `None`: no limit.
     pub memory_limit: Option<u64>,
+    /// Threads of ingest's async runtime (`ingest.worker_threads`).
+    pub worker_threads: usize,
 }
 
 impl IngestConfig {
@@ -337,6 +339,7 @@ impl Config {
                 "static_membership": self.ingest.static_membership,
                 "permanent_failure_attempts": self.ingest.permanent_failure_attempts,
                 "memory_limit_mb": self.ingest.memory_limit.map_or(0, |l| l >> 20),
+                "worker_threads": self.ingest.worker_threads,
             },
             "telemetry": {
                 "listen": self.telemetry.listen.map_or_else(String::new, |a| a.to_string()),

@@ -103,6 +103,14 @@ pub struct RawIngest {
     /// prefetch (see `ingest::memory`); 0: no limit (the batch and Kafka settings as configured).
     #[serde(default)]
     pub memory_limit_mb: u64,
+    /// Threads of the async runtime that serves the pipelines' storage I/O (uploads, log
+    /// commits, checkpoints) and the metrics listener.
+    #[serde(default = "default_worker_threads")]
+    pub worker_threads: usize,
+}
+
+fn default_worker_threads() -> usize {
+    2
 }
 
 fn default_permanent_failure_attempts() -> u32 {
@@ -119,6 +127,7 @@ impl Default for RawIngest {
             static_membership: true,
             permanent_failure_attempts: default_permanent_failure_attempts(),
             memory_limit_mb: 0,
+            worker_threads: default_worker_threads(),
         }
     }
 }
@@ -645,6 +654,9 @@ impl RawConfig {
                 g.memory_limit_mb
             ));
         }
+        if !(1..=64).contains(&g.worker_threads) {
+            problems.push(format!("ingest.worker_threads: {} is outside 1 ..= 64", g.worker_threads));
+        }
         if !(1..=100).contains(&g.permanent_failure_attempts) {
             problems.push(format!(
                 "ingest.permanent_failure_attempts: {} is outside 1 ..= 100",
@@ -728,6 +740,7 @@ impl RawConfig {
                 static_membership: g.static_membership,
                 permanent_failure_attempts: g.permanent_failure_attempts,
                 memory_limit: (g.memory_limit_mb > 0).then_some(g.memory_limit_mb << 20),
+                worker_threads: g.worker_threads,
             },
             warehouse: WarehouseConfig { root: warehouse, storage: warehouse_storage },
             batch: FlushPolicy {

@@ -10,8 +10,8 @@
 //!   sees every commit sent before it, landed or refused: the offsets it hands librdkafka never
 //!   trail a commit of this process.
 //! * **At most one batch in flight.** The engine seals the next batch only once the previous
-//!   one is acknowledged ([`Committer::busy`]). Each commit is built on the writer's snapshot
-//!   of its own previous commit, exactly as when committing in place, so the zombie fence
+//!   one is acknowledged ([`Committer::busy`]). Each commit builds on the writer's own previous
+//!   commit (its base version), exactly as when committing in place, so the zombie fence
 //!   (every owned partition declared in every commit) is unchanged; a batch that is due while
 //!   one is in flight waits in the buffer and the partitions are paused (backpressure).
 //! * **Offsets move on the acknowledgement, not on the seal.** Sealing marks the batch's
@@ -167,9 +167,11 @@ impl Committer {
                     Job::Offsets { partitions, budget } => Reply::Offsets(worker.offsets(&partitions, budget)),
                 };
                 if reply_tx.send(reply).is_err() {
-                    return;
+                    break;
                 }
             }
+            // A checkpoint still being written finishes before the runtime can go away.
+            worker.cx.runtime.block_on(worker.tables.settle());
         })?;
         Ok(Committer { pipeline, jobs, replies, in_flight: None, cutoff })
     }

@@ -189,14 +189,26 @@ impl ConsumerContext for EngineContext {
     }
 }
 
-/// Creates the consumer of `pipeline` (not yet subscribed). pixlake's correctness depends on
-/// the overrides: no automatic offset commits or stores (Delta holds the offsets), end-of-
-/// partition events (for `--until-caught-up` and idle partitions).
+/// Creates the consumer of `pipeline` (not yet subscribed), with [`settings`].
 pub fn create(
     config: &Config,
     pipeline: &Pipeline,
     engine: Arc<Mutex<Engine>>,
 ) -> Result<BaseConsumer<EngineContext>, KafkaError> {
+    settings(config, pipeline).create_with_context(EngineContext {
+        engine,
+        topic: pipeline.topic.clone(),
+        diagnosis: Diagnosis::default(),
+        group_commit_failures: AtomicU32::new(0),
+    })
+}
+
+/// The librdkafka settings of `pipeline`'s consumer: pixlake's defaults, the operator's
+/// `kafka` maps, and the overrides pixlake's correctness depends on — no automatic offset
+/// commits or stores (Delta holds the offsets), end-of-partition events (for
+/// `--until-caught-up` and idle partitions). Public for the benchmark's no-op consumer, which
+/// must fetch exactly as ingest does.
+pub fn settings(config: &Config, pipeline: &Pipeline) -> rdkafka::ClientConfig {
     let client_id = format!("pixlake-{}", pipeline.name);
     let instance = config.ingest.group_instance_id(&pipeline.name);
     let mut defaults = vec![
@@ -213,7 +225,7 @@ pub fn create(
     if config.ingest.static_membership {
         defaults.push(("group.instance.id", instance.as_str()));
     }
-    let c = crate::kafka::client_config(
+    crate::kafka::client_config(
         &config.kafka,
         crate::kafka::Role::Consumer,
         &defaults,
@@ -223,13 +235,7 @@ pub fn create(
             ("enable.auto.offset.store", "false"),
             ("enable.partition.eof", "true"),
         ],
-    );
-    c.create_with_context(EngineContext {
-        engine,
-        topic: pipeline.topic.clone(),
-        diagnosis: Diagnosis::default(),
-        group_commit_failures: AtomicU32::new(0),
-    })
+    )
 }
 
 /// Whether a fatal consumer error means another process joined the group with this one's

@@ -67,6 +67,7 @@ use std::time::{Duration, Instant};
 
 pub use buffer::{Counts, Record};
 pub use catchup::{CaughtUpBy, Trailing};
+pub use consumer::settings as consumer_settings;
 pub use engine::Totals;
 pub use pipeline::Stopped;
 
@@ -216,7 +217,7 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
     let limited = budget.map(|b| b.apply(config));
     let config = limited.as_ref().unwrap_or(config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(config.ingest.worker_threads)
         .thread_name("pixlake-io")
         .enable_all()
         .build()

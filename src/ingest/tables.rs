@@ -10,7 +10,7 @@ use crate::pix::batch::{EVENT_DATE, INGEST_DATE, QUARANTINE_TABLE};
 use crate::pix::columns::dictionary_columns;
 use crate::pix::{category_schema, quarantine_schema};
 use crate::probe::Probe;
-use crate::sink::delta::{CommitOutcome, DeltaTableWriter, Location, SinkError, read_offsets};
+use crate::sink::delta::{CommitOutcome, DeltaTableWriter, Location, SinkError, written_offsets};
 
 /// The writers of one pipeline. Each pipeline has its own writer on `pix_quarantine`: their
 /// appends never conflict (different app ids), and each fence stays per pipeline.
@@ -61,6 +61,12 @@ impl Tables {
         Ok(Tables { pipeline: pipeline.name.clone(), topic: pipeline.topic.clone(), category, quarantine })
     }
 
+    /// Waits for the checkpoints being written beside the commits.
+    pub async fn settle(&mut self) {
+        self.category.settle().await;
+        self.quarantine.settle().await
+    }
+
     /// The txn app ids of the pipeline's partitions.
     pub fn ids(&self) -> AppIds<'_> {
         AppIds::new(&self.pipeline, &self.topic)
@@ -75,7 +81,8 @@ impl Tables {
 
     /// The committed offsets of `partitions`, as of the writers' current versions.
     pub async fn offsets(&self, partitions: &[i32]) -> Result<PartitionOffsets, SinkError> {
-        read_offsets(self.ids(), partitions, self.category.loaded(), self.quarantine.loaded()).await
+        let writers = [(Table::Category, Some(&self.category)), (Table::Quarantine, Some(&self.quarantine))];
+        written_offsets(self.ids(), partitions, writers).await
     }
 
     /// Commits `rows` (possibly none) to `table` with the `(partition, next offset)` txn actions.

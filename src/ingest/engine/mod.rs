@@ -43,8 +43,8 @@ use crate::telemetry::PipelineMetrics;
 /// as "no offset": start from the earliest record).
 ///
 /// Why declare at all: a commit is fenced only when a concurrent commit carries one of *its*
-/// app ids, and after committing, the writer's snapshot moves to its own version — absorbing
-/// every commit in between. A commit that left out an owned partition would let another
+/// app ids, and after committing, the writer's base version moves to its own commit — past
+/// every commit in between, judged once (`sink::delta::append`) and never again. A commit that left out an owned partition would let another
 /// writer's commit for that partition slip in unnoticed (the zombie test found exactly this: a
 /// partition assigned but not read yet). So each commit carries a txn for every owned partition:
 /// its new offset, its unchanged one, or this marker.

@@ -21,6 +21,8 @@
 //! "owned, nothing committed yet" and reads back as no offset ([`crate::offsets::offset`]).
 //! Offsets are read back in one place, [`read_offsets`].
 
+mod append;
+mod checkpoint;
 mod files;
 mod inspect;
 mod location;
@@ -34,7 +36,7 @@ pub use files::{open_existing, reachable};
 pub use inspect::{TableInfo, chosen_gaps, inspect};
 pub use location::Location;
 pub use maintain::{Maintained, Upkeep, maintain};
-pub use offsets::{LatestOffsets, Loaded, read_offsets};
+pub use offsets::{LatestOffsets, Loaded, read_offsets, written_offsets};
 pub use rewind::{Cut, RewindError, Rewound, delete_rows, rewind};
 pub use scan::{Coordinates, SMALL_ROWS, TableBatches, TableRows, coordinates, scan};
 

@@ -44,6 +44,28 @@ pub async fn read_offsets(
     Ok(out)
 }
 
+/// The committed offsets of `partitions` of the pipeline `ids` belongs to, as its writers see
+/// them: from the category table's and `pix_quarantine`'s `txn` actions at each writer's version
+/// (after a [`super::DeltaTableWriter::refresh`], the latest). Keyed by partition; every
+/// partition asked for is present.
+pub async fn written_offsets(
+    ids: AppIds<'_>,
+    partitions: &[i32],
+    writers: [(Table, Option<&super::DeltaTableWriter>); 2],
+) -> Result<PartitionOffsets, SinkError> {
+    let mut out: PartitionOffsets = partitions.iter().map(|&p| (p, CommittedOffsets::default())).collect();
+    for (kind, writer) in writers {
+        let Some(writer) = writer else { continue };
+        let apps: Vec<String> = partitions.iter().map(|&p| ids.of(kind, p)).collect();
+        for (p, version) in partitions.iter().zip(writer.txn_versions(&apps).await?) {
+            if let (Some(o), Some(committed)) = (offset(version), out.get_mut(p)) {
+                committed.set(kind, o);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// One table followed read-only at its latest version, with the latest `txn` version of the app
 /// ids asked for so far.
 ///

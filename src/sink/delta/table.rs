@@ -1,19 +1,21 @@
 //! One Delta table: created on first use with its schema and partition column, appended to by
 //! commits that carry the Kafka offsets (`txn` actions) with the data.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
+use delta_kernel::table_features::{ColumnMappingMode, TableFeature};
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::transaction::{CommitBuilder, CommitConflictError, CommitProperties, TransactionError};
+use deltalake::kernel::transaction::{CommitConflictError, CommitData, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, StructType, Transaction};
+use deltalake::logstore::LogStoreRef;
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::{BlindDeltaTable, DeltaTableError};
 
 use crate::fault::{Classify, Permanent};
 use crate::probe::Probe;
@@ -100,14 +102,25 @@ impl Classify for SinkError {
     }
 }
 
-/// Writes one table. Holds the table state as of its own last commit (or open): see the module
-/// documentation for why it never refreshes to the latest version on its own.
+/// Writes one table by appends. Holds what an append needs and no more: the table's protocol,
+/// metadata and properties (a metadata-only snapshot, read at open and at each [`refresh`]) and
+/// the version its commits build on — never the list of the table's files, whose upkeep made
+/// delta-rs's per-commit cost and memory grow with the table (see [`super::append`]).
+///
+/// The base version moves only through the writer's own commits (or a [`refresh`]): see the
+/// module documentation for why it never jumps to the latest version on its own.
+///
+/// [`refresh`]: DeltaTableWriter::refresh
 pub struct DeltaTableWriter {
     name: String,
-    table: DeltaTable,
+    table: BlindDeltaTable,
+    /// The version the next commit builds on: the writer's own last commit, or what the last
+    /// open or refresh read.
+    version: u64,
     partition_by: Vec<String>,
     properties: WriterProperties,
     probe: Probe,
+    checkpoints: super::checkpoint::Checkpoints,
 }
 
 /// How the data files are encoded: Snappy pages, statistics per column chunk (what Delta's
@@ -130,6 +143,71 @@ fn writer_properties<'a>(dictionary: impl IntoIterator<Item = &'a str>) -> Write
     b.build()
 }
 
+/// The writer features an append by pixlake honours. Column mapping, check constraints,
+/// generated and identity columns are listed because what they oblige a writer to do is ruled
+/// out elsewhere: the mapping mode must be `none`, no constraint may be configured, and the
+/// schema must equal pixlake's (no generation or identity expressions). Any other feature —
+/// row tracking, in-commit timestamps, catalog-managed tables, ones newer than this build — is
+/// refused: appending without honouring it would corrupt the table for its other writers.
+const WRITABLE_FEATURES: &[&str] = &[
+    "appendOnly",
+    "invariants",
+    "checkConstraints",
+    "changeDataFeed",
+    "generatedColumns",
+    "identityColumns",
+    "columnMapping",
+    "timestampNtz",
+    "deletionVectors",
+    "domainMetadata",
+    "v2Checkpoint",
+    "vacuumProtocolCheck",
+];
+
+/// Whether pixlake may append to `table` (see [`WRITABLE_FEATURES`]); the error names what it
+/// does not honour.
+fn ensure_writable(table: &BlindDeltaTable) -> Result<(), DeltaTableError> {
+    let unsupported = |what: String| DeltaTableError::Transaction {
+        source: TransactionError::UnsupportedTableFeatures(vec![TableFeature::Unknown(what)]),
+    };
+    let mode = table.table_properties().column_mapping_mode;
+    if mode.is_some_and(|m| m != ColumnMappingMode::None) {
+        return Err(unsupported(format!("columnMapping (mode {mode:?})")));
+    }
+    if let Some(key) = table.metadata().configuration().keys().find(|k| k.starts_with("delta.constraints.")) {
+        return Err(unsupported(format!("checkConstraints ({key})")));
+    }
+    // The kernel keeps the protocol's accessors to itself; its serialised form is the protocol.
+    let protocol = serde_json::to_value(table.protocol()).map_err(|e| DeltaTableError::Generic(e.to_string()))?;
+    let writer_version = protocol.get("minWriterVersion").and_then(serde_json::Value::as_i64).unwrap_or(0);
+    match writer_version {
+        0..=6 => Ok(()),
+        7 => {
+            let features = protocol.get("writerFeatures").and_then(serde_json::Value::as_array);
+            let unknown: Vec<TableFeature> = features
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_str)
+                .filter(|f| !WRITABLE_FEATURES.contains(f))
+                .map(|f| TableFeature::Unknown(f.to_owned()))
+                .collect();
+            if unknown.is_empty() {
+                Ok(())
+            } else {
+                Err(DeltaTableError::Transaction { source: TransactionError::UnsupportedTableFeatures(unknown) })
+            }
+        }
+        v => Err(unsupported(format!("writer version {v}"))),
+    }
+}
+
+/// The metadata-only snapshot of the table at `log_store`'s latest version, checked writable.
+async fn open_blind(log_store: LogStoreRef) -> Result<BlindDeltaTable, DeltaTableError> {
+    let table = BlindDeltaTable::try_new_with_log_store(log_store).await?;
+    ensure_writable(&table)?;
+    Ok(table)
+}
+
 impl DeltaTableWriter {
     /// Opens the table at `url`, creating it with `schema` partitioned by `partition_by` if there
     /// is none yet. Two processes racing to create it both succeed: the loser opens the
@@ -140,9 +218,13 @@ impl DeltaTableWriter {
         schema: SchemaRef,
         partition_by: &str,
     ) -> Result<Self, SinkError> {
-        let table = match super::files::open_existing(name, url).await? {
-            Some(table) => table,
-            None => {
+        let err = SinkError::delta(name, "open");
+        let log_store = super::files::unloaded(name, url)?.log_store();
+        let exists = log_store.is_delta_table_location().await.map_err(SinkError::delta(name, "look for"))?;
+        let table = match if exists { Some(open_blind(log_store.clone()).await) } else { None } {
+            Some(Ok(table)) => table,
+            Some(Err(e)) if !super::offsets::is_missing(&e) => return Err(err(e)),
+            _ => {
                 let err = SinkError::delta(name, "create");
                 let columns: StructType =
                     schema.as_ref().try_into_kernel().map_err(|e| err(DeltaTableError::from(e)))?;
@@ -157,29 +239,29 @@ impl DeltaTableWriter {
                     // version 0 then sees as "metadata changed" and cannot commit past.
                     .with_commit_properties(CommitProperties::default().with_max_retries(0))
                     .await;
-                match created {
-                    Ok(t) => t,
-                    // Lost a creation race (the other process committed version 0 first): the
-                    // table now exists; open it. Otherwise the creation failed for its own reason.
-                    Err(e) => match super::files::open_existing(name, url).await {
-                        Ok(Some(t)) => t,
-                        _ => return Err(err(e)),
-                    },
+                // Created, or lost a creation race (the other process committed version 0
+                // first): the table now exists; open it. Otherwise the creation failed for its
+                // own reason.
+                match (created, open_blind(log_store).await) {
+                    (_, Ok(table)) => table,
+                    (Err(e), Err(_)) => return Err(err(e)),
+                    (Ok(_), Err(e)) => return Err(SinkError::delta(name, "open")(e)),
                 }
             }
         };
-        let err = SinkError::delta(name, "open");
-        let existing: StructType = table.snapshot().map_err(err)?.schema().as_ref().clone();
         let wanted: StructType = schema.as_ref().try_into_kernel().map_err(|e| err(DeltaTableError::from(e)))?;
-        if existing != wanted {
+        if *table.schema() != wanted {
             return Err(SinkError::SchemaMismatch { table: name.to_owned(), url: url.clone() });
         }
+        let checkpoints = super::checkpoint::Checkpoints::new(name, &table);
         Ok(DeltaTableWriter {
             name: name.to_owned(),
+            version: table.version(),
             table,
             partition_by: vec![partition_by.to_owned()],
             properties: writer_properties([]),
             probe: Probe::default(),
+            checkpoints,
         })
     }
 
@@ -196,9 +278,9 @@ impl DeltaTableWriter {
         self
     }
 
-    /// The table version this writer last saw.
+    /// The table version this writer builds on.
     pub fn version(&self) -> Option<u64> {
-        self.table.version()
+        Some(self.version)
     }
 
     /// Moves this writer to the table's latest version, to see what other writers committed.
@@ -209,17 +291,41 @@ impl DeltaTableWriter {
     /// committed for them in between (this writer is a zombie for those partitions), which the
     /// conflict check can no longer detect once the refresh has absorbed that commit.
     pub async fn refresh(&mut self) -> Result<(), SinkError> {
-        self.table.update_incremental(None).await.map_err(SinkError::delta(&self.name, "refresh"))
+        let table = open_blind(self.table.log_store()).await.map_err(SinkError::delta(&self.name, "refresh"))?;
+        self.version = table.version();
+        self.checkpoints = super::checkpoint::Checkpoints::new(&self.name, &table);
+        self.table = table;
+        Ok(())
     }
 
-    /// The table as this writer last saw it (for `read_offsets`: offsets as of that version).
-    pub fn loaded(&self) -> super::Loaded<'_> {
-        super::Loaded { name: &self.name, table: Some(&self.table) }
+    /// Waits for the checkpoint being written beside the commits, if any (see
+    /// [`super::checkpoint`]).
+    pub async fn settle(&mut self) {
+        self.checkpoints.settle().await
+    }
+
+    /// The latest `txn` version of each of `app_ids` as of the writer's version (`None`: no
+    /// txn for it).
+    pub async fn txn_versions(&self, app_ids: &[String]) -> Result<Vec<Option<i64>>, SinkError> {
+        let log_store = self.table.log_store();
+        let (version, app_ids) = (self.version, app_ids.to_vec());
+        let read = tokio::task::spawn_blocking(move || -> Result<Vec<Option<i64>>, DeltaTableError> {
+            let engine = super::checkpoint::engine(log_store.as_ref());
+            let snapshot = delta_kernel::Snapshot::builder_for(super::checkpoint::table_root(log_store.as_ref()))
+                .at_version(version)
+                .build(engine.as_ref())?;
+            app_ids.iter().map(|a| Ok(snapshot.get_app_id_version(a, engine.as_ref())?)).collect()
+        });
+        read.await
+            .map_err(|e| DeltaTableError::Generic(e.to_string()))
+            .and_then(|r| r)
+            .map_err(SinkError::delta(&self.name, "read the offsets in"))
     }
 
     /// Writes `batches` as Parquet files and commits them with the `(app id, next offset)` txn
-    /// actions in one Delta commit. Files written by a failed or fenced attempt are never
-    /// referenced by the log (vacuum removes them).
+    /// actions in one Delta commit, at the first version after the writer's that is free and
+    /// not taken by a commit that fences it ([`super::append`]). Files written by a failed or
+    /// fenced attempt are never referenced by the log (vacuum removes them).
     pub async fn commit(
         &mut self,
         batches: Vec<RecordBatch>,
@@ -227,44 +333,43 @@ impl DeltaTableWriter {
         metadata: HashMap<String, serde_json::Value>,
     ) -> Result<CommitOutcome, SinkError> {
         let err = SinkError::delta(&self.name, "commit to");
-        let mut writer =
-            RecordBatchWriter::for_table(&self.table).map_err(err)?.with_writer_properties(self.properties.clone());
+        let mut writer = RecordBatchWriter::for_blind_appends(&self.table)
+            .map_err(err)?
+            .with_writer_properties(self.properties.clone());
         for batch in batches {
             writer.write(batch).await.map_err(err)?;
         }
         self.probe.hit("encoded");
         let adds = writer.flush().await.map_err(err)?;
         self.probe.hit("files-written");
-        // The commit's own cost must not grow with the table's history: delta-rs's expired-log
-        // cleanup lists all of `_delta_log` after every commit (a LIST per thousand versions on
-        // S3), so it is left to `maintain`, after its checkpoint. Checkpoints stay in the commit
-        // path, every `delta.checkpointInterval` (100) versions, which bounds the log replay of
-        // every reader and of the offset lookups at assignment.
-        let props = CommitProperties::default()
-            .with_application_transactions(offsets.into_iter().map(|(id, v)| Transaction::new(id, v)).collect())
-            .with_metadata(metadata)
-            .with_cleanup_expired_logs(Some(false));
+        let (files, bytes) = (adds.len() as u64, adds.iter().map(|a| a.size.max(0) as u64).sum());
+        let ours: HashSet<String> = offsets.iter().map(|(id, _)| id.clone()).collect();
         let operation = DeltaOperation::Write {
             mode: SaveMode::Append,
             partition_by: Some(self.partition_by.clone()),
             predicate: None,
         };
-        let (files, bytes) = (adds.len() as u64, adds.iter().map(|a| a.size.max(0) as u64).sum());
-        let snapshot = self.table.snapshot().map_err(err)?;
-        let result = CommitBuilder::from(props)
-            .with_actions(adds.into_iter().map(Action::Add).collect())
-            .build(Some(snapshot), self.table.log_store(), operation)
-            .await;
-        match result {
-            Ok(done) => {
+        let data = CommitData::new(
+            adds.into_iter().map(Action::Add).collect(),
+            operation,
+            metadata,
+            offsets.into_iter().map(|(id, v)| Transaction::new(id, v)).collect(),
+        );
+        let bytes_of_log = data.get_bytes().map_err(|e| err(e.into()))?;
+        let log_store = self.table.log_store();
+        let entry = super::append::entry(log_store.as_ref(), bytes_of_log).await.map_err(err)?;
+        match super::append::append(log_store.as_ref(), self.version, entry, &ours).await.map_err(err)? {
+            super::append::Appended::At(version) => {
                 // Advance to our own commit only (never to "latest"): the fence depends on it.
-                self.table.update_incremental(Some(done.version)).await.map_err(err)?;
-                Ok(CommitOutcome::Committed { version: done.version, files, bytes })
+                self.version = version;
+                // Checkpoints bound the log replay of every reader and of the offset lookups
+                // at assignment; written beside the next commits, not in this one's latency.
+                // Expired log entries are left to `maintain` (after its checkpoint): deleting
+                // them lists all of `_delta_log`.
+                self.checkpoints.after(version, &log_store);
+                Ok(CommitOutcome::Committed { version, files, bytes })
             }
-            Err(DeltaTableError::Transaction {
-                source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction),
-            }) => Ok(CommitOutcome::Fenced),
-            Err(e) => Err(err(e)),
+            super::append::Appended::Fenced => Ok(CommitOutcome::Fenced),
         }
     }
 }
