@@ -42,15 +42,9 @@ fn drain(consumer: &BaseConsumer, topic: &str) -> Result<(u64, u64), KafkaError>
                     ends.remove(&m.partition());
                 }
             }
+            // At the end (its last offset may hold no record: transaction markers, compaction).
             Some(Err(KafkaError::PartitionEOF(p))) => {
-                // Past the end without a record at end - 1 (compacted or transactional markers).
-                if ends.get(&p).is_some_and(|&end| {
-                    consumer.position().ok().is_some_and(|pos| {
-                        pos.find_partition(topic, p).and_then(|e| e.offset().to_raw()).is_some_and(|o| o >= end)
-                    })
-                }) {
-                    ends.remove(&p);
-                }
+                ends.remove(&p);
             }
             Some(Err(e)) => return Err(e),
             None => {}
