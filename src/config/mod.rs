@@ -411,7 +411,7 @@ mod tests {
         assert_eq!(c.validation.max_message_bytes, 1 << 20);
         assert_eq!(c.warehouse.table_location("pix_payments"), "./warehouse/pix_payments");
         assert_eq!(c.batch.max_rows, 100_000);
-        assert_eq!(c.batch.max_latency, std::time::Duration::from_secs(5));
+        assert_eq!(c.batch.max_latency, std::time::Duration::from_secs(2));
         assert_eq!(c.telemetry.listen, Some("127.0.0.1:9898".parse().unwrap()));
         assert_eq!(c.telemetry.log_format, LogFormat::Human);
         assert_eq!(c.ingest.idle_commit, std::time::Duration::from_secs(10));

@@ -14,12 +14,19 @@ pub struct KafkaDeadLetterQueue {
     failed_reported: u64,
 }
 
+/// How long a dead letter waits for others to share its request. A batch's dead letters are
+/// flushed — waited for — when it is sealed, on the thread that reads Kafka: lingering there is
+/// reading time lost. With ingest's 100 ms (the `produce` command's throughput setting) a run
+/// with small batches (`ingest.memory_limit_mb: 512`, 1 % invalid) took 9.8 s where 1 ms took
+/// 8.0 s; the request count stays small (dead letters are rare, flushed once per batch).
+const DLQ_LINGER_MS: u32 = 5;
+
 impl KafkaDeadLetterQueue {
     /// A producer for `config.dlq.topic`, sized for values up to twice the validation limit
     /// (oversized records are dead letters too).
     pub fn new(config: &Config, flush_timeout: Duration) -> Result<Self, ProduceError> {
         Ok(KafkaDeadLetterQueue {
-            producer: AckedProducer::new(&config.kafka, config.validation.max_message_bytes * 2)?,
+            producer: AckedProducer::new(&config.kafka, config.validation.max_message_bytes * 2, DLQ_LINGER_MS)?,
             topic: config.dlq.topic.clone(),
             flush_timeout,
             failed_reported: 0,

@@ -124,14 +124,17 @@ pub struct AckedProducer {
 }
 
 impl AckedProducer {
-    /// Creates the producer: idempotent, `acks=all`, lz4 batches, room for large records.
-    pub fn new(kafka: &KafkaConfig, max_message_bytes: usize) -> Result<Self, ProduceError> {
+    /// Creates the producer: idempotent, `acks=all`, lz4 batches, room for large records;
+    /// records wait up to `linger_ms` for more to share their request (unless `kafka.producer`
+    /// sets `linger.ms`).
+    pub fn new(kafka: &KafkaConfig, max_message_bytes: usize, linger_ms: u32) -> Result<Self, ProduceError> {
         let max = (max_message_bytes + 64 * 1024).max(1_000_000).to_string();
+        let linger = linger_ms.to_string();
         let config = super::client_config(
             kafka,
             super::Role::Producer,
             &[
-                ("linger.ms", "100"),
+                ("linger.ms", &linger),
                 ("batch.size", "4000000"),
                 ("compression.type", "lz4"),
                 ("queue.buffering.max.messages", "1000000"),

@@ -107,7 +107,7 @@ impl KafkaSink {
     /// Connects to the configured cluster.
     pub fn new(config: &Config, topics: Topics) -> Result<Self, SinkError> {
         // Room for records just over the validation limit (OVERSIZED_MESSAGE test records).
-        let producer = AckedProducer::new(&config.kafka, config.validation.max_message_bytes * 2)?;
+        let producer = AckedProducer::new(&config.kafka, config.validation.max_message_bytes * 2, 100)?;
         // A missing topic would hold every record until message.timeout.ms: say so now.
         let names = Category::ALL.map(|c| topics.get(c));
         producer.require_topics(&names, Duration::from_secs(10))?;
