@@ -55,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
 
+    anyhow::ensure!(!batches.is_empty(), "the generator gave no payment of {rows} rows to commit");
     let dir = tempfile::tempdir()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let location =

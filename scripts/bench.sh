@@ -23,8 +23,8 @@ rate=${BENCH_RATE:-10000}
 seconds=${BENCH_SECONDS:-60}
 scaling=${BENCH_SCALING:-0}
 scaling_events=${SCALING_EVENTS:-500000}
-for tool in kcat bc; do
-  command -v $tool >/dev/null || { echo "bench.sh: needs $tool (scripts/setup.sh installs it)" >&2; exit 1; }
+for tool in kcat bc python3 /usr/bin/time; do
+  command -v $tool >/dev/null || { echo "bench.sh: needs $tool (scripts/setup.sh installs kcat; apt-get install bc time)" >&2; exit 1; }
 done
 scripts/kafka.sh start >/dev/null
 cargo build --release --locked -q --bin pixlake --example noop_consume --example freshness
@@ -32,7 +32,8 @@ bin=$PWD/target/release/pixlake
 examples=$PWD/target/release/examples
 work=$(mktemp -d)
 made=()
-trap 'rm -rf "$work"; scripts/kafka.sh delete "${made[@]}" >/dev/null 2>&1 || true' EXIT
+ingest_pid=
+trap '[[ -n $ingest_pid ]] && kill "$ingest_pid" 2>/dev/null; rm -rf "$work"; scripts/kafka.sh delete "${made[@]}" >/dev/null 2>&1 || true' EXIT
 export PIXLAKE__TELEMETRY__LISTEN=127.0.0.1:0
 
 # setup RUN PARTITIONS: fresh topics RUN.{payments,receipts,refunds,dlq} and a fresh warehouse;
@@ -74,10 +75,14 @@ mb=$(echo "scale=1; $(json "$work/noop.json" bytes) / 1048576" | bc)
 
 echo "== reference: three kcat -C, concurrently"
 start=$(date +%s.%N)
+pids=()
 for t in payments receipts refunds; do
   kcat -b 127.0.0.1:9092 -C -t "$run.$t" -o beginning -e -q -f '%S\n' > /dev/null &
+  pids+=($!)
 done
-wait
+for p in "${pids[@]}"; do
+  wait "$p" || { echo "bench.sh: kcat failed; its figure would be wrong" >&2; exit 1; }
+done
 kcat_s=$(echo "$(date +%s.%N) - $start" | bc)
 
 echo "== pixlake ingest --until-caught-up"
@@ -105,16 +110,19 @@ setup "$fresh" 6
 $bin ingest > "$work/fresh.log" 2>&1 &
 ingest_pid=$!
 # Ready when its pipelines have their partitions (the first assignment reads Delta).
-for _ in $(seq 1 300); do
-  grep -q 'assigned' "$work/fresh.log" 2>/dev/null && break
+for i in $(seq 1 300); do
+  grep -q 'partitions assigned' "$work/fresh.log" 2>/dev/null && break
+  [[ $i == 300 ]] && { echo "bench.sh: ingest has no partitions after 30 s; see its log:" >&2; tail -5 "$work/fresh.log" >&2; exit 1; }
   sleep 0.1
 done
 $bin produce --rate "$rate" --count $((rate * seconds)) --invalid-ratio 0.01 --seed 7 2>&1 | tail -1
 # What was produced last is committed by the latency rule, not by the stop.
 latency_ms=$($bin config show 2>/dev/null | awk '/^  max_latency_ms:/ {print $2}')
+[[ $latency_ms =~ ^[0-9]+$ ]] || { echo "bench.sh: cannot read batch.max_latency_ms from 'pixlake config show'" >&2; exit 1; }
 sleep $(( latency_ms / 1000 + 3 ))
 kill -TERM "$ingest_pid"
 wait "$ingest_pid" || true
+ingest_pid=
 "$examples/freshness" "$work/$fresh" pix_payments pix_receipts pix_refunds > "$work/fresh.json"
 printf 'rows %s; from Kafka timestamp to visible in Delta: p50 %s s, p99 %s s, max %s s (batch.max_latency_ms %s)\n' \
   "$(json "$work/fresh.json" rows)" "$(json "$work/fresh.json" p50)" "$(json "$work/fresh.json" p99)" \

@@ -349,11 +349,19 @@ async fn commits_of_other_writers_are_stepped_over_unless_they_change_the_table(
     assert!(matches!(out, CommitOutcome::Committed { version: 3, files: 1, .. }), "{out:?}");
     assert_eq!(committed(&w).await, vec![Some(4), None]);
 
+    // A commit that fences, behind a harmless one: every version in between is judged.
+    let mut behind = payments(dir.path()).await;
+    other_commit(dir.path(), 4, &[commit_info]);
+    let out = w.commit(vec![batch(4..6)], vec![(p0.clone(), 6)], HashMap::new()).await.unwrap();
+    assert!(matches!(out, CommitOutcome::Committed { version: 5, .. }), "{out:?}");
+    let out = behind.commit(vec![batch(0..2)], vec![(p0.clone(), 2)], HashMap::new()).await.unwrap();
+    assert_eq!(out, CommitOutcome::Fenced, "version 5 carries p0, after the harmless version 4");
+
     let metadata = creation_line(dir.path(), "metaData");
-    other_commit(dir.path(), 4, &[commit_info, &metadata]);
-    let err = w.commit(vec![batch(4..6)], vec![(p0.clone(), 6)], HashMap::new()).await.unwrap_err();
+    other_commit(dir.path(), 6, &[commit_info, &metadata]);
+    let err = w.commit(vec![batch(6..8)], vec![(p0.clone(), 8)], HashMap::new()).await.unwrap_err();
     assert_eq!(err.permanent(), Some(Permanent::TableChanged), "{err}");
-    assert_eq!(rows(dir.path()).await, 4, "nothing of the refused commit is visible");
+    assert_eq!(rows(dir.path()).await, 6, "nothing of the refused commits is visible");
 }
 
 /// A table whose protocol asks writers for a feature pixlake does not honour (row tracking
@@ -374,6 +382,12 @@ async fn a_table_with_a_writer_feature_pixlake_does_not_honour_is_refused() {
     )
     .await;
     let Err(err) = refused else { panic!("a rowTracking table was opened for writing") };
+    // The same protocol with only features an append honours opens (and commits).
+    let allowed = r#"{"protocol":{"minReaderVersion":3,"minWriterVersion":7,"readerFeatures":["deletionVectors"],"writerFeatures":["appendOnly","deletionVectors","domainMetadata"]}}"#;
+    other_commit(dir.path(), 2, &[r#"{"commitInfo":{"timestamp":1,"operation":"SET TBLPROPERTIES"}}"#, allowed]);
+    let mut w = payments(dir.path()).await;
+    let out = w.commit(vec![batch(0..1)], vec![(app_id("payments", "pix.payments", 0), 1)], HashMap::new()).await;
+    assert!(matches!(out, Ok(CommitOutcome::Committed { version: 3, .. })), "{out:?}");
     assert_eq!(err.permanent(), Some(Permanent::UnsupportedTable), "{err}");
     assert!(format!("{err:?}").contains("rowTracking"), "{err:?}");
 }
@@ -388,6 +402,10 @@ async fn the_writer_checkpoints_every_hundred_versions() {
     let p0 = app_id("payments", "pix.payments", 0);
     for i in 0..210 {
         w.commit(vec![batch(i..i + 1)], vec![(p0.clone(), i + 1)], HashMap::new()).await.unwrap();
+        if i == 100 {
+            // One checkpoint at a time: a busy machine must not make the one at 200 skipped.
+            w.settle().await;
+        }
     }
     w.settle().await;
     let log = dir.path().join("pix_payments/_delta_log");

@@ -170,8 +170,13 @@ impl Committer {
                     break;
                 }
             }
-            // A checkpoint still being written finishes before the runtime can go away.
-            worker.cx.runtime.block_on(worker.tables.settle());
+            // A checkpoint still being written finishes before the runtime can go away (within
+            // bounds: one left unfinished is only written again at the next interval).
+            let tables = &mut worker.tables;
+            let _ = worker
+                .cx
+                .runtime
+                .block_on(async { tokio::time::timeout(Duration::from_secs(30), tables.settle()).await });
         })?;
         Ok(Committer { pipeline, jobs, replies, in_flight: None, cutoff })
     }

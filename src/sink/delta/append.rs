@@ -30,10 +30,6 @@ use deltalake::kernel::transaction::{CommitConflictError, TransactionError};
 use deltalake::logstore::{CommitOrBytes, LogStore};
 use deltalake::{DeltaTableError, Path};
 
-/// How many other writers' commits one append may step over before it reports failure (the
-/// caller's retry, with backoff, starts again from there). Far more than any real contention.
-const MAX_STEPS: u64 = 1_000;
-
 /// Where an append ended.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Appended {
@@ -98,11 +94,13 @@ pub(super) async fn entry(log_store: &dyn LogStore, bytes: bytes::Bytes) -> Resu
     Ok(CommitOrBytes::TmpCommit(path))
 }
 
-/// Puts `entry` at the first free version after `base`, judging each version taken meanwhile.
-/// An entry not committed (fenced, or an error) is aborted: a temporary file is removed.
+/// Puts `entry` at the first free version after `*base`, judging every version taken
+/// meanwhile; `*base` moves past each one judged harmless (what a commit on top of them would do
+/// anyway), so a writer that fell behind catches up once, not at every attempt. An entry not
+/// committed (fenced, or an error) is aborted: a temporary file is removed.
 pub(super) async fn append(
     log_store: &dyn LogStore,
-    base: u64,
+    base: &mut u64,
     entry: CommitOrBytes,
     ours: &HashSet<String>,
 ) -> Result<Appended, DeltaTableError> {
@@ -110,42 +108,55 @@ pub(super) async fn append(
     let result = step_over(log_store, base, &entry, ours, operation).await;
     if !matches!(result, Ok(Appended::At(_))) {
         // Best effort: a temporary commit file left behind is never read (vacuum removes it).
-        let _ = log_store.abort_commit_entry(base + 1, entry, operation).await;
+        let _ = log_store.abort_commit_entry(*base + 1, entry, operation).await;
     }
     result
 }
 
 async fn step_over(
     log_store: &dyn LogStore,
-    base: u64,
+    base: &mut u64,
     entry: &CommitOrBytes,
     ours: &HashSet<String>,
     operation: uuid::Uuid,
 ) -> Result<Appended, DeltaTableError> {
-    for version in base + 1..=base + MAX_STEPS {
+    // Each turn either lands or moves the base past at least one version, so it ends unless
+    // other writers commit forever faster than this one can list and put.
+    loop {
+        let version = *base + 1;
         match log_store.write_commit_entry(version, entry.clone(), operation).await {
             Ok(()) => return Ok(Appended::At(version)),
             Err(TransactionError::VersionAlreadyExists(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        let Some(winner) = log_store.read_commit_entry(version).await? else {
-            // Taken but not readable: cleaned up already (a log pixlake fell far behind).
-            return Err(DeltaTableError::Generic(format!(
-                "version {version} of the log exists but cannot be read; the writer starts over from the latest version"
-            )));
-        };
-        let conflict = match judge(&winner, ours) {
-            Ok(Winner::Harmless) => continue,
-            Ok(Winner::Fences) => return Ok(Appended::Fenced),
-            Ok(Winner::MetadataChanged) => CommitConflictError::MetadataChanged,
-            Ok(Winner::ProtocolChanged) => {
-                CommitConflictError::ProtocolChanged(format!("version {version} changed the table's protocol"))
-            }
-            Err(e) => return Err(DeltaTableError::InvalidJsonLog { json_err: e, line: String::new(), version }),
-        };
-        return Err(TransactionError::CommitConflict(conflict).into());
+        // Taken: judge everything up to the latest version (one listing, one GET per version)
+        // before the next put, so a busy table costs one failed put per turn, not per version.
+        let latest = log_store.get_latest_version(version).await?.max(version);
+        for v in version..=latest {
+            let Some(winner) = log_store.read_commit_entry(v).await? else {
+                return Err(DeltaTableError::Generic(format!(
+                    "version {v} of the log is listed but cannot be read; retrying (a store that keeps failing \
+                     this way needs checking)"
+                )));
+            };
+            let conflict = match judge(&winner, ours) {
+                Ok(Winner::Harmless) => {
+                    *base = v;
+                    continue;
+                }
+                Ok(Winner::Fences) => return Ok(Appended::Fenced),
+                Ok(Winner::MetadataChanged) => CommitConflictError::MetadataChanged,
+                Ok(Winner::ProtocolChanged) => {
+                    CommitConflictError::ProtocolChanged(format!("version {v} changed the table's protocol"))
+                }
+                Err(e) => {
+                    let line = format!("commit file of version {v}");
+                    return Err(DeltaTableError::InvalidJsonLog { json_err: e, line, version: v });
+                }
+            };
+            return Err(TransactionError::CommitConflict(conflict).into());
+        }
     }
-    Err(TransactionError::MaxCommitAttempts(MAX_STEPS as i32).into())
 }
 
 #[cfg(test)]

@@ -52,6 +52,10 @@ pub(super) fn engine(log_store: &dyn LogStore) -> Arc<dyn delta_kernel::Engine> 
     }
 }
 
+fn interval(table: &BlindDeltaTable) -> u64 {
+    table.table_properties().checkpoint_interval.map_or(100, |n| n.get())
+}
+
 /// The table's root as the kernel wants it: a directory URL (with a trailing slash, or
 /// `Url::join` would replace the last segment).
 pub(super) fn table_root(log_store: &dyn LogStore) -> Url {
@@ -64,8 +68,13 @@ pub(super) fn table_root(log_store: &dyn LogStore) -> Url {
 
 impl Checkpoints {
     pub(super) fn new(name: &str, table: &BlindDeltaTable) -> Self {
-        let interval = table.table_properties().checkpoint_interval.map_or(100, |n| n.get());
-        Checkpoints { table: name.to_owned(), interval, running: None }
+        Checkpoints { table: name.to_owned(), interval: interval(table), running: None }
+    }
+
+    /// Takes the interval of `table` as it is now (after a refresh), keeping track of the
+    /// checkpoint being written.
+    pub(super) fn reconfigure(&mut self, table: &BlindDeltaTable) {
+        self.interval = interval(table);
     }
 
     /// Starts the checkpoint of `version` if one is due at it and none is being written.
@@ -94,8 +103,10 @@ impl Checkpoints {
 
     /// Waits for the checkpoint being written, if any (tests, and a clean shutdown).
     pub(super) async fn settle(&mut self) {
-        if let Some(running) = self.running.take() {
-            let _ = running.await;
+        if let Some(running) = self.running.take()
+            && let Err(e) = running.await
+        {
+            tracing::warn!(table = %self.table, error = %e, "writing a checkpoint failed; the next one is written at the next interval");
         }
     }
 }

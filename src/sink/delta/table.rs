@@ -115,8 +115,10 @@ pub struct DeltaTableWriter {
     name: String,
     table: BlindDeltaTable,
     /// The version the next commit builds on: the writer's own last commit, or what the last
-    /// open or refresh read.
+    /// open or refresh read (or a later one an append judged harmless and stepped over).
     version: u64,
+    /// When `version` was last known to be in the log (see [`STALE_BASE`]).
+    based_at: std::time::Instant,
     partition_by: Vec<String>,
     properties: WriterProperties,
     probe: Probe,
@@ -164,6 +166,15 @@ const WRITABLE_FEATURES: &[&str] = &[
     "vacuumProtocolCheck",
 ];
 
+/// How long a writer's base version may go unconfirmed before a commit first checks it is still
+/// in the log. `maintain` deletes log entries older than the table's log retention (30 days)
+/// once a checkpoint covers them; a pipeline idle that long (a quiet topic, while the others keep
+/// committing to `pix_quarantine`) would otherwise put its next commit into the deleted range —
+/// "create if absent" succeeds there — where readers starting from the checkpoint never look.
+/// A base found gone is treated as fenced: the engine re-reads its offsets from the latest
+/// version. One GET per commit, only for a writer idle this long.
+const STALE_BASE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Whether pixlake may append to `table` (see [`WRITABLE_FEATURES`]); the error names what it
 /// does not honour.
 fn ensure_writable(table: &BlindDeltaTable) -> Result<(), DeltaTableError> {
@@ -179,7 +190,9 @@ fn ensure_writable(table: &BlindDeltaTable) -> Result<(), DeltaTableError> {
     }
     // The kernel keeps the protocol's accessors to itself; its serialised form is the protocol.
     let protocol = serde_json::to_value(table.protocol()).map_err(|e| DeltaTableError::Generic(e.to_string()))?;
-    let writer_version = protocol.get("minWriterVersion").and_then(serde_json::Value::as_i64).unwrap_or(0);
+    let Some(writer_version) = protocol.get("minWriterVersion").and_then(serde_json::Value::as_i64) else {
+        return Err(unsupported("a protocol without minWriterVersion".to_owned()));
+    };
     match writer_version {
         0..=6 => Ok(()),
         7 => {
@@ -257,6 +270,7 @@ impl DeltaTableWriter {
         Ok(DeltaTableWriter {
             name: name.to_owned(),
             version: table.version(),
+            based_at: std::time::Instant::now(),
             table,
             partition_by: vec![partition_by.to_owned()],
             properties: writer_properties([]),
@@ -293,7 +307,9 @@ impl DeltaTableWriter {
     pub async fn refresh(&mut self) -> Result<(), SinkError> {
         let table = open_blind(self.table.log_store()).await.map_err(SinkError::delta(&self.name, "refresh"))?;
         self.version = table.version();
-        self.checkpoints = super::checkpoint::Checkpoints::new(&self.name, &table);
+        self.based_at = std::time::Instant::now();
+        // The checkpoint being written, if any, stays tracked: one at a time.
+        self.checkpoints.reconfigure(&table);
         self.table = table;
         Ok(())
     }
@@ -357,11 +373,21 @@ impl DeltaTableWriter {
         );
         let bytes_of_log = data.get_bytes().map_err(|e| err(e.into()))?;
         let log_store = self.table.log_store();
+        if self.based_at.elapsed() > STALE_BASE
+            && log_store.read_commit_entry(self.version).await.map_err(err)?.is_none()
+        {
+            tracing::warn!(table = %self.name, version = self.version,
+                "the version this writer builds on was removed from the log (expired and cleaned up while this \
+                 pipeline was idle); its offsets are read again from the table's latest version");
+            return Ok(CommitOutcome::Fenced);
+        }
         let entry = super::append::entry(log_store.as_ref(), bytes_of_log).await.map_err(err)?;
-        match super::append::append(log_store.as_ref(), self.version, entry, &ours).await.map_err(err)? {
+        let appended = super::append::append(log_store.as_ref(), &mut self.version, entry, &ours).await.map_err(err)?;
+        match appended {
             super::append::Appended::At(version) => {
                 // Advance to our own commit only (never to "latest"): the fence depends on it.
                 self.version = version;
+                self.based_at = std::time::Instant::now();
                 // Checkpoints bound the log replay of every reader and of the offset lookups
                 // at assignment; written beside the next commits, not in this one's latency.
                 // Expired log entries are left to `maintain` (after its checkpoint): deleting
