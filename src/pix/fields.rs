@@ -91,6 +91,7 @@ impl<'a> Obj<'a> {
     }
 
     /// An optional string, whitespace trimmed (flagged); an empty string counts as absent.
+    #[inline]
     pub fn opt_str(&self, f: usize, flags: &mut Flags) -> Result<Option<Cow<'a, str>>, Rejection> {
         let Some(raw) = self.raw(f) else {
             return Ok(None);
@@ -101,6 +102,7 @@ impl<'a> Obj<'a> {
     }
 
     /// A required non-empty string, whitespace trimmed (flagged).
+    #[inline]
     pub fn req_str(&self, f: usize, flags: &mut Flags) -> Result<Cow<'a, str>, Rejection> {
         self.opt_str(f, flags)?.ok_or_else(|| self.missing(f))
     }

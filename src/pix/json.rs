@@ -134,9 +134,13 @@ impl<'a> RawObject<'a> {
         spec: &'static Spec,
         dynamic: Option<&'static Dynamic>,
     ) -> Result<Box<Self>, ScanError> {
-        let text = std::str::from_utf8(bytes).map_err(|e| {
-            ScanError::Malformed(format!("invalid UTF-8 at byte {}: the value must be UTF-8 JSON", e.valid_up_to()))
-        })?;
+        // SIMD validation first; std's only to say where a bad value goes wrong.
+        let text = match simdutf8::basic::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(_) => std::str::from_utf8(bytes).map_err(|e| {
+                ScanError::Malformed(format!("invalid UTF-8 at byte {}: the value must be UTF-8 JSON", e.valid_up_to()))
+            })?,
+        };
         let mut sc = Scanner { s: text, b: bytes, pos: 0 };
         sc.ws();
         if sc.peek() != Some(b'{') {
@@ -387,23 +391,36 @@ impl<'a> Scanner<'a> {
             if self.peek() != Some(b'"') {
                 return self.err("expected a field name in double quotes");
             }
-            let key = self.string()?;
+            // The expected name, compared in place: spec names are plain ASCII (no quote,
+            // backslash or control character), so the input bytes equal to it and followed by
+            // a quote are that name's JSON string — no scan, no decoding.
+            // The hint first, then every spec name, in place.
+            let known = match spec.names.get(hint) {
+                Some(n) if self.at_key(n) => Some(hint),
+                _ => spec.names.iter().position(|n| self.at_key(n)),
+            };
+            let found = match known {
+                Some(i) => {
+                    self.pos += spec.names[i].len() + 2;
+                    Ok(i)
+                }
+                // Not a spec name, or one written with escapes.
+                None => {
+                    let name = as_str(self.string()?).unwrap_or_default();
+                    spec.names.iter().position(|n| *n == name).ok_or(name)
+                }
+            };
             self.expect(b':', "expected ':' after the field name")?;
             self.ws();
-            let name = as_str(key).unwrap_or_default();
-            let found = match spec.names.get(hint) {
-                Some(n) if *n == name => Some(hint),
-                _ => spec.names.iter().position(|n| *n == name),
-            };
-            if let Some(i) = found {
+            if let Ok(i) = found {
                 hint = i + 1;
             }
             match found {
-                None => {
+                Err(name) => {
                     let value = self.value(depth)?;
                     obj.unknown.push((name, value));
                 }
-                Some(i) => {
+                Ok(i) => {
                     if seen & (1 << i) != 0 && obj.duplicate.is_none() {
                         obj.duplicate = Some(spec.names[i]);
                     }
@@ -434,6 +451,16 @@ impl<'a> Scanner<'a> {
                 _ => return self.err("expected ',' or '}' in an object"),
             }
         }
+    }
+
+    /// Whether the cursor (on a quote) is at the JSON string `"name"`, for a spec name.
+    #[inline]
+    fn at_key(&self, name: &str) -> bool {
+        let (n, name) = (name.len(), name.as_bytes());
+        // First character and the closing quote before the comparison: most names differ there.
+        self.b.get(self.pos + 1) == name.first()
+            && self.b.get(self.pos + 1 + n) == Some(&b'"')
+            && self.b.get(self.pos + 1..self.pos + 1 + n).is_some_and(|k| k == name)
     }
 
     /// A value that should be an object of `spec`.
@@ -663,6 +690,18 @@ mod tests {
         let n = RawObject::parse_message(br#"{"b":5}"#, &SPEC, None).unwrap();
         assert!(as_str(n.get(1).unwrap()).is_none());
         assert_eq!(kind_of(n.get(1).unwrap()), JsonKind::Number);
+    }
+
+    #[test]
+    fn names_matched_in_place_only_when_whole() {
+        // Longer or shorter than a spec name, out of order, or escaped: still told apart.
+        let o = RawObject::parse_message(br#"{"bb":1,"c":2,"":3,"b\"":4,"b":5,"a\u0062":6}"#, &PLAIN, None).unwrap();
+        assert_eq!(o.get(1).unwrap().get(), "5");
+        assert_eq!(o.get(2).unwrap().get(), "2");
+        assert!(o.get(0).is_none());
+        let names: Vec<&str> = o.unknown.iter().map(|(n, _)| n.as_ref()).collect();
+        assert_eq!(names, ["bb", "", "b\"", "ab"]);
+        assert!(o.duplicate.is_none());
     }
 
     #[test]
