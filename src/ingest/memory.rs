@@ -20,10 +20,10 @@
 //! `10 × S/16 + S/20 ≈ 0.68 S`, the rest a margin (the test's peak varies by about 10 % from run
 //! to run). A configured `batch.max_bytes` below that is kept.
 //!
-//! The limit is opt-in: smaller batches mean more commits, and a Delta commit costs delta-rs a
-//! replay of the log since the last checkpoint, so today a tight limit costs throughput (the
-//! README has the trade-off measured). Without it, `batch.max_bytes` and librdkafka's defaults
-//! apply as configured.
+//! The limit is opt-in: smaller batches mean more commits, and with one batch in flight per
+//! pipeline a batch that fills faster than the previous one commits leaves the poll loop waiting
+//! on the committer, so a tight limit costs throughput (the README has the trade-off measured).
+//! Without it, `batch.max_bytes` and librdkafka's defaults apply as configured.
 
 /// What the process needs besides its pipelines: the runtime, the metrics, the code.
 pub const PROCESS_BASE: u64 = 128 << 20;
