@@ -22,8 +22,10 @@ use pixlake::config::{Config, LogFormat};
 fn disable_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes plain integers and only sets a flag of this process.
+    // prctl is variadic: the arguments are passed as the unsigned longs the kernel reads.
     unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        let (on, off): (libc::c_ulong, libc::c_ulong) = (1, 0);
+        libc::prctl(libc::PR_SET_THP_DISABLE, on, off, off, off);
     }
 }
 

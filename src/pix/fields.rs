@@ -16,6 +16,10 @@ pub use super::json::Spec;
 macro_rules! object_spec {
     ($vis:vis $spec:ident = $prefix:tt { $($field:ident = $name:literal $(=> $child:path)?),* $(,)? }) => {
         const _: () = assert!([$($name),*].len() <= $crate::pix::json::MAX_FIELDS, "too many fields for one object");
+        const _: () = assert!(
+            $crate::pix::json::plain_names(&[$($name),*]),
+            "field names must be non-empty, distinct, without quotes, backslashes or control characters"
+        );
         $vis static $spec: $crate::pix::fields::Spec = $crate::pix::fields::Spec {
             names: &[$($name),*],
             paths: &[$($crate::pix::fields::object_spec!(@path $prefix, $name)),*],

@@ -29,6 +29,44 @@ pub const MAX_NESTED: usize = 2;
 /// Deepest nesting accepted (as `serde_json`'s recursion limit).
 pub const MAX_DEPTH: usize = 128;
 
+/// Whether `names` can be matched in place by the scanner: each non-empty, none repeated, none
+/// holding a quote, a backslash or a control character (so the input bytes `"name"` are that
+/// name's JSON string and nothing else). `object_spec!` checks every spec with it at compile time.
+pub const fn plain_names(names: &[&str]) -> bool {
+    let mut i = 0;
+    while i < names.len() {
+        let b = names[i].as_bytes();
+        if b.is_empty() {
+            return false;
+        }
+        let mut k = 0;
+        while k < b.len() {
+            if b[k] == b'"' || b[k] == b'\\' || b[k] < 0x20 {
+                return false;
+            }
+            k += 1;
+        }
+        let mut j = 0;
+        while j < i {
+            let o = names[j].as_bytes();
+            if o.len() == b.len() {
+                let mut same = true;
+                let mut k = 0;
+                while k < b.len() {
+                    same &= o[k] == b[k];
+                    k += 1;
+                }
+                if same {
+                    return false;
+                }
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// The fields of one object of the wire format: names as they appear in JSON, their dotted paths
 /// from the message root, and which of them are nested objects. Built by `object_spec!`.
 pub struct Spec {
@@ -456,6 +494,7 @@ impl<'a> Scanner<'a> {
     /// Whether the cursor (on a quote) is at the JSON string `"name"`, for a spec name.
     #[inline]
     fn at_key(&self, name: &str) -> bool {
+        debug_assert!(plain_names(&[name]), "spec name {name:?} cannot be matched in place");
         let (n, name) = (name.len(), name.as_bytes());
         // First character and the closing quote before the comparison: most names differ there.
         self.b.get(self.pos + 1) == name.first()
@@ -702,6 +741,23 @@ mod tests {
         let names: Vec<&str> = o.unknown.iter().map(|(n, _)| n.as_ref()).collect();
         assert_eq!(names, ["bb", "", "b\"", "ab"]);
         assert!(o.duplicate.is_none());
+    }
+
+    #[test]
+    fn duplicates_across_plain_and_escaped_spellings() {
+        for text in [&br#"{"b":1,"\u0062":2}"#[..], br#"{"\u0062":1,"b":2}"#] {
+            let o = RawObject::parse_message(text, &PLAIN, None).unwrap();
+            assert_eq!(o.duplicate, Some("b"), "{}", String::from_utf8_lossy(text));
+            assert_eq!(o.get(1).unwrap().get(), "2");
+        }
+    }
+
+    #[test]
+    fn spec_names_must_be_plain() {
+        assert!(plain_names(&["event_id", "data", "a"]));
+        for bad in [&["a\"b"][..], &["a\\b"], &[""], &["tab\t"], &["x", "y", "x"]] {
+            assert!(!plain_names(bad), "{bad:?}");
+        }
     }
 
     #[test]
