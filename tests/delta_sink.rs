@@ -114,7 +114,7 @@ async fn offsets_commit_with_the_rows_and_survive_a_reopen() {
     let v0 = w.version().unwrap();
 
     let out = w.commit(vec![batch(0..10)], vec![(ids[0].clone(), 10)], HashMap::new()).await.unwrap();
-    let CommitOutcome::Committed { version, files, bytes } = out else { panic!("fenced: {out:?}") };
+    let CommitOutcome::Committed { version, files, bytes, .. } = out else { panic!("fenced: {out:?}") };
     assert_eq!(version, v0 + 1);
     // The commit reports the Parquet files it added (the metrics count them).
     assert!(files >= 1 && bytes > 0, "{files} files, {bytes} bytes");

@@ -97,6 +97,7 @@ fn dashboard_and_alerts_use_only_exported_metrics() {
         "pixlake_dlq_publish_failures_total",
         "pixlake_batches_committed_total",
         "pixlake_commit_duration_seconds",
+        "pixlake_batch_stage_seconds",
         "pixlake_parquet_files_written_total",
         "pixlake_parquet_written_bytes_total",
         "pixlake_delta_table_version",
@@ -311,6 +312,7 @@ fn prometheus_scrapes_ingest_and_agrees_with_the_tables() {
         equal("lag seconds when caught up", p.scalar("max(pixlake_consumer_lag_seconds)")?, 0.0)?;
         equal("committed offsets", p.scalar("sum(pixlake_delta_committed_offset)")? as i64, total)?;
         equal("freshness samples", p.scalar("sum(pixlake_freshness_seconds_count)")? as i64, total)?;
+        equal("batch stages seen", p.scalar("count(sum by (stage) (pixlake_batch_stage_seconds_count) > 0)")?, 7.0)?;
         equal("assigned partitions", p.scalar("min(pixlake_assigned_partitions)")?, 3.0)?;
         equal("brokers connected", p.scalar("min(pixlake_kafka_brokers_up)")? >= 1.0, true)?;
         equal("resident memory", p.scalar("process_resident_memory_bytes")? > 0.0, true)?;

@@ -27,10 +27,14 @@
 //!   committed within the rebalance budget is given up, the engine drops what it holds, and the
 //!   records are read again by whoever owns them.
 //!
-//! The two tables are committed one after the other within a job; their order does not matter
-//! ([`super::progress`] argues why and a property test plays crashes between them).
+//! The two tables of a batch are committed at the same time, each on its own thread: they have
+//! separate logs, so one may land and the other not, in either order — [`super::progress`]
+//! argues why the order does not matter and a property test plays crashes between them. A
+//! fence or a give-up of one stops the other's retries (not an attempt under way): the engine
+//! drops the batch, and whatever landed is read back from Delta.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -41,7 +45,7 @@ use tokio::runtime::Handle;
 use super::buffer::Counts;
 use super::progress::Table;
 use super::retry::{GaveUp, Retries, Shutdown, retry};
-use super::tables::Tables;
+use super::tables::{TableWriter, Tables};
 use crate::offsets::PartitionOffsets;
 use crate::probe::Probe;
 use crate::sink::delta::CommitOutcome;
@@ -106,8 +110,10 @@ pub struct Done {
     /// The tables that committed, in order (some may have before a fence or a give-up).
     pub landed: Vec<Landed>,
     pub end: End,
-    /// Time spent committing (encoding, uploads, log commits, retries).
+    /// Time spent committing (encoding, uploads, log commits, retries; both tables at once).
     pub elapsed: Duration,
+    /// When the committer answered.
+    pub finished: Instant,
 }
 
 enum Job {
@@ -257,62 +263,84 @@ struct Worker {
 }
 
 impl Worker {
-    /// Commits each table of `sealed` in order, retrying failures with backoff until the
-    /// batch's deadline (or the shutdown grace period); stops at a fence or a give-up.
+    /// Commits the tables of `sealed` at the same time (the category table on this thread,
+    /// `pix_quarantine` on a scoped one), each retrying failures with backoff until the batch's
+    /// deadline (or the shutdown grace period). A fence or a give-up of one stops the other's
+    /// retries: the engine drops the batch either way.
     fn commit(&mut self, sealed: Sealed) -> Done {
+        let started = Instant::now();
         let Sealed { epoch, reason, deadline, commits, counts, sealed_at } = sealed;
+        let stages = &self.cx.metrics.stages;
+        stages.queued.observe(started.saturating_duration_since(sealed_at).as_secs_f64());
+        let stop = AtomicBool::new(false);
         let (shutdown, cutoff) = (self.cx.shutdown.clone(), self.cutoff.clone());
-        let deadline = move || shutdown.earliest([deadline, *cutoff.lock().unwrap_or_else(PoisonError::into_inner)]);
-        let mut done =
-            Done { epoch, reason, counts, sealed_at, landed: Vec::new(), end: End::Complete, elapsed: Duration::ZERO };
+        let deadline = || {
+            if stop.load(Ordering::Relaxed) {
+                return Some(Instant::now());
+            }
+            shutdown.earliest([deadline, *cutoff.lock().unwrap_or_else(PoisonError::into_inner)])
+        };
         let metadata = HashMap::from([
             ("pixlake.pipeline".to_owned(), serde_json::Value::from(self.cx.pipeline.as_str())),
             ("pixlake.reason".to_owned(), serde_json::Value::from(reason)),
             ("pixlake.instance".to_owned(), serde_json::Value::from(self.cx.instance_id.as_str())),
         ]);
-        for c in commits {
-            let tm = match c.table {
-                Table::Category => &self.cx.metrics.category,
-                Table::Quarantine => &self.cx.metrics.quarantine,
-            };
-            let (tables, runtime) = (&mut self.tables, &self.cx.runtime);
-            let started = Instant::now();
-            let outcome = retry(
-                "committing to Delta",
-                "the table could not be written; the batch is kept and committed once it can be",
-                self.cx.retries.of_cause(&self.cx.retries.delta),
-                &deadline,
-                || {
-                    let attempt =
-                        runtime.block_on(tables.commit(c.table, c.rows.clone(), &c.declared, metadata.clone()));
-                    if attempt.is_err() {
-                        tm.failed.inc();
+        let cx = &self.cx;
+        let one = |writer: TableWriter<'_>, c: TableCommit| {
+            let ended = commit_table(cx, writer, c, &deadline, metadata.clone());
+            if ended.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            ended
+        };
+        // Each table appears once at most in a batch (see the engine's seal).
+        let mut writers = self.tables.split().map(Some);
+        let mut pairs = commits.into_iter().filter_map(|c| writers[c.table as usize].take().map(|w| (w, c)));
+        let ended: Vec<Result<Landed, End>> = match (pairs.next(), pairs.next()) {
+            (None, _) => Vec::new(),
+            (Some((w, c)), None) => vec![one(w, c)],
+            (Some((w, c)), Some(other)) => {
+                let slot = Mutex::new(Some(other));
+                let take = || slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+                std::thread::scope(|scope| {
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("pixlake-{}-commit2", cx.pipeline))
+                        .spawn_scoped(scope, || take().map(|(w, c)| one(w, c)));
+                    let first = one(w, c);
+                    let second = match spawned {
+                        Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                        // No thread to spare: the second table after the first.
+                        Err(_) => take().map(|(w, c)| one(w, c)),
+                    };
+                    [Some(first), second].into_iter().flatten().collect()
+                })
+            }
+        };
+        let mut done = Done {
+            epoch,
+            reason,
+            counts,
+            sealed_at,
+            landed: Vec::new(),
+            end: End::Complete,
+            elapsed: Duration::ZERO,
+            finished: started,
+        };
+        for e in ended {
+            match e {
+                Ok(landed) => done.landed.push(landed),
+                // A fence says more than a give-up (which may only be the other table's stop).
+                Err(End::Fenced) => done.end = End::Fenced,
+                Err(gave_up) => {
+                    if matches!(done.end, End::Complete) {
+                        done.end = gave_up;
                     }
-                    attempt
-                },
-            );
-            match outcome {
-                Ok(CommitOutcome::Committed { version, files, bytes }) => {
-                    let elapsed = started.elapsed();
-                    done.elapsed += elapsed;
-                    tm.committed(version, files, bytes, c.rows.as_ref(), elapsed, super::clock::wall_micros());
-                    done.landed.push(Landed { table: c.table, offsets: c.offsets, version });
-                    if c.table == Table::Category {
-                        self.cx.probe.hit("table-committed");
-                    }
-                }
-                Ok(CommitOutcome::Fenced) => {
-                    self.cx.probe.hit("fenced");
-                    tm.fenced.inc();
-                    done.end = End::Fenced;
-                    break;
-                }
-                Err(e) => {
-                    done.end = End::GaveUp(e);
-                    break;
                 }
             }
         }
+        done.elapsed = started.elapsed();
+        stages.commit.observe(done.elapsed.as_secs_f64());
+        done.finished = Instant::now();
         done
     }
 
@@ -334,5 +362,53 @@ impl Worker {
                 })
             },
         )
+    }
+}
+
+/// Commits one table's part of a batch, retrying failures with backoff until `deadline`.
+fn commit_table(
+    cx: &Context,
+    mut writer: TableWriter<'_>,
+    c: TableCommit,
+    deadline: &(impl Fn() -> Option<Instant> + Sync),
+    metadata: HashMap<String, serde_json::Value>,
+) -> Result<Landed, End> {
+    let tm = match c.table {
+        Table::Category => &cx.metrics.category,
+        Table::Quarantine => &cx.metrics.quarantine,
+    };
+    let started = Instant::now();
+    let mut attempt_started = started;
+    let outcome = retry(
+        "committing to Delta",
+        "the table could not be written; the batch is kept and committed once it can be",
+        cx.retries.of_cause(&cx.retries.delta),
+        deadline,
+        || {
+            attempt_started = Instant::now();
+            let attempt = cx.runtime.block_on(writer.commit(c.rows.clone(), &c.declared, metadata.clone()));
+            if attempt.is_err() {
+                tm.failed.inc();
+            }
+            attempt
+        },
+    );
+    match outcome {
+        Ok(CommitOutcome::Committed { version, files, bytes, written }) => {
+            let stages = &cx.metrics.stages;
+            stages.parquet.observe(written.as_secs_f64());
+            stages.log.observe(attempt_started.elapsed().saturating_sub(written).as_secs_f64());
+            tm.committed(version, files, bytes, c.rows.as_ref(), started.elapsed(), super::clock::wall_micros());
+            if c.table == Table::Category {
+                cx.probe.hit("table-committed");
+            }
+            Ok(Landed { table: c.table, offsets: c.offsets, version })
+        }
+        Ok(CommitOutcome::Fenced) => {
+            cx.probe.hit("fenced");
+            tm.fenced.inc();
+            Err(End::Fenced)
+        }
+        Err(e) => Err(End::GaveUp(e)),
     }
 }

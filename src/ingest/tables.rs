@@ -85,20 +85,33 @@ impl Tables {
         written_offsets(self.ids(), partitions, writers).await
     }
 
-    /// Commits `rows` (possibly none) to `table` with the `(partition, next offset)` txn actions.
+    /// The two writers apart, the category table's first, so that they can commit at the same
+    /// time.
+    pub fn split(&mut self) -> [TableWriter<'_>; 2] {
+        let ids = AppIds::new(&self.pipeline, &self.topic);
+        [
+            TableWriter { ids, table: Table::Category, writer: &mut self.category },
+            TableWriter { ids, table: Table::Quarantine, writer: &mut self.quarantine },
+        ]
+    }
+}
+
+/// One of a pipeline's two writers, with the pipeline's app ids.
+pub struct TableWriter<'a> {
+    ids: AppIds<'a>,
+    pub table: Table,
+    writer: &'a mut DeltaTableWriter,
+}
+
+impl TableWriter<'_> {
+    /// Commits `rows` (possibly none) with the `(partition, next offset)` txn actions.
     pub async fn commit(
         &mut self,
-        table: Table,
         rows: Option<RecordBatch>,
         offsets: &[(i32, i64)],
         metadata: HashMap<String, serde_json::Value>,
     ) -> Result<CommitOutcome, SinkError> {
-        let ids = self.ids();
-        let txns = offsets.iter().map(|&(p, v)| (ids.of(table, p), v)).collect();
-        let writer = match table {
-            Table::Category => &mut self.category,
-            Table::Quarantine => &mut self.quarantine,
-        };
-        writer.commit(rows.into_iter().collect(), txns, metadata).await
+        let txns = offsets.iter().map(|&(p, v)| (self.ids.of(self.table, p), v)).collect();
+        self.writer.commit(rows.into_iter().collect(), txns, metadata).await
     }
 }

@@ -23,6 +23,11 @@ use prometheus::{
 /// log write) takes from milliseconds (local disk) to tens of seconds (object store, retries).
 const COMMIT_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
+/// Bucket bounds of `pixlake_batch_stage_seconds`: most stages take a millisecond or a few
+/// tens of them; a broker or warehouse in trouble stretches one to seconds.
+const STAGE_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
 /// Bucket bounds of `pixlake_freshness_seconds`: from the Kafka record timestamp to the Delta
 /// version that makes the row visible. Dominated by `batch.max_latency_ms` (5 s by default) when
 /// keeping up; minutes to hours while catching up a backlog.
@@ -47,6 +52,7 @@ pub struct Metrics {
     batches: IntCounterVec,
     commits: IntCounterVec,
     commit_seconds: HistogramVec,
+    stage_seconds: HistogramVec,
     files: IntCounterVec,
     file_bytes: IntCounterVec,
     table_version: IntGaugeVec,
@@ -152,6 +158,16 @@ impl Metrics {
                 "Time to write a batch's Parquet files and commit them to a Delta table.",
                 TABLE,
                 COMMIT_BUCKETS,
+            )?,
+            stage_seconds: histogram(
+                "pixlake_batch_stage_seconds",
+                "Where a batch's time goes between sealing and its offsets moving, by stage: dead_letters (waiting for \
+                 the DLQ's acknowledgements), seal (finishing the Arrow columns), queued (waiting for the committer), \
+                 parquet (encoding and uploading a table's files), log (appending a table's Delta log entry), commit \
+                 (both tables, as the committer saw it), reply (from the committer's answer to the poll loop \
+                 applying it).",
+                &["pipeline", "stage"],
+                STAGE_BUCKETS,
             )?,
             files: counter("pixlake_parquet_files_written_total", "Parquet data files committed.", TABLE)?,
             file_bytes: counter(
@@ -324,6 +340,15 @@ impl Metrics {
             paused: self.paused.with_label_values(&p),
             pauses: self.pauses.with_label_values(&p),
             last_commit: self.last_commit.with_label_values(&p),
+            stages: BatchStages {
+                dead_letters: self.stage_seconds.with_label_values(&[name, "dead_letters"]),
+                seal: self.stage_seconds.with_label_values(&[name, "seal"]),
+                queued: self.stage_seconds.with_label_values(&[name, "queued"]),
+                parquet: self.stage_seconds.with_label_values(&[name, "parquet"]),
+                log: self.stage_seconds.with_label_values(&[name, "log"]),
+                commit: self.stage_seconds.with_label_values(&[name, "commit"]),
+                reply: self.stage_seconds.with_label_values(&[name, "reply"]),
+            },
             families: self.clone(),
         }
     }
@@ -368,6 +393,18 @@ impl TableMetrics {
     }
 }
 
+/// `pixlake_batch_stage_seconds` of one pipeline: where a batch's time goes, stage by stage.
+#[derive(Clone)]
+pub struct BatchStages {
+    pub dead_letters: Histogram,
+    pub seal: Histogram,
+    pub queued: Histogram,
+    pub parquet: Histogram,
+    pub log: Histogram,
+    pub commit: Histogram,
+    pub reply: Histogram,
+}
+
 /// The series of one pipeline, labelled once.
 #[derive(Clone)]
 pub struct PipelineMetrics {
@@ -402,6 +439,7 @@ pub struct PipelineMetrics {
     pub paused: IntGauge,
     pub pauses: IntCounter,
     pub last_commit: Gauge,
+    pub stages: BatchStages,
     families: Metrics,
 }
 

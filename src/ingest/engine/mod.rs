@@ -554,6 +554,7 @@ impl Engine {
         now: Now,
     ) -> Result<Option<Sealed>, EngineError> {
         let mut dlq_failed = 0;
+        let started = Instant::now();
         if self.buffer.quarantined() > 0 {
             let shutdown = self.shutdown.clone();
             let deadline = move || shutdown.earliest([deadline]);
@@ -571,6 +572,7 @@ impl Engine {
                     "dead letters could not be published after the producer's retries; their rows are in pix_quarantine");
             }
         }
+        let acknowledged = Instant::now();
         let mut batch = self.buffer.take().map_err(|e| self.arrow(e))?;
         batch.counts.dlq_failures += dlq_failed;
         // Both kinds: refused when queued (counted by the buffer) and given up on while flushing.
@@ -615,7 +617,11 @@ impl Engine {
             self.show_buffered();
             return Ok(None);
         }
-        Ok(Some(Sealed { epoch: self.epoch, reason, deadline, commits, counts: batch.counts, sealed_at: now.at }))
+        let sealed_at = Instant::now();
+        let stages = &self.metrics.stages;
+        stages.dead_letters.observe(acknowledged.saturating_duration_since(started).as_secs_f64());
+        stages.seal.observe(sealed_at.saturating_duration_since(acknowledged).as_secs_f64());
+        Ok(Some(Sealed { epoch: self.epoch, reason, deadline, commits, counts: batch.counts, sealed_at }))
     }
 
     /// Applies one reply of the committer: offsets move for what landed, a fence abandons, a
@@ -627,6 +633,7 @@ impl Engine {
             // Offsets are only asked for by `assign`, which waits for its own reply.
             return Flushed::Nothing;
         };
+        self.metrics.stages.reply.observe(done.finished.elapsed().as_secs_f64());
         self.totals.commits += done.landed.len() as u64;
         self.totals.commit_time += done.elapsed;
         if done.epoch != self.epoch {

@@ -527,9 +527,12 @@ fn a_fence_of_a_batch_whose_partitions_were_lost_restarts_nothing() {
     assert_eq!(h.engine.totals.fenced, 1, "the refused commit is still reported");
     assert!(!h.engine.has_pending());
     assert!(h.rows(Table::Category, 0).is_empty());
-    // Given back later, the partition starts where Delta says.
-    assert_eq!(h.assign(&[0]), vec![(0, None)], "the quarantine table never committed: from the earliest");
-    assert_eq!(h.committed(0), CommittedOffsets::new(Some(10), None));
+    // The batch's quarantine commit (offsets only) went at the same time and nobody had
+    // declared the partition there: it landed. Given back later, the partition starts where
+    // Delta says, the lower of the two: records 4..10 are read again, for the quarantine only.
+    assert_eq!(h.assign(&[0]), vec![(0, Some(4))]);
+    assert_eq!(h.committed(0), CommittedOffsets::new(Some(10), Some(4)));
+    assert!(h.rows(Table::Quarantine, 0).is_empty());
 }
 
 #[test]
@@ -592,4 +595,31 @@ fn data_files_dictionary_encode_only_the_columns_with_few_values() {
         );
         assert!(reader.metadata().file_metadata().created_by().is_some_and(|c| c.starts_with("pixlake")));
     }
+}
+
+#[test]
+fn a_fence_of_one_table_stops_the_other_tables_retries() {
+    let mut h = Harness::with_probe(None, Probe::default());
+    h.assign(&[0]);
+    for o in 0..4 {
+        h.read(0, o, o != 1);
+    }
+    // The partition's new owner has committed past us in the category table, and
+    // pix_quarantine's log cannot be written (a file where its directory was): that commit
+    // fails, a failure classified permanent, so it would be retried PERMANENT_ATTEMPTS times
+    // (25 s or more) without the stop (no deadline, no shutdown).
+    h.other_writer_commits(Table::Category, 0, 10);
+    let log = h._dir.path().join("warehouse").join(QUARANTINE_TABLE).join("_delta_log");
+    std::fs::rename(&log, log.with_extension("saved")).unwrap();
+    std::fs::write(&log, b"not a directory").unwrap();
+    assert_eq!(h.submit(Duration::ZERO), Submitted::Sent);
+    // The category table's fence stops the quarantine's retries: the batch ends, fenced.
+    assert_eq!(h.engine.wait_within(&h.group, Duration::from_secs(60)).unwrap(), Flushed::Fenced);
+    assert!(!h.engine.committer.busy(), "the batch ended");
+    let failed = h.engine.metrics.quarantine.failed.get();
+    assert!((1..u64::from(crate::fault::PERMANENT_ATTEMPTS)).contains(&failed), "quarantine attempts: {failed}");
+    assert_eq!(h.engine.totals.fenced, 1);
+    std::fs::remove_file(&log).unwrap();
+    std::fs::rename(log.with_extension("saved"), &log).unwrap();
+    assert!(h.rows(Table::Quarantine, 0).is_empty());
 }

@@ -25,8 +25,9 @@ use crate::probe::Probe;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommitOutcome {
     /// The rows and offsets are durable at this table version, in `files` new Parquet files of
-    /// `bytes` bytes in all.
-    Committed { version: u64, files: u64, bytes: u64 },
+    /// `bytes` bytes in all; encoding and uploading them took `written` (the rest of the attempt
+    /// went to the log).
+    Committed { version: u64, files: u64, bytes: u64, written: std::time::Duration },
     /// Another writer committed offsets for one of our partitions since we read them.
     Fenced,
 }
@@ -349,6 +350,7 @@ impl DeltaTableWriter {
         metadata: HashMap<String, serde_json::Value>,
     ) -> Result<CommitOutcome, SinkError> {
         let err = SinkError::delta(&self.name, "commit to");
+        let started = std::time::Instant::now();
         let mut writer = RecordBatchWriter::for_blind_appends(&self.table)
             .map_err(err)?
             .with_writer_properties(self.properties.clone());
@@ -358,6 +360,7 @@ impl DeltaTableWriter {
         self.probe.hit("encoded");
         let adds = writer.flush().await.map_err(err)?;
         self.probe.hit("files-written");
+        let written = started.elapsed();
         let (files, bytes) = (adds.len() as u64, adds.iter().map(|a| a.size.max(0) as u64).sum());
         let ours: HashSet<String> = offsets.iter().map(|(id, _)| id.clone()).collect();
         let operation = DeltaOperation::Write {
@@ -393,7 +396,7 @@ impl DeltaTableWriter {
                 // Expired log entries are left to `maintain` (after its checkpoint): deleting
                 // them lists all of `_delta_log`.
                 self.checkpoints.after(version, &log_store);
-                Ok(CommitOutcome::Committed { version, files, bytes })
+                Ok(CommitOutcome::Committed { version, files, bytes, written })
             }
             super::append::Appended::Fenced => Ok(CommitOutcome::Fenced),
         }
