@@ -11,7 +11,7 @@
 //!   warehouse: `slow:encoded:500` makes each table commit half a second longer);
 //! * several, comma-separated: `slow:encoded:500,pause:paused:2`.
 //!
-//! Points, in commit order: `encoded` (rows handed to the Parquet writer, upload next),
+//! Points, in commit order: `encoded` (a table commit starts: its rows are encoded and uploaded next),
 //! `files-written` (data files in storage, the Delta log commit next), `table-committed` (the
 //! category table committed; `pix_quarantine`, committed at the same time, may or may not be), `committed` (both committed, the Kafka
 //! group commit next). Around them, on the poll thread: `sealed` (a batch handed to the

@@ -424,3 +424,63 @@ async fn the_writer_checkpoints_every_hundred_versions() {
     assert_eq!(committed(&payments(dir.path()).await).await, vec![Some(210), None]);
     assert_eq!(rows(dir.path()).await, 210);
 }
+
+/// The `add` actions of one committed version, from its log entry.
+fn adds_of(dir: &std::path::Path, table: &str, version: u64) -> Vec<serde_json::Value> {
+    let path = dir.join(table).join("_delta_log").join(format!("{version:020}.json"));
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap().get("add").cloned())
+        .collect()
+}
+
+/// A batch of one date goes to its partition without delta-rs's split (no copy of the rows);
+/// its file must carry what delta-rs's own writer gives the same rows: partition values and
+/// statistics (which readers use to skip files). A batch of two dates takes delta-rs's split:
+/// one file per date.
+#[tokio::test]
+async fn data_files_of_one_date_match_delta_rs_and_two_dates_make_two_files() {
+    use deltalake::writer::{DeltaWriter as _, RecordBatchWriter};
+    let dir = tempfile::tempdir().unwrap();
+    let rows = batch(0..50);
+    let mut w = payments(dir.path()).await;
+    let out = w.commit(vec![rows.clone()], vec![(app_id("payments", "pix.payments", 0), 50)], HashMap::new()).await;
+    assert!(matches!(out, Ok(CommitOutcome::Committed { version: 1, files: 1, .. })), "{out:?}");
+    let ours = adds_of(dir.path(), "pix_payments", 1);
+    assert_eq!(ours.len(), 1);
+    assert!(ours[0]["path"].as_str().unwrap().starts_with("event_date=2026-11-20/"), "{}", ours[0]["path"]);
+
+    let table = deltalake::open_table(url(dir.path(), "pix_payments")).await.unwrap();
+    let mut theirs = RecordBatchWriter::for_table(&table).unwrap();
+    theirs.write(rows).await.unwrap();
+    let theirs = theirs.flush().await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    let theirs = serde_json::to_value(&theirs[0]).unwrap();
+    assert_eq!(ours[0]["partitionValues"], theirs["partitionValues"]);
+    let stats =
+        |a: &serde_json::Value| serde_json::from_str::<serde_json::Value>(a["stats"].as_str().unwrap()).unwrap();
+    assert_eq!(stats(&ours[0]), stats(&theirs));
+    assert_eq!(stats(&ours[0])["numRecords"], 50);
+
+    // Two dates: the same payment a day later.
+    let now = parse_rfc3339("2026-11-22T00:00:00Z").unwrap();
+    let later =
+        String::from_utf8(PAYMENT.to_vec()).unwrap().replace("2026-11-20T13:05:00.123Z", "2026-11-21T13:05:00.123Z");
+    let ev = Decoder::default().decode(Some(later.as_bytes()), Some(Category::Payment), now).unwrap();
+    let mut b = CategoryBatchBuilder::new(Category::Payment, 16);
+    for offset in 50..60 {
+        let meta = KafkaMeta { topic: "pix.payments", partition: 0, offset, timestamp: Some(now) };
+        b.append(&ev, &meta, now).unwrap();
+        let ev = Decoder::default().decode(Some(PAYMENT), Some(Category::Payment), now).unwrap();
+        b.append(&ev, &KafkaMeta { offset: offset + 100, ..meta }, now).unwrap();
+    }
+    let out = w.commit(vec![b.finish().unwrap()], vec![], HashMap::new()).await;
+    assert!(matches!(out, Ok(CommitOutcome::Committed { version: 2, files: 2, .. })), "{out:?}");
+    let mut dates: Vec<String> = adds_of(dir.path(), "pix_payments", 2)
+        .iter()
+        .map(|a| a["partitionValues"]["event_date"].as_str().unwrap().to_owned())
+        .collect();
+    dates.sort();
+    assert_eq!(dates, ["2026-11-20", "2026-11-21"]);
+}

@@ -23,6 +23,7 @@
 
 mod append;
 mod checkpoint;
+mod datafiles;
 mod files;
 mod inspect;
 mod location;

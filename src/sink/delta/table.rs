@@ -14,7 +14,6 @@ use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{BlindDeltaTable, DeltaTableError};
 
 use crate::fault::{Classify, Permanent};
@@ -351,14 +350,8 @@ impl DeltaTableWriter {
     ) -> Result<CommitOutcome, SinkError> {
         let err = SinkError::delta(&self.name, "commit to");
         let started = std::time::Instant::now();
-        let mut writer = RecordBatchWriter::for_blind_appends(&self.table)
-            .map_err(err)?
-            .with_writer_properties(self.properties.clone());
-        for batch in batches {
-            writer.write(batch).await.map_err(err)?;
-        }
         self.probe.hit("encoded");
-        let adds = writer.flush().await.map_err(err)?;
+        let adds = super::datafiles::write(&self.table, &self.properties, batches).await.map_err(err)?;
         self.probe.hit("files-written");
         let written = started.elapsed();
         let (files, bytes) = (adds.len() as u64, adds.iter().map(|a| a.size.max(0) as u64).sum());
