@@ -5,9 +5,10 @@
 #   1. ceiling: a no-op consumer built from this crate (examples/noop_consume.rs: ingest's own
 #      consumer settings, one thread per pipeline, the three topics read concurrently), and
 #      three concurrent `kcat -C` for reference;
-#   2. `pixlake ingest --until-caught-up` over EVENTS pre-produced events (1 % invalid): events/s,
-#      MB/s, CPU seconds per million events, peak RSS, Parquet files and bytes, Delta commits,
-#      and the ratio to the ceiling;
+#   2. `pixlake ingest --until-caught-up` over EVENTS pre-produced events (1 % invalid), with the
+#      defaults (ingest.memory_limit_mb 512) and without a memory limit: events/s, MB/s, CPU
+#      seconds per million events, peak RSS, Parquet files and bytes, Delta commits, and the
+#      ratio to the ceiling;
 #   3. freshness under steady load: `pixlake produce --rate RATE` for SECONDS while ingest runs
 #      with the default settings; p50/p99/max from each record's Kafka timestamp to the Delta
 #      commit that made its row visible (examples/freshness.rs);
@@ -85,7 +86,14 @@ for p in "${pids[@]}"; do
 done
 kcat_s=$(echo "$(date +%s.%N) - $start" | bc)
 
-echo "== pixlake ingest --until-caught-up"
+echo "== pixlake ingest --until-caught-up, without a memory limit (ingest.memory_limit_mb: 0)"
+PIXLAKE__WAREHOUSE__ROOT="$work/$run-unlimited" PIXLAKE__INGEST__MEMORY_LIMIT_MB=0 \
+  timed "$work/unlimited.time" $bin ingest --until-caught-up > /dev/null 2> "$work/unlimited.log"
+unlimited_s=$(field "$work/unlimited.time" 1)
+unlimited_cpu_s=$(echo "$(field "$work/unlimited.time" 2) + $(field "$work/unlimited.time" 3)" | bc)
+unlimited_rss_mib=$(( $(field "$work/unlimited.time" 4) / 1024 ))
+
+echo "== pixlake ingest --until-caught-up (defaults: ingest.memory_limit_mb 512)"
 timed "$work/ingest.time" $bin ingest --until-caught-up > "$work/summary" 2> "$work/log"
 ingest_s=$(field "$work/ingest.time" 1)
 cpu_s=$(echo "$(field "$work/ingest.time" 2) + $(field "$work/ingest.time" 3)" | bc)
@@ -99,8 +107,13 @@ printf '\n%-40s %10s %8s\n' "$events events, $mb MB of values" "events/s" "MB/s"
 printf '%-40s %10.0f %8.1f\n' "ceiling: no-op consumer" "$(rate_of "$noop_s")" "$(echo "$mb / $noop_s" | bc -l)"
 printf '%-40s %10.0f %8.1f\n' "reference: 3 × kcat -C" "$(rate_of "$kcat_s")" "$(echo "$mb / $kcat_s" | bc -l)"
 printf '%-40s %10.0f %8.1f\n' "pixlake ingest --until-caught-up" "$(rate_of "$ingest_s")" "$(echo "$mb / $ingest_s" | bc -l)"
-printf 'pixlake / ceiling: %.2f   pixlake / kcat: %.2f\n' "$(echo "$noop_s / $ingest_s" | bc -l)" "$(echo "$kcat_s / $ingest_s" | bc -l)"
-printf 'CPU: %.1f s per million events (user+sys); peak RSS: %d MiB\n' "$(echo "$cpu_s * 1000000 / $events" | bc -l)" "$rss_mib"
+printf '%-40s %10.0f %8.1f\n' "  the same, memory_limit_mb: 0" "$(rate_of "$unlimited_s")" "$(echo "$mb / $unlimited_s" | bc -l)"
+printf 'pixlake / ceiling: %.2f   pixlake / kcat: %.2f   (no memory limit: %.2f, %.2f)\n' \
+  "$(echo "$noop_s / $ingest_s" | bc -l)" "$(echo "$kcat_s / $ingest_s" | bc -l)" \
+  "$(echo "$noop_s / $unlimited_s" | bc -l)" "$(echo "$kcat_s / $unlimited_s" | bc -l)"
+printf 'CPU: %.1f s per million events (user+sys); peak RSS: %d MiB   (no memory limit: %.1f s, %d MiB)\n' \
+  "$(echo "$cpu_s * 1000000 / $events" | bc -l)" "$rss_mib" \
+  "$(echo "$unlimited_cpu_s * 1000000 / $events" | bc -l)" "$unlimited_rss_mib"
 echo "output: $files Parquet files, $parquet_mb MiB; $ncommits Delta commits (all tables)"
 
 echo

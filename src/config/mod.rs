@@ -136,6 +136,9 @@ pub struct IngestConfig {
     /// What ingest may hold in memory, in bytes (`ingest.memory_limit_mb`; see
     /// `ingest::memory`); `None`: no limit.
     pub memory_limit: Option<u64>,
+    /// Whether `memory_limit` is the default (not configured): then raised to what the
+    /// pipelines need if that is more, instead of refused.
+    pub memory_limit_is_default: bool,
     /// Threads of ingest's async runtime (`ingest.worker_threads`).
     pub worker_threads: usize,
 }
@@ -456,6 +459,7 @@ mod tests {
     fn the_shipped_configurations_load() {
         let base = load(include_str!("../../config/pixlake.yaml"), &[]).unwrap();
         assert_eq!(base.pipelines.len(), 3);
+        assert_eq!((base.ingest.memory_limit, base.ingest.memory_limit_is_default), (Some(512 << 20), true));
         let prod = load(include_str!("../../config/pixlake.prod.example.yaml"), &[]).unwrap();
         assert_eq!(prod.kafka.properties.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
         assert_eq!(prod.topic_for(Category::Payment), "bank.pix.payments.v1");

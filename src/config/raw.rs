@@ -100,9 +100,10 @@ pub struct RawIngest {
     #[serde(default = "default_permanent_failure_attempts")]
     pub permanent_failure_attempts: u32,
     /// What ingest may hold in memory, in MiB: batches, the batch being committed, librdkafka's
-    /// prefetch (see `ingest::memory`); 0: no limit (the batch and Kafka settings as configured).
+    /// prefetch (see `ingest::memory`); 0: no limit (the batch and Kafka settings as configured);
+    /// unset: [`DEFAULT_MEMORY_LIMIT_MB`], or what the pipelines need if that is more.
     #[serde(default)]
-    pub memory_limit_mb: u64,
+    pub memory_limit_mb: Option<u64>,
     /// Threads of the async runtime that serves the pipelines' storage I/O (uploads, log
     /// commits, checkpoints) and the metrics listener.
     #[serde(default = "default_worker_threads")]
@@ -117,6 +118,10 @@ fn default_permanent_failure_attempts() -> u32 {
     crate::fault::PERMANENT_ATTEMPTS
 }
 
+/// `ingest.memory_limit_mb` when not set: the process, three pipelines' batches and prefetch
+/// (`scripts/bench.sh` measures the rate and the peak with it).
+pub const DEFAULT_MEMORY_LIMIT_MB: u64 = 512;
+
 impl Default for RawIngest {
     fn default() -> Self {
         RawIngest {
@@ -126,7 +131,7 @@ impl Default for RawIngest {
             instance_id: None,
             static_membership: true,
             permanent_failure_attempts: default_permanent_failure_attempts(),
-            memory_limit_mb: 0,
+            memory_limit_mb: None,
             worker_threads: default_worker_threads(),
         }
     }
@@ -651,10 +656,12 @@ impl RawConfig {
             problems
                 .push(format!("ingest.idle_commit_ms: {} is outside 100 ..= 3600000 (0.1 s to 1 h)", g.idle_commit_ms));
         }
-        if g.memory_limit_mb != 0 && !(128..=1_048_576).contains(&g.memory_limit_mb) {
+        if let Some(limit) = g.memory_limit_mb
+            && limit != 0
+            && !(128..=1_048_576).contains(&limit)
+        {
             problems.push(format!(
-                "ingest.memory_limit_mb: {} is outside 128 ..= 1048576 (128 MiB to 1 TiB), or 0 for no limit",
-                g.memory_limit_mb
+                "ingest.memory_limit_mb: {limit} is outside 128 ..= 1048576 (128 MiB to 1 TiB), or 0 for no limit"
             ));
         }
         if !(1..=64).contains(&g.worker_threads) {
@@ -742,7 +749,12 @@ impl RawConfig {
                 instance_id_is_host: given.is_none(),
                 static_membership: g.static_membership,
                 permanent_failure_attempts: g.permanent_failure_attempts,
-                memory_limit: (g.memory_limit_mb > 0).then_some(g.memory_limit_mb << 20),
+                memory_limit: match g.memory_limit_mb {
+                    None => Some(DEFAULT_MEMORY_LIMIT_MB << 20),
+                    Some(0) => None,
+                    Some(limit) => Some(limit << 20),
+                },
+                memory_limit_is_default: g.memory_limit_mb.is_none(),
                 worker_threads: g.worker_threads,
             },
             warehouse: WarehouseConfig { root: warehouse, storage: warehouse_storage },

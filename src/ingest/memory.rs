@@ -20,10 +20,12 @@
 //! `10 × S/16 + S/20 ≈ 0.68 S`, the rest a margin (the test's peak varies by about 10 % from run
 //! to run). A configured `batch.max_bytes` below that is kept.
 //!
-//! The limit is opt-in: smaller batches mean more commits, and with one batch in flight per
-//! pipeline a batch that fills faster than the previous one commits leaves the poll loop waiting
-//! on the committer, so a tight limit costs throughput (the README has the trade-off measured).
-//! Without it, `batch.max_bytes` and librdkafka's defaults apply as configured.
+//! The limit is on by default (512 MiB, raised to what the pipelines need when there are more
+//! than six): smaller batches mean more commits, and with one batch in flight per pipeline a
+//! batch that fills faster than the previous one commits leaves the poll loop waiting on the
+//! committer, so a tight limit costs some throughput (about a tenth at 512 MiB on the bench
+//! machine; the README has the trade-off measured). With `ingest.memory_limit_mb: 0`,
+//! `batch.max_bytes` and librdkafka's defaults apply as configured.
 
 /// What the process needs besides its pipelines: the runtime, the metrics, the code.
 pub const PROCESS_BASE: u64 = 128 << 20;
@@ -61,6 +63,25 @@ pub struct Budget {
     pub prefetch_kbytes: u64,
     /// The consumer's `fetch.max.bytes`.
     pub fetch_max_bytes: u64,
+}
+
+/// The limit in effect for `pipelines` pipelines and each one's budget (`None`: no limit). A
+/// configured limit too small for them is refused; the default one is raised to what they need.
+pub fn effective(
+    limit: Option<u64>,
+    is_default: bool,
+    pipelines: usize,
+    batch_max_bytes: usize,
+) -> Result<Option<(u64, Budget)>, TooSmall> {
+    let Some(limit) = limit else { return Ok(None) };
+    match Budget::of(limit, pipelines, batch_max_bytes) {
+        Ok(budget) => Ok(Some((limit, budget))),
+        Err(too_small) if is_default => {
+            let needed = too_small.needed_mb << 20;
+            Budget::of(needed, pipelines, batch_max_bytes).map(|b| Some((needed, b)))
+        }
+        Err(too_small) => Err(too_small),
+    }
 }
 
 impl Budget {
@@ -137,6 +158,23 @@ mod tests {
         );
         let small = Budget::of(256 << 20, 3, 64 << 20).unwrap_err();
         assert_eq!((small.needed_mb, small.to_string().contains("--pipeline")), (296, true));
+    }
+
+    #[test]
+    fn the_default_limit_is_on_and_grows_with_the_pipelines_where_a_configured_one_refuses() {
+        let config = Config::from_yaml("", "test", []).unwrap();
+        assert_eq!((config.ingest.memory_limit, config.ingest.memory_limit_is_default), (Some(512 << 20), true));
+        let none = Config::from_yaml("ingest: {memory_limit_mb: 0}", "test", []).unwrap();
+        assert_eq!((none.ingest.memory_limit, none.ingest.memory_limit_is_default), (None, false));
+        assert_eq!(effective(None, false, 3, 64 << 20).unwrap(), None);
+        let (limit, _) = effective(Some(512 << 20), true, 3, 64 << 20).unwrap().unwrap();
+        assert_eq!(limit, 512 << 20);
+        // Eight pipelines need 128 + 8 × 56 = 576 MiB: the default gives them that…
+        let (limit, budget) = effective(Some(512 << 20), true, 8, 64 << 20).unwrap().unwrap();
+        assert_eq!(limit, 576 << 20);
+        assert_eq!(Some(budget), Budget::of(576 << 20, 8, 64 << 20).ok());
+        // …a configured 512 is refused with what to do.
+        assert_eq!(effective(Some(512 << 20), false, 8, 64 << 20).unwrap_err().needed_mb, 576);
     }
 
     proptest! {

@@ -79,7 +79,6 @@ use crate::telemetry::server::{self, Endpoints, Readiness};
 use crate::telemetry::{Metrics, MetricsError, PipelineMetrics};
 use buffer::Buffer;
 use engine::{Engine, EngineSettings};
-use memory::Budget;
 use retry::{Retries, Shutdown};
 use tables::Tables;
 
@@ -196,11 +195,11 @@ pub enum IngestError {
 /// the first table is opened until the last pipeline stopped.
 pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
     let selected: Vec<Pipeline> = config.select(&options.pipelines)?.into_iter().cloned().collect();
-    let budget = match config.ingest.memory_limit {
-        Some(limit) => Some(Budget::of(limit, selected.len(), config.batch.max_bytes)?),
-        None => None,
-    };
-    if let (Some(limit), Some(budget)) = (config.ingest.memory_limit, budget)
+    let ingest = &config.ingest;
+    let limited =
+        memory::effective(ingest.memory_limit, ingest.memory_limit_is_default, selected.len(), config.batch.max_bytes)?;
+    let budget = limited.map(|(_, b)| b);
+    if let Some((limit, budget)) = limited
         && !selected.is_empty()
     {
         tracing::info!(
@@ -209,9 +208,10 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
             batch_mb = budget.batch_bytes >> 20,
             prefetch_mb = budget.prefetch_kbytes >> 10,
             "memory: each pipeline commits batches of up to {} MiB of records and prefetches up to {} MiB \
-             (ingest.memory_limit_mb)",
+             (ingest.memory_limit_mb{})",
             budget.batch_bytes >> 20,
-            budget.prefetch_kbytes >> 10
+            budget.prefetch_kbytes >> 10,
+            if ingest.memory_limit_is_default { ", not set: the default; 0 turns the limit off" } else { "" }
         );
     }
     let limited = budget.map(|b| b.apply(config));
