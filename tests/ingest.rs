@@ -196,6 +196,8 @@ fn sigterm_commits_what_is_buffered_and_exits_zero() {
         ("PIXLAKE__BATCH__MAX_LATENCY_MS", "600000"),
         ("PIXLAKE__INGEST__IDLE_COMMIT_MS", "600000"),
         ("PIXLAKE__INGEST__SHUTDOWN_GRACE_MS", "20000"),
+        // No size limit either (the default memory limit makes batches of a few MiB).
+        ("PIXLAKE__INGEST__MEMORY_LIMIT_MB", "0"),
     ];
     let mut p = Proc::spawn(s.traced(&["ingest", "--json"], &extra));
     assert!(p.wait_probe("assigned", 3, Duration::from_secs(60)), "{}", p.log());
