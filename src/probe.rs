@@ -13,7 +13,8 @@
 //!
 //! Points, in commit order: `encoded` (a table commit starts: its rows are encoded and uploaded next),
 //! `files-written` (data files in storage, the Delta log commit next), `table-committed` (the
-//! category table committed; `pix_quarantine`, committed at the same time, may or may not be), `committed` (both committed, the Kafka
+//! category table committed; `pix_quarantine`, committed at the same time, may or may not be),
+//! `quarantine-committed` (the other way round), `committed` (both committed, the Kafka
 //! group commit next). Around them, on the poll thread: `sealed` (a batch handed to the
 //! committer; the loop reads on) and `paused` (partitions paused because a batch is due while
 //! the previous one is still being committed). Points of the process's life, which tests wait for instead of reading

@@ -4,8 +4,9 @@
 //! row by row.
 //!
 //! The moments cycle through: a random time; frozen right after the data files were written and
-//! before the Delta commit (`files-written`); between the category table's commit and
-//! `pix_quarantine`'s (`table-committed`); right after both commits, before the Kafka group
+//! before the Delta commit (`files-written`); right after one table's commit, the other's
+//! running at the same time (`table-committed` for the category table, `quarantine-committed`
+//! for `pix_quarantine`, alternately); right after both commits, before the Kafka group
 //! commit (`committed`); and just as the Parquet files start uploading (`encoded`, killed
 //! without freezing). `PIXLAKE_CRASH_EVENTS` changes the event count (default 500 000).
 
@@ -52,7 +53,8 @@ fn kill_9_at_twenty_moments_loses_and_doubles_nothing() {
         let moment = match i % 5 {
             0 => Moment::Random(Duration::from_millis(rng.random_range(500..5000))),
             1 => Moment::Frozen("files-written", rng.random_range(1..4)),
-            2 => Moment::Frozen("table-committed", rng.random_range(1..4)),
+            2 if (i / 5) % 2 == 0 => Moment::Frozen("table-committed", rng.random_range(1..4)),
+            2 => Moment::Frozen("quarantine-committed", rng.random_range(1..4)),
             3 => Moment::Frozen("committed", rng.random_range(1..4)),
             _ => Moment::Uploading(rng.random_range(1..4)),
         };

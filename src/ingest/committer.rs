@@ -69,7 +69,7 @@ pub struct Sealed {
     pub reason: &'static str,
     /// Give up retrying after this (besides the shutdown grace period).
     pub deadline: Option<Instant>,
-    /// In commit order.
+    /// One per table at most (category first); committed at the same time.
     pub commits: Vec<TableCommit>,
     pub counts: Counts,
     pub sealed_at: Instant,
@@ -94,9 +94,11 @@ pub struct Landed {
 pub enum End {
     /// Every table committed.
     Complete,
-    /// Another writer committed for one of the batch's partitions; the rest was not attempted.
+    /// Another writer committed for one of the batch's partitions; the other table's retries
+    /// stopped (it may have landed).
     Fenced,
-    /// Retrying did not succeed in time (or cannot); the rest was not attempted.
+    /// Retrying did not succeed in time (or cannot); the other table's retries stopped (it may
+    /// have landed).
     GaveUp(GaveUp),
 }
 
@@ -107,7 +109,8 @@ pub struct Done {
     pub reason: &'static str,
     pub counts: Counts,
     pub sealed_at: Instant,
-    /// The tables that committed, in order (some may have before a fence or a give-up).
+    /// The tables that committed, category first (one may have despite a fence or a give-up of
+    /// the other).
     pub landed: Vec<Landed>,
     pub end: End,
     /// Time spent committing (encoding, uploads, log commits, retries; both tables at once).
@@ -287,6 +290,8 @@ impl Worker {
         ]);
         let cx = &self.cx;
         let one = |writer: TableWriter<'_>, c: TableCommit| {
+            // A panic (a bug) stops the other table too, which the scope then waits for.
+            let _stop_on_panic = StopOnPanic(&stop);
             let ended = commit_table(cx, writer, c, &deadline, metadata.clone());
             if ended.is_err() {
                 stop.store(true, Ordering::Relaxed);
@@ -329,13 +334,17 @@ impl Worker {
         for e in ended {
             match e {
                 Ok(landed) => done.landed.push(landed),
-                // A fence says more than a give-up (which may only be the other table's stop).
+                // A fence says more than a give-up (which may only be the other table's stop),
+                // and a permanent cause more than a passing one (which may be that stop too).
                 Err(End::Fenced) => done.end = End::Fenced,
-                Err(gave_up) => {
-                    if matches!(done.end, End::Complete) {
-                        done.end = gave_up;
+                Err(End::GaveUp(e)) => match &done.end {
+                    End::Complete => done.end = End::GaveUp(e),
+                    End::GaveUp(first) if first.permanent.is_none() && e.permanent.is_some() => {
+                        done.end = End::GaveUp(e)
                     }
-                }
+                    _ => {}
+                },
+                Err(End::Complete) => {}
             }
         }
         done.elapsed = started.elapsed();
@@ -399,9 +408,10 @@ fn commit_table(
             stages.parquet.observe(written.as_secs_f64());
             stages.log.observe(attempt_started.elapsed().saturating_sub(written).as_secs_f64());
             tm.committed(version, files, bytes, c.rows.as_ref(), started.elapsed(), super::clock::wall_micros());
-            if c.table == Table::Category {
-                cx.probe.hit("table-committed");
-            }
+            cx.probe.hit(match c.table {
+                Table::Category => "table-committed",
+                Table::Quarantine => "quarantine-committed",
+            });
             Ok(Landed { table: c.table, offsets: c.offsets, version })
         }
         Ok(CommitOutcome::Fenced) => {
@@ -410,5 +420,16 @@ fn commit_table(
             Err(End::Fenced)
         }
         Err(e) => Err(End::GaveUp(e)),
+    }
+}
+
+/// Sets the flag that stops the other table's retries when dropped during a panic.
+struct StopOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
     }
 }

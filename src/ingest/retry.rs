@@ -122,7 +122,9 @@ pub struct GaveUp {
 /// Runs `op` until it succeeds, sleeping with exponential backoff (100 ms doubling to 30 s,
 /// jittered) between failures and logging each one with `what` and the operator hint `hint`.
 ///
-/// Stops early when the next attempt would start after `deadline()`, or when the failure is
+/// Stops early when the next attempt would start after `deadline()` — asked again while
+/// sleeping, so a deadline moved earlier meanwhile (a rebalance's cut-off, a shutdown, the
+/// other table's fence) ends the wait within [`SLICE`] — or when the failure is
 /// [`Permanent`] for the `tally.permanent_attempts`-th time in a row: a permanent cause is
 /// counted in `pixlake_permanent_failures_total` and shown in `/readyz` from its first
 /// occurrence (until an attempt succeeds), and logged as an error, not as a warning to wait out.
@@ -186,9 +188,22 @@ pub fn retry<'a, T, E: std::error::Error + Classify + Send + Sync + 'static>(
             Some(_) => tracing::debug!(what, attempts, retry_in_ms, error = %chain, "retrying a permanent failure"),
             None => tracing::warn!(what, attempts, retry_in_ms, error = %chain, "{hint}"),
         }
-        std::thread::sleep(delay);
+        let until = Instant::now() + delay;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(SLICE));
+            if deadline().is_some_and(|d| Instant::now() >= d) {
+                return Err(GaveUp { what, attempts, permanent: None, last: Box::new(err) });
+            }
+        }
     }
 }
+
+/// How long a backoff sleep goes without asking the deadline again.
+const SLICE: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {
@@ -234,6 +249,24 @@ mod tests {
         let e = out.unwrap_err();
         assert_eq!((e.attempts, e.permanent), (1, None));
         assert_eq!(Chain(&e).to_string(), "gave up thing after 1 attempt(s) (the time allowed ran out): disk full");
+    }
+
+    #[test]
+    fn a_deadline_moved_earlier_during_the_backoff_ends_it_before_the_next_attempt() {
+        let counter = IntCounter::new("c", "c").unwrap();
+        // None when asked before the sleep; passed when asked during it (what the other
+        // table's fence or a rebalance's cut-off does).
+        let asked = std::cell::Cell::new(0);
+        let deadline = || {
+            asked.set(asked.get() + 1);
+            (asked.get() > 1).then(Instant::now)
+        };
+        let mut calls = 0;
+        let out: Result<(), _> = retry("thing", "hint", &counter, deadline, || {
+            calls += 1;
+            Err(Failure("down", None))
+        });
+        assert_eq!((out.unwrap_err().attempts, calls), (1, 1), "no attempt after the deadline moved");
     }
 
     #[test]

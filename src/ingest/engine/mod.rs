@@ -111,8 +111,8 @@ pub struct Totals {
     pub counts: Counts,
     /// Delta commits made (both tables).
     pub commits: u64,
-    /// Time those commits took, from handing the rows to the writer to the commit being
-    /// durable (Parquet encoding, uploads and the log commit; retries included).
+    /// Time the committer spent on batches, from taking one to its reply (both tables at once:
+    /// Parquet encoding, uploads and the log commits; retries, fences and give-ups included).
     pub commit_time: Duration,
     /// Commits refused because another writer owned a partition.
     pub fenced: u64,

@@ -65,9 +65,16 @@ pub async fn write(
     );
     let mut writer = FileWriter::new(table.object_store(), config);
     for batch in batches {
-        match single_partition(&batch, &partition_by) {
-            Some(values) => writer.write_partition(batch, &values).await?,
-            None => writer.write(&batch).await?,
+        let written = match single_partition(&batch, &partition_by) {
+            Some(values) => writer.write_partition(batch, &values).await,
+            None => writer.write(&batch).await,
+        };
+        if let Err(e) = written {
+            // Uploads under way (multipart on an object store) are cancelled, not left behind.
+            if let Err(abort) = writer.abort().await {
+                tracing::debug!(error = %abort, "could not abort the data files' uploads after a failed write");
+            }
+            return Err(e);
         }
     }
     writer.close().await
