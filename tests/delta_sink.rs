@@ -362,6 +362,16 @@ async fn commits_of_other_writers_are_stepped_over_unless_they_change_the_table(
     let err = w.commit(vec![batch(6..8)], vec![(p0.clone(), 8)], HashMap::new()).await.unwrap_err();
     assert_eq!(err.permanent(), Some(Permanent::TableChanged), "{err}");
     assert_eq!(rows(dir.path()).await, 6, "nothing of the refused commits is visible");
+
+    // A version that is not a Delta commit at all cannot be judged: retrying would read it
+    // again for ever, so it is a permanent failure too (the pipeline stops and says so).
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = payments(dir.path()).await;
+    other_commit(dir.path(), 1, &["{not json"]);
+    let err = w.commit(vec![batch(0..2)], vec![(p0.clone(), 2)], HashMap::new()).await.unwrap_err();
+    assert_eq!(err.permanent(), Some(Permanent::TableChanged), "{err}");
+    let chain = pixlake::telemetry::Chain(&err).to_string();
+    assert!(chain.contains("version 1"), "{chain}");
 }
 
 /// A table whose protocol asks writers for a feature pixlake does not honour (row tracking

@@ -85,7 +85,11 @@ fn classify(e: &DeltaTableError) -> Option<Permanent> {
         DeltaTableError::KernelError(Kernel::Unsupported(_) | Kernel::InvalidProtocol(_)) => {
             Some(Permanent::UnsupportedTable)
         }
-        DeltaTableError::SchemaMismatch { .. } | DeltaTableError::MetadataError(_) => Some(Permanent::TableChanged),
+        // A log entry that is not JSON (another writer's, read when judging a version that was
+        // taken) reads the same at every attempt.
+        DeltaTableError::SchemaMismatch { .. }
+        | DeltaTableError::MetadataError(_)
+        | DeltaTableError::InvalidJsonLog { .. } => Some(Permanent::TableChanged),
         DeltaTableError::InvalidTableLocation(_) | DeltaTableError::MissingFeature { .. } => {
             Some(Permanent::BadLocation)
         }
@@ -119,6 +123,9 @@ pub struct DeltaTableWriter {
     version: u64,
     /// When `version` was last known to be in the log (see [`STALE_BASE`]).
     based_at: std::time::Instant,
+    /// [`STALE_BASE`] (a field so that a test can make it short: `Instant`s cannot go back an
+    /// hour on a machine up for less).
+    stale_after: std::time::Duration,
     partition_by: Vec<String>,
     properties: WriterProperties,
     probe: Probe,
@@ -271,6 +278,7 @@ impl DeltaTableWriter {
             name: name.to_owned(),
             version: table.version(),
             based_at: std::time::Instant::now(),
+            stale_after: STALE_BASE,
             table,
             partition_by: vec![partition_by.to_owned()],
             properties: writer_properties([]),
@@ -369,7 +377,7 @@ impl DeltaTableWriter {
         );
         let bytes_of_log = data.get_bytes().map_err(|e| err(e.into()))?;
         let log_store = self.table.log_store();
-        if self.based_at.elapsed() > STALE_BASE
+        if self.based_at.elapsed() > self.stale_after
             && log_store.read_commit_entry(self.version).await.map_err(err)?.is_none()
         {
             tracing::warn!(table = %self.name, version = self.version,
@@ -393,5 +401,37 @@ impl DeltaTableWriter {
             }
             super::append::Appended::Fenced => Ok(CommitOutcome::Fenced),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer idle past [`STALE_BASE`] checks its base version is still in the log before
+    /// committing on it; gone (cleaned up by `maintain` meanwhile), the commit is a fence: the
+    /// engine re-reads its offsets from the latest version instead of writing into a range
+    /// readers skip.
+    #[tokio::test]
+    async fn an_idle_writer_whose_base_was_cleaned_up_is_fenced() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = deltalake::ensure_table_uri(dir.path().join("t").to_str().unwrap()).unwrap();
+        let at = super::super::Location::from_url(url);
+        let schema = crate::pix::quarantine_schema();
+        let mut w = DeltaTableWriter::open_or_create("t", &at, schema, "ingest_date").await.unwrap();
+        let txn = |v| vec![("pixlake:p:t:0".to_owned(), v)];
+        let out = w.commit(vec![], txn(1), HashMap::new()).await.unwrap();
+        assert!(matches!(out, CommitOutcome::Committed { version: 1, .. }), "{out:?}");
+        let base = dir.path().join("t/_delta_log/00000000000000000001.json");
+        std::fs::remove_file(&base).unwrap();
+        // Recently confirmed: no check, the next version is free and the commit lands.
+        let out = w.commit(vec![], txn(2), HashMap::new()).await.unwrap();
+        assert!(matches!(out, CommitOutcome::Committed { version: 2, .. }), "{out:?}");
+        std::fs::remove_file(dir.path().join("t/_delta_log/00000000000000000002.json")).unwrap();
+        // Idle for longer than STALE_BASE: the base is looked for, found gone, and the commit is
+        // a fence.
+        w.stale_after = std::time::Duration::ZERO;
+        assert_eq!(w.commit(vec![], txn(3), HashMap::new()).await.unwrap(), CommitOutcome::Fenced);
+        assert!(!dir.path().join("t/_delta_log/00000000000000000003.json").exists(), "nothing committed");
     }
 }
