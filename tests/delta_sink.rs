@@ -371,7 +371,7 @@ async fn commits_of_other_writers_are_stepped_over_unless_they_change_the_table(
     let err = w.commit(vec![batch(0..2)], vec![(p0.clone(), 2)], HashMap::new()).await.unwrap_err();
     assert_eq!(err.permanent(), Some(Permanent::TableChanged), "{err}");
     let chain = pixlake::telemetry::Chain(&err).to_string();
-    assert!(chain.contains("version 1"), "{chain}");
+    assert!(chain.contains("version 1") && chain.contains("not a Delta commit"), "{chain}");
 }
 
 /// A table whose protocol asks writers for a feature pixlake does not honour (row tracking

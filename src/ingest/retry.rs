@@ -169,7 +169,10 @@ pub fn retry<'a, T, E: std::error::Error + Classify + Send + Sync + 'static>(
         if permanent_in_a_row >= tally.permanent_attempts {
             return Err(GaveUp { what, attempts, permanent, last: Box::new(err) });
         }
-        if deadline().is_some_and(|d| Instant::now() + delay > d) {
+        // The next attempt's time, fixed now: the same test before and during the sleep, so a
+        // deadline that does not move never cuts a wait it allowed.
+        let until = Instant::now() + delay;
+        if deadline().is_some_and(|d| until > d) {
             return Err(GaveUp { what, attempts, permanent: None, last: Box::new(err) });
         }
         tally.retried.inc();
@@ -188,14 +191,13 @@ pub fn retry<'a, T, E: std::error::Error + Classify + Send + Sync + 'static>(
             Some(_) => tracing::debug!(what, attempts, retry_in_ms, error = %chain, "retrying a permanent failure"),
             None => tracing::warn!(what, attempts, retry_in_ms, error = %chain, "{hint}"),
         }
-        let until = Instant::now() + delay;
         loop {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
             std::thread::sleep(left.min(SLICE));
-            if deadline().is_some_and(|d| Instant::now() >= d) {
+            if deadline().is_some_and(|d| until > d) {
                 return Err(GaveUp { what, attempts, permanent: None, last: Box::new(err) });
             }
         }

@@ -95,7 +95,14 @@ impl Publisher {
                 ("queue.buffering.max.kbytes", "262144"),
                 ("message.max.bytes", &max),
             ],
-            &[("acks", "all"), ("enable.idempotence", "true"), ("message.timeout.ms", "0")],
+            // Every record's report is its verdict: reports of errors only would leave the
+            // successful ones' futures waiting for ever.
+            &[
+                ("acks", "all"),
+                ("enable.idempotence", "true"),
+                ("message.timeout.ms", "0"),
+                ("delivery.report.only.error", "false"),
+            ],
         );
         let diagnosis = Arc::new(Diagnosis::default());
         let producer = config.create_with_context(Context(diagnosis.clone())).map_err(PublishError::Create)?;

@@ -168,7 +168,7 @@ pub struct EngineSettings {
     pub instance_id: String,
     pub shutdown: Shutdown,
     pub retries: Arc<Retries>,
-    /// Crash-test points (`table-committed`, `committed`).
+    /// Crash-test points (`table-committed`, `quarantine-committed`, `committed`…).
     pub probe: Probe,
     /// The pipeline's metrics.
     pub metrics: PipelineMetrics,

@@ -62,6 +62,10 @@ impl SinkError {
 
 /// The operator's next step for a storage failure: the permanent cause's fix, or where to look.
 fn advice(source: &DeltaTableError) -> &'static str {
+    if let DeltaTableError::InvalidJsonLog { .. } = source {
+        return "a version in the table's _delta_log is not a Delta commit (written by another tool, or damaged; \
+                the error names it): restore that file from a backup, then restart pixlake";
+    }
     match classify(source) {
         Some(p) => p.hint(),
         None => "check the warehouse storage (space, permissions, reachability); retrying cures a passing failure",
