@@ -162,7 +162,7 @@ impl Metrics {
             stage_seconds: histogram(
                 "pixlake_batch_stage_seconds",
                 "Where a batch's time goes between sealing and its offsets moving, by stage: dead_letters (waiting for \
-                 the DLQ's acknowledgements), seal (finishing the Arrow columns), queued (waiting for the committer), \
+                 the DLQ's acknowledgements, batches with dead letters only), seal (finishing the Arrow columns), queued (waiting for the committer), \
                  parquet (encoding and uploading a table's files), log (appending a table's Delta log entry), commit \
                  (both tables, as the committer saw it), reply (from the committer's answer to the poll loop \
                  applying it).",

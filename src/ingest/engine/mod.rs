@@ -555,7 +555,8 @@ impl Engine {
     ) -> Result<Option<Sealed>, EngineError> {
         let mut dlq_failed = 0;
         let started = Instant::now();
-        if self.buffer.quarantined() > 0 {
+        let dead_letters = self.buffer.quarantined() > 0;
+        if dead_letters {
             let shutdown = self.shutdown.clone();
             let deadline = move || shutdown.earliest([deadline]);
             let dlq = &mut self.dlq;
@@ -619,7 +620,10 @@ impl Engine {
         }
         let sealed_at = Instant::now();
         let stages = &self.metrics.stages;
-        stages.dead_letters.observe(acknowledged.saturating_duration_since(started).as_secs_f64());
+        // Only batches with dead letters wait for them: the others would pull the mean to 0.
+        if dead_letters {
+            stages.dead_letters.observe(acknowledged.saturating_duration_since(started).as_secs_f64());
+        }
         stages.seal.observe(sealed_at.saturating_duration_since(acknowledged).as_secs_f64());
         Ok(Some(Sealed { epoch: self.epoch, reason, deadline, commits, counts: batch.counts, sealed_at }))
     }
