@@ -321,36 +321,25 @@ impl Worker {
                 })
             }
         };
-        let mut done = Done {
-            epoch,
-            reason,
-            counts,
-            sealed_at,
-            landed: Vec::new(),
-            end: End::Complete,
-            elapsed: Duration::ZERO,
-            finished: started,
-        };
+        let (mut landed, mut end) = (Vec::new(), End::Complete);
         for e in ended {
             match e {
-                Ok(landed) => done.landed.push(landed),
+                Ok(l) => landed.push(l),
                 // A fence says more than a give-up (which may only be the other table's stop),
                 // and a permanent cause more than a passing one (which may be that stop too).
-                Err(End::Fenced) => done.end = End::Fenced,
-                Err(End::GaveUp(e)) => match &done.end {
-                    End::Complete => done.end = End::GaveUp(e),
-                    End::GaveUp(first) if first.permanent.is_none() && e.permanent.is_some() => {
-                        done.end = End::GaveUp(e)
-                    }
+                Err(End::Fenced) => end = End::Fenced,
+                Err(End::GaveUp(e)) => match &end {
+                    End::Complete => end = End::GaveUp(e),
+                    End::GaveUp(first) if first.permanent.is_none() && e.permanent.is_some() => end = End::GaveUp(e),
                     _ => {}
                 },
                 Err(End::Complete) => {}
             }
         }
-        done.elapsed = started.elapsed();
-        stages.commit.observe(done.elapsed.as_secs_f64());
-        done.finished = Instant::now();
-        done
+        let finished = Instant::now();
+        let elapsed = finished.saturating_duration_since(started);
+        stages.commit.observe(elapsed.as_secs_f64());
+        Done { epoch, reason, counts, sealed_at, landed, end, elapsed, finished }
     }
 
     /// Moves both writers to their tables' latest versions and reads the offsets of

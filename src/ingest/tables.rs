@@ -99,7 +99,7 @@ impl Tables {
 /// One of a pipeline's two writers, with the pipeline's app ids.
 pub struct TableWriter<'a> {
     ids: AppIds<'a>,
-    pub table: Table,
+    table: Table,
     writer: &'a mut DeltaTableWriter,
 }
 

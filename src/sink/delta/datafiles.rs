@@ -20,12 +20,10 @@ use deltalake::datafile::writer::{DeltaWriter as FileWriter, WriterConfig};
 use deltalake::kernel::Add;
 use deltalake::kernel::scalars::ScalarExt;
 use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::table::config::DEFAULT_NUM_INDEX_COLS;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{BlindDeltaTable, DeltaTableError};
 use indexmap::IndexMap;
-
-/// Columns with file statistics when the table does not say (Delta's default).
-const DEFAULT_INDEXED_COLUMNS: u64 = 32;
 
 /// Writes `batches` as data files of `table` and returns their `add` actions (nothing is
 /// committed).
@@ -47,22 +45,18 @@ pub async fn write(
         }
         return writer.flush().await;
     }
-    let configuration = metadata.configuration();
-    let indexed = configuration
-        .get("delta.dataSkippingNumIndexedCols")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(DEFAULT_INDEXED_COLUMNS);
-    let stats_columns =
-        configuration.get("delta.dataSkippingStatsColumns").map(|v| v.split(',').map(str::to_owned).collect());
-    let config = WriterConfig::new(
-        schema,
-        partition_by.clone(),
-        Some(properties.clone()),
-        None,
-        None,
-        DataSkippingNumIndexedCols::NumColumns(indexed),
-        stats_columns,
-    );
+    // The statistics settings: the count as the kernel parses it (`-1`, every column, included;
+    // `RecordBatchWriter` reads that as the default), the stats columns split as it does.
+    let indexed = table
+        .table_properties()
+        .data_skipping_num_indexed_cols
+        .unwrap_or(DataSkippingNumIndexedCols::NumColumns(DEFAULT_NUM_INDEX_COLS));
+    let stats_columns = metadata
+        .configuration()
+        .get("delta.dataSkippingStatsColumns")
+        .map(|v| v.split(',').map(str::to_owned).collect());
+    let config =
+        WriterConfig::new(schema, partition_by.clone(), Some(properties.clone()), None, None, indexed, stats_columns);
     let mut writer = FileWriter::new(table.object_store(), config);
     for batch in batches {
         let written = match single_partition(&batch, &partition_by) {
