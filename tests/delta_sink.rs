@@ -494,3 +494,27 @@ async fn data_files_of_one_date_match_delta_rs_and_two_dates_make_two_files() {
     dates.sort();
     assert_eq!(dates, ["2026-11-20", "2026-11-21"]);
 }
+
+/// A log version that is not a Delta commit, met when the table is **opened**: refused as a
+/// permanent failure with the same advice as when an append meets it (retrying would read the
+/// same file for ever).
+#[tokio::test]
+async fn a_log_version_that_is_not_json_is_refused_at_open() {
+    use pixlake::fault::{Classify, Permanent};
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = payments(dir.path()).await;
+    let p0 = app_id("payments", "pix.payments", 0);
+    w.commit(vec![batch(0..2)], vec![(p0, 2)], HashMap::new()).await.unwrap();
+    other_commit(dir.path(), 2, &["{not json"]);
+    let refused = DeltaTableWriter::open_or_create(
+        "pix_payments",
+        &at(dir.path(), "pix_payments"),
+        category_schema(Category::Payment),
+        "event_date",
+    )
+    .await;
+    let Err(err) = refused else { panic!("a table with a version that is not JSON was opened") };
+    let chain = pixlake::telemetry::Chain(&err).to_string();
+    assert_eq!(err.permanent(), Some(Permanent::TableChanged), "{chain}");
+    assert!(chain.contains("_delta_log is not JSON") && chain.contains("restore it"), "{chain}");
+}

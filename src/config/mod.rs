@@ -111,6 +111,27 @@ pub struct Pipeline {
     pub group: String,
 }
 
+/// `ingest.memory_limit_mb`: what ingest may hold in memory, in bytes (see `ingest::memory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryLimit {
+    /// `0`: no limit; `batch.max_bytes` and librdkafka's prefetch apply as configured.
+    Off,
+    /// Configured: refused when too small for the pipelines run.
+    Set(u64),
+    /// Not configured: this much, raised to what the pipelines need when they need more.
+    Default(u64),
+}
+
+impl MemoryLimit {
+    /// The limit in bytes, before any raise; `None` when off.
+    pub fn bytes(self) -> Option<u64> {
+        match self {
+            MemoryLimit::Off => None,
+            MemoryLimit::Set(b) | MemoryLimit::Default(b) => Some(b),
+        }
+    }
+}
+
 /// Engine behaviour.
 #[derive(Clone, Debug)]
 pub struct IngestConfig {
@@ -133,12 +154,8 @@ pub struct IngestConfig {
     /// Attempts a failure retrying does not cure gets before the pipeline stops (see
     /// [`crate::fault`]).
     pub permanent_failure_attempts: u32,
-    /// What ingest may hold in memory, in bytes (`ingest.memory_limit_mb`; see
-    /// `ingest::memory`); `None`: no limit.
-    pub memory_limit: Option<u64>,
-    /// Whether `memory_limit` is the default (not configured): then raised to what the
-    /// pipelines need if that is more, instead of refused.
-    pub memory_limit_is_default: bool,
+    /// What ingest may hold in memory (`ingest.memory_limit_mb`; see `ingest::memory`).
+    pub memory_limit: MemoryLimit,
     /// Threads of ingest's async runtime (`ingest.worker_threads`).
     pub worker_threads: usize,
 }
@@ -341,7 +358,7 @@ impl Config {
                 "instance_id": self.ingest.instance_id,
                 "static_membership": self.ingest.static_membership,
                 "permanent_failure_attempts": self.ingest.permanent_failure_attempts,
-                "memory_limit_mb": self.ingest.memory_limit.map_or(0, |l| l >> 20),
+                "memory_limit_mb": self.ingest.memory_limit.bytes().map_or(0, |l| l >> 20),
                 "worker_threads": self.ingest.worker_threads,
             },
             "telemetry": {
@@ -459,7 +476,7 @@ mod tests {
     fn the_shipped_configurations_load() {
         let base = load(include_str!("../../config/pixlake.yaml"), &[]).unwrap();
         assert_eq!(base.pipelines.len(), 3);
-        assert_eq!((base.ingest.memory_limit, base.ingest.memory_limit_is_default), (Some(512 << 20), true));
+        assert_eq!(base.ingest.memory_limit, MemoryLimit::Default(512 << 20));
         let prod = load(include_str!("../../config/pixlake.prod.example.yaml"), &[]).unwrap();
         assert_eq!(prod.kafka.properties.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
         assert_eq!(prod.topic_for(Category::Payment), "bank.pix.payments.v1");

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Config, DlqConfig, IngestConfig, KafkaConfig, LogFormat, Pipeline, TelemetryConfig, ValidationConfig,
+    Config, DlqConfig, IngestConfig, KafkaConfig, LogFormat, MemoryLimit, Pipeline, TelemetryConfig, ValidationConfig,
     WarehouseConfig,
 };
 use crate::batch::FlushPolicy;
@@ -750,11 +750,10 @@ impl RawConfig {
                 static_membership: g.static_membership,
                 permanent_failure_attempts: g.permanent_failure_attempts,
                 memory_limit: match g.memory_limit_mb {
-                    None => Some(DEFAULT_MEMORY_LIMIT_MB << 20),
-                    Some(0) => None,
-                    Some(limit) => Some(limit << 20),
+                    None => MemoryLimit::Default(DEFAULT_MEMORY_LIMIT_MB << 20),
+                    Some(0) => MemoryLimit::Off,
+                    Some(limit) => MemoryLimit::Set(limit << 20),
                 },
-                memory_limit_is_default: g.memory_limit_mb.is_none(),
                 worker_threads: g.worker_threads,
             },
             warehouse: WarehouseConfig { root: warehouse, storage: warehouse_storage },

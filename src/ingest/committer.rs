@@ -378,7 +378,12 @@ fn commit_table(
     let started = Instant::now();
     let mut attempt_started = started;
     let outcome = retry(
-        "committing to Delta",
+        match c.table {
+            // Two names: the tables retry side by side, and /readyz keeps each one's failure
+            // until that table commits.
+            Table::Category => "committing to Delta",
+            Table::Quarantine => "committing to Delta (quarantine)",
+        },
         "the table could not be written; the batch is kept and committed once it can be",
         cx.retries.of_cause(&cx.retries.delta),
         deadline,

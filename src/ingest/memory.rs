@@ -34,7 +34,7 @@ pub const PROCESS_BASE: u64 = 128 << 20;
 pub const PIPELINE_BASE: u64 = 40 << 20;
 
 use crate::batch::FlushPolicy;
-use crate::config::Config;
+use crate::config::{Config, MemoryLimit};
 
 /// The smallest prefetch and batch (bytes): below, every record would be a fetch and a commit.
 const FLOOR: u64 = 1 << 20;
@@ -68,15 +68,14 @@ pub struct Budget {
 /// The limit in effect for `pipelines` pipelines and each one's budget (`None`: no limit). A
 /// configured limit too small for them is refused; the default one is raised to what they need.
 pub fn effective(
-    limit: Option<u64>,
-    is_default: bool,
+    limit: MemoryLimit,
     pipelines: usize,
     batch_max_bytes: usize,
 ) -> Result<Option<(u64, Budget)>, TooSmall> {
-    let Some(limit) = limit else { return Ok(None) };
-    match Budget::of(limit, pipelines, batch_max_bytes) {
-        Ok(budget) => Ok(Some((limit, budget))),
-        Err(too_small) if is_default => {
+    let Some(bytes) = limit.bytes() else { return Ok(None) };
+    match Budget::of(bytes, pipelines, batch_max_bytes) {
+        Ok(budget) => Ok(Some((bytes, budget))),
+        Err(too_small) if matches!(limit, MemoryLimit::Default(_)) => {
             let needed = too_small.needed_mb << 20;
             Budget::of(needed, pipelines, batch_max_bytes).map(|b| Some((needed, b)))
         }
@@ -143,7 +142,7 @@ mod tests {
         assert_eq!(b.prefetch_kbytes, 88 * 1024 / 20);
         assert_eq!(b.fetch_max_bytes, (88 << 20) / 20);
         let mut config = Config::from_yaml("kafka: {consumer: {fetch.max.bytes: 1048576}}", "test", []).unwrap();
-        config.ingest.memory_limit = Some(512 << 20);
+        config.ingest.memory_limit = MemoryLimit::Set(512 << 20);
         let applied = b.apply(&config);
         assert_eq!(applied.batch.max_bytes, b.batch_bytes);
         assert_eq!(builder_rows(&applied.batch), 11_264);
@@ -163,18 +162,20 @@ mod tests {
     #[test]
     fn the_default_limit_is_on_and_grows_with_the_pipelines_where_a_configured_one_refuses() {
         let config = Config::from_yaml("", "test", []).unwrap();
-        assert_eq!((config.ingest.memory_limit, config.ingest.memory_limit_is_default), (Some(512 << 20), true));
+        assert_eq!(config.ingest.memory_limit, MemoryLimit::Default(512 << 20));
         let none = Config::from_yaml("ingest: {memory_limit_mb: 0}", "test", []).unwrap();
-        assert_eq!((none.ingest.memory_limit, none.ingest.memory_limit_is_default), (None, false));
-        assert_eq!(effective(None, false, 3, 64 << 20).unwrap(), None);
-        let (limit, _) = effective(Some(512 << 20), true, 3, 64 << 20).unwrap().unwrap();
+        assert_eq!(none.ingest.memory_limit, MemoryLimit::Off);
+        let set = Config::from_yaml("ingest: {memory_limit_mb: 1024}", "test", []).unwrap();
+        assert_eq!(set.ingest.memory_limit, MemoryLimit::Set(1024 << 20));
+        assert_eq!(effective(MemoryLimit::Off, 3, 64 << 20).unwrap(), None);
+        let (limit, _) = effective(MemoryLimit::Default(512 << 20), 3, 64 << 20).unwrap().unwrap();
         assert_eq!(limit, 512 << 20);
         // Eight pipelines need 128 + 8 × 56 = 576 MiB: the default gives them that…
-        let (limit, budget) = effective(Some(512 << 20), true, 8, 64 << 20).unwrap().unwrap();
+        let (limit, budget) = effective(MemoryLimit::Default(512 << 20), 8, 64 << 20).unwrap().unwrap();
         assert_eq!(limit, 576 << 20);
         assert_eq!(Some(budget), Budget::of(576 << 20, 8, 64 << 20).ok());
         // …a configured 512 is refused with what to do.
-        assert_eq!(effective(Some(512 << 20), false, 8, 64 << 20).unwrap_err().needed_mb, 576);
+        assert_eq!(effective(MemoryLimit::Set(512 << 20), 8, 64 << 20).unwrap_err().needed_mb, 576);
     }
 
     proptest! {

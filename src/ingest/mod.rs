@@ -71,7 +71,7 @@ pub use consumer::settings as consumer_settings;
 pub use engine::Totals;
 pub use pipeline::Stopped;
 
-use crate::config::{Config, Pipeline};
+use crate::config::{Config, MemoryLimit, Pipeline};
 use crate::deadletter::KafkaDeadLetterQueue;
 use crate::pix::Decoder;
 use crate::probe::Probe;
@@ -196,8 +196,7 @@ pub enum IngestError {
 pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
     let selected: Vec<Pipeline> = config.select(&options.pipelines)?.into_iter().cloned().collect();
     let ingest = &config.ingest;
-    let limited =
-        memory::effective(ingest.memory_limit, ingest.memory_limit_is_default, selected.len(), config.batch.max_bytes)?;
+    let limited = memory::effective(ingest.memory_limit, selected.len(), config.batch.max_bytes)?;
     let budget = limited.map(|(_, b)| b);
     if let Some((limit, budget)) = limited
         && !selected.is_empty()
@@ -211,7 +210,11 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
              (ingest.memory_limit_mb{})",
             budget.batch_bytes >> 20,
             budget.prefetch_kbytes >> 10,
-            if ingest.memory_limit_is_default { ", not set: the default; 0 turns the limit off" } else { "" }
+            if matches!(ingest.memory_limit, MemoryLimit::Default(_)) {
+                ", not set: the default; 0 turns the limit off"
+            } else {
+                ""
+            }
         );
     }
     let limited = budget.map(|b| b.apply(config));

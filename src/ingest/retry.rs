@@ -150,10 +150,10 @@ pub fn retry<'a, T, E: std::error::Error + Classify + Send + Sync + 'static>(
                 if attempts > 1 {
                     tracing::info!(what, attempts, "succeeded after retrying");
                 }
-                // Whatever failed for good before works now (this loop or another of the
-                // pipeline's): /readyz must not keep saying otherwise.
+                // What failed for good before works now (in this loop or an earlier one of the
+                // same `what`): /readyz must not keep saying otherwise.
                 if let Some(p) = tally.permanent {
-                    p.cleared();
+                    p.cleared(what);
                 }
                 return Ok(v);
             }
@@ -163,7 +163,7 @@ pub fn retry<'a, T, E: std::error::Error + Classify + Send + Sync + 'static>(
         let chain = Chain(&err).to_string();
         permanent_in_a_row = if permanent.is_some() { permanent_in_a_row + 1 } else { 0 };
         if let (Some(cause), Some(p)) = (permanent, tally.permanent) {
-            p.failed(cause, format!("{what}: {chain}"));
+            p.failed(what, cause, format!("{what}: {chain}"));
         }
         let delay = delays.next().unwrap_or(Duration::from_secs(30));
         if permanent_in_a_row >= tally.permanent_attempts {
@@ -323,6 +323,28 @@ mod tests {
             || Err(Failure("access denied", Some(Permanent::AccessDenied))),
         );
         assert_eq!(out.unwrap_err().permanent, None);
+    }
+
+    /// The two tables of a batch retry side by side: one table's success does not hide the
+    /// other's permanent failure from /readyz; that table's own success does.
+    #[test]
+    fn a_success_clears_only_the_failure_of_what_succeeded() {
+        let metrics =
+            crate::telemetry::Metrics::new("test").unwrap().pipeline("payments", "pix.payments", "pix_payments");
+        let retries = Retries::of(&metrics, 1);
+        let attempt = |what, result: Result<(), Failure>| {
+            let mut result = Some(result);
+            let _ = retry(what, "hint", retries.of_cause(&retries.delta), || None, || result.take().unwrap_or(Ok(())));
+        };
+        attempt("committing to Delta (quarantine)", Err(Failure("access denied", Some(Permanent::AccessDenied))));
+        attempt("committing to Delta", Ok(()));
+        assert_eq!(metrics.permanent.failing().as_deref(), Some("committing to Delta (quarantine): access denied"));
+        attempt("committing to Delta", Err(Failure("changed", Some(Permanent::TableChanged))));
+        assert_eq!(metrics.permanent.failing().as_deref(), Some("committing to Delta: changed"), "the latest first");
+        attempt("committing to Delta", Ok(()));
+        assert_eq!(metrics.permanent.failing().as_deref(), Some("committing to Delta (quarantine): access denied"));
+        attempt("committing to Delta (quarantine)", Ok(()));
+        assert_eq!(metrics.permanent.failing(), None);
     }
 
     #[test]

@@ -334,7 +334,7 @@ impl Metrics {
             permanent: PermanentFailures {
                 counters: crate::fault::Permanent::ALL
                     .map(|c| (c, self.permanent_failures.with_label_values(&[name, c.kind()]))),
-                failing: Arc::new(Mutex::new(None)),
+                failing: Arc::new(Mutex::new(Vec::new())),
             },
             buffered_rows: self.buffered_rows.with_label_values(&p),
             paused: self.paused.with_label_values(&p),
@@ -443,31 +443,39 @@ pub struct PipelineMetrics {
     families: Metrics,
 }
 
-/// A pipeline's failures that retrying does not cure: counted by cause, and the last one shown
-/// in `/readyz` until an attempt succeeds.
+/// A pipeline's failures that retrying does not cure: counted by cause, and shown in `/readyz`
+/// while they last.
+///
+/// Each is kept under the name of what failed (a retry loop's `what`: committing to one table,
+/// reading offsets…) until an attempt of that same thing succeeds: the two tables of a batch
+/// commit side by side, and the other table's success says nothing about this one (clearing on
+/// any success made `/readyz` flap while one table kept failing).
 #[derive(Clone)]
 pub struct PermanentFailures {
     counters: [(crate::fault::Permanent, IntCounter); 4],
-    failing: Arc<Mutex<Option<String>>>,
+    /// `(what, message)`, the latest last.
+    failing: Arc<Mutex<Vec<(&'static str, String)>>>,
 }
 
 impl PermanentFailures {
-    /// An attempt failed for `cause`; `message` says what and why.
-    pub fn failed(&self, cause: crate::fault::Permanent, message: String) {
+    /// An attempt of `what` failed for `cause`; `message` says what and why.
+    pub fn failed(&self, what: &'static str, cause: crate::fault::Permanent, message: String) {
         if let Some((_, c)) = self.counters.iter().find(|(k, _)| *k == cause) {
             c.inc();
         }
-        *self.failing.lock().unwrap_or_else(PoisonError::into_inner) = Some(message);
+        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        failing.retain(|(w, _)| *w != what);
+        failing.push((what, message));
     }
 
-    /// An attempt succeeded.
-    pub fn cleared(&self) {
-        *self.failing.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    /// An attempt of `what` succeeded.
+    pub fn cleared(&self, what: &'static str) {
+        self.failing.lock().unwrap_or_else(PoisonError::into_inner).retain(|(w, _)| *w != what);
     }
 
-    /// The last permanent failure, while no attempt succeeded since.
+    /// The latest permanent failure of something that has not succeeded since.
     pub fn failing(&self) -> Option<String> {
-        self.failing.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.failing.lock().unwrap_or_else(PoisonError::into_inner).last().map(|(_, m)| m.clone())
     }
 
     /// Attempts that failed for `cause`.

@@ -204,13 +204,15 @@ mod tests {
         assert!(e.metrics.render().contains(r#"pixlake_kafka_problem{kind="authentication",pipeline="payments"} 1"#));
         pipelines(&e)[0].set_kafka_problem(None);
         // Its storage refuses it for good: not ready, and why.
-        pipelines(&e)[0]
-            .permanent
-            .failed(crate::fault::Permanent::TableChanged, "committing to Delta: metadata changed".into());
+        pipelines(&e)[0].permanent.failed(
+            "committing to Delta",
+            crate::fault::Permanent::TableChanged,
+            "committing to Delta: metadata changed".into(),
+        );
         let (ready, body) = readiness(&e).await;
         assert!(!ready, "{body}");
         assert_eq!(body["pipelines"]["payments"]["failing"], "committing to Delta: metadata changed");
-        pipelines(&e)[0].permanent.cleared();
+        pipelines(&e)[0].permanent.cleared("committing to Delta");
         assert!(readiness(&e).await.0);
 
         // A warehouse under a regular file cannot be listed (nor created).

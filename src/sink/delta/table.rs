@@ -66,6 +66,11 @@ fn advice(source: &DeltaTableError) -> &'static str {
         return "a version in the table's _delta_log is not a Delta commit (written by another tool, or damaged; \
                 the error names it): restore that file from a backup, then restart pixlake";
     }
+    if log_not_json(source) {
+        return "a file in the table's _delta_log is not JSON (written by another tool, or damaged); find it with \
+                `for f in _delta_log/*.json; do jq -c . \"$f\" >/dev/null 2>&1 || echo \"$f\"; done`, restore it \
+                from a backup, then restart pixlake";
+    }
     match classify(source) {
         Some(p) => p.hint(),
         None => "check the warehouse storage (space, permissions, reachability); retrying cures a passing failure",
@@ -86,7 +91,9 @@ fn classify(e: &DeltaTableError) -> Option<Permanent> {
         DeltaTableError::Transaction {
             source: TransactionError::UnsupportedTableFeatures(_) | TransactionError::TableFeaturesRequired(_),
         } => Some(Permanent::UnsupportedTable),
-        DeltaTableError::KernelError(Kernel::Unsupported(_) | Kernel::InvalidProtocol(_)) => {
+        DeltaTableError::KernelError(k)
+            if matches!(unwrapped(k), Kernel::Unsupported(_) | Kernel::InvalidProtocol(_)) =>
+        {
             Some(Permanent::UnsupportedTable)
         }
         // A log entry that is not JSON (another writer's, read when judging a version that was
@@ -94,11 +101,30 @@ fn classify(e: &DeltaTableError) -> Option<Permanent> {
         DeltaTableError::SchemaMismatch { .. }
         | DeltaTableError::MetadataError(_)
         | DeltaTableError::InvalidJsonLog { .. } => Some(Permanent::TableChanged),
+        _ if log_not_json(e) => Some(Permanent::TableChanged),
         DeltaTableError::InvalidTableLocation(_) | DeltaTableError::MissingFeature { .. } => {
             Some(Permanent::BadLocation)
         }
         other => crate::fault::in_causes(other),
     }
+}
+
+/// Whether the kernel met a log file that is not JSON while reading the log (at open or
+/// refresh; delta-rs's own reader says [`DeltaTableError::InvalidJsonLog`] instead). The file is
+/// complete when it can be listed — commits are published whole, by put-if-absent or rename — so
+/// reading it again gives the same answer.
+fn log_not_json(e: &DeltaTableError) -> bool {
+    use delta_kernel::Error as Kernel;
+    let DeltaTableError::KernelError(k) = e else { return false };
+    matches!(unwrapped(k), Kernel::MalformedJson(_) | Kernel::Arrow(deltalake::arrow::error::ArrowError::JsonError(_)))
+}
+
+/// A kernel error without the backtrace wrapper it gets when `RUST_BACKTRACE` is set.
+fn unwrapped(mut e: &delta_kernel::Error) -> &delta_kernel::Error {
+    while let delta_kernel::Error::Backtraced { source, .. } = e {
+        e = source;
+    }
+    e
 }
 
 impl Classify for SinkError {
