@@ -7,7 +7,7 @@ use arrow::array::RecordBatch;
 use crate::config::{Config, Pipeline};
 use crate::offsets::{AppIds, PartitionOffsets, Table};
 use crate::pix::batch::{EVENT_DATE, INGEST_DATE, QUARANTINE_TABLE};
-use crate::pix::columns::dictionary_columns;
+use crate::pix::columns::encodings;
 use crate::pix::{category_schema, quarantine_schema};
 use crate::probe::Probe;
 use crate::sink::delta::{CommitOutcome, DeltaTableWriter, Location, SinkError, written_offsets};
@@ -45,18 +45,18 @@ impl Tables {
     pub async fn open(config: &Config, pipeline: &Pipeline, probe: &Probe) -> Result<Self, SinkError> {
         let location = |table: &str| Location::in_warehouse(&config.warehouse, table);
         let schema = category_schema(pipeline.category);
-        let dictionary = dictionary_columns(&schema);
+        let layout = encodings(&schema);
         let category =
             DeltaTableWriter::open_or_create(&pipeline.table, &location(&pipeline.table)?, schema, EVENT_DATE)
                 .await?
-                .with_dictionary(dictionary.iter().map(String::as_str))
+                .with_encodings(&layout)
                 .with_probe(probe.clone());
         let schema = quarantine_schema();
-        let dictionary = dictionary_columns(&schema);
+        let layout = encodings(&schema);
         let quarantine =
             DeltaTableWriter::open_or_create(QUARANTINE_TABLE, &location(QUARANTINE_TABLE)?, schema, INGEST_DATE)
                 .await?
-                .with_dictionary(dictionary.iter().map(String::as_str))
+                .with_encodings(&layout)
                 .with_probe(probe.clone());
         Ok(Tables { pipeline: pipeline.name.clone(), topic: pipeline.topic.clone(), category, quarantine })
     }

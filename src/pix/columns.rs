@@ -85,18 +85,48 @@ pub fn few_values(column: &str) -> bool {
     NAMES.contains(&column) || SUFFIXES.iter().any(|s| column.ends_with(s))
 }
 
-/// The Parquet column paths of `schema` to dictionary-encode ([`few_values`]); a list's path
-/// is its elements' (`quality_flags.list.element`).
-pub fn dictionary_columns(schema: &arrow::datatypes::Schema) -> Vec<String> {
-    schema
-        .fields()
-        .iter()
-        .filter(|f| few_values(f.name()))
-        .map(|f| match f.data_type() {
-            DataType::List(item) => format!("{}.list.{}", f.name(), item.name()),
-            _ => f.name().clone(),
-        })
-        .collect()
+/// Whether a column holds random identifiers (UUIDs, producers' random alphanumerics): nothing
+/// for Snappy to find, which only looks for repeated byte runs — compressing `event_id` saved a
+/// tenth of its bytes for a share of the writer's CPU. Stored uncompressed.
+pub fn random_text(column: &str) -> bool {
+    matches!(column, "event_id" | "txid" | "refund_request_id")
+}
+
+/// How a table's columns are laid out in Parquet, beyond the writer's defaults (plain encoding,
+/// Snappy, no dictionary). Paths as in the Parquet schema: a list's path is its elements'
+/// (`quality_flags.list.element`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Encodings {
+    /// Dictionary-encoded: the columns with [`few_values`].
+    pub dictionary: Vec<String>,
+    /// `DELTA_BINARY_PACKED`: the other 64-bit integer columns — offsets, timestamps, amounts
+    /// (`decimal(18,2)` is stored as INT64) — whose neighbours differ by little: an offset column
+    /// takes a few hundred bytes instead of 8 per row, a timestamp a third of its plain size,
+    /// and Snappy has that much less to compress.
+    pub delta: Vec<String>,
+    /// Not compressed: [`random_text`].
+    pub uncompressed: Vec<String>,
+}
+
+/// The [`Encodings`] of a table of `schema`.
+pub fn encodings(schema: &arrow::datatypes::Schema) -> Encodings {
+    let mut e = Encodings::default();
+    for f in schema.fields() {
+        let name = f.name();
+        if few_values(name) {
+            e.dictionary.push(match f.data_type() {
+                DataType::List(item) => format!("{name}.list.{}", item.name()),
+                _ => name.clone(),
+            });
+        } else if matches!(f.data_type(), DataType::Int64 | DataType::Timestamp(_, _))
+            || matches!(f.data_type(), DataType::Decimal128(p, _) if *p <= 18)
+        {
+            e.delta.push(name.clone());
+        } else if random_text(name) {
+            e.uncompressed.push(name.clone());
+        }
+    }
+    e
 }
 
 /// Where a record came from in Kafka.

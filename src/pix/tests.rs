@@ -513,10 +513,23 @@ proptest! {
 
 #[test]
 fn only_columns_with_few_values_are_dictionary_encoded() {
-    use super::columns::dictionary_columns;
+    use super::columns::encodings;
     for category in Category::ALL {
         let schema = super::category_schema(category);
-        let columns = dictionary_columns(&schema);
+        let e = encodings(&schema);
+        let columns = e.dictionary;
+        let mut delta = vec!["event_time", "ingest_time", "kafka_offset", "kafka_timestamp", "amount"];
+        delta.extend(match category {
+            Category::Payment => &[][..],
+            Category::Receipt => &["received_at"],
+            Category::Refund => &["requested_at", "settled_at"],
+        });
+        assert_eq!(e.delta, delta, "{category:?}: the 64-bit integer columns");
+        let random: &[&str] = match category {
+            Category::Payment | Category::Receipt => &["event_id", "txid"],
+            Category::Refund => &["event_id", "refund_request_id"],
+        };
+        assert_eq!(e.uncompressed, random, "{category:?}");
         let specific: &[&str] = match category {
             Category::Payment => &["status", "payer_ispb", "payee_document_type", "initiation_type"],
             Category::Receipt => &["payer_ispb", "pix_key_type"],
@@ -535,6 +548,8 @@ fn only_columns_with_few_values_are_dictionary_encoded() {
             assert!(schema.field_with_name(top).is_ok(), "{category:?}: {c} is a column");
         }
     }
-    let quarantine = dictionary_columns(&super::quarantine_schema());
-    assert!(quarantine.contains(&"error_rule".to_owned()) && !quarantine.contains(&"raw_value".to_owned()));
+    let quarantine = encodings(&super::quarantine_schema());
+    assert!(quarantine.dictionary.contains(&"error_rule".to_owned()));
+    assert!(!quarantine.dictionary.contains(&"raw_value".to_owned()));
+    assert_eq!(quarantine.delta, ["kafka_offset", "kafka_timestamp", "ingest_time"]);
 }
