@@ -171,9 +171,10 @@ pub struct DeltaTableWriter {
 /// and is wasted on unique ones (ids, offsets, timestamps, names): there the writer hashes
 /// every value into a dictionary that overflows and is then dropped for plain encoding — in a
 /// profile of `ingest` that hashing was a tenth of the CPU time. Delta encoding of the 64-bit
-/// columns and no compression of random ids took about a tenth off ingest's CPU time (Snappy
-/// was 9 % of it) and 6 % off the bytes written (`scripts/bench.sh`); every Parquet reader
-/// of the last years reads both (Spark's vectorized reader since 3.3: `scripts/spark-check.sh`).
+/// columns and no compression of random ids (Snappy was 9 % of ingest's CPU time) took 3 % off
+/// the CPU time and 5 % off the bytes written (three alternating runs of each build over the
+/// same 1.5 M events); every Parquet reader of the last years reads both (Spark's vectorized
+/// reader since 3.3: `scripts/spark-check.sh`).
 fn writer_properties(encodings: &Encodings) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_created_by(concat!("pixlake ", env!("CARGO_PKG_VERSION")).to_owned())
