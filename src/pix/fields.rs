@@ -100,6 +100,12 @@ impl<'a> Obj<'a> {
         let Some(raw) = self.raw(f) else {
             return Ok(None);
         };
+        // Almost every value: a string without escapes, handled as a `&str` and wrapped once
+        // (moving the `Cow` between the steps went through the stack and stalled on it).
+        if let Some(s) = json::plain_str(raw) {
+            let s = trim_str(s, flags);
+            return Ok(if s.is_empty() { None } else { Some(Cow::Borrowed(s)) });
+        }
         let s = json::as_str(raw).ok_or_else(|| self.wrong_type(f, "a string", json::kind_of(raw)))?;
         let s = trim(s, flags);
         Ok(if s.is_empty() { None } else { Some(s) })
@@ -193,21 +199,45 @@ impl<'a> Obj<'a> {
 }
 
 /// Trims surrounding whitespace, flagging `WHITESPACE_TRIMMED`; borrows when possible.
-#[inline]
+///
+/// The check is inlined and the trimming out of line: called, `trim` returned its `Cow` through
+/// the stack and the caller's wider reload of it stalled on the store (a third of `opt_str`'s
+/// samples); [`Obj::opt_str`] now works on the `&str` of an unescaped string and wraps it once.
+#[inline(always)]
 pub fn trim<'a>(s: Cow<'a, str>, flags: &mut Flags) -> Cow<'a, str> {
-    // Fast path: both ends are ASCII and not whitespace (almost every value).
-    let b = s.as_bytes();
-    let plain = |c: u8| c.is_ascii() && !c.is_ascii_whitespace();
-    if b.first().is_none_or(|&c| plain(c)) && b.last().is_none_or(|&c| plain(c)) {
+    if !needs_trim(&s) {
         return s;
     }
-    let t = s.trim();
-    if t.len() == s.len() {
-        return s;
-    }
-    flags.insert(SoftRule::WhitespaceTrimmed);
     match s {
-        Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
-        Cow::Owned(o) => Cow::Owned(o.trim().to_owned()),
+        Cow::Borrowed(b) => Cow::Borrowed(trim_ends(b, flags)),
+        Cow::Owned(o) => {
+            let t = trim_ends(&o, flags);
+            if t.len() == o.len() { Cow::Owned(o) } else { Cow::Owned(t.to_owned()) }
+        }
     }
+}
+
+/// [`trim`] of a borrowed string.
+#[inline(always)]
+fn trim_str<'a>(s: &'a str, flags: &mut Flags) -> &'a str {
+    if needs_trim(s) { trim_ends(s, flags) } else { s }
+}
+
+/// Whether an end of `s` may be whitespace: false for almost every value (both ends ASCII and
+/// not whitespace).
+#[inline(always)]
+fn needs_trim(s: &str) -> bool {
+    let plain = |c: &u8| c.is_ascii() && !c.is_ascii_whitespace();
+    let b = s.as_bytes();
+    !(b.first().is_none_or(plain) && b.last().is_none_or(plain))
+}
+
+#[cold]
+#[inline(never)]
+fn trim_ends<'a>(s: &'a str, flags: &mut Flags) -> &'a str {
+    let t = s.trim();
+    if t.len() != s.len() {
+        flags.insert(SoftRule::WhitespaceTrimmed);
+    }
+    t
 }

@@ -292,6 +292,17 @@ pub fn as_str(raw: Raw<'_>) -> Option<Cow<'_, str>> {
     Some(Cow::Owned(unescape(inner)))
 }
 
+/// The body of a raw JSON string that has no escapes, borrowed; `None` for an escaped string or
+/// a value of another kind (then [`as_str`] says which).
+#[inline]
+pub fn plain_str(raw: Raw<'_>) -> Option<&str> {
+    let text = raw.text;
+    if raw.escaped || !text.starts_with('"') {
+        return None;
+    }
+    text.get(1..text.len() - 1)
+}
+
 /// Decodes the escapes of a string body the scanner validated.
 fn unescape(inner: &str) -> String {
     let mut out = String::with_capacity(inner.len());

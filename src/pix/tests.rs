@@ -177,6 +177,20 @@ fn envelope_rules() {
     assert_eq!(e.envelope.event_id.as_str(), "3f2504e0-4f89-41d3-9a0c-0305e82c3301");
     let e = flagged(with(payment(), "source", json!("  bank-api ")), SoftRule::WhitespaceTrimmed);
     assert_eq!(e.envelope.source, "bank-api");
+    // Escaped strings (decoded, then trimmed) and Unicode spaces take the same rule; a value of
+    // spaces only is no value; no space, no flag.
+    let escaped = String::from_utf8(serde_json::to_vec(&payment()).unwrap())
+        .unwrap()
+        .replace(r#""source":"bank-api""#, r#""source":"\t bank-\u0061pi\u00a0""#);
+    assert!(escaped.contains(r#"\u00a0"#), "the example's source is bank-api");
+    let e = decode(&serde_json::from_str(&escaped).unwrap()).unwrap();
+    assert_eq!((e.envelope.source.as_ref(), e.flags.contains(SoftRule::WhitespaceTrimmed)), ("bank-api", true));
+    let e = Decoder::default().decode(Some(escaped.as_bytes()), None, now()).unwrap();
+    assert_eq!((e.envelope.source.as_ref(), e.flags.contains(SoftRule::WhitespaceTrimmed)), ("bank-api", true));
+    let e = flagged(with(payment(), "source", json!("bank-api\u{a0}")), SoftRule::WhitespaceTrimmed);
+    assert_eq!(e.envelope.source, "bank-api");
+    rejected(with(payment(), "source", json!(" \t ")), HardRule::MissingField, "source");
+    assert!(!decode(&payment()).unwrap().flags.contains(SoftRule::WhitespaceTrimmed));
     flagged(with(payment(), "event_time", json!("2026-11-22T00:06:00Z")), SoftRule::FutureEventTime);
     let in_tolerance = decode(&with(payment(), "event_time", json!("2026-11-22T00:04:00Z"))).unwrap();
     assert!(!in_tolerance.flags.contains(SoftRule::FutureEventTime));
