@@ -516,7 +516,7 @@ async fn a_log_version_that_is_not_json_is_refused_at_open() {
     let Err(err) = refused else { panic!("a table with a version that is not JSON was opened") };
     let chain = pixlake::telemetry::Chain(&err).to_string();
     assert_eq!(err.permanent(), Some(Permanent::TableChanged), "{chain}");
-    assert!(chain.contains("_delta_log is not JSON") && chain.contains("restore it"), "{chain}");
+    assert!(chain.contains("_delta_log is not JSON") && chain.contains("restore the file"), "{chain}");
 }
 
 /// The data files are laid out as `pix::columns::encodings` says — offsets and timestamps
@@ -548,6 +548,10 @@ async fn data_files_take_the_column_layout_and_read_back_as_written() {
     assert_eq!(column("event_id").compression(), Compression::UNCOMPRESSED);
     assert!(matches!(column("payer_name").compression(), Compression::SNAPPY));
     assert!(column("status").encodings().any(|e| e == Encoding::RLE_DICTIONARY));
+    assert!(
+        column("quality_flags.list.element").encodings().any(|e| e == Encoding::RLE_DICTIONARY),
+        "a nested column's dotted path reaches it"
+    );
     assert!(column("kafka_offset").compressed_size() < 300 * 8 / 4, "delta-encoded offsets are small");
 
     let read: Vec<_> = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())

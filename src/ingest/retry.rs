@@ -127,7 +127,8 @@ pub struct GaveUp {
 /// other table's fence) ends the wait within [`SLICE`] — or when the failure is
 /// [`Permanent`] for the `tally.permanent_attempts`-th time in a row: a permanent cause is
 /// counted in `pixlake_permanent_failures_total` and shown in `/readyz` from its first
-/// occurrence (until an attempt succeeds), and logged as an error, not as a warning to wait out.
+/// occurrence (until an attempt of the same `what` succeeds, or a loop of it runs out of time),
+/// and logged as an error, not as a warning to wait out.
 pub fn retry<'a, T, E: std::error::Error + Classify + Send + Sync + 'static>(
     what: &'static str,
     hint: &str,
@@ -173,7 +174,7 @@ pub fn retry<'a, T, E: std::error::Error + Classify + Send + Sync + 'static>(
         // deadline that does not move never cuts a wait it allowed.
         let until = Instant::now() + delay;
         if deadline().is_some_and(|d| until > d) {
-            return Err(GaveUp { what, attempts, permanent: None, last: Box::new(err) });
+            return Err(out_of_time(what, attempts, tally, err));
         }
         tally.retried.inc();
         let retry_in_ms = delay.as_millis() as u64;
@@ -198,10 +199,26 @@ pub fn retry<'a, T, E: std::error::Error + Classify + Send + Sync + 'static>(
             }
             std::thread::sleep(left.min(SLICE));
             if deadline().is_some_and(|d| until > d) {
-                return Err(GaveUp { what, attempts, permanent: None, last: Box::new(err) });
+                return Err(out_of_time(what, attempts, tally, err));
             }
         }
     }
+}
+
+/// Retrying `what` ran out of time (a shutdown, a rebalance's cut-off, the other table's stop):
+/// its work is dropped or handed on, and whoever takes it up reports its failures again, so a
+/// permanent failure it showed in `/readyz` is taken down — left up, nothing might clear it (an
+/// idle pipeline commits nothing).
+fn out_of_time<E: std::error::Error + Send + Sync + 'static>(
+    what: &'static str,
+    attempts: u32,
+    tally: Tally<'_>,
+    err: E,
+) -> GaveUp {
+    if let Some(p) = tally.permanent {
+        p.cleared(what);
+    }
+    GaveUp { what, attempts, permanent: None, last: Box::new(err) }
 }
 
 /// How long a backoff sleep goes without asking the deadline again.
@@ -344,6 +361,19 @@ mod tests {
         attempt("committing to Delta", Ok(()));
         assert_eq!(metrics.permanent.failing().as_deref(), Some("committing to Delta (quarantine): access denied"));
         attempt("committing to Delta (quarantine)", Ok(()));
+        assert_eq!(metrics.permanent.failing(), None);
+        // A loop that runs out of time takes its failure down: its work is dropped (a rebalance's
+        // cut-off) and nothing else might ever clear it.
+        let past = Instant::now();
+        let retries = Retries::of(&metrics, 3);
+        let out: Result<(), _> = retry(
+            "committing to Delta",
+            "hint",
+            retries.of_cause(&retries.delta),
+            || Some(past),
+            || Err(Failure("access denied", Some(Permanent::AccessDenied))),
+        );
+        assert_eq!(out.unwrap_err().permanent, None);
         assert_eq!(metrics.permanent.failing(), None);
     }
 

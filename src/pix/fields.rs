@@ -223,11 +223,12 @@ fn trim_str<'a>(s: &'a str, flags: &mut Flags) -> &'a str {
     if needs_trim(s) { trim_ends(s, flags) } else { s }
 }
 
-/// Whether an end of `s` may be whitespace: false for almost every value (both ends ASCII and
-/// not whitespace).
+/// Whether an end of `s` may be whitespace: false for almost every value (both ends printable
+/// ASCII). Anything below `!` goes the slow way, which `str::trim` decides: it trims the
+/// vertical tab too, which `u8::is_ascii_whitespace` does not count.
 #[inline(always)]
 fn needs_trim(s: &str) -> bool {
-    let plain = |c: &u8| c.is_ascii() && !c.is_ascii_whitespace();
+    let plain = |c: &u8| (b'!'..0x80).contains(c);
     let b = s.as_bytes();
     !(b.first().is_none_or(plain) && b.last().is_none_or(plain))
 }

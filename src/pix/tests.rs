@@ -190,6 +190,8 @@ fn envelope_rules() {
     let e = flagged(with(payment(), "source", json!("bank-api\u{a0}")), SoftRule::WhitespaceTrimmed);
     assert_eq!(e.envelope.source, "bank-api");
     rejected(with(payment(), "source", json!(" \t ")), HardRule::MissingField, "source");
+    let e = flagged(with(payment(), "source", json!("\u{b}bank-api")), SoftRule::WhitespaceTrimmed);
+    assert_eq!(e.envelope.source, "bank-api", "a vertical tab is whitespace to str::trim at either end");
     assert!(!decode(&payment()).unwrap().flags.contains(SoftRule::WhitespaceTrimmed));
     flagged(with(payment(), "event_time", json!("2026-11-22T00:06:00Z")), SoftRule::FutureEventTime);
     let in_tolerance = decode(&with(payment(), "event_time", json!("2026-11-22T00:04:00Z"))).unwrap();

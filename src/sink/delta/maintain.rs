@@ -116,7 +116,7 @@ async fn compact(name: &str, table: &mut DeltaTable, target: u64, progress: &dyn
     let mut removes = Vec::new();
     let mut writer = RecordBatchWriter::for_table(table)
         .map_err(err)?
-        .with_writer_properties(super::files::writer_properties())
+        .with_writer_properties(super::files::writer_properties(&schema))
         .with_target_file_size(target);
     groups.retain(|_, f| f.len() >= 2);
     progress.step(&format!("compacting {name}"), Some(groups.values().map(Vec::len).sum::<usize>() as u64), "files");

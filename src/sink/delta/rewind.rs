@@ -114,7 +114,7 @@ async fn remove_matching(
     let mut removes = Vec::new();
     let mut writer = RecordBatchWriter::for_table(&table)
         .map_err(err)?
-        .with_writer_properties(super::files::writer_properties())
+        .with_writer_properties(super::files::writer_properties(&schema))
         .with_target_file_size(super::files::REWRITE_FILE_BYTES);
     let mut out = Rewound::default();
     let files: Vec<_> = snapshot.log_data().iter().collect();

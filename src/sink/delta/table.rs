@@ -10,9 +10,7 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitConflictError, CommitData, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, StructType, Transaction};
 use deltalake::logstore::LogStoreRef;
-use deltalake::parquet::basic::{Compression, Encoding};
-use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
-use deltalake::parquet::schema::types::ColumnPath;
+use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{BlindDeltaTable, DeltaTableError};
 
@@ -68,9 +66,10 @@ fn advice(source: &DeltaTableError) -> &'static str {
                 the error names it): restore that file from a backup, then restart pixlake";
     }
     if log_not_json(source) {
-        return "a file in the table's _delta_log is not JSON (written by another tool, or damaged); find it with \
-                `for f in _delta_log/*.json; do jq -c . \"$f\" >/dev/null 2>&1 || echo \"$f\"; done`, restore it \
-                from a backup, then restart pixlake";
+        return "a file in the table's _delta_log is not JSON, or holds an action Delta cannot read (written by \
+                another tool, or damaged); on a local warehouse, files that are not JSON show with \
+                `for f in _delta_log/*.json; do jq -c . \"$f\" >/dev/null 2>&1 || echo \"$f\"; done` (copy \
+                _delta_log down from object storage first); restore the file from a backup, then restart pixlake";
     }
     match classify(source) {
         Some(p) => p.hint(),
@@ -110,10 +109,11 @@ fn classify(e: &DeltaTableError) -> Option<Permanent> {
     }
 }
 
-/// Whether the kernel met a log file that is not JSON while reading the log (at open or
-/// refresh; delta-rs's own reader says [`DeltaTableError::InvalidJsonLog`] instead). The file is
-/// complete when it can be listed — commits are published whole, by put-if-absent or rename — so
-/// reading it again gives the same answer.
+/// Whether the kernel could not read the log (at open or refresh; delta-rs's own reader says
+/// [`DeltaTableError::InvalidJsonLog`] instead): a file that is not JSON, or JSON whose actions
+/// do not have the fields and types Delta defines (a `schemaString` that is not a schema…). The
+/// file is complete when it can be listed — commits are published whole, by put-if-absent or
+/// rename — so reading it again gives the same answer.
 fn log_not_json(e: &DeltaTableError) -> bool {
     use delta_kernel::Error as Kernel;
     let DeltaTableError::KernelError(k) = e else { return false };
@@ -161,36 +161,6 @@ pub struct DeltaTableWriter {
     properties: WriterProperties,
     probe: Probe,
     checkpoints: super::checkpoint::Checkpoints,
-}
-
-/// How the data files are encoded: Snappy pages, statistics per column chunk (what Delta's
-/// file statistics and readers' row-group pruning use; page-level ones cost CPU on every value
-/// for no reader of these tables), and per column what [`Encodings`] says.
-///
-/// Dictionary encoding pays off on columns with few distinct values (statuses, ISPBs, types)
-/// and is wasted on unique ones (ids, offsets, timestamps, names): there the writer hashes
-/// every value into a dictionary that overflows and is then dropped for plain encoding — in a
-/// profile of `ingest` that hashing was a tenth of the CPU time. Delta encoding of the 64-bit
-/// columns and no compression of random ids (Snappy was 9 % of ingest's CPU time) took 3 % off
-/// the CPU time and 5 % off the bytes written (three alternating runs of each build over the
-/// same 1.5 M events); every Parquet reader of the last years reads both (Spark's vectorized
-/// reader since 3.3: `scripts/spark-check.sh`).
-fn writer_properties(encodings: &Encodings) -> WriterProperties {
-    let mut b = WriterProperties::builder()
-        .set_created_by(concat!("pixlake ", env!("CARGO_PKG_VERSION")).to_owned())
-        .set_compression(Compression::SNAPPY)
-        .set_statistics_enabled(EnabledStatistics::Chunk)
-        .set_dictionary_enabled(false);
-    for column in &encodings.dictionary {
-        b = b.set_column_dictionary_enabled(ColumnPath::from(column.as_str()), true);
-    }
-    for column in &encodings.delta {
-        b = b.set_column_encoding(ColumnPath::from(column.as_str()), Encoding::DELTA_BINARY_PACKED);
-    }
-    for column in &encodings.uncompressed {
-        b = b.set_column_compression(ColumnPath::from(column.as_str()), Compression::UNCOMPRESSED);
-    }
-    b.build()
 }
 
 /// The writer features an append by pixlake honours. Column mapping, check constraints,
@@ -322,7 +292,7 @@ impl DeltaTableWriter {
             stale_after: STALE_BASE,
             table,
             partition_by: vec![partition_by.to_owned()],
-            properties: writer_properties(&Encodings::default()),
+            properties: super::files::layout(&Encodings::default()).build(),
             probe: Probe::default(),
             checkpoints,
         })
@@ -331,7 +301,7 @@ impl DeltaTableWriter {
     /// Lays the data files' columns out as `encodings` says (dictionary, delta encoding, no
     /// compression); columns it does not name are plain and Snappy-compressed.
     pub fn with_encodings(mut self, encodings: &Encodings) -> Self {
-        self.properties = writer_properties(encodings);
+        self.properties = super::files::layout(encodings).build();
         self
     }
 
@@ -447,6 +417,29 @@ impl DeltaTableWriter {
 
 #[cfg(test)]
 mod tests {
+    /// With `RUST_BACKTRACE` set the kernel wraps its errors in `Backtraced`: still classified.
+    #[test]
+    fn kernel_errors_are_classified_with_or_without_a_backtrace() {
+        use delta_kernel::Error as Kernel;
+        let wrapped = |e: Kernel| Kernel::Backtraced {
+            source: Box::new(e),
+            backtrace: Box::new(std::backtrace::Backtrace::disabled()),
+        };
+        let not_json = || Kernel::MalformedJson(serde_json::from_str::<()>("{").unwrap_err());
+        let unsupported = || Kernel::Unsupported("rowTracking".into());
+        for e in [not_json(), wrapped(not_json()), wrapped(wrapped(not_json()))] {
+            let e = DeltaTableError::KernelError(e);
+            assert_eq!(super::classify(&e), Some(Permanent::TableChanged), "{e:?}");
+            assert!(super::advice(&e).contains("restore the file"), "{e:?}");
+        }
+        for e in [unsupported(), wrapped(unsupported())] {
+            let e = DeltaTableError::KernelError(e);
+            assert_eq!(super::classify(&e), Some(Permanent::UnsupportedTable), "{e:?}");
+        }
+        let passing = DeltaTableError::KernelError(wrapped(Kernel::generic("connection reset")));
+        assert_eq!(super::classify(&passing), None);
+    }
+
     use super::*;
 
     /// A writer idle past [`STALE_BASE`] checks its base version is still in the log before
