@@ -33,6 +33,11 @@ fn at(dir: &std::path::Path, name: &str) -> pixlake::sink::delta::Location {
 }
 
 async fn payments(dir: &std::path::Path) -> DeltaTableWriter {
+    open_payments(dir).await.unwrap()
+}
+
+/// Opens (creating on first use) `pix_payments` under `dir`, or says why it cannot.
+async fn open_payments(dir: &std::path::Path) -> Result<DeltaTableWriter, SinkError> {
     DeltaTableWriter::open_or_create(
         "pix_payments",
         &at(dir, "pix_payments"),
@@ -40,7 +45,6 @@ async fn payments(dir: &std::path::Path) -> DeltaTableWriter {
         "event_date",
     )
     .await
-    .unwrap()
 }
 
 /// Rows in the table's current files, read with the plain Parquet reader.
@@ -384,13 +388,7 @@ async fn a_table_with_a_writer_feature_pixlake_does_not_honour_is_refused() {
     payments(dir.path()).await;
     let protocol = r#"{"protocol":{"minReaderVersion":1,"minWriterVersion":7,"writerFeatures":["appendOnly","rowTracking","domainMetadata"]}}"#;
     other_commit(dir.path(), 1, &[r#"{"commitInfo":{"timestamp":1,"operation":"SET TBLPROPERTIES"}}"#, protocol]);
-    let refused = DeltaTableWriter::open_or_create(
-        "pix_payments",
-        &at(dir.path(), "pix_payments"),
-        category_schema(Category::Payment),
-        "event_date",
-    )
-    .await;
+    let refused = open_payments(dir.path()).await;
     let Err(err) = refused else { panic!("a rowTracking table was opened for writing") };
     // The same protocol with only features an append honours opens (and commits).
     let allowed = r#"{"protocol":{"minReaderVersion":3,"minWriterVersion":7,"readerFeatures":["deletionVectors"],"writerFeatures":["appendOnly","deletionVectors","domainMetadata"]}}"#;
@@ -506,13 +504,7 @@ async fn a_log_version_that_is_not_json_is_refused_at_open() {
     let p0 = app_id("payments", "pix.payments", 0);
     w.commit(vec![batch(0..2)], vec![(p0, 2)], HashMap::new()).await.unwrap();
     other_commit(dir.path(), 2, &["{not json"]);
-    let refused = DeltaTableWriter::open_or_create(
-        "pix_payments",
-        &at(dir.path(), "pix_payments"),
-        category_schema(Category::Payment),
-        "event_date",
-    )
-    .await;
+    let refused = open_payments(dir.path()).await;
     let Err(err) = refused else { panic!("a table with a version that is not JSON was opened") };
     let chain = pixlake::telemetry::Chain(&err).to_string();
     assert_eq!(err.permanent(), Some(Permanent::TableChanged), "{chain}");

@@ -281,26 +281,21 @@ pub fn kind_of(raw: Raw<'_>) -> JsonKind {
 /// not a string.
 #[inline]
 pub fn as_str(raw: Raw<'_>) -> Option<Cow<'_, str>> {
-    let text = raw.text;
-    if !text.starts_with('"') {
-        return None;
-    }
-    let inner = text.get(1..text.len() - 1)?;
-    if !raw.escaped {
-        return Some(Cow::Borrowed(inner));
-    }
-    Some(Cow::Owned(unescape(inner)))
+    let inner = body(raw.text)?;
+    Some(if raw.escaped { Cow::Owned(unescape(inner)) } else { Cow::Borrowed(inner) })
 }
 
 /// The body of a raw JSON string that has no escapes, borrowed; `None` for an escaped string or
 /// a value of another kind (then [`as_str`] says which).
 #[inline]
 pub fn plain_str(raw: Raw<'_>) -> Option<&str> {
-    let text = raw.text;
-    if raw.escaped || !text.starts_with('"') {
-        return None;
-    }
-    text.get(1..text.len() - 1)
+    if raw.escaped { None } else { body(raw.text) }
+}
+
+/// What is between the quotes of a JSON string's text; `None` for another kind of value.
+#[inline]
+fn body(text: &str) -> Option<&str> {
+    text.strip_prefix('"')?.strip_suffix('"')
 }
 
 /// Decodes the escapes of a string body the scanner validated.

@@ -447,7 +447,8 @@ pub struct PipelineMetrics {
 /// while they last.
 ///
 /// Each is kept under the name of what failed (a retry loop's `what`: committing to one table,
-/// reading offsets…) until an attempt of that same thing succeeds: the two tables of a batch
+/// reading offsets…) until an attempt of that same thing succeeds, or its retrying runs out of
+/// time (its work dropped: see `ingest::retry`): the two tables of a batch
 /// commit side by side, and the other table's success says nothing about this one (clearing on
 /// any success made `/readyz` flap while one table kept failing).
 #[derive(Clone)]

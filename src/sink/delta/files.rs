@@ -58,23 +58,28 @@ pub(super) fn unloaded(name: &str, at: &Location) -> Result<DeltaTable, SinkErro
 /// same 1.5 M events). Readers need `DELTA_BINARY_PACKED`: Spark's vectorized reader has it
 /// since 3.3 (`scripts/spark-check.sh` reads with 3.5), Trino, DuckDB, pyarrow and delta-rs too.
 pub fn layout(encodings: &Encodings) -> WriterPropertiesBuilder {
-    // A dotted path is a nested column's (`quality_flags.list.element`): one part per level.
-    let path = |column: &String| ColumnPath::new(column.split('.').map(str::to_owned).collect());
     let mut b = WriterProperties::builder()
         .set_created_by(concat!("pixlake ", env!("CARGO_PKG_VERSION")).to_owned())
         .set_compression(Compression::SNAPPY)
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_dictionary_enabled(false);
     for column in &encodings.dictionary {
-        b = b.set_column_dictionary_enabled(path(column), true);
+        b = b.set_column_dictionary_enabled(column_path(column), true);
     }
     for column in &encodings.delta {
-        b = b.set_column_encoding(path(column), Encoding::DELTA_BINARY_PACKED);
+        b = b.set_column_encoding(column_path(column), Encoding::DELTA_BINARY_PACKED);
     }
     for column in &encodings.uncompressed {
-        b = b.set_column_compression(path(column), Compression::UNCOMPRESSED);
+        b = b.set_column_compression(column_path(column), Compression::UNCOMPRESSED);
     }
     b
+}
+
+/// The Parquet path of a column named as in [`Encodings`]: a dotted name is a nested column's
+/// (`quality_flags.list.element`), one part per level — `ColumnPath::from` would make it one
+/// part, which no column has.
+fn column_path(column: &str) -> ColumnPath {
+    ColumnPath::new(column.split('.').map(str::to_owned).collect())
 }
 
 /// The Parquet settings of every file pixlake rewrites (compaction, rewinds, removals) of a
@@ -211,7 +216,7 @@ mod tests {
     /// Rewrites (compaction, rewinds) lay files out as ingest does, nested columns included.
     #[test]
     fn rewrites_keep_the_layout_ingest_writes() {
-        let path = |p: &str| ColumnPath::new(p.split('.').map(str::to_owned).collect());
+        let path = column_path;
         let props = writer_properties(&category_schema(Category::Payment));
         assert_eq!(props.encoding(&path("kafka_offset")), Some(Encoding::DELTA_BINARY_PACKED));
         assert_eq!(props.encoding(&path("event_time")), Some(Encoding::DELTA_BINARY_PACKED));

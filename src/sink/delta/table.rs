@@ -417,6 +417,8 @@ impl DeltaTableWriter {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     /// With `RUST_BACKTRACE` set the kernel wraps its errors in `Backtraced`: still classified.
     #[test]
     fn kernel_errors_are_classified_with_or_without_a_backtrace() {
@@ -439,8 +441,6 @@ mod tests {
         let passing = DeltaTableError::KernelError(wrapped(Kernel::generic("connection reset")));
         assert_eq!(super::classify(&passing), None);
     }
-
-    use super::*;
 
     /// A writer idle past [`STALE_BASE`] checks its base version is still in the log before
     /// committing on it; gone (cleaned up by `maintain` meanwhile), the commit is a fence: the
