@@ -5,16 +5,22 @@
 //!   1. baseline: `serde_json` scanning each value without building anything (`IgnoredAny`);
 //!   2. the naive approach: `serde_json::Value` trees;
 //!   3. pixlake's `Decoder::decode` (parse + validate + normalize);
-//!   4. decode + append to the category/quarantine builders + `finish()` every 8 192 rows.
+//!   4. decode + append to the category/quarantine builders + `finish()` every 8 192 rows;
+//!   5. Parquet encoding of those batches, one in-memory file per batch, with the layout ingest
+//!      writes (`writer_properties`): what the committer's I/O threads spend per event.
 //!
 //! Prints events/s and the ratio of each to the baseline. Timing only: no assertions.
+//! `PIXLAKE_BENCH_PROFILE=decode|full|parquet` repeats one stage for `perf record`.
 
 use std::hint::black_box;
 use std::time::Instant;
 
+use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::parquet::arrow::ArrowWriter;
 use pixlake::pix::time::parse_rfc3339;
 use pixlake::pix::{Category, CategoryBatchBuilder, Decoder, KafkaMeta, QuarantineBatchBuilder};
 use pixlake::produce::{Generator, Settings};
+use pixlake::sink::delta::writer_properties;
 
 /// The allocator the `pixlake` binary runs with.
 #[global_allocator]
@@ -46,7 +52,7 @@ fn main() {
         || records.iter().filter(|r| serde_json::from_slice::<serde_json::Value>(black_box(&r.value)).is_ok()).count();
     let decode =
         || records.iter().filter(|r| decoder.decode(Some(black_box(&r.value)), Some(r.category), now).is_ok()).count();
-    let full = || {
+    let build = |keep: &mut dyn FnMut(RecordBatch) -> usize| {
         let mut builders = Category::ALL.map(|c| CategoryBatchBuilder::new(c, 8192));
         let mut quarantine = QuarantineBatchBuilder::new();
         let mut rows = 0;
@@ -62,28 +68,51 @@ fn main() {
                     let b = &mut builders[r.category as usize];
                     let _ = b.append(&ev, &meta, now);
                     if b.len() == 8192 {
-                        rows += b.finish().map(|batch| batch.num_rows()).unwrap_or(0);
+                        rows += b.finish().map(&mut *keep).unwrap_or(0);
                     }
                 }
                 Err(rej) => quarantine.append(&meta, Some(r.key.as_bytes()), Some(&r.value), &rej, "bench", now),
             }
         }
         for b in &mut builders {
-            rows += b.finish().map(|batch| batch.num_rows()).unwrap_or(0);
+            rows += b.finish().map(&mut *keep).unwrap_or(0);
         }
-        rows + quarantine.finish().map(|b| b.num_rows()).unwrap_or(0)
+        rows + quarantine.finish().map(&mut *keep).unwrap_or(0)
+    };
+    let full = || build(&mut |batch| batch.num_rows());
+    let mut batches = Vec::new();
+    build(&mut |batch| {
+        batches.push(batch);
+        0
+    });
+    batches.retain(|b| b.num_rows() > 0);
+    let parquet = || {
+        let mut bytes = 0;
+        for batch in &batches {
+            let props = writer_properties(&batch.schema());
+            let mut file = Vec::with_capacity(1 << 20);
+            let Ok(mut writer) = ArrowWriter::try_new(&mut file, batch.schema(), Some(props)) else { continue };
+            if writer.write(batch).is_ok() && writer.close().is_ok() {
+                bytes += file.len();
+            }
+        }
+        bytes
     };
     // One stage repeated, for `perf record`: `PIXLAKE_BENCH_PROFILE=decode` (or `full`).
     if let Some(stage) = profile {
         for _ in 0..20 {
-            black_box(if stage == "full" { full() } else { decode() });
+            black_box(match stage.as_str() {
+                "full" => full(),
+                "parquet" => parquet(),
+                _ => decode(),
+            });
         }
         return;
     }
     // Rounds interleave the stages, so a noisy stretch of a shared machine hits all of them
     // alike; each stage keeps its best round.
-    let mut t = [f64::MAX; 4];
-    let (mut valid, mut rows) = (0, 0);
+    let mut t = [f64::MAX; 5];
+    let (mut valid, mut rows, mut parquet_bytes) = (0, 0, 0);
     for _ in 0..ROUNDS {
         t[0] = t[0].min(time(base).0);
         t[1] = t[1].min(time(value).0);
@@ -93,8 +122,11 @@ fn main() {
         let (f, r) = time(full);
         t[3] = t[3].min(f);
         rows = r;
+        let (p, b) = time(parquet);
+        t[4] = t[4].min(p);
+        parquet_bytes = b;
     }
-    let [t_base, t_value, t_decode, t_full] = t;
+    let [t_base, t_value, t_decode, t_full, t_parquet] = t;
     assert_eq!(rows, records.len());
 
     let n = records.len() as f64;
@@ -110,7 +142,9 @@ fn main() {
         ("naive: serde_json::Value tree", t_value),
         ("pixlake decode (parse+validate+normalize)", t_decode),
         ("pixlake decode + Arrow builders + finish", t_full),
+        ("Parquet encoding of those batches (own stage)", t_parquet),
     ] {
         println!("{name:<48} {:>12.0} {:>9.1} {:>8.2}", n / t, bytes as f64 / t / 1e6, t_base / t);
     }
+    println!("Parquet: {} files, {:.1} MB", batches.len(), parquet_bytes as f64 / 1e6);
 }
