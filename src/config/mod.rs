@@ -130,6 +130,12 @@ impl MemoryLimit {
             MemoryLimit::Set(b) | MemoryLimit::Default(b) => Some(b),
         }
     }
+
+    /// Whether the limit is the default (not configured), which may be raised to what the
+    /// pipelines need.
+    pub fn is_default(self) -> bool {
+        matches!(self, MemoryLimit::Default(_))
+    }
 }
 
 /// Engine behaviour.

@@ -75,7 +75,7 @@ pub fn effective(
     let Some(bytes) = limit.bytes() else { return Ok(None) };
     match Budget::of(bytes, pipelines, batch_max_bytes) {
         Ok(budget) => Ok(Some((bytes, budget))),
-        Err(too_small) if matches!(limit, MemoryLimit::Default(_)) => {
+        Err(too_small) if limit.is_default() => {
             let needed = too_small.needed_mb << 20;
             Budget::of(needed, pipelines, batch_max_bytes).map(|b| Some((needed, b)))
         }

@@ -71,7 +71,7 @@ pub use consumer::settings as consumer_settings;
 pub use engine::Totals;
 pub use pipeline::Stopped;
 
-use crate::config::{Config, MemoryLimit, Pipeline};
+use crate::config::{Config, Pipeline};
 use crate::deadletter::KafkaDeadLetterQueue;
 use crate::pix::Decoder;
 use crate::probe::Probe;
@@ -210,7 +210,7 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
              (ingest.memory_limit_mb{})",
             budget.batch_bytes >> 20,
             budget.prefetch_kbytes >> 10,
-            if matches!(ingest.memory_limit, MemoryLimit::Default(_)) {
+            if ingest.memory_limit.is_default() {
                 ", not set: the default; 0 turns the limit off"
             } else {
                 ""
