@@ -210,11 +210,7 @@ pub fn run(config: &Config, options: Options) -> Result<Report, IngestError> {
              (ingest.memory_limit_mb{})",
             budget.batch_bytes >> 20,
             budget.prefetch_kbytes >> 10,
-            if ingest.memory_limit.is_default() {
-                ", not set: the default; 0 turns the limit off"
-            } else {
-                ""
-            }
+            if ingest.memory_limit.is_default() { ", not set: the default; 0 turns the limit off" } else { "" }
         );
     }
     let limited = budget.map(|b| b.apply(config));

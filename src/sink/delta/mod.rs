@@ -33,7 +33,7 @@ mod rewind;
 mod scan;
 mod table;
 
-pub use files::{open_existing, reachable, writer_properties};
+pub use files::{layout, open_existing, reachable};
 pub use inspect::{TableInfo, chosen_gaps, inspect};
 pub use location::Location;
 pub use maintain::{Maintained, Upkeep, maintain};
