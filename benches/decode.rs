@@ -6,8 +6,8 @@
 //!   2. the naive approach: `serde_json::Value` trees;
 //!   3. pixlake's `Decoder::decode` (parse + validate + normalize);
 //!   4. decode + append to the category/quarantine builders + `finish()` every 8 192 rows;
-//!   5. Parquet encoding of those batches (built once, before the rounds), one in-memory file per
-//!      batch, with ingest's column layout: what each pipeline's committer thread spends per
+//!   5. Parquet encoding of those batches (built, untimed, before each round), one in-memory file
+//!      per batch, with ingest's column layout: what each pipeline's committer thread spends per
 //!      event on the encoder alone (Delta statistics and the upload come on top).
 //!
 //! Prints events/s and the ratio of each to the baseline. Timing only: the one assertion is that
