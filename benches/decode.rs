@@ -12,7 +12,9 @@
 //!
 //! Prints events/s and the ratio of each to the baseline. Timing only: the one assertion is that
 //! every record became a row.
-//! `PIXLAKE_BENCH_PROFILE=decode|full|parquet` repeats one stage for `perf record`.
+//! `PIXLAKE_BENCH_PROFILE=decode|full|parquet` repeats one stage 20 times for `perf record`
+//! (or valgrind: `scripts/bench-instructions.sh` counts instructions per event that way), and
+//! `PIXLAKE_BENCH_EVENTS` changes the number of events (default 300 000).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -32,6 +34,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const N: usize = 300_000;
 const ROUNDS: usize = 7;
+/// Repetitions of the stage `PIXLAKE_BENCH_PROFILE` names.
+const PROFILE_REPEATS: usize = 20;
 
 fn time<F: Fn() -> usize>(f: F) -> (f64, usize) {
     let t = Instant::now();
@@ -39,10 +43,26 @@ fn time<F: Fn() -> usize>(f: F) -> (f64, usize) {
     (t.elapsed().as_secs_f64(), out)
 }
 
+/// The Parquet stage: one in-memory file per batch; returns the bytes written. A function of its
+/// own (not inlined) so that `scripts/bench-instructions.sh` can count inside it.
+#[inline(never)]
+fn encode_parquet(batches: &[(RecordBatch, WriterProperties)]) -> usize {
+    let mut bytes = 0;
+    for (batch, properties) in batches {
+        let mut file = Vec::with_capacity(1 << 20);
+        let mut writer =
+            ArrowWriter::try_new(&mut file, batch.schema(), Some(properties.clone())).expect("a Parquet writer");
+        writer.write(batch).expect("a batch encoded");
+        writer.close().expect("a file closed");
+        bytes += file.len();
+    }
+    bytes
+}
+
 fn main() {
     let records: Vec<_> = Generator::new(Settings { seed: 1, invalid_ratio: 0.05, ..Settings::default() })
         .filter(|r| r.value.len() < 64 * 1024) // keep the rare 1 MiB records out of a throughput figure
-        .take(N)
+        .take(std::env::var("PIXLAKE_BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(N))
         .collect();
     let bytes: usize = records.iter().map(|r| r.value.len()).sum();
     let now = parse_rfc3339("2026-11-25T00:00:00Z").unwrap();
@@ -99,22 +119,11 @@ fn main() {
         });
         batches
     };
-    let parquet = |batches: &[(RecordBatch, WriterProperties)]| {
-        let mut bytes = 0;
-        for (batch, properties) in batches {
-            let mut file = Vec::with_capacity(1 << 20);
-            let mut writer =
-                ArrowWriter::try_new(&mut file, batch.schema(), Some(properties.clone())).expect("a Parquet writer");
-            writer.write(batch).expect("a batch encoded");
-            writer.close().expect("a file closed");
-            bytes += file.len();
-        }
-        bytes
-    };
+    let parquet = encode_parquet;
     // One stage repeated, for `perf record`: `PIXLAKE_BENCH_PROFILE=decode` (or `full`, `parquet`).
     if let Some(stage) = profile {
         let input = if stage == "parquet" { batches() } else { Vec::new() };
-        for _ in 0..20 {
+        for _ in 0..PROFILE_REPEATS {
             black_box(match stage.as_str() {
                 "full" => full(),
                 "parquet" => parquet(&input),

@@ -129,7 +129,7 @@ pub fn parse<'a>(o: &Obj<'a>, role: Role, flags: &mut Flags) -> Result<Participa
             "an ISPB is 8 characters [0-9A-Z] (numeric ISPBs may omit leading zeros)",
         )
     })?;
-    if ispb.as_str() == BCB_ISPB {
+    if ispb.0 == *BCB_ISPB.as_bytes() {
         return Err(o.reject(
             HardRule::InvalidIspb,
             F::ISPB,

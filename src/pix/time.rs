@@ -3,7 +3,8 @@
 //!
 //! Parsing is by hand because it is on the hot path (every event has one or more timestamps) and
 //! must reject what chrono would accept loosely; the time-zone rules come from `chrono-tz` (the
-//! IANA database), so a future change to Brazilian daylight saving time is a dependency update.
+//! IANA database), so a future change to Brazilian daylight saving time is a dependency update —
+//! and a move of [`SAO_PAULO_FIXED_SINCE`], which a test of this module then asks for.
 
 use chrono::{Offset, TimeZone};
 use chrono_tz::America::Sao_Paulo;
@@ -177,8 +178,27 @@ pub fn format_rfc3339(t: Micros) -> String {
     }
 }
 
+/// The end of Brazil's last daylight saving time, 2019-02-17T02:00:00Z: from then on the IANA
+/// database has no transition for America/Sao_Paulo, which stays at UTC−3.
+pub const SAO_PAULO_FIXED_SINCE: Micros = (days_from_civil(2019, 2, 17) * DAY) + 2 * HOUR;
+
 /// The offset of America/Sao_Paulo from UTC at `t`, in microseconds (−3 h since 2019).
+///
+/// Every event has its `event_date` (and local hour) computed from this, so events after
+/// [`SAO_PAULO_FIXED_SINCE`] take the fixed offset without the `chrono-tz` lookup (a binary
+/// search over the zone's transitions, ~2 % of the decode benchmark). A test walks the database
+/// from there to 2100: if a `chrono-tz` update brings daylight saving time back, it fails, and
+/// the constant moves to the new last transition.
+#[inline]
 pub fn sao_paulo_offset(t: Micros) -> Micros {
+    if t >= SAO_PAULO_FIXED_SINCE {
+        return -3 * HOUR;
+    }
+    zone_offset(t)
+}
+
+/// The offset of America/Sao_Paulo at `t` as the time-zone database says.
+fn zone_offset(t: Micros) -> Micros {
     let secs = t.div_euclid(1_000_000);
     match chrono::DateTime::from_timestamp(secs, 0) {
         Some(utc) => {
@@ -200,6 +220,22 @@ pub fn sao_paulo_date_hour(t: Micros) -> (i32, u32) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_fixed_offset_is_the_databases() {
+        // The last transition is where the constant says…
+        assert_eq!(zone_offset(SAO_PAULO_FIXED_SINCE - 1), -2 * HOUR, "daylight saving time until then");
+        assert_eq!(zone_offset(SAO_PAULO_FIXED_SINCE), -3 * HOUR);
+        assert_eq!(sao_paulo_offset(SAO_PAULO_FIXED_SINCE - 1), -2 * HOUR, "before it, the database decides");
+        // …and no other follows, every six hours (and the odd second) to 2100.
+        let end = days_from_civil(2100, 1, 1) * DAY;
+        let mut t = SAO_PAULO_FIXED_SINCE;
+        while t < end {
+            assert_eq!(zone_offset(t), -3 * HOUR, "a transition at {}", format_rfc3339(t));
+            assert_eq!(sao_paulo_offset(t + 1_000_001), zone_offset(t + 1_000_001));
+            t += 6 * HOUR;
+        }
+    }
 
     #[test]
     fn rfc3339_offsets_become_utc() {
