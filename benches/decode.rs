@@ -13,8 +13,9 @@
 //! Prints events/s and the ratio of each to the baseline. Timing only: the one assertion is that
 //! every record became a row.
 //! `PIXLAKE_BENCH_PROFILE=decode|full|parquet` repeats one stage 20 times for `perf record`
-//! (or valgrind: `scripts/bench-instructions.sh` counts instructions per event that way), and
-//! `PIXLAKE_BENCH_EVENTS` changes the number of events (default 300 000).
+//! (or valgrind: `scripts/bench-instructions.sh` counts instructions per event that way, inside
+//! the stage's function), and `PIXLAKE_BENCH_EVENTS` changes the number of events (default
+//! 300 000).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -23,9 +24,9 @@ use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::parquet::arrow::ArrowWriter;
 use deltalake::parquet::file::properties::WriterProperties;
 use pixlake::pix::columns::encodings;
-use pixlake::pix::time::parse_rfc3339;
+use pixlake::pix::time::{Micros, parse_rfc3339};
 use pixlake::pix::{Category, CategoryBatchBuilder, Decoder, KafkaMeta, QuarantineBatchBuilder};
-use pixlake::produce::{Generator, Settings};
+use pixlake::produce::{Generator, Record, Settings};
 use pixlake::sink::delta::layout;
 
 /// The allocator the `pixlake` binary runs with.
@@ -43,8 +44,49 @@ fn time<F: Fn() -> usize>(f: F) -> (f64, usize) {
     (t.elapsed().as_secs_f64(), out)
 }
 
-/// The Parquet stage: one in-memory file per batch; returns the bytes written. A function of its
-/// own (not inlined) so that `scripts/bench-instructions.sh` can count inside it.
+// The measured stages are functions of their own, never inlined, so that
+// `scripts/bench-instructions.sh` can count exactly inside them (drops of the decoded events and
+// finished batches included).
+
+/// Stage 3: decodes every record; returns how many were valid.
+#[inline(never)]
+fn decode_all(records: &[Record], decoder: &Decoder, now: Micros) -> usize {
+    records.iter().filter(|r| decoder.decode(Some(black_box(&r.value)), Some(r.category), now).is_ok()).count()
+}
+
+/// Stage 4: decodes every record into the category and quarantine builders, finishing a batch
+/// every 8 192 rows and handing it to `keep`; returns the rows `keep` counted.
+#[inline(never)]
+fn build_batches(
+    records: &[Record],
+    decoder: &Decoder,
+    now: Micros,
+    keep: &mut dyn FnMut(RecordBatch) -> usize,
+) -> usize {
+    let mut builders = Category::ALL.map(|c| CategoryBatchBuilder::new(c, 8192));
+    let mut quarantine = QuarantineBatchBuilder::new();
+    let mut rows = 0;
+    for (offset, r) in records.iter().enumerate() {
+        let meta =
+            KafkaMeta { topic: r.category.default_topic(), partition: 0, offset: offset as i64, timestamp: Some(now) };
+        match decoder.decode(Some(&r.value), Some(r.category), now) {
+            Ok(ev) => {
+                let b = &mut builders[r.category as usize];
+                let _ = b.append(&ev, &meta, now);
+                if b.len() == 8192 {
+                    rows += b.finish().map(&mut *keep).unwrap_or(0);
+                }
+            }
+            Err(rej) => quarantine.append(&meta, Some(r.key.as_bytes()), Some(&r.value), &rej, "bench", now),
+        }
+    }
+    for b in &mut builders {
+        rows += b.finish().map(&mut *keep).unwrap_or(0);
+    }
+    rows + quarantine.finish().map(&mut *keep).unwrap_or(0)
+}
+
+/// Stage 5: one in-memory Parquet file per batch; returns the bytes written.
 #[inline(never)]
 fn encode_parquet(batches: &[(RecordBatch, WriterProperties)]) -> usize {
     let mut bytes = 0;
@@ -60,9 +102,13 @@ fn encode_parquet(batches: &[(RecordBatch, WriterProperties)]) -> usize {
 }
 
 fn main() {
+    let events = match std::env::var("PIXLAKE_BENCH_EVENTS") {
+        Ok(n) => n.parse().expect("PIXLAKE_BENCH_EVENTS: a number of events"),
+        Err(_) => N,
+    };
     let records: Vec<_> = Generator::new(Settings { seed: 1, invalid_ratio: 0.05, ..Settings::default() })
         .filter(|r| r.value.len() < 64 * 1024) // keep the rare 1 MiB records out of a throughput figure
-        .take(std::env::var("PIXLAKE_BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(N))
+        .take(events)
         .collect();
     let bytes: usize = records.iter().map(|r| r.value.len()).sum();
     let now = parse_rfc3339("2026-11-25T00:00:00Z").unwrap();
@@ -74,35 +120,8 @@ fn main() {
     };
     let value =
         || records.iter().filter(|r| serde_json::from_slice::<serde_json::Value>(black_box(&r.value)).is_ok()).count();
-    let decode =
-        || records.iter().filter(|r| decoder.decode(Some(black_box(&r.value)), Some(r.category), now).is_ok()).count();
-    let build = |keep: &mut dyn FnMut(RecordBatch) -> usize| {
-        let mut builders = Category::ALL.map(|c| CategoryBatchBuilder::new(c, 8192));
-        let mut quarantine = QuarantineBatchBuilder::new();
-        let mut rows = 0;
-        for (offset, r) in records.iter().enumerate() {
-            let meta = KafkaMeta {
-                topic: r.category.default_topic(),
-                partition: 0,
-                offset: offset as i64,
-                timestamp: Some(now),
-            };
-            match decoder.decode(Some(&r.value), Some(r.category), now) {
-                Ok(ev) => {
-                    let b = &mut builders[r.category as usize];
-                    let _ = b.append(&ev, &meta, now);
-                    if b.len() == 8192 {
-                        rows += b.finish().map(&mut *keep).unwrap_or(0);
-                    }
-                }
-                Err(rej) => quarantine.append(&meta, Some(r.key.as_bytes()), Some(&r.value), &rej, "bench", now),
-            }
-        }
-        for b in &mut builders {
-            rows += b.finish().map(&mut *keep).unwrap_or(0);
-        }
-        rows + quarantine.finish().map(&mut *keep).unwrap_or(0)
-    };
+    let decode = || decode_all(&records, &decoder, now);
+    let build = |keep: &mut dyn FnMut(RecordBatch) -> usize| build_batches(&records, &decoder, now, keep);
     let full = || build(&mut |batch| batch.num_rows());
     // The Parquet stage's input, with the writer settings each table's writer holds (ingest
     // builds them once per table); built before each timing, untimed, and dropped after it so
@@ -130,6 +149,8 @@ fn main() {
                 _ => decode(),
             });
         }
+        // What `scripts/bench-instructions.sh` divides its counts by.
+        println!("profile {stage}: {} events, {PROFILE_REPEATS} repetitions", records.len());
         return;
     }
     // Rounds interleave the stages, so a noisy stretch of a shared machine hits all of them

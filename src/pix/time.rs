@@ -186,9 +186,11 @@ pub const SAO_PAULO_FIXED_SINCE: Micros = (days_from_civil(2019, 2, 17) * DAY) +
 ///
 /// Every event has its `event_date` (and local hour) computed from this, so events after
 /// [`SAO_PAULO_FIXED_SINCE`] take the fixed offset without the `chrono-tz` lookup (a binary
-/// search over the zone's transitions, ~2 % of the decode benchmark). A test walks the database
-/// from there to 2100: if a `chrono-tz` update brings daylight saving time back, it fails, and
-/// the constant moves to the new last transition.
+/// search over the zone's transitions: 2.6 % of the instructions `Decoder::decode` executed
+/// under callgrind). A test walks the database from there to 2100: if a `chrono-tz` update
+/// changes the zone's offset after 2019 (daylight saving time back, or another standard
+/// offset), it fails, and this fast path must follow — the constant moved to the new last
+/// transition and the offset changed, or the fast path removed.
 #[inline]
 pub fn sao_paulo_offset(t: Micros) -> Micros {
     if t >= SAO_PAULO_FIXED_SINCE {
@@ -232,7 +234,7 @@ mod tests {
         let mut t = SAO_PAULO_FIXED_SINCE;
         while t < end {
             assert_eq!(zone_offset(t), -3 * HOUR, "a transition at {}", format_rfc3339(t));
-            assert_eq!(sao_paulo_offset(t + 1_000_001), zone_offset(t + 1_000_001));
+            assert_eq!(zone_offset(t + 1_000_001), -3 * HOUR, "a transition at {}", format_rfc3339(t));
             t += 6 * HOUR;
         }
     }
