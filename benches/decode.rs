@@ -138,14 +138,13 @@ fn main() {
         });
         batches
     };
-    let parquet = encode_parquet;
     // One stage repeated, for `perf record`: `PIXLAKE_BENCH_PROFILE=decode` (or `full`, `parquet`).
     if let Some(stage) = profile {
         let input = if stage == "parquet" { batches() } else { Vec::new() };
         for _ in 0..PROFILE_REPEATS {
             black_box(match stage.as_str() {
                 "full" => full(),
-                "parquet" => parquet(&input),
+                "parquet" => encode_parquet(&input),
                 _ => decode(),
             });
         }
@@ -168,7 +167,7 @@ fn main() {
         rows = r;
         let input = batches();
         files = input.len();
-        let (p, b) = time(|| parquet(&input));
+        let (p, b) = time(|| encode_parquet(&input));
         drop(input);
         t[4] = t[4].min(p);
         parquet_bytes = b;

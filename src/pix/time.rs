@@ -4,7 +4,8 @@
 //! Parsing is by hand because it is on the hot path (every event has one or more timestamps) and
 //! must reject what chrono would accept loosely; the time-zone rules come from `chrono-tz` (the
 //! IANA database), so a future change to Brazilian daylight saving time is a dependency update —
-//! and a move of [`SAO_PAULO_FIXED_SINCE`], which a test of this module then asks for.
+//! and a revision of the fixed-offset fast path in [`sao_paulo_offset`], which a test of this
+//! module then asks for.
 
 use chrono::{Offset, TimeZone};
 use chrono_tz::America::Sao_Paulo;
