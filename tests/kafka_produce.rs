@@ -123,3 +123,48 @@ fn a_missing_topic_is_named_at_once() {
     assert!(stderr.contains("pipelines[].topic"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
 }
+
+/// What the sources' publisher does with records librdkafka reports *possibly persisted*
+/// (`pixlake::kafka::readback`), against the real broker: a record is found only in its own
+/// partition, at or after its lower bound, with its key and value both equal.
+#[test]
+fn records_in_doubt_are_found_by_reading_their_partition_back() {
+    use pixlake::kafka::readback::{self, Wanted};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let topic = common::unique("readback");
+    common::create_topics(&[&topic], 2);
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", common::brokers()).create().unwrap();
+    // Partition 0: a, b, c at offsets 0, 1, 2; partition 1: x at 0.
+    for (partition, key, value) in [(0, "a", "event a"), (0, "b", "event b"), (0, "c", "event c"), (1, "x", "event x")]
+    {
+        producer.send(BaseRecord::to(&topic).partition(partition).key(key).payload(value)).unwrap();
+        producer.flush(Duration::from_secs(30)).unwrap();
+    }
+    let wanted = |partition: i32, from: Option<i64>, key: &str, value: &str| Wanted {
+        topic: topic.clone(),
+        partition,
+        from,
+        key: Some(key.as_bytes().to_vec()),
+        value: value.as_bytes().to_vec(),
+    };
+    let kafka = pixlake::config::KafkaConfig {
+        brokers: common::brokers(),
+        properties: BTreeMap::new(),
+        consumer: BTreeMap::new(),
+        producer: BTreeMap::new(),
+    };
+    let reader = readback::reader(&kafka).unwrap();
+    let asked = [
+        wanted(0, Some(0), "a", "event a"),
+        wanted(0, None, "c", "event c"),
+        wanted(0, Some(1), "a", "event a"), // below its lower bound: not this send
+        wanted(0, Some(0), "b", "event c"), // the value of another record
+        wanted(0, Some(0), "d", "event d"), // never written
+        wanted(1, Some(0), "x", "event x"),
+        wanted(1, Some(0), "a", "event a"), // in another partition
+        wanted(1, Some(1), "y", "event y"), // its bound is the partition's end: nothing to read
+    ];
+    let found = readback::find(&reader, &asked, Duration::from_secs(60)).unwrap();
+    assert_eq!(found, [true, true, false, false, false, true, false, false]);
+}

@@ -3,6 +3,7 @@
 
 pub mod diagnosis;
 pub mod producer;
+pub mod readback;
 pub mod verdicts;
 
 use std::time::Duration;

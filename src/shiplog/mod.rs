@@ -15,7 +15,8 @@
 //! crash nothing is published twice: the producer never times a record out (through an outage
 //! it keeps the batch and delivers each record once when the broker is back — see
 //! [`crate::kafka::verdicts`]); only records Kafka refused for good are sent again, with
-//! backoff, and a line larger than `validation.max_message_bytes` goes to the DLQ cut to that
+//! backoff (a record whose fate librdkafka does not know is read back from its partition
+//! first, and counts as sent if it is there), and a line larger than `validation.max_message_bytes` goes to the DLQ cut to that
 //! size (`OVERSIZED_MESSAGE`) rather than to a broker that would refuse it.
 //!
 //! Modules: [`follow`] (files), [`mapping`] (pure), [`checkpoint`].
