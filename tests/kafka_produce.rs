@@ -130,23 +130,28 @@ fn a_missing_topic_is_named_at_once() {
 #[test]
 fn records_in_doubt_are_found_by_reading_their_partition_back() {
     use pixlake::kafka::readback::{self, Wanted};
+    use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
     let topic = common::unique("readback");
     common::create_topics(&[&topic], 2);
     let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", common::brokers()).create().unwrap();
-    // Partition 0: a, b, c at offsets 0, 1, 2; partition 1: x at 0.
+    // Partition 0: a, b, c at offsets 0, 1, 2; partition 1: x at 0, then h with a header.
     for (partition, key, value) in [(0, "a", "event a"), (0, "b", "event b"), (0, "c", "event c"), (1, "x", "event x")]
     {
         producer.send(BaseRecord::to(&topic).partition(partition).key(key).payload(value)).unwrap();
         producer.flush(Duration::from_secs(30)).unwrap();
     }
+    let header = |line: &str| OwnedHeaders::new().insert(Header { key: "pixlake.source.line", value: Some(line) });
+    producer.send(BaseRecord::to(&topic).partition(1).key("h").payload("event h").headers(header("7"))).unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
     let wanted = |partition: i32, from: Option<i64>, key: &str, value: &str| Wanted {
         topic: topic.clone(),
         partition,
         from,
         key: Some(key.as_bytes().to_vec()),
         value: value.as_bytes().to_vec(),
+        headers: None,
     };
     let kafka = pixlake::config::KafkaConfig {
         brokers: common::brokers(),
@@ -155,7 +160,8 @@ fn records_in_doubt_are_found_by_reading_their_partition_back() {
         producer: BTreeMap::new(),
     };
     let reader = readback::reader(&kafka).unwrap();
-    let asked = [
+    let with = |line: &str| Wanted { headers: Some(header(line)), ..wanted(1, Some(0), "h", "event h") };
+    let mut asked = [
         wanted(0, Some(0), "a", "event a"),
         wanted(0, None, "c", "event c"),
         wanted(0, Some(1), "a", "event a"), // below its lower bound: not this send
@@ -163,8 +169,18 @@ fn records_in_doubt_are_found_by_reading_their_partition_back() {
         wanted(0, Some(0), "d", "event d"), // never written
         wanted(1, Some(0), "x", "event x"),
         wanted(1, Some(0), "a", "event a"), // in another partition
-        wanted(1, Some(1), "y", "event y"), // its bound is the partition's end: nothing to read
+        wanted(1, Some(2), "y", "event y"), // its bound is the partition's end: nothing to read
+        with("7"),
+        with("8"),                          // the same key and value with another header: another record
+        wanted(1, Some(0), "h", "event h"), // without its header
     ];
-    let found = readback::find(&reader, &asked, Duration::from_secs(60)).unwrap();
-    assert_eq!(found, [true, true, false, false, false, true, false, false]);
+    let mut found = [false; 11];
+    readback::find(&reader, &mut asked, &mut found, Duration::from_secs(60)).unwrap();
+    assert_eq!(found, [true, true, false, false, false, true, false, false, true, false, false]);
+    // Those not found are known absent up to each partition's end: a next call starts there.
+    let from: Vec<_> = asked.iter().zip(found).filter(|(_, f)| !f).map(|(w, _)| (w.partition, w.from)).collect();
+    assert_eq!(
+        from,
+        [(0, Some(3)), (0, Some(3)), (0, Some(3)), (1, Some(2)), (1, Some(2)), (1, Some(2)), (1, Some(2))]
+    );
 }

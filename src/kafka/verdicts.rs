@@ -7,17 +7,34 @@
 //! through an outage, it is delivered once (same producer id and sequence) when the broker is
 //! back. Callers bound how long *they* wait (the webhook answers 503), not the record's life.
 //!
-//! **Records in doubt.** A few failures still leave a record's fate unknown: librdkafka
-//! reports them *possibly persisted* (`rd_kafka_message_status`) — a request that left and got
-//! no answer, failed for good because the idempotent producer's id changed while it was in
-//! flight (an epoch bump after another partition's failure, as a broker stopping can cause).
-//! Such a record is neither acknowledged (it may be missing) nor failed (a caller's retry may
-//! write it twice): [`Publisher::publish`] reads its partition back ([`super::readback`]) once
-//! the broker answers, from an offset the record cannot be before — the partition's end when
-//! the publisher started, raised past each acknowledged record — and reports it written if it
-//! is there. Callers see only written or not written, and publish again only what is not.
+//! **One request in flight per broker connection.** With several, a request failing ahead of
+//! the next ones makes librdkafka bump the producer's epoch: records re-queued after an
+//! unanswered request (possibly written) are then sent again under the new epoch, where the
+//! broker can no longer recognise them as retries — written twice, and reported delivered.
+//! With one, a failure never has a request behind it, and retries keep their sequence numbers,
+//! so the broker drops the copies. The other epoch bumps are rarer: after message timeouts
+//! (these records have none), after an idle producer's state expired on the broker, and after
+//! a record refused for good (an authorization failure; records too large are refused before
+//! they are queued) — only one of those coinciding with an unanswered request elsewhere can
+//! still write a record twice.
+//!
+//! **Records in doubt.** Some failures still leave a record's fate unknown: librdkafka reports
+//! them *possibly persisted* (`rd_kafka_message_status`) — sent, and failed for good before a
+//! trustworthy answer (the idempotent producer's fatal errors; its id changing under the
+//! request). Such a record is neither acknowledged (it may be missing) nor refused (a caller's
+//! retry may write it twice). [`Publisher::publish`] waits [`READ_BACK_AFTER`] — for a request
+//! still inside the broker to be appended and replicated below the high watermark — then reads
+//! its partition back ([`super::readback`]) from an offset the record cannot be before (the
+//! partition's high watermark when the publisher started, raised past each acknowledged
+//! record), retrying until the broker answers, and reports it written if it is there. What this
+//! does not cover: a record kept above the high watermark longer than that wait (a follower
+//! neither in sync nor dropped from the ISR for that long), a partition truncated below an
+//! acknowledged offset (unclean leader election) or a topic re-created under its name while
+//! the publisher runs. After a fatal error the producer takes nothing more (every later record
+//! is refused, and readiness says why): restart the process.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -33,8 +50,14 @@ use super::readback::{self, Wanted};
 use crate::config::KafkaConfig;
 use crate::kafka::diagnosis::{self, Diagnosed, Diagnosis};
 
-/// How long one read-back of records in doubt may take per partition before it is tried again.
+/// How long one read-back of records in doubt may take per partition before it goes on in the
+/// next attempt from where it got.
 const READ_BACK_BUDGET: Duration = Duration::from_secs(30);
+/// How long after a record's failure its partition is read back: librdkafka's default
+/// `request.timeout.ms` (how long the broker may hold a produce request waiting for the
+/// replicas) plus the broker's default `replica.lag.time.max.ms` (how long a follower that does
+/// not fetch can hold the high watermark below an appended record before it leaves the ISR).
+pub const READ_BACK_AFTER: Duration = Duration::from_secs(60);
 /// The longest wait between read-back attempts while the broker does not answer.
 const READ_BACK_MAX_DELAY: Duration = Duration::from_secs(10);
 
@@ -84,7 +107,10 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if self.0.note(diagnosis::code_of(&error), reason).is_none() {
+        if matches!(error, KafkaError::Global(RDKafkaErrorCode::Fatal)) {
+            tracing::error!(target: "librdkafka", %error,
+                "{reason}; the producer takes nothing more: restart the process (records in doubt are read back first)");
+        } else if self.0.note(diagnosis::code_of(&error), reason).is_none() {
             tracing::debug!(target: "librdkafka", %error, "{reason}");
         }
     }
@@ -145,6 +171,25 @@ pub struct Publisher {
     diagnosis: Arc<Diagnosis>,
     kafka: KafkaConfig,
     floors: Mutex<Floors>,
+    /// Records being read back (counted by [`Publisher::flush`] as not yet settled).
+    in_doubt: Arc<AtomicUsize>,
+    read_back_after: Duration,
+}
+
+/// Counts records in doubt while they are read back.
+struct InDoubt(Arc<AtomicUsize>, usize);
+
+impl InDoubt {
+    fn count(counter: &Arc<AtomicUsize>, n: usize) -> InDoubt {
+        counter.fetch_add(n, Ordering::Relaxed);
+        InDoubt(counter.clone(), n)
+    }
+}
+
+impl Drop for InDoubt {
+    fn drop(&mut self) {
+        self.0.fetch_sub(self.1, Ordering::Relaxed);
+    }
 }
 
 impl Publisher {
@@ -168,13 +213,22 @@ impl Publisher {
             &[
                 ("acks", "all"),
                 ("enable.idempotence", "true"),
+                // See the module doc: no epoch bump behind an unanswered request.
+                ("max.in.flight.requests.per.connection", "1"),
                 ("message.timeout.ms", "0"),
                 ("delivery.report.only.error", "false"),
             ],
         );
         let diagnosis = Arc::new(Diagnosis::default());
         let producer = config.create_with_context(Context(diagnosis.clone())).map_err(PublishError::Create)?;
-        Ok(Publisher { producer, diagnosis, kafka: kafka.clone(), floors: Mutex::new(HashMap::new()) })
+        Ok(Publisher {
+            producer,
+            diagnosis,
+            kafka: kafka.clone(),
+            floors: Mutex::new(HashMap::new()),
+            in_doubt: Arc::new(AtomicUsize::new(0)),
+            read_back_after: READ_BACK_AFTER,
+        })
     }
 
     /// Publishes `records` and waits for Kafka's verdict on every one of them (none is left
@@ -213,44 +267,48 @@ impl Publisher {
             pending.push(queued);
         }
         let mut reports = Vec::with_capacity(pending.len());
-        for (r, rx) in records.iter().zip(pending) {
-            let report = match rx {
+        for rx in pending {
+            reports.push(match rx {
                 None => None,
-                // The producer went away under the record: nothing is known of it.
+                // The producer went away under the record (it lives as long as `self`): nothing
+                // is known of it.
                 Some(rx) => Some(rx.await.unwrap_or(Report::NotWritten(KafkaError::Canceled))),
-            };
-            if let Some(Report::NotWritten(e) | Report::InDoubt { error: e, .. }) = &report {
-                first_error.get_or_insert_with(|| self.failed(r.topic, e.clone()));
-            }
-            reports.push(report);
+            });
         }
         self.raise_floors(records.iter().zip(&reports).filter_map(|(r, report)| match report {
             Some(Report::Written { partition, offset }) => Some((r.topic, *partition, *offset)),
             _ => None,
         }));
         let mut acknowledged: Vec<bool> = reports.iter().map(|r| matches!(r, Some(Report::Written { .. }))).collect();
-        let doubts: Vec<(usize, Wanted)> = records
-            .iter()
-            .zip(&reports)
-            .enumerate()
-            .filter_map(|(i, (r, report))| match report {
-                Some(Report::InDoubt { partition, .. }) => Some((
-                    i,
-                    Wanted {
+        let mut doubts = Vec::new();
+        for (i, (r, report)) in records.iter().zip(reports).enumerate() {
+            match report {
+                Some(Report::NotWritten(e)) => {
+                    first_error.get_or_insert_with(|| self.failed(r.topic, e));
+                }
+                Some(Report::InDoubt { partition, error }) => {
+                    let from = floors.get(r.topic).and_then(|p| p.get(partition as usize).copied().flatten());
+                    let wanted = Wanted {
                         topic: r.topic.to_owned(),
-                        partition: *partition,
-                        from: floors.get(r.topic).and_then(|p| p.get(*partition as usize).copied().flatten()),
+                        partition,
+                        from,
                         key: r.key.map(<[u8]>::to_vec),
                         value: r.value.to_vec(),
-                    },
-                )),
-                _ => None,
-            })
-            .collect();
+                        headers: r.headers.clone(),
+                    };
+                    doubts.push((i, wanted, error));
+                }
+                Some(Report::Written { .. }) | None => {}
+            }
+        }
         if !doubts.is_empty() {
-            let (at, wanted): (Vec<usize>, Vec<Wanted>) = doubts.into_iter().unzip();
-            for (i, written) in at.into_iter().zip(self.read_back(wanted).await) {
+            let wanted = doubts.iter().map(|(_, w, _)| w.clone()).collect();
+            let found = self.read_back(wanted).await;
+            for ((i, w, error), written) in doubts.into_iter().zip(found) {
                 acknowledged[i] = written;
+                if !written {
+                    first_error.get_or_insert_with(|| self.failed(&w.topic, error));
+                }
             }
         }
         if first_error.is_none() {
@@ -259,57 +317,68 @@ impl Publisher {
         Published { acknowledged, first_error }
     }
 
-    /// Reads `wanted` back until the broker answers (see the module doc): whether each is written.
-    async fn read_back(&self, wanted: Vec<Wanted>) -> Vec<bool> {
+    /// Whether each of `wanted` is written (see the module doc): waits [`READ_BACK_AFTER`] (or
+    /// what [`Publisher::with_read_back_after`] set), then reads back until that is known.
+    async fn read_back(&self, mut wanted: Vec<Wanted>) -> Vec<bool> {
         use backon::BackoffBuilder;
-        let unknown = wanted.iter().filter(|w| w.from.is_none()).count();
+        let _counted = InDoubt::count(&self.in_doubt, wanted.len());
+        let unbounded = wanted.iter().filter(|w| w.from.is_none()).count();
         tracing::warn!(
             records = wanted.len(),
-            without_lower_bound = unknown,
-            "Kafka failed records after sending them, without saying whether it wrote them; reading their partitions \
-             back before publishing any of them again"
+            read_from_the_start = unbounded,
+            wait_s = self.read_back_after.as_secs(),
+            "Kafka failed records after sending them, without knowing whether it wrote them; their partitions are \
+             read back before any of them is published again"
         );
+        tokio::time::sleep(self.read_back_after).await;
         let mut delays = backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
             .with_max_delay(READ_BACK_MAX_DELAY)
             .without_max_times()
             .build();
-        let mut wanted = wanted;
+        let mut found = vec![false; wanted.len()];
         loop {
             let kafka = self.kafka.clone();
+            let (mut w, mut f) = (wanted.clone(), found.clone());
             let attempt = tokio::task::spawn_blocking(move || {
-                let found = readback::reader(&kafka)
+                let outcome = readback::reader(&kafka)
                     .map_err(|source| readback::ReadBackError::Kafka {
-                        topic: wanted.first().map(|w| w.topic.clone()).unwrap_or_default(),
+                        topic: w.first().map(|w| w.topic.clone()).unwrap_or_default(),
                         partition: -1,
                         source,
                     })
-                    .and_then(|reader| readback::find(&reader, &wanted, READ_BACK_BUDGET));
-                (wanted, found)
+                    .and_then(|reader| readback::find(&reader, &mut w, &mut f, READ_BACK_BUDGET));
+                (w, f, outcome)
             })
             .await;
             match attempt {
-                Ok((_, Ok(found))) => {
+                Ok((_, f, Ok(()))) => {
                     tracing::info!(
-                        records = found.len(),
-                        written = found.iter().filter(|f| **f).count(),
-                        "records in doubt read back: those found count as published, the others are not"
+                        records = f.len(),
+                        written = f.iter().filter(|f| **f).count(),
+                        "records in doubt read back: those found count as published, the others are published again"
                     );
-                    return found;
+                    return f;
                 }
-                Ok((back, Err(e))) => {
-                    tracing::warn!(error = %crate::telemetry::Chain(&e), "cannot read records in doubt back yet; retrying");
-                    wanted = back;
+                // What was read is kept: the next attempt goes on from there.
+                Ok((w, f, Err(e))) => {
+                    tracing::warn!(error = %crate::telemetry::Chain(&e), "records in doubt not read back yet; retrying");
+                    (wanted, found) = (w, f);
                 }
-                // A panic in the read-back (a bug): nothing learnt; not written is what the
-                // caller assumed before records in doubt were told apart.
                 Err(join) => {
-                    tracing::error!(error = %join, "the read-back of records in doubt failed; this is a bug, please report it");
-                    return Vec::new();
+                    tracing::error!(error = %join, "the read-back of records in doubt failed; this is a bug, please \
+                        report it; retrying");
                 }
             }
             tokio::time::sleep(delays.next().unwrap_or(READ_BACK_MAX_DELAY)).await;
         }
+    }
+
+    /// Publishes with the read-back of records in doubt `after` their failure instead of
+    /// [`READ_BACK_AFTER`] (tests).
+    pub fn with_read_back_after(mut self, after: Duration) -> Self {
+        self.read_back_after = after;
+        self
     }
 
     /// The floors of `topics` now (see [`Floors`]).
@@ -330,7 +399,8 @@ impl Publisher {
     fn raise_floors<'a>(&self, written: impl Iterator<Item = (&'a str, i32, i64)>) {
         let mut all = self.floors.lock().unwrap_or_else(PoisonError::into_inner);
         for (topic, partition, offset) in written {
-            let Ok(p) = usize::try_from(partition) else { continue };
+            // An acknowledgement without an offset (-1001: a retry the broker recognised) says nothing.
+            let (Ok(p), true) = (usize::try_from(partition), offset >= 0) else { continue };
             if !all.contains_key(topic) {
                 all.insert(topic.to_owned(), Vec::new());
             }
@@ -361,12 +431,17 @@ impl Publisher {
     pub fn require_topics(&self, topics: &[&str], timeout: Duration) -> Result<(), super::producer::ProduceError> {
         let client = self.producer.client();
         super::producer::require_topics(client, &self.kafka.brokers, topics, timeout, || self.problem())?;
+        // Within `timeout` in all: a broker that stops answering leaves the rest unknown (read
+        // back from their start, if ever), it does not hold the start-up.
+        let until = std::time::Instant::now() + timeout;
+        let left = || until.saturating_duration_since(std::time::Instant::now());
         let mut ends = Vec::new();
         for &topic in topics {
-            let Ok(metadata) = client.fetch_metadata(Some(topic), timeout) else { continue };
+            let Ok(metadata) = client.fetch_metadata(Some(topic), left()) else { continue };
             for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
-                if let Ok((_, end)) = client.fetch_watermarks(topic, p.id(), timeout) {
-                    // As if a record just below the end were acknowledged: the floor is the end.
+                if let Ok((_, end)) = client.fetch_watermarks(topic, p.id(), left()) {
+                    // As if the record just below the end were acknowledged: the floor is the
+                    // end (an empty partition's, -1, says nothing: it is read from its start).
                     ends.push((topic, p.id(), end - 1));
                 }
             }
@@ -380,10 +455,11 @@ impl Publisher {
         self.diagnosis.get()
     }
 
-    /// Waits for every queued record (at most `timeout`); returns how many are still unsent.
+    /// Waits for every queued record (at most `timeout`); returns how many are still unsettled:
+    /// queued, or being read back.
     pub fn flush(&self, timeout: Duration) -> i32 {
         let _ = self.producer.flush(timeout);
-        self.producer.in_flight_count()
+        self.producer.in_flight_count() + i32::try_from(self.in_doubt.load(Ordering::Relaxed)).unwrap_or(i32::MAX)
     }
 }
 
@@ -412,7 +488,7 @@ mod tests {
         let mock = MockCluster::new(1).unwrap();
         mock.create_topic("doubt", 1, 1).unwrap();
         let kafka = kafka(mock.bootstrap_servers());
-        let publisher = Publisher::new(&kafka, 1_000_000).unwrap();
+        let publisher = Publisher::new(&kafka, 1_000_000).unwrap().with_read_back_after(Duration::ZERO);
         publisher.require_topics(&["doubt"], Duration::from_secs(10)).unwrap();
         if let Some((k, v)) = before {
             let other: BaseProducer = ClientConfig::new().set("bootstrap.servers", &kafka.brokers).create().unwrap();
@@ -428,8 +504,8 @@ mod tests {
     async fn a_record_in_doubt_that_is_in_its_partition_counts_as_written() {
         let out = publish_in_doubt(Some((b"k1", b"event one")), b"k1", b"event one").await;
         assert_eq!(out.acknowledged, vec![true]);
-        // The failure is still told (the producer is dead after it).
-        assert!(out.first_error.is_some());
+        // Written: no failure to tell.
+        assert!(out.first_error.is_none(), "{:?}", out.first_error);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
