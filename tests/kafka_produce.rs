@@ -177,6 +177,12 @@ fn records_in_doubt_are_found_by_reading_their_partition_back() {
     let mut found = [false; 11];
     readback::find(&reader, &mut asked, &mut found, Duration::from_secs(60)).unwrap();
     assert_eq!(found, [true, true, false, false, false, true, false, false, true, false, false]);
+    // A partition that cannot be read is reported after the others are read.
+    let mut with_missing = vec![wanted(7, Some(0), "a", "event a"), wanted(1, Some(0), "x", "event x")];
+    let mut found_there = [false; 2];
+    let err = readback::find(&reader, &mut with_missing, &mut found_there, Duration::from_secs(60)).unwrap_err();
+    assert!(err.to_string().contains("[7]"), "{err}");
+    assert_eq!(found_there, [false, true]);
     // Those not found are known absent up to each partition's end: a next call starts there.
     let from: Vec<_> = asked.iter().zip(found).filter(|(_, f)| !f).map(|(w, _)| (w.partition, w.from)).collect();
     assert_eq!(

@@ -61,8 +61,9 @@ pub fn reader(kafka: &KafkaConfig) -> Result<Reader, KafkaError> {
 /// Marks in `found` which of `wanted` are in their partition between their `from` and the
 /// partition's end (its high watermark) now, comparing key, value and headers. Each partition
 /// is read once, from the lowest `from` of its records, within `budget`; a partition not read
-/// to its end within it is an error, and the `from` of its records not found yet is raised to
-/// where the read got, for the next call to go on from there.
+/// to its end (out of time, or an error) is an error once the others are read, and the `from`
+/// of its records not found yet is raised to where the read got, for the next call to go on
+/// from there.
 ///
 /// "Not found" means "not written" under three conditions the caller must meet (see
 /// [`super::verdicts`]): the record's delivery has failed; `from` is an offset the record
@@ -74,6 +75,8 @@ pub fn find(reader: &Reader, wanted: &mut [Wanted], found: &mut [bool], budget: 
     let mut partitions: Vec<(String, i32)> = wanted.iter().map(|w| (w.topic.clone(), w.partition)).collect();
     partitions.sort_unstable();
     partitions.dedup();
+    // A partition that cannot be read does not hold up the others: its error comes at the end.
+    let mut first_error = None;
     for (topic, partition) in partitions {
         let here: Vec<usize> = (0..wanted.len())
             .filter(|&i| !found[i] && wanted[i].topic == topic && wanted[i].partition == partition)
@@ -82,39 +85,42 @@ pub fn find(reader: &Reader, wanted: &mut [Wanted], found: &mut [bool], budget: 
             continue;
         }
         let kafka = |source| ReadBackError::Kafka { topic: topic.clone(), partition, source };
-        let (low, end) = reader.fetch_watermarks(&topic, partition, WATERMARKS_TIMEOUT).map_err(kafka)?;
+        let (low, end) = match reader.fetch_watermarks(&topic, partition, WATERMARKS_TIMEOUT) {
+            Ok(w) => w,
+            Err(e) => {
+                first_error.get_or_insert(kafka(e));
+                continue;
+            }
+        };
         let from = here.iter().map(|&i| wanted[i].from.unwrap_or(low)).min().unwrap_or(low).max(low);
-        let reached = if from >= end {
-            Ok(end)
+        let (upto, error) = if from >= end {
+            (end, None)
         } else {
-            read(reader, &topic, partition, from, end, budget, &here, wanted, found).map_err(|e| match e {
-                Read::Kafka(source) => kafka(source),
-                Read::Incomplete(reached) => {
-                    ReadBackError::Incomplete { topic: topic.clone(), partition, reached, end, budget }
+            match read(reader, &topic, partition, from, end, budget, &here, wanted, found) {
+                Ok(reached) => (reached, None),
+                Err(Read::Kafka(e, reached)) => (reached, Some(kafka(e))),
+                Err(Read::Incomplete(reached)) => {
+                    (reached, Some(ReadBackError::Incomplete { topic: topic.clone(), partition, reached, end, budget }))
                 }
-            })
+            }
         };
         let _ = reader.unassign();
         // What was read holds none of the records not found: the next read starts after it.
-        let upto = match &reached {
-            Ok(end) => Some(*end),
-            Err(ReadBackError::Incomplete { reached, .. }) => Some(*reached),
-            Err(_) => None,
-        };
-        if let Some(upto) = upto {
-            for &i in &here {
-                if !found[i] && wanted[i].from.is_none_or(|f| f < upto) {
-                    wanted[i].from = Some(upto);
-                }
+        for &i in &here {
+            if !found[i] && wanted[i].from.is_none_or(|f| f < upto) {
+                wanted[i].from = Some(upto);
             }
         }
-        reached?;
+        if let Some(e) = error {
+            first_error.get_or_insert(e);
+        }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }
 
+/// Why a read of one partition stopped short, and where it got.
 enum Read {
-    Kafka(KafkaError),
+    Kafka(KafkaError, i64),
     Incomplete(i64),
 }
 
@@ -133,8 +139,8 @@ fn read(
     found: &mut [bool],
 ) -> Result<i64, Read> {
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(from)).map_err(Read::Kafka)?;
-    reader.assign(&tpl).map_err(Read::Kafka)?;
+    tpl.add_partition_offset(topic, partition, Offset::Offset(from)).map_err(|e| Read::Kafka(e, from))?;
+    reader.assign(&tpl).map_err(|e| Read::Kafka(e, from))?;
     let deadline = Instant::now() + budget;
     let mut reached = from;
     while reached < end && here.iter().any(|&i| !found[i]) {
@@ -170,7 +176,7 @@ fn read(
                 }
             }
             Some(Err(KafkaError::PartitionEOF(_))) | None => {}
-            Some(Err(e)) => return Err(Read::Kafka(e)),
+            Some(Err(e)) => return Err(Read::Kafka(e, reached)),
         }
     }
     Ok(reached.max(from))

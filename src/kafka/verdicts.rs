@@ -7,31 +7,34 @@
 //! through an outage, it is delivered once (same producer id and sequence) when the broker is
 //! back. Callers bound how long *they* wait (the webhook answers 503), not the record's life.
 //!
-//! **One request in flight per broker connection.** With several, a request failing ahead of
-//! the next ones makes librdkafka bump the producer's epoch: records re-queued after an
-//! unanswered request (possibly written) are then sent again under the new epoch, where the
-//! broker can no longer recognise them as retries — written twice, and reported delivered.
-//! With one, a failure never has a request behind it, and retries keep their sequence numbers,
-//! so the broker drops the copies. The other epoch bumps are rarer: after message timeouts
-//! (these records have none), after an idle producer's state expired on the broker, and after
-//! a record refused for good (an authorization failure; records too large are refused before
-//! they are queued) — only one of those coinciding with an unanswered request elsewhere can
-//! still write a record twice.
+//! **One request in flight per broker connection.** When a request fails while the next one of
+//! its partition is already in flight, that one is refused for the sequence gap and librdkafka
+//! bumps the producer's epoch — for every partition. Each partition's queue is then renumbered
+//! under the new epoch, records waiting to be retried after an unanswered request included
+//! (possibly written): their retry is a new record to the broker, appended a second time and
+//! reported delivered, which neither the deduplication index nor the read-back below can see.
+//! With one request in flight per connection a partition never has a second request behind a
+//! failed one, and that bump does not happen. The other bumps remain, and with them the
+//! duplicates: a record refused for good by the broker (authorization, a record larger than the
+//! topic's `max.message.bytes`, an invalid record or timestamp, a policy) and an unknown producer
+//! id — each while some partition holds records to retry after an unanswered request, which can
+//! last a whole outage. (Message timeouts, the third cause, are off: see above.)
 //!
-//! **Records in doubt.** Some failures still leave a record's fate unknown: librdkafka reports
-//! them *possibly persisted* (`rd_kafka_message_status`) — sent, and failed for good before a
+//! **Records in doubt.** Some failures leave a record's fate unknown: librdkafka reports them
+//! *possibly persisted* (`rd_kafka_message_status`) — sent, then failed for good before a
 //! trustworthy answer (the idempotent producer's fatal errors; its id changing under the
 //! request). Such a record is neither acknowledged (it may be missing) nor refused (a caller's
-//! retry may write it twice). [`Publisher::publish`] waits [`READ_BACK_AFTER`] — for a request
-//! still inside the broker to be appended and replicated below the high watermark — then reads
-//! its partition back ([`super::readback`]) from an offset the record cannot be before (the
-//! partition's high watermark when the publisher started, raised past each acknowledged
-//! record), retrying until the broker answers, and reports it written if it is there. What this
-//! does not cover: a record kept above the high watermark longer than that wait (a follower
-//! neither in sync nor dropped from the ISR for that long), a partition truncated below an
-//! acknowledged offset (unclean leader election) or a topic re-created under its name while
-//! the publisher runs. After a fatal error the producer takes nothing more (every later record
-//! is refused, and readiness says why): restart the process.
+//! retry may write it twice). [`Publisher::publish`] waits [`READ_BACK_AFTER`] — time for a
+//! request still inside the broker to be appended and to fall below the high watermark — then
+//! reads its partition back ([`super::readback`]) from an offset the record cannot be before
+//! (the partition's high watermark when the publisher started, raised past each acknowledged
+//! record), retrying until the broker answers, and reports it written if it is there. Not
+//! covered: a record held above the high watermark longer than that wait (a follower neither
+//! in sync nor dropped from the ISR), a request held in an overloaded broker's queue longer, a
+//! partition truncated below an acknowledged offset (unclean leader election), a topic
+//! re-created under its name while the publisher runs. After a fatal error the producer takes
+//! nothing more ([`Publisher::fatal`]): the process must be restarted, once the read-back ended
+//! (the webhook's stop waits for it).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,7 +55,7 @@ use crate::kafka::diagnosis::{self, Diagnosed, Diagnosis};
 
 /// How long one read-back of records in doubt may take per partition before it goes on in the
 /// next attempt from where it got.
-const READ_BACK_BUDGET: Duration = Duration::from_secs(30);
+pub const READ_BACK_BUDGET: Duration = Duration::from_secs(30);
 /// How long after a record's failure its partition is read back: librdkafka's default
 /// `request.timeout.ms` (how long the broker may hold a produce request waiting for the
 /// replicas) plus the broker's default `replica.lag.time.max.ms` (how long a follower that does
@@ -90,27 +93,34 @@ enum Report {
     },
     /// Not in the log: sending it again cannot write it twice.
     NotWritten(KafkaError),
-    /// Sent, with no answer: in the log or not (see the module doc).
+    /// Sent, with no answer: in the log or not (see the module doc). Counted as unsettled from
+    /// its report until it is read back (or the caller gives up).
     InDoubt {
         partition: i32,
         error: KafkaError,
+        counted: Unsettled,
     },
 }
 
 /// Logs like every pixlake client, keeps the diagnosis where the webhook can read it, and
 /// turns each delivery report into a [`Report`] for the record's sender.
-struct Context(Arc<Diagnosis>);
+struct Context {
+    diagnosis: Arc<Diagnosis>,
+    /// Records in doubt not read back yet.
+    in_doubt: Arc<AtomicUsize>,
+}
 
 impl ClientContext for Context {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        diagnosis::log_and_note(&self.0, level, fac, message);
+        diagnosis::log_and_note(&self.diagnosis, level, fac, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         if matches!(error, KafkaError::Global(RDKafkaErrorCode::Fatal)) {
             tracing::error!(target: "librdkafka", %error,
-                "{reason}; the producer takes nothing more: restart the process (records in doubt are read back first)");
-        } else if self.0.note(diagnosis::code_of(&error), reason).is_none() {
+                "{reason}; the producer takes nothing more: stop the process (SIGTERM: it waits for the read-back of \
+                 records in doubt) and start it again");
+        } else if self.diagnosis.note(diagnosis::code_of(&error), reason).is_none() {
             tracing::debug!(target: "librdkafka", %error, "{reason}");
         }
     }
@@ -133,7 +143,11 @@ impl ProducerContext for Context {
                     // A record never given a partition was never sent (librdkafka assigns it
                     // before a record can leave).
                     rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED if m.partition() >= 0 => {
-                        Report::InDoubt { partition: m.partition(), error: error.clone() }
+                        Report::InDoubt {
+                            partition: m.partition(),
+                            error: error.clone(),
+                            counted: Unsettled::count(&self.in_doubt),
+                        }
                     }
                     _ => Report::NotWritten(error.clone()),
                 }
@@ -176,19 +190,20 @@ pub struct Publisher {
     read_back_after: Duration,
 }
 
-/// Counts records in doubt while they are read back.
-struct InDoubt(Arc<AtomicUsize>, usize);
+/// One record in doubt, counted until dropped.
+#[derive(Debug)]
+struct Unsettled(Arc<AtomicUsize>);
 
-impl InDoubt {
-    fn count(counter: &Arc<AtomicUsize>, n: usize) -> InDoubt {
-        counter.fetch_add(n, Ordering::Relaxed);
-        InDoubt(counter.clone(), n)
+impl Unsettled {
+    fn count(counter: &Arc<AtomicUsize>) -> Unsettled {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Unsettled(counter.clone())
     }
 }
 
-impl Drop for InDoubt {
+impl Drop for Unsettled {
     fn drop(&mut self) {
-        self.0.fetch_sub(self.1, Ordering::Relaxed);
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -220,13 +235,15 @@ impl Publisher {
             ],
         );
         let diagnosis = Arc::new(Diagnosis::default());
-        let producer = config.create_with_context(Context(diagnosis.clone())).map_err(PublishError::Create)?;
+        let in_doubt = Arc::new(AtomicUsize::new(0));
+        let context = Context { diagnosis: diagnosis.clone(), in_doubt: in_doubt.clone() };
+        let producer = config.create_with_context(context).map_err(PublishError::Create)?;
         Ok(Publisher {
             producer,
             diagnosis,
             kafka: kafka.clone(),
             floors: Mutex::new(HashMap::new()),
-            in_doubt: Arc::new(AtomicUsize::new(0)),
+            in_doubt,
             read_back_after: READ_BACK_AFTER,
         })
     }
@@ -286,7 +303,7 @@ impl Publisher {
                 Some(Report::NotWritten(e)) => {
                     first_error.get_or_insert_with(|| self.failed(r.topic, e));
                 }
-                Some(Report::InDoubt { partition, error }) => {
+                Some(Report::InDoubt { partition, error, counted }) => {
                     let from = floors.get(r.topic).and_then(|p| p.get(partition as usize).copied().flatten());
                     let wanted = Wanted {
                         topic: r.topic.to_owned(),
@@ -296,15 +313,15 @@ impl Publisher {
                         value: r.value.to_vec(),
                         headers: r.headers.clone(),
                     };
-                    doubts.push((i, wanted, error));
+                    doubts.push((i, wanted, error, counted));
                 }
                 Some(Report::Written { .. }) | None => {}
             }
         }
         if !doubts.is_empty() {
-            let wanted = doubts.iter().map(|(_, w, _)| w.clone()).collect();
+            let wanted = doubts.iter().map(|(_, w, _, _)| w.clone()).collect();
             let found = self.read_back(wanted).await;
-            for ((i, w, error), written) in doubts.into_iter().zip(found) {
+            for ((i, w, error, _counted), written) in doubts.into_iter().zip(found) {
                 acknowledged[i] = written;
                 if !written {
                     first_error.get_or_insert_with(|| self.failed(&w.topic, error));
@@ -321,7 +338,6 @@ impl Publisher {
     /// what [`Publisher::with_read_back_after`] set), then reads back until that is known.
     async fn read_back(&self, mut wanted: Vec<Wanted>) -> Vec<bool> {
         use backon::BackoffBuilder;
-        let _counted = InDoubt::count(&self.in_doubt, wanted.len());
         let unbounded = wanted.iter().filter(|w| w.from.is_none()).count();
         tracing::warn!(
             records = wanted.len(),
@@ -429,12 +445,12 @@ impl Publisher {
     /// lower bound a record in doubt is read back from (see the module doc). A partition whose
     /// end cannot be learnt now (the broker is down) is read back from its start, if ever.
     pub fn require_topics(&self, topics: &[&str], timeout: Duration) -> Result<(), super::producer::ProduceError> {
-        let client = self.producer.client();
-        super::producer::require_topics(client, &self.kafka.brokers, topics, timeout, || self.problem())?;
-        // Within `timeout` in all: a broker that stops answering leaves the rest unknown (read
-        // back from their start, if ever), it does not hold the start-up.
+        // Within `timeout` in all: a broker that stops answering leaves the ends unknown (those
+        // partitions are read back from their start, if ever), it does not hold the start-up.
         let until = std::time::Instant::now() + timeout;
         let left = || until.saturating_duration_since(std::time::Instant::now());
+        let client = self.producer.client();
+        super::producer::require_topics(client, &self.kafka.brokers, topics, timeout, || self.problem())?;
         let mut ends = Vec::new();
         for &topic in topics {
             let Ok(metadata) = client.fetch_metadata(Some(topic), left()) else { continue };
@@ -453,6 +469,16 @@ impl Publisher {
     /// What the client found wrong with the cluster that retrying will not cure, if anything.
     pub fn problem(&self) -> Option<Diagnosed> {
         self.diagnosis.get()
+    }
+
+    /// The producer's fatal error, if it had one: it takes nothing more (restart the process).
+    pub fn fatal(&self) -> Option<String> {
+        self.producer.client().fatal_error().map(|(code, reason)| format!("{reason} ({code:?})"))
+    }
+
+    /// Records in doubt not read back yet (see the module doc).
+    pub fn in_doubt(&self) -> usize {
+        self.in_doubt.load(Ordering::Relaxed)
     }
 
     /// Waits for every queued record (at most `timeout`); returns how many are still unsettled:
@@ -497,7 +523,11 @@ mod tests {
         }
         mock.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER]);
         let record = Record { topic: "doubt", key: Some(key), value, headers: None };
-        tokio::time::timeout(Duration::from_secs(60), publisher.publish(vec![record])).await.unwrap()
+        let out = tokio::time::timeout(Duration::from_secs(60), publisher.publish(vec![record])).await.unwrap();
+        // The error that made it doubtful is fatal: the producer says so for good (readiness).
+        assert!(publisher.fatal().is_some());
+        assert_eq!(publisher.in_doubt(), 0, "read back: nothing left unsettled");
+        out
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -205,12 +205,26 @@ async fn serve(
     }
     connections.abort_all();
     // Publications still waiting for Kafka get its verdict within the flush, and record what
-    // was acknowledged before the index closes.
-    let unflushed = state.publisher.flush(Duration::from_secs(5));
+    // was acknowledged before the index closes. Those reading records in doubt back are waited
+    // for to the end of the read-back (see kafka::verdicts): stopping them would leave written
+    // events unrecorded, for the PSPs' retries to publish again.
+    let _ = state.publisher.flush(Duration::from_secs(5));
     state.publications.close();
-    if tokio::time::timeout(Duration::from_secs(5), state.publications.wait()).await.is_err() {
+    let in_doubt = state.publisher.in_doubt();
+    let wait = if in_doubt > 0 {
+        tracing::info!(
+            records = in_doubt,
+            "webhook: waiting for the read-back of records in doubt (up to {} s)",
+            READ_BACK_WAIT.as_secs()
+        );
+        READ_BACK_WAIT
+    } else {
+        Duration::from_secs(5)
+    };
+    if tokio::time::timeout(wait, state.publications.wait()).await.is_err() {
         tracing::warn!("webhook: publications still unfinished at exit; their PSPs will retry");
     }
+    let unflushed = state.publisher.flush(Duration::ZERO);
     state.index.close();
     if let Some((task, _)) = telemetry {
         let _ = task.await;
@@ -277,9 +291,20 @@ where
 /// that Kafka is back, a load balancer that acted on `/readyz` would never send one).
 const NOT_READY_AFTER_FAILURE_MS: u64 = 30_000;
 
-/// Ready when Kafka takes the events: no diagnosed client problem, no recent failed publication.
+/// How long a stop waits for records in doubt to be read back: the wait before the read-back,
+/// two attempts' budget, and a margin.
+const READ_BACK_WAIT: Duration = Duration::from_secs(
+    crate::kafka::verdicts::READ_BACK_AFTER.as_secs() + 2 * crate::kafka::verdicts::READ_BACK_BUDGET.as_secs() + 10,
+);
+
+/// Ready when Kafka takes the events: no fatal producer error (for good: restart), no diagnosed
+/// client problem, no recent failed publication.
 fn readiness(state: &server::State) -> (bool, serde_json::Value) {
-    let problem = state.publisher.problem().map(|p| p.to_string());
+    let problem = state
+        .publisher
+        .fatal()
+        .map(|f| format!("the producer failed for good, restart the webhook: {f}"))
+        .or_else(|| state.publisher.problem().map(|p| p.to_string()));
     let recent =
         server::now_ms().saturating_sub(state.last_failure.load(Ordering::Relaxed)) < NOT_READY_AFTER_FAILURE_MS;
     let failing = state.failing.load(Ordering::Relaxed) && recent;
