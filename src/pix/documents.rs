@@ -36,15 +36,28 @@ pub struct Document<'a> {
 /// Whether 11 ASCII digits form a valid CPF: not all equal, both check digits right
 /// (weights 10..2 then 11..2; digit = sum × 10 mod 11 mod 10).
 pub fn cpf_is_valid(d: &[u8]) -> bool {
-    if d.len() != 11 || !d.iter().all(u8::is_ascii_digit) || d.iter().all(|&c| c == d[0]) {
+    let Ok(d) = <&[u8; 11]>::try_from(d) else {
         return false;
-    }
-    let v = |i: usize| u32::from(d[i] - b'0');
-    let check = |n: usize| {
-        let sum: u32 = (0..n).map(|i| v(i) * (n as u32 + 1 - i as u32)).sum();
-        (sum * 10 % 11) % 10
     };
-    check(9) == v(9) && check(10) == v(10)
+    // One pass, no branch per digit: it runs for every payer and payee.
+    let (mut digits, mut same, mut s1, mut s2) = (true, true, 0u32, 0u32);
+    for (i, &c) in d.iter().enumerate() {
+        let v = u32::from(c.wrapping_sub(b'0'));
+        digits &= v < 10;
+        same &= c == d[0];
+        let i = i as u32;
+        if i < 9 {
+            s1 += v * (10 - i);
+        }
+        if i < 10 {
+            s2 += v * (11 - i);
+        }
+    }
+    let check = |sum: u32| (sum * 10 % 11) % 10;
+    digits
+        && !same
+        && check(s1) == u32::from(d[9].wrapping_sub(b'0'))
+        && check(s2) == u32::from(d[10].wrapping_sub(b'0'))
 }
 
 /// The two CPF check digits for 9 base digits (used by the generator).
@@ -112,29 +125,31 @@ pub fn canonical_chars(s: &str) -> (Cow<'_, str>, bool) {
 pub fn parse_document(s: &str) -> Result<(Document<'_>, bool), (HardRule, &'static str)> {
     let (value, changed) = canonical_chars(s);
     let b = value.as_bytes();
+    // The valid document first, in one pass; which rule a bad one breaks only after.
     if b.len() <= 11 {
-        if b.len() != 11 || !b.iter().all(u8::is_ascii_digit) {
-            return Err((HardRule::InvalidCpf, "a CPF has 11 digits (a CNPJ 14 characters)"));
+        if cpf_is_valid(b) {
+            return Ok((Document { kind: DocumentKind::Cpf, value }, changed));
         }
-        if b.iter().all(|&c| c == b[0]) {
-            return Err((HardRule::InvalidCpf, "a CPF cannot have all digits equal"));
-        }
-        if !cpf_is_valid(b) {
-            return Err((HardRule::InvalidCpf, "CPF check digits do not match"));
-        }
-        return Ok((Document { kind: DocumentKind::Cpf, value }, changed));
+        return Err(if b.len() != 11 || !b.iter().all(u8::is_ascii_digit) {
+            (HardRule::InvalidCpf, "a CPF has 11 digits (a CNPJ 14 characters)")
+        } else if b.iter().all(|&c| c == b[0]) {
+            (HardRule::InvalidCpf, "a CPF cannot have all digits equal")
+        } else {
+            (HardRule::InvalidCpf, "CPF check digits do not match")
+        });
     }
-    if b.len() != 14 {
-        return Err((HardRule::InvalidCnpj, "a CNPJ has 14 characters (a CPF 11 digits)"));
+    if cnpj_is_valid(b) {
+        return Ok((Document { kind: DocumentKind::Cnpj, value }, changed));
     }
-    if !b[..12].iter().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()) || !b[12..].iter().all(u8::is_ascii_digit)
+    Err(if b.len() != 14 {
+        (HardRule::InvalidCnpj, "a CNPJ has 14 characters (a CPF 11 digits)")
+    } else if !b[..12].iter().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+        || !b[12..].iter().all(u8::is_ascii_digit)
     {
-        return Err((HardRule::InvalidCnpj, "a CNPJ is 12 letters or digits followed by 2 check digits"));
-    }
-    if !cnpj_is_valid(b) {
-        return Err((HardRule::InvalidCnpj, "CNPJ check digits do not match"));
-    }
-    Ok((Document { kind: DocumentKind::Cnpj, value }, changed))
+        (HardRule::InvalidCnpj, "a CNPJ is 12 letters or digits followed by 2 check digits")
+    } else {
+        (HardRule::InvalidCnpj, "CNPJ check digits do not match")
+    })
 }
 
 #[cfg(test)]
@@ -177,7 +192,33 @@ mod tests {
         assert_eq!(parse_document("12ABC34501DEAB").unwrap_err().0, HardRule::InvalidCnpj);
     }
 
+    /// The CPF rule as written (weights 10..2, then 11..2), for the one-pass version to match.
+    fn cpf_reference(d: &[u8]) -> bool {
+        if d.len() != 11 || !d.iter().all(u8::is_ascii_digit) || d.iter().all(|&c| c == d[0]) {
+            return false;
+        }
+        let v = |i: usize| u32::from(d[i] - b'0');
+        let check = |n: usize| (0..n).map(|i| v(i) * (n as u32 + 1 - i as u32)).sum::<u32>() * 10 % 11 % 10;
+        check(9) == v(9) && check(10) == v(10)
+    }
+
     proptest! {
+        #[test]
+        fn cpf_check_matches_its_definition(d in proptest::collection::vec(prop_oneof![8 => b'0'..=b'9', 1 => Just(b'/'), 1 => Just(b':'), 1 => Just(0xff)], 10..=12)) {
+            prop_assert_eq!(cpf_is_valid(&d), cpf_reference(&d));
+        }
+
+        #[test]
+        fn valid_cpfs_match_their_definition(base in proptest::array::uniform9(b'0'..=b'9'), flip in 0usize..12) {
+            let [a, b] = cpf_check_digits(&base);
+            let mut all = base.to_vec();
+            all.extend([a, b]);
+            if let Some(c) = all.get_mut(flip) {
+                *c = b'0' + (*c - b'0' + 3) % 10;
+            }
+            prop_assert_eq!(cpf_is_valid(&all), cpf_reference(&all));
+        }
+
         #[test]
         fn generated_cpfs_validate(base in proptest::array::uniform9(b'0'..=b'9')) {
             let [a, b] = cpf_check_digits(&base);

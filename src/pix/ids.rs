@@ -5,6 +5,37 @@
 
 use super::time::{Micros, parse_compact_minute};
 
+const LOWER_HEX: u8 = 1;
+const UPPER_HEX: u8 = 2;
+const HYPHEN: u8 = 4;
+
+/// What each byte can be in a UUID's text: a lowercase or an uppercase hexadecimal digit, a
+/// hyphen, or nothing (0).
+static UUID_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = match c as u8 {
+            b'0'..=b'9' | b'a'..=b'f' => LOWER_HEX,
+            b'A'..=b'F' => UPPER_HEX,
+            b'-' => HYPHEN,
+            _ => 0,
+        };
+        c += 1;
+    }
+    t
+};
+
+/// The classes allowed at each place of 8-4-4-4-12.
+const UUID_SHAPE: [u8; 36] = {
+    let mut s = [LOWER_HEX | UPPER_HEX; 36];
+    s[8] = HYPHEN;
+    s[13] = HYPHEN;
+    s[18] = HYPHEN;
+    s[23] = HYPHEN;
+    s
+};
+
 /// A UUID in canonical lowercase hyphenated form, kept inline (no allocation).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Uuid36([u8; 36]);
@@ -13,31 +44,23 @@ impl Uuid36 {
     /// Parses 8-4-4-4-12 hexadecimal digits in any case; returns the lowercase form and whether
     /// lowercasing changed anything.
     pub fn parse(s: &str) -> Option<(Self, bool)> {
-        let b = s.as_bytes();
-        if b.len() != 36 {
+        let out: [u8; 36] = s.as_bytes().try_into().ok()?;
+        // Every byte classified through a table and checked against the shape at its place,
+        // without a branch per byte (the per-byte `match` was ~3 % of decoding).
+        let (mut fits, mut upper) = (true, false);
+        for (&c, &want) in out.iter().zip(&UUID_SHAPE) {
+            let class = UUID_CLASS[usize::from(c)];
+            fits &= class & want != 0;
+            upper |= class == UPPER_HEX;
+        }
+        if !fits {
             return None;
         }
-        let mut out = [0u8; 36];
-        let mut changed = false;
-        for (i, &c) in b.iter().enumerate() {
-            out[i] = match i {
-                8 | 13 | 18 | 23 => {
-                    if c != b'-' {
-                        return None;
-                    }
-                    c
-                }
-                _ => match c {
-                    b'0'..=b'9' | b'a'..=b'f' => c,
-                    b'A'..=b'F' => {
-                        changed = true;
-                        c.to_ascii_lowercase()
-                    }
-                    _ => return None,
-                },
-            };
+        let mut out = out;
+        if upper {
+            out.make_ascii_lowercase();
         }
-        Some((Uuid36(out), changed))
+        Some((Uuid36(out), upper))
     }
 
     /// The canonical text.
@@ -134,6 +157,37 @@ mod tests {
         let r = Uuid36::from_random(u128::MAX);
         assert_eq!(r.as_str(), "ffffffff-ffff-4fff-bfff-ffffffffffff");
         assert!(Uuid36::parse(r.as_str()).is_some());
+    }
+
+    /// The per-byte definition the table-driven parser must agree with.
+    fn reference_uuid(s: &str) -> Option<(String, bool)> {
+        let b = s.as_bytes();
+        if b.len() != 36 {
+            return None;
+        }
+        let mut changed = false;
+        let mut out = String::new();
+        for (i, &c) in b.iter().enumerate() {
+            out.push(match (i, c) {
+                (8 | 13 | 18 | 23, b'-') => '-',
+                (8 | 13 | 18 | 23, _) => return None,
+                (_, b'0'..=b'9' | b'a'..=b'f') => c as char,
+                (_, b'A'..=b'F') => {
+                    changed = true;
+                    c.to_ascii_lowercase() as char
+                }
+                _ => return None,
+            });
+        }
+        Some((out, changed))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn uuid_parse_matches_its_definition(s in "[0-9a-fA-Fgé_-]{34,38}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}") {
+            let got = Uuid36::parse(&s).map(|(u, changed)| (u.as_str().to_string(), changed));
+            proptest::prop_assert_eq!(got, reference_uuid(&s));
+        }
     }
 
     #[test]
