@@ -123,6 +123,14 @@ pub fn canonical_chars(s: &str) -> (Cow<'_, str>, bool) {
 /// 11 characters a CPF, more a CNPJ. Returns the document and whether it was normalized, or the
 /// failing rule and a message (without the value itself).
 pub fn parse_document(s: &str) -> Result<(Document<'_>, bool), (HardRule, &'static str)> {
+    // Most documents arrive valid and canonical (a valid CPF or CNPJ has no punctuation or
+    // lowercase): one pass over the bytes, without looking for what to remove first.
+    if cpf_is_valid(s.as_bytes()) {
+        return Ok((Document { kind: DocumentKind::Cpf, value: Cow::Borrowed(s) }, false));
+    }
+    if cnpj_is_valid(s.as_bytes()) {
+        return Ok((Document { kind: DocumentKind::Cnpj, value: Cow::Borrowed(s) }, false));
+    }
     let (value, changed) = canonical_chars(s);
     let b = value.as_bytes();
     // The valid document first, in one pass; which rule a bad one breaks only after.
