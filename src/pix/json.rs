@@ -587,6 +587,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Any value; returns its text. The cursor is on its first byte.
+    #[inline(always)]
     fn value(&mut self, depth: usize) -> Scan<Raw<'a>> {
         let start = self.pos;
         let escaped = match self.peek() {
@@ -657,10 +658,24 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string; the cursor is on the opening quote. Checks escapes (including surrogate pairs)
-    /// and refuses raw control characters, as RFC 8259 requires.
+    /// and refuses raw control characters, as RFC 8259 requires. Inline for the string without
+    /// escapes (almost every value: the call cost more than the scan of a short string).
+    #[inline(always)]
     fn string(&mut self) -> Scan<Raw<'a>> {
         let start = self.pos;
-        self.pos += 1;
+        let end = skip_plain(self.b, start + 1);
+        if self.b.get(end) == Some(&b'"') {
+            self.pos = end + 1;
+            return Ok(Raw { text: self.text_from(start), escaped: false });
+        }
+        self.pos = end;
+        self.string_rest(start)
+    }
+
+    /// The rest of a string that [`Self::string`] found to hold an escape or a control character
+    /// (or no end), from the cursor there; `start` is its opening quote.
+    #[inline(never)]
+    fn string_rest(&mut self, start: usize) -> Scan<Raw<'a>> {
         let mut escaped = false;
         loop {
             self.pos = skip_plain(self.b, self.pos);
