@@ -793,6 +793,35 @@ mod tests {
         assert!(o.duplicate.is_none());
     }
 
+    /// Names of every length matched in place: each found when written exactly, and never when
+    /// one of its bytes, or its length, differs; also at the end of the input.
+    #[test]
+    fn names_of_every_length_are_matched_exactly() {
+        const NAMES: [&str; 7] = ["a", "abcdef", "abcdefg", "abcdefgh", "abcdefghijklmno", "ab", "abcdefghijklmnop"];
+        static LONG: Spec = Spec { names: &NAMES, paths: &NAMES, path: "", nested: &[] };
+        for (i, name) in NAMES.iter().enumerate() {
+            for tail in ["", "                 "] {
+                let text = format!(r#"{{"{name}":1{tail}}}"#);
+                let o = RawObject::parse_message(text.as_bytes(), &LONG, None).unwrap();
+                assert_eq!(o.get(i).map(|r| r.get()), Some("1"), "{text}");
+                assert!(o.unknown.is_empty(), "{text}");
+                // One byte changed, one added, one removed: not this name.
+                let mut variants: Vec<String> = (0..name.len())
+                    .map(|k| name.char_indices().map(|(j, c)| if j == k { 'z' } else { c }).collect())
+                    .collect();
+                variants.push(format!("{name}q"));
+                variants.push(name[..name.len() - 1].to_string());
+                for v in variants {
+                    let text = format!(r#"{{"{v}":1{tail}}}"#);
+                    let o = RawObject::parse_message(text.as_bytes(), &LONG, None).unwrap();
+                    assert_eq!(o.get(i), None, "{text} matched {name}");
+                    let expected = usize::from(!NAMES.contains(&v.as_str()));
+                    assert_eq!(o.unknown.len(), expected, "{text}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn reports_duplicates() {
         let o = RawObject::parse_message(br#"{"b":1,"b":2}"#, &SPEC, None).unwrap();
