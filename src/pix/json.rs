@@ -479,15 +479,18 @@ impl<'a> Scanner<'a> {
             return self.err("nesting deeper than 128 levels");
         }
         self.pos += 1;
-        let mut obj = Box::new(RawObject {
-            spec,
-            slots: [None; MAX_FIELDS],
-            escaped: 0,
-            nested: [None, None],
-            dynamic: None,
-            unknown: Vec::new(),
-            duplicate: None,
-        });
+        let mut obj = Box::write(
+            Box::new_uninit(),
+            RawObject {
+                spec,
+                slots: [None; MAX_FIELDS],
+                escaped: 0,
+                nested: [None, None],
+                dynamic: None,
+                unknown: Vec::new(),
+                duplicate: None,
+            },
+        );
         self.ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
