@@ -95,9 +95,7 @@ impl<'a> Obj<'a> {
     }
 
     /// An optional string, whitespace trimmed (flagged); an empty string counts as absent.
-    /// Inline for the string without escapes (almost every value: the call's register saves
-    /// and restores cost as much as the work, ~3 % of decoding); the rest out of line.
-    #[inline(always)]
+    #[inline]
     pub fn opt_str(&self, f: usize, flags: &mut Flags) -> Result<Option<Cow<'a, str>>, Rejection> {
         let Some(raw) = self.raw(f) else {
             return Ok(None);
@@ -108,12 +106,6 @@ impl<'a> Obj<'a> {
             let s = trim_str(s, flags);
             return Ok(if s.is_empty() { None } else { Some(Cow::Borrowed(s)) });
         }
-        self.opt_str_rest(f, raw, flags)
-    }
-
-    /// [`Self::opt_str`] of a value that is not a string without escapes.
-    #[inline(never)]
-    fn opt_str_rest(&self, f: usize, raw: Raw<'a>, flags: &mut Flags) -> Result<Option<Cow<'a, str>>, Rejection> {
         let s = json::as_str(raw).ok_or_else(|| self.wrong_type(f, "a string", json::kind_of(raw)))?;
         let s = trim(s, flags);
         Ok(if s.is_empty() { None } else { Some(s) })
