@@ -210,7 +210,77 @@ mod tests {
         check(9) == v(9) && check(10) == v(10)
     }
 
+    /// `parse_document` as first written: canonical characters first, then each rule in order.
+    fn parse_document_reference(s: &str) -> Result<(DocumentKind, String, bool), (HardRule, &'static str)> {
+        let (value, changed) = canonical_chars(s);
+        let b = value.as_bytes();
+        if b.len() <= 11 {
+            if b.len() != 11 || !b.iter().all(u8::is_ascii_digit) {
+                return Err((HardRule::InvalidCpf, "a CPF has 11 digits (a CNPJ 14 characters)"));
+            }
+            if b.iter().all(|&c| c == b[0]) {
+                return Err((HardRule::InvalidCpf, "a CPF cannot have all digits equal"));
+            }
+            if !cpf_reference(b) {
+                return Err((HardRule::InvalidCpf, "CPF check digits do not match"));
+            }
+            return Ok((DocumentKind::Cpf, value.into_owned(), changed));
+        }
+        if b.len() != 14 {
+            return Err((HardRule::InvalidCnpj, "a CNPJ has 14 characters (a CPF 11 digits)"));
+        }
+        if !b[..12].iter().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+            || !b[12..].iter().all(u8::is_ascii_digit)
+        {
+            return Err((HardRule::InvalidCnpj, "a CNPJ is 12 letters or digits followed by 2 check digits"));
+        }
+        if !cnpj_is_valid(b) {
+            return Err((HardRule::InvalidCnpj, "CNPJ check digits do not match"));
+        }
+        Ok((DocumentKind::Cnpj, value.into_owned(), changed))
+    }
+
+    /// A valid CPF or CNPJ, written plainly or with the punctuation people type, lowercased, or
+    /// with one character changed.
+    fn document_text() -> impl Strategy<Value = String> {
+        let cpf = proptest::array::uniform9(b'0'..=b'9').prop_map(|base| {
+            let [a, b] = cpf_check_digits(&base);
+            let d: String = base.iter().chain(&[a, b]).map(|&c| c as char).collect();
+            d
+        });
+        let cnpj = proptest::array::uniform12(prop_oneof![b'0'..=b'9', b'A'..=b'Z']).prop_map(|base| {
+            let [a, b] = cnpj_check_digits(&base);
+            let d: String = base.iter().chain(&[a, b]).map(|&c| c as char).collect();
+            d
+        });
+        let punctuate = |d: String| {
+            if d.len() == 11 {
+                format!("{}.{}.{}-{}", &d[..3], &d[3..6], &d[6..9], &d[9..])
+            } else {
+                format!("{}.{}.{}/{}-{}", &d[..2], &d[2..5], &d[5..8], &d[8..12], &d[12..])
+            }
+        };
+        (
+            prop_oneof![cpf, cnpj],
+            0u8..4,
+            0usize..18,
+            proptest::sample::select(vec!['0', '9', 'a', 'Z', '.', ' ', 'é', '-']),
+        )
+            .prop_map(move |(d, how, at, c)| match how {
+                0 => d,
+                1 => punctuate(d),
+                2 => d.to_lowercase(),
+                _ => d.chars().enumerate().map(|(i, x)| if i == at { c } else { x }).collect(),
+            })
+    }
+
     proptest! {
+        #[test]
+        fn parse_document_matches_its_first_definition(s in document_text()) {
+            let got = parse_document(&s).map(|(d, changed)| (d.kind, d.value.into_owned(), changed));
+            prop_assert_eq!(got, parse_document_reference(&s));
+        }
+
         #[test]
         fn cpf_check_matches_its_definition(d in proptest::collection::vec(prop_oneof![8 => b'0'..=b'9', 1 => Just(b'/'), 1 => Just(b':'), 1 => Just(0xff)], 10..=12)) {
             prop_assert_eq!(cpf_is_valid(&d), cpf_reference(&d));

@@ -148,7 +148,7 @@ mod tests {
         assert!(Uuid36::parse(r.as_str()).is_some());
     }
 
-    /// The per-byte definition the table-driven parser must agree with.
+    /// The per-byte definition the word-at-a-time parser must agree with.
     fn reference_uuid(s: &str) -> Option<(String, bool)> {
         let b = s.as_bytes();
         if b.len() != 36 {
@@ -188,6 +188,21 @@ mod tests {
             let s: String = s.chars().enumerate().map(|(i, x)| if i == at { c } else { x }).collect();
             let got = Uuid36::parse(&s).map(|(u, changed)| (u.as_str().to_string(), changed));
             proptest::prop_assert_eq!(got, reference_uuid(&s));
+        }
+
+        /// Two adjacent characters replaced by one two-byte character: still 36 bytes, so the
+        /// word check itself has to refuse the bytes at or above 0x80.
+        #[test]
+        fn uuid_parse_refuses_non_ascii_of_the_right_length(
+            s in "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+            at in 0usize..35,
+            c in proptest::sample::select(vec!['\u{80}', 'é', 'ÿ', '\u{7ff}', '°', 'ñ']),
+        ) {
+            let mut s = s;
+            s.replace_range(at..at + 2, c.encode_utf8(&mut [0; 4]));
+            proptest::prop_assert_eq!(s.len(), 36);
+            proptest::prop_assert!(Uuid36::parse(&s).is_none());
+            proptest::prop_assert_eq!(reference_uuid(&s), None);
         }
     }
 

@@ -341,12 +341,13 @@ const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
 /// The first index at or after `pos` holding `"`, `\\` or a control character (or the end):
-/// sixteen bytes at a time with SSE2 on x86-64 (every x86-64 processor has it: no detection),
+/// sixteen bytes at a time with SSE2 on x86-64 (every x86-64 processor has it, and the
+/// `target_feature` the path is compiled under says this target may use it: no detection),
 /// then eight at a time in a `u64` (SWAR): a byte equal to `c` is a zero byte of `w ^ (LO * c)`,
 /// and `(x - LO * n) & !x & HI` marks the bytes of `x` below `n` (the lowest mark is exact).
 #[inline]
 fn skip_plain(b: &[u8], mut pos: usize) -> usize {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     while let Some(chunk) = b.get(pos..pos + 16) {
         let mask = special16(chunk);
         if mask != 0 {
@@ -373,15 +374,15 @@ fn skip_plain(b: &[u8], mut pos: usize) -> usize {
 }
 
 /// Bit `i` set when byte `i` of the 16 is `"`, `\\` or below 0x20.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline]
 fn special16(chunk: &[u8]) -> u32 {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
     };
     assert!(chunk.len() >= 16);
-    // SAFETY: SSE2 is part of the x86-64 baseline, so its intrinsics run on every processor
-    // this target builds for; the slice holds at least 16 readable bytes (asserted; the caller
+    // SAFETY: this is compiled only where the target enables SSE2 (the x86-64 baseline), so
+    // its intrinsics run on every processor the binary runs on; the slice holds at least 16 readable bytes (asserted; the caller
     // slices exactly 16, so the check folds away) and `loadu` has no alignment requirement.
     unsafe {
         let v = _mm_loadu_si128(chunk.as_ptr().cast());
@@ -434,10 +435,11 @@ impl<'a> Scanner<'a> {
     #[inline]
     fn text_from(&self, start: usize) -> &'a str {
         debug_assert!(start <= self.pos && self.s.is_char_boundary(start) && self.s.is_char_boundary(self.pos));
-        // SAFETY: a value's first byte and the byte after its last are ASCII or the end of the
-        // input (the grammar: quotes, brackets, braces, digits, signs, the letters of `true`,
-        // `false`, `null`), so both are character boundaries of the validated UTF-8 text, and
-        // `start <= self.pos <= len` because the cursor only moves forward within the input.
+        // SAFETY: a value's first byte and its last byte are ASCII (the grammar: a quote, bracket
+        // or brace, a sign or digit, a letter of `true`, `false`, `null`), so `start` and the
+        // index just past the last byte, `self.pos`, are character boundaries of the UTF-8 text
+        // (whatever byte follows); and `start <= self.pos <= len`, because the cursor only moves
+        // forward, over bytes it has read. Only successful scans call this.
         // (Checked slicing cost two boundary tests per value, ~2 % of decoding.)
         unsafe { self.s.get_unchecked(start..self.pos) }
     }
@@ -797,7 +799,8 @@ mod tests {
     }
 
     /// Names of every length matched in place: each found when written exactly, and never when
-    /// one of its bytes, or its length, differs; also at the end of the input.
+    /// one of its bytes, or its length, differs; with the input ending right after the value
+    /// and with whitespace after it.
     #[test]
     fn names_of_every_length_are_matched_exactly() {
         const NAMES: [&str; 7] = ["a", "abcdef", "abcdefg", "abcdefgh", "abcdefghijklmno", "ab", "abcdefghijklmnop"];
@@ -820,6 +823,32 @@ mod tests {
                     assert_eq!(o.get(i), None, "{text} matched {name}");
                     let expected = usize::from(!NAMES.contains(&v.as_str()));
                     assert_eq!(o.unknown.len(), expected, "{text}");
+                }
+            }
+        }
+    }
+
+    /// The string scan (SSE2, then eight bytes, then one) stops where a byte-by-byte search
+    /// does, for every length, start and position of every kind of byte it must or must not see.
+    #[test]
+    fn skip_plain_stops_at_the_first_special_byte() {
+        let reference = |b: &[u8], pos: usize| {
+            (pos..b.len()).find(|&i| b[i] == b'"' || b[i] == b'\\' || b[i] < 0x20).unwrap_or(b.len())
+        };
+        for len in 0..48 {
+            for at in 0..=len {
+                for byte in [0x00, 0x1f, 0x20, b'"', b'\\', b'a', 0x7f, 0x80, 0xc3, 0xff] {
+                    let mut b = vec![b'x'; len];
+                    if at < len {
+                        b[at] = byte;
+                    }
+                    for pos in [0, 1, 7, 8, 15, 16, 17].into_iter().filter(|&p| p <= len) {
+                        assert_eq!(
+                            skip_plain(&b, pos),
+                            reference(&b, pos),
+                            "len {len}, byte {byte:#x} at {at}, from {pos}"
+                        );
+                    }
                 }
             }
         }
