@@ -39,25 +39,19 @@ pub fn cpf_is_valid(d: &[u8]) -> bool {
     let Ok(d) = <&[u8; 11]>::try_from(d) else {
         return false;
     };
-    // One pass, no branch per digit: it runs for every payer and payee.
-    let (mut digits, mut same, mut s1, mut s2) = (true, true, 0u32, 0u32);
-    for (i, &c) in d.iter().enumerate() {
-        let v = u32::from(c.wrapping_sub(b'0'));
-        digits &= v < 10;
-        same &= c == d[0];
-        let i = i as u32;
-        if i < 9 {
-            s1 += v * (10 - i);
-        }
-        if i < 10 {
-            s2 += v * (11 - i);
-        }
+    // Both weighted sums in one pass, no branch per digit: it runs for every payer and payee.
+    const W1: [u32; 11] = [10, 9, 8, 7, 6, 5, 4, 3, 2, 0, 0];
+    const W2: [u32; 11] = [11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 0];
+    let v = d.map(|c| u32::from(c.wrapping_sub(b'0')));
+    let (mut digits, mut same, mut s1, mut s2) = (true, true, 0, 0);
+    for i in 0..11 {
+        digits &= v[i] < 10;
+        same &= d[i] == d[0];
+        s1 += v[i] * W1[i];
+        s2 += v[i] * W2[i];
     }
     let check = |sum: u32| (sum * 10 % 11) % 10;
-    digits
-        && !same
-        && check(s1) == u32::from(d[9].wrapping_sub(b'0'))
-        && check(s2) == u32::from(d[10].wrapping_sub(b'0'))
+    digits && !same && check(s1) == v[9] && check(s2) == v[10]
 }
 
 /// The two CPF check digits for 9 base digits (used by the generator).

@@ -3,19 +3,8 @@
 //! Sources: EndToEndId layout from the Open Finance Brasil payments API and BCB API Pix 2.9.0
 //! (alphanumeric ISPB slot); txid classes from API Pix and the Open Finance initiation rules.
 
+use super::swar::{self, HI, bytes_in};
 use super::time::{Micros, parse_compact_minute};
-
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// The high bit of each byte of `w` that lies in `lo..=hi`, for words whose bytes are all below
-/// 0x80 (then adding `0x80 - lo` or `0x7f - hi` to a byte cannot carry into the next one).
-#[inline]
-fn bytes_in(w: u64, lo: u8, hi: u8) -> u64 {
-    let at_least_lo = w.wrapping_add(LO * u64::from(0x80 - lo));
-    let above_hi = w.wrapping_add(LO * u64::from(0x7f - hi));
-    at_least_lo & !above_hi & HI
-}
 
 /// A UUID in canonical lowercase hyphenated form, kept inline (no allocation).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -37,8 +26,8 @@ impl Uuid36 {
             digits[i] = b'0';
         }
         let (mut fits, mut upper) = (true, 0);
-        for word in digits.chunks_exact(8) {
-            let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        for word in digits.as_chunks::<8>().0 {
+            let w = swar::word(word);
             let capital = bytes_in(w, b'A', b'F');
             fits &= w & HI == 0 && (bytes_in(w, b'0', b'9') | bytes_in(w, b'a', b'f') | capital) == HI;
             upper |= capital;
@@ -171,37 +160,45 @@ mod tests {
         Some((out, changed))
     }
 
+    /// A well-formed UUID in any case.
+    const UUID_TEXT: &str = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
+
+    /// [`Uuid36::parse`] in the reference's terms.
+    fn parsed(s: &str) -> Option<(String, bool)> {
+        Uuid36::parse(s).map(|(u, changed)| (u.as_str().to_string(), changed))
+    }
+
     proptest::proptest! {
         #[test]
-        fn uuid_parse_matches_its_definition(s in "[0-9a-fA-Fgé_-]{34,38}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}") {
-            let got = Uuid36::parse(&s).map(|(u, changed)| (u.as_str().to_string(), changed));
-            proptest::prop_assert_eq!(got, reference_uuid(&s));
+        fn uuid_parse_matches_its_definition(
+            s in proptest::prop_oneof!["[0-9a-fA-Fgé_-]{34,38}", UUID_TEXT],
+        ) {
+            proptest::prop_assert_eq!(parsed(&s), reference_uuid(&s));
         }
 
         /// One character of a well-formed UUID replaced by a neighbour of the accepted ranges.
         #[test]
         fn uuid_parse_refuses_what_its_definition_refuses(
-            s in "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+            s in UUID_TEXT,
             at in 0usize..36,
             c in proptest::sample::select(vec!['/', ':', '@', 'G', '`', 'g', '-', '0', 'a', 'F', '\u{7f}', '\u{80}', 'é', ' ']),
         ) {
             let s: String = s.chars().enumerate().map(|(i, x)| if i == at { c } else { x }).collect();
-            let got = Uuid36::parse(&s).map(|(u, changed)| (u.as_str().to_string(), changed));
-            proptest::prop_assert_eq!(got, reference_uuid(&s));
+            proptest::prop_assert_eq!(parsed(&s), reference_uuid(&s));
         }
 
         /// Two adjacent characters replaced by one two-byte character: still 36 bytes, so the
         /// word check itself has to refuse the bytes at or above 0x80.
         #[test]
         fn uuid_parse_refuses_non_ascii_of_the_right_length(
-            s in "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+            s in UUID_TEXT,
             at in 0usize..35,
             c in proptest::sample::select(vec!['\u{80}', 'é', 'ÿ', '\u{7ff}', '°', 'ñ']),
         ) {
             let mut s = s;
             s.replace_range(at..at + 2, c.encode_utf8(&mut [0; 4]));
             proptest::prop_assert_eq!(s.len(), 36);
-            proptest::prop_assert!(Uuid36::parse(&s).is_none());
+            proptest::prop_assert_eq!(parsed(&s), None);
             proptest::prop_assert_eq!(reference_uuid(&s), None);
         }
     }

@@ -21,6 +21,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use super::swar;
+
 /// Most fields any object of the wire format has (a payment's `data` has 14); `object_spec!`
 /// refuses to compile a longer spec.
 pub const MAX_FIELDS: usize = 16;
@@ -337,28 +339,23 @@ fn unescape(inner: &str) -> String {
     out
 }
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
 /// The first index at or after `pos` holding `"`, `\\` or a control character (or the end):
 /// sixteen bytes at a time with SSE2 on x86-64 (every x86-64 processor has it, and the
 /// `target_feature` the path is compiled under says this target may use it: no detection),
-/// then eight at a time in a `u64` (SWAR): a byte equal to `c` is a zero byte of `w ^ (LO * c)`,
-/// and `(x - LO * n) & !x & HI` marks the bytes of `x` below `n` (the lowest mark is exact).
+/// then eight at a time in a `u64` ([`swar`]), then one.
 #[inline]
 fn skip_plain(b: &[u8], mut pos: usize) -> usize {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    while let Some(chunk) = b.get(pos..pos + 16) {
+    while let Some(chunk) = b.get(pos..).and_then(<[u8]>::first_chunk) {
         let mask = special16(chunk);
         if mask != 0 {
             return pos + mask.trailing_zeros() as usize;
         }
         pos += 16;
     }
-    while let Some(chunk) = b.get(pos..pos + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        let below = |x: u64, n: u64| x.wrapping_sub(LO * n) & !x & HI;
-        let mask = below(w ^ (LO * u64::from(b'"')), 1) | below(w ^ (LO * u64::from(b'\\')), 1) | below(w, 0x20);
+    while let Some(chunk) = b.get(pos..).and_then(<[u8]>::first_chunk) {
+        let w = swar::word(chunk);
+        let mask = swar::bytes_equal(w, b'"') | swar::bytes_equal(w, b'\\') | swar::bytes_below(w, 0x20);
         if mask != 0 {
             return pos + (mask.trailing_zeros() / 8) as usize;
         }
@@ -376,14 +373,13 @@ fn skip_plain(b: &[u8], mut pos: usize) -> usize {
 /// Bit `i` set when byte `i` of the 16 is `"`, `\\` or below 0x20.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline]
-fn special16(chunk: &[u8]) -> u32 {
+fn special16(chunk: &[u8; 16]) -> u32 {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
     };
-    assert!(chunk.len() >= 16);
-    // SAFETY: this is compiled only where the target enables SSE2 (the x86-64 baseline), so
-    // its intrinsics run on every processor the binary runs on; the slice holds at least 16 readable bytes (asserted; the caller
-    // slices exactly 16, so the check folds away) and `loadu` has no alignment requirement.
+    // SAFETY: this is compiled only where the target enables SSE2 (the x86-64 baseline), so its
+    // intrinsics run on every processor the binary runs on; the load reads the 16 bytes of
+    // `chunk`, and `loadu` has no alignment requirement.
     unsafe {
         let v = _mm_loadu_si128(chunk.as_ptr().cast());
         let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));

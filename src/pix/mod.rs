@@ -28,6 +28,7 @@ pub mod payment;
 pub mod receipt;
 pub mod refund;
 pub mod rules;
+pub mod swar;
 pub mod time;
 
 pub use batch::{CategoryBatchBuilder, QuarantineBatchBuilder, category_schema, quarantine_schema};
