@@ -144,8 +144,11 @@ fn a_second_instance_takes_over_from_a_killed_one() {
 fn a_writer_that_wakes_up_after_losing_its_partitions_is_fenced() {
     let dir = tempfile::tempdir().unwrap();
     let s = Setup::new("ingest-f", 4, dir.path());
-    let n = 100_000;
-    s.produce(n, 0.03, 24);
+    // Produced in three parts, each when the step it feeds begins, so that no step depends on how
+    // fast B is: B alone might otherwise read everything before A joins, or before it takes A's
+    // partitions over, and A would have nothing to pause at, or B nothing to commit.
+    let (first, for_a, for_b) = (20_000, 80_000, 12_000);
+    s.produce(first, 0.03, 24);
     let extra = [("PIXLAKE__BATCH__MAX_ROWS", "1000"), ("PIXLAKE__BATCH__MAX_LATENCY_MS", "300")];
     let mut b =
         Proc::spawn(s.traced(&["ingest", "--json"], &[&extra[..], &[("PIXLAKE__INGEST__INSTANCE_ID", "b")]].concat()));
@@ -153,6 +156,9 @@ fn a_writer_that_wakes_up_after_losing_its_partitions_is_fenced() {
     let mut a_cmd = s.command(&["ingest", "--json"], &[&extra[..], &[("PIXLAKE__INGEST__INSTANCE_ID", "a")]].concat());
     a_cmd.env("PIXLAKE_PROBE", "pause:files-written:2");
     let mut a = Proc::spawn(a_cmd);
+    assert!(a.wait_probe("assigned", 1, Duration::from_secs(60)), "A was never assigned:\n{}", a.log());
+    // Records on A's partitions now: A has batches to write and pause in.
+    s.produce(for_a, 0.03, 25);
     assert!(a.wait_probe("paused at files-written", 1, Duration::from_secs(120)), "A never paused:\n{}", a.log());
     // A is stopped; after its session times out (6 s) B is assigned A's partitions in all three
     // pipelines (non-empty assignments; the empty ones are the cooperative protocol's second
@@ -163,7 +169,9 @@ fn a_writer_that_wakes_up_after_losing_its_partitions_is_fenced() {
         "B never took A's partitions over:\n{}",
         b.log()
     );
+    // Twelve batches' worth more (1 000 rows each), for the commits B must make now.
     let commits = b.probes("committed");
+    s.produce(for_b, 0.03, 26);
     assert!(
         b.wait_probe("committed", commits + 6, Duration::from_secs(60)),
         "B did not commit after the takeover:\n{}",
@@ -184,7 +192,7 @@ fn a_writer_that_wakes_up_after_losing_its_partitions_is_fenced() {
     assert!(status_a.success() && status_b.success(), "{log_a}\n{log_b}");
     let report: serde_json::Value = serde_json::from_str(&out_a).unwrap();
     assert!(sum(&report, "fenced") >= 1, "{report}");
-    assert_eq!(check_complete(&s).total() as u64, n);
+    assert_eq!(check_complete(&s).total() as u64, first + for_a + for_b);
 }
 
 /// (e) SIGTERM mid-run: exit 0 within the grace period, the buffered batch committed (batches

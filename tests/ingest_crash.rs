@@ -1,7 +1,7 @@
 //! (b) `kill -9` at 20 moments while `pixlake ingest` works through 500 000 events (100 000 more
-//! whenever the restarts have nearly caught up, so every kind of moment stays reachable),
-//! restarting it each time; after every kill and at the end the invariant (SPEC §5) is checked
-//! row by row.
+//! whenever the restarts have nearly caught up, and before a random moment enough for a second
+//! or so of work, so every kind of moment stays reachable), restarting it each time; after every
+//! kill and at the end the invariant (SPEC §5) is checked row by row.
 //!
 //! The moments cycle through: a random time; frozen right after the data files were written and
 //! before the Delta commit (`files-written`); right after one table's commit, the other's
@@ -45,13 +45,18 @@ fn kill_9_at_twenty_moments_loses_and_doubles_nothing() {
     let started = Instant::now();
     for i in 0..20usize {
         // Every kind of moment needs records still to commit: when the restarts have caught up
-        // with (nearly) everything, more arrive — as they would in production.
-        if check_invariant(&s).total() as u64 + first / 10 >= n {
-            s.produce(first / 5, 0.02, 100 + i as u64);
-            n += first / 5;
+        // with (nearly) everything, more arrive — as they would in production. A random moment
+        // needs more, a second or so of work at today's speed, or it would mostly find an idle
+        // process (and it counts only when it did not: see below).
+        let needed = if i % 5 == 0 { first / 2 } else { first / 10 };
+        let durable = check_invariant(&s).total() as u64;
+        if durable + needed >= n {
+            let more = needed.max(first / 5);
+            s.produce(more, 0.02, 100 + i as u64);
+            n += more;
         }
         let moment = match i % 5 {
-            0 => Moment::Random(Duration::from_millis(rng.random_range(500..5000))),
+            0 => Moment::Random(Duration::from_millis(rng.random_range(200..1200))),
             1 => Moment::Frozen("files-written", rng.random_range(1..4)),
             2 if (i / 5) % 2 == 0 => Moment::Frozen("table-committed", rng.random_range(1..4)),
             2 => Moment::Frozen("quarantine-committed", rng.random_range(1..4)),
@@ -81,17 +86,21 @@ fn kill_9_at_twenty_moments_loses_and_doubles_nothing() {
         };
         assert!(p.child.try_wait().unwrap().is_none(), "ingest exited before the kill:\n{}", p.log());
         p.kill9();
+        let checked = check_invariant(&s);
+        // A random moment is mid-run when records were left uncommitted at the kill.
+        let hit = hit && (!matches!(moment, Moment::Random(_)) || (checked.total() as u64) < n);
         if hit {
             reached[i % 5] += 1;
         }
-        let checked = check_invariant(&s);
         eprintln!(
             "kill {:>2} at {moment:?} (reached: {hit}): {} rows durable, invariant holds",
             i + 1,
             checked.total()
         );
     }
-    assert!(reached.iter().all(|&r| r >= 3), "each kind of moment was reached: {reached:?}");
+    // Four moments of each kind: three reached of the frozen and uploading ones, two of the
+    // random ones (a fast run, or a slow start, can leave one without work at its moment).
+    assert!(reached[0] >= 2 && reached[1..].iter().all(|&r| r >= 3), "each kind of moment was reached: {reached:?}");
     let out = s.command(&["ingest", "--until-caught-up"], &extra).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let checked = check_complete(&s);

@@ -58,10 +58,16 @@ fn a_broker_outage_is_survived_and_caught_up() {
         ("PIXLAKE__BATCH__MAX_LATENCY_MS", "500"),
         ("PIXLAKE__TELEMETRY__LISTEN", addr.as_str()),
     ];
-    let mut p = Proc::spawn(s.traced(&["ingest"], &extra));
+    // Each table commit a second longer (a slow warehouse), so that the run is still going when
+    // the broker stops, however fast decoding is: ten batches per pipeline, ten seconds or more.
+    let mut cmd = s.traced(&["ingest"], &extra);
+    cmd.env("PIXLAKE_PROBE", "markers,slow:encoded:1000");
+    let mut p = Proc::spawn(cmd);
     assert!(p.wait_probe("committed", 1, Duration::from_secs(120)), "{}", p.log());
     wait_brokers_up(&addr, &p);
     let reported_before = outage_reported(&addr);
+    let before = check_invariant(&s).total();
+    assert!(before < 60_000, "everything was committed before the outage began: it would interrupt no run");
 
     let guard = RestartOnDrop;
     kafka_sh("stop");
