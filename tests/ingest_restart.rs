@@ -69,6 +69,9 @@ fn two_processes_with_one_instance_id_do_not_both_ingest() {
     let mut older = Proc::spawn(s.traced(&["ingest"], &extra));
     assert!(wait_assigned(&mut older, 3, Duration::from_secs(60)), "{}", older.log());
     let mut newer = Proc::spawn(s.traced(&["ingest"], &extra));
+    // Records arriving while both run: the older one may well have ingested the first ones
+    // already, and "not both ingest" needs something both could.
+    s.produce(6_000, 0.02, 83);
     let deadline = Instant::now() + Duration::from_secs(60);
     let (fenced, survivor) = loop {
         if older.child.try_wait().unwrap().is_some() {
@@ -90,7 +93,7 @@ fn two_processes_with_one_instance_id_do_not_both_ingest() {
     survivor.sigterm();
     let (status, _, log) = survivor.finish(Duration::from_secs(60));
     assert!(status.success(), "{log}");
-    assert_eq!(check_complete(&s).total() as u64, 6_000);
+    assert_eq!(check_complete(&s).total() as u64, 12_000);
 }
 
 /// Starts a member `m` of the receipts group that never commits to this run's tables, then an
