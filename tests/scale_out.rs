@@ -89,9 +89,13 @@ fn instances_come_and_go_on_s3_and_every_record_lands_once() {
     assert!(b_report["pipelines"].as_array().unwrap().iter().all(|p| p["stopped"] == "requested"), "{b_report}");
     let mut d = start("d");
     check_invariant(&s);
+    // c is killed as it starts uploading a batch of the records arriving now (it would otherwise
+    // likely be idle, its share of the first records long committed).
+    let encoded = c.probes("encoded");
+    s.produce(12_000, 0.02, 63);
+    assert!(c.wait_probe("encoded", encoded + 1, Duration::from_secs(60)), "c had nothing to commit:\n{}", c.log());
     c.kill9();
     let mut c = start("c");
-    s.produce(12_000, 0.02, 63);
     wait_committed(&s, Duration::from_secs(300), &mut [&mut a, &mut c, &mut d]);
     wait_owned_by(&s, &["a", "c", "d"], &mut [&mut a, &mut c, &mut d]);
 
