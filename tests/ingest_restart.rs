@@ -69,8 +69,9 @@ fn two_processes_with_one_instance_id_do_not_both_ingest() {
     let mut older = Proc::spawn(s.traced(&["ingest"], &extra));
     assert!(wait_assigned(&mut older, 3, Duration::from_secs(60)), "{}", older.log());
     let mut newer = Proc::spawn(s.traced(&["ingest"], &extra));
-    // Records arriving while both run: the older one may well have ingested the first ones
-    // already, and "not both ingest" needs something both could.
+    // Records arriving while both likely run (the older one is fenced within a heartbeat or so):
+    // it may well have ingested the first ones already, and "not both ingest" needs something
+    // both could take.
     s.produce(6_000, 0.02, 83);
     let deadline = Instant::now() + Duration::from_secs(60);
     let (fenced, survivor) = loop {

@@ -28,8 +28,9 @@ fn maintenance_beside_ingest_keeps_the_invariant() {
     let s = Setup::new("maintain", 3, dir.path());
     s.produce(n, 0.02, 91);
     let extra = [("PIXLAKE__BATCH__MAX_ROWS", "5000"), ("PIXLAKE__BATCH__MAX_LATENCY_MS", "500")];
-    // Each table commit a fifth of a second longer (about fifty batches per category pipeline),
-    // so that several maintenance runs end while ingest still commits, however fast it is.
+    // Each table commit a fifth of a second longer (about fifty batches each for payments and
+    // receipts), so that several maintenance runs end while ingest still commits, however fast
+    // it is.
     let mut cmd = s.traced(&["ingest"], &extra);
     cmd.env("PIXLAKE_PROBE", "markers,slow:encoded:200");
     let mut ingest = Proc::spawn(cmd);
@@ -90,10 +91,11 @@ fn scheduled_maintenance_runs_inside_ingest() {
         ("PIXLAKE__BATCH__MAX_LATENCY_MS", "200"),
         ("PIXLAKE__INGEST__MAINTENANCE_INTERVAL_MS", "1000"),
     ];
-    // Commits a tenth of a second longer each (sixty or so per pipeline), so that the first
-    // scheduled run lands while ingest still commits, however fast it is.
+    // Commits 0.3 s longer each (about 28 batches each for payments and receipts, their two
+    // tables committed side by side: eight seconds or more), so that a scheduled run ends while
+    // ingest still commits, however fast it is.
     let mut cmd = s.traced(&["ingest"], &extra);
-    cmd.env("PIXLAKE_PROBE", "markers,slow:encoded:100");
+    cmd.env("PIXLAKE_PROBE", "markers,slow:encoded:300");
     let mut p = Proc::spawn(cmd);
     // A run that ends after a commit, and before the last one.
     assert!(p.wait_probe("committed", 1, Duration::from_secs(120)), "{}", p.log());

@@ -89,8 +89,8 @@ fn instances_come_and_go_on_s3_and_every_record_lands_once() {
     assert!(b_report["pipelines"].as_array().unwrap().iter().all(|p| p["stopped"] == "requested"), "{b_report}");
     let mut d = start("d");
     check_invariant(&s);
-    // c is killed as it starts uploading a batch of the records arriving now (it would otherwise
-    // likely be idle, its share of the first records long committed).
+    // c is killed as it starts a table commit, which the records arriving now give it (it would
+    // otherwise likely be idle, its share of the first records long committed).
     let encoded = c.probes("encoded");
     s.produce(12_000, 0.02, 63);
     assert!(c.wait_probe("encoded", encoded + 1, Duration::from_secs(60)), "c had nothing to commit:\n{}", c.log());
