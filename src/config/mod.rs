@@ -499,6 +499,10 @@ mod tests {
         for key in ["warehouse.root", "batch.max_rows", "batch.max_latency_ms"] {
             assert!(err.contains(key), "{key}: {err}");
         }
+        // Batches within what an Arrow column can hold (2 GiB of text), with room to spare.
+        assert!(load("batch:\n  max_bytes: 1073741824\n", &[]).is_ok());
+        let err = load("batch:\n  max_bytes: 1073741825\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("batch.max_bytes") && err.contains("2 GiB"), "{err}");
     }
 
     #[test]

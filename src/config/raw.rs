@@ -638,8 +638,15 @@ impl RawConfig {
         if !(1..=10_000_000).contains(&b.max_rows) {
             problems.push(format!("batch.max_rows: {} is outside 1 ..= 10000000", b.max_rows));
         }
-        if !((1 << 10)..=(4 << 30)).contains(&b.max_bytes) {
-            problems.push(format!("batch.max_bytes: {} is outside 1024 ..= 4294967296 (1 KiB to 4 GiB)", b.max_bytes));
+        // At most 1 GiB: an Arrow text or binary column holds at most 2 GiB (`i32` offsets), and a
+        // batch's columns can hold more than its record bytes (`raw_value` and `raw_text` of
+        // rejected records are both copies, the rescued fields get their paths): beyond that,
+        // Arrow's builders panic on an append, and every restart would meet the same batch.
+        if !((1 << 10)..=(1 << 30)).contains(&b.max_bytes) {
+            problems.push(format!(
+                "batch.max_bytes: {} is outside 1024 ..= 1073741824 (1 KiB to 1 GiB: a batch's text columns must stay within Arrow's 2 GiB)",
+                b.max_bytes
+            ));
         }
         if !(10..=600_000).contains(&b.max_latency_ms) {
             problems
