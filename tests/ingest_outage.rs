@@ -62,8 +62,8 @@ fn a_broker_outage_is_survived_and_caught_up() {
     // Each table commit a second longer (a slow warehouse), so that the run is still going when
     // the broker stops, however fast decoding is: about fourteen batches each for payments and
     // receipts, fourteen seconds or more.
-    let mut cmd = s.traced(&["ingest"], &extra);
-    cmd.env("PIXLAKE_PROBE", "markers,slow:encoded:1000");
+    let mut cmd = s.command(&["ingest"], &extra);
+    cmd.env("PIXLAKE_PROBE", "slow:encoded:1000");
     let mut p = Proc::spawn(cmd);
     assert!(p.wait_probe("committed", 1, Duration::from_secs(120)), "{}", p.log());
     wait_brokers_up(&addr, &p);

@@ -31,8 +31,8 @@ fn maintenance_beside_ingest_keeps_the_invariant() {
     // Each table commit a fifth of a second longer (about fifty batches each for payments and
     // receipts), so that several maintenance runs end while ingest still commits, however fast
     // it is.
-    let mut cmd = s.traced(&["ingest"], &extra);
-    cmd.env("PIXLAKE_PROBE", "markers,slow:encoded:200");
+    let mut cmd = s.command(&["ingest"], &extra);
+    cmd.env("PIXLAKE_PROBE", "slow:encoded:200");
     let mut ingest = Proc::spawn(cmd);
     assert!(ingest.wait_probe("committed", 1, Duration::from_secs(120)), "{}", ingest.log());
 
@@ -43,10 +43,12 @@ fn maintenance_beside_ingest_keeps_the_invariant() {
     loop {
         let (code, report, err) = maintain(&s, &["--target-file-mb", "64"]);
         runs += 1;
-        let this_run = if code == 0 { sum(&report, "compacted_files") } else { 0 };
-        if code != 0 {
+        let this_run = if code == 0 {
+            sum(&report, "compacted_files")
+        } else {
             failures.push(err);
-        }
+            0
+        };
         if check_invariant(&s).committed == highs {
             break;
         }
@@ -85,7 +87,8 @@ fn maintenance_beside_ingest_keeps_the_invariant() {
 fn scheduled_maintenance_runs_inside_ingest() {
     let dir = tempfile::tempdir().unwrap();
     let s = Setup::new("maintain-sched", 2, dir.path());
-    s.produce(60_000, 0.02, 92);
+    let n = 60_000;
+    s.produce(n, 0.02, 92);
     let extra = [
         ("PIXLAKE__BATCH__MAX_ROWS", "1000"),
         ("PIXLAKE__BATCH__MAX_LATENCY_MS", "200"),
@@ -94,20 +97,20 @@ fn scheduled_maintenance_runs_inside_ingest() {
     // Commits 0.3 s longer each (about 28 batches each for payments and receipts, their two
     // tables committed side by side: eight seconds or more), so that a scheduled run ends while
     // ingest still commits, however fast it is.
-    let mut cmd = s.traced(&["ingest"], &extra);
-    cmd.env("PIXLAKE_PROBE", "markers,slow:encoded:300");
+    let mut cmd = s.command(&["ingest"], &extra);
+    cmd.env("PIXLAKE_PROBE", "slow:encoded:300");
     let mut p = Proc::spawn(cmd);
     // A run that ends after a commit, and before the last one.
     assert!(p.wait_probe("committed", 1, Duration::from_secs(120)), "{}", p.log());
     let runs = p.probes("maintenance-done");
     assert!(p.wait_probe("maintenance-done", runs + 1, Duration::from_secs(180)), "{}", p.log());
     let during = check_invariant(&s).total();
-    assert!(during < 60_000, "ingest had committed everything before maintenance ran beside it");
+    assert!(during < n as usize, "ingest had committed everything before maintenance ran beside it");
     wait_committed(&s, Duration::from_secs(300), &mut [&mut p]);
     p.sigterm();
     let (status, _, log) = p.finish(Duration::from_secs(60));
     assert!(status.success(), "{log}");
-    assert_eq!(check_complete(&s).total(), 60_000);
+    assert_eq!(check_complete(&s).total(), n as usize);
     let audit = s.command(&["audit"], &[]).output().unwrap();
     assert!(audit.status.success(), "{}", String::from_utf8_lossy(&audit.stdout));
 }
