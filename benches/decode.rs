@@ -5,7 +5,8 @@
 //!   1. baseline: `serde_json` scanning each value without building anything (`IgnoredAny`);
 //!   2. the naive approach: `serde_json::Value` trees;
 //!   3. pixlake's `Decoder::decode` (parse + validate + normalize);
-//!   4. decode + append to the category/quarantine builders + `finish()` every 8 192 rows;
+//!   4. decode + append to the category/quarantine builders + `finish()` every 8 192 rows, each
+//!      finished batch handed back for its buffers as ingest's committer does once it is written;
 //!   5. Parquet encoding of those batches (built, untimed, before each round), one in-memory file
 //!      per batch, with ingest's column layout: what each pipeline's committer thread spends per
 //!      event on the encoder alone (Delta statistics and the upload come on top).
@@ -55,35 +56,51 @@ fn decode_all(records: &[Record], decoder: &Decoder, now: Micros) -> usize {
 }
 
 /// Stage 4: decodes every record into the category and quarantine builders, finishing a batch
-/// every 8 192 rows and handing it to `keep`; returns the rows `keep` counted.
+/// every 8 192 rows and handing it to `keep`; returns the rows finished. What `keep` gives back
+/// is recycled as ingest's committer hands a written batch back: the builders made when the
+/// table's *next* batch is finished take its buffers (batch N − 1's carry batch N + 1, while
+/// batch N is being written).
 #[inline(never)]
 fn build_batches(
     records: &[Record],
     decoder: &Decoder,
     now: Micros,
-    keep: &mut dyn FnMut(RecordBatch) -> usize,
+    keep: &mut dyn FnMut(RecordBatch) -> Option<RecordBatch>,
 ) -> usize {
     let mut builders = Category::ALL.map(|c| CategoryBatchBuilder::new(c, 8192));
+    let mut back: [Option<RecordBatch>; 3] = Default::default();
     let mut quarantine = QuarantineBatchBuilder::new();
     let mut rows = 0;
+    let mut seal = |b: &mut CategoryBatchBuilder, back: &mut Option<RecordBatch>| {
+        if let Some(spent) = back.take() {
+            b.recycle(spent);
+        }
+        let batch = b.finish().expect("a batch");
+        rows += batch.num_rows();
+        *back = keep(batch);
+    };
     for (offset, r) in records.iter().enumerate() {
         let meta =
             KafkaMeta { topic: r.category.default_topic(), partition: 0, offset: offset as i64, timestamp: Some(now) };
         match decoder.decode(Some(&r.value), Some(r.category), now) {
             Ok(ev) => {
-                let b = &mut builders[r.category as usize];
+                let c = r.category as usize;
+                let b = &mut builders[c];
                 let _ = b.append(&ev, &meta, now);
                 if b.len() == 8192 {
-                    rows += b.finish().map(&mut *keep).unwrap_or(0);
+                    seal(b, &mut back[c]);
                 }
             }
             Err(rej) => quarantine.append(&meta, Some(r.key.as_bytes()), Some(&r.value), &rej, "bench", now),
         }
     }
-    for b in &mut builders {
-        rows += b.finish().map(&mut *keep).unwrap_or(0);
+    for (b, back) in builders.iter_mut().zip(&mut back) {
+        seal(b, back);
     }
-    rows + quarantine.finish().map(&mut *keep).unwrap_or(0)
+    let batch = quarantine.finish().expect("a batch");
+    rows += batch.num_rows();
+    keep(batch);
+    rows
 }
 
 /// Stage 5: one in-memory Parquet file per batch; returns the bytes written.
@@ -121,20 +138,20 @@ fn main() {
     let value =
         || records.iter().filter(|r| serde_json::from_slice::<serde_json::Value>(black_box(&r.value)).is_ok()).count();
     let decode = || decode_all(&records, &decoder, now);
-    let build = |keep: &mut dyn FnMut(RecordBatch) -> usize| build_batches(&records, &decoder, now, keep);
-    let full = || build(&mut |batch| batch.num_rows());
+    let build = |keep: &mut dyn FnMut(RecordBatch) -> Option<RecordBatch>| build_batches(&records, &decoder, now, keep);
+    // Every batch is handed back once "written", as ingest's committer does.
+    let full = || build(&mut Some);
     // The Parquet stage's input, with the writer settings each table's writer holds (ingest
     // builds them once per table); built before each timing, untimed, and dropped after it so
     // that the other stages run without it in memory.
     let batches = || {
         let mut batches = Vec::new();
         build(&mut |batch| {
-            let rows = batch.num_rows();
-            if rows > 0 {
+            if batch.num_rows() > 0 {
                 let properties = layout(&encodings(&batch.schema())).build();
                 batches.push((batch, properties));
             }
-            rows
+            None
         });
         batches
     };

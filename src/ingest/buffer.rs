@@ -210,6 +210,23 @@ impl Buffer {
         Ok(Batch { rows, quarantine, counts })
     }
 
+    /// Hands back the rows of a batch once committed (or given up on), for the builders of the
+    /// batch after the one being read to be made on their buffers
+    /// ([`CategoryBatchBuilder::recycle`]).
+    pub fn recycle(&mut self, table: Table, rows: RecordBatch) {
+        match table {
+            Table::Category => self.rows.recycle(rows),
+            Table::Quarantine => self.quarantine.recycle(rows),
+        }
+    }
+
+    /// Columns of the builders being filled that are on a committed batch's buffers (category
+    /// table, quarantine).
+    #[cfg(test)]
+    pub fn reused_columns(&self) -> (usize, usize) {
+        (self.rows.reused_columns(), self.quarantine.reused_columns())
+    }
+
     /// Drops everything buffered (the records will be read again).
     pub fn clear(&mut self) {
         // Finishing is the builders' only reset; the arrays are dropped.

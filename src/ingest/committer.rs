@@ -117,7 +117,13 @@ pub struct Done {
     pub elapsed: Duration,
     /// When the committer answered.
     pub finished: Instant,
+    /// The batch's rows, written (or given up on) and held by nothing else: their buffers are
+    /// the next batches' builders ([`super::buffer::Buffer::recycle`]).
+    pub spent: Vec<Spent>,
 }
+
+/// A table's rows of a batch whose commit ended.
+pub type Spent = (Table, RecordBatch);
 
 enum Job {
     Commit(Box<Sealed>),
@@ -289,19 +295,19 @@ impl Worker {
             ("pixlake.instance".to_owned(), serde_json::Value::from(self.cx.instance_id.as_str())),
         ]);
         let cx = &self.cx;
-        let one = |writer: TableWriter<'_>, c: TableCommit| {
+        let one = |writer: TableWriter<'_>, mut c: TableCommit| {
             // A panic (a bug) stops the other table too, which the scope then waits for.
             let _stop_on_panic = StopOnPanic(&stop);
-            let ended = commit_table(cx, writer, c, &deadline, metadata.clone());
+            let ended = commit_table(cx, writer, &mut c, &deadline, metadata.clone());
             if ended.is_err() {
                 stop.store(true, Ordering::Relaxed);
             }
-            ended
+            (ended, c.rows.map(|rows| (c.table, rows)))
         };
         // Each table appears once at most in a batch (see the engine's seal).
         let mut writers = self.tables.split().map(Some);
         let mut pairs = commits.into_iter().filter_map(|c| writers[c.table as usize].take().map(|w| (w, c)));
-        let ended: Vec<Result<Landed, End>> = match (pairs.next(), pairs.next()) {
+        let ended: Vec<(Result<Landed, End>, Option<Spent>)> = match (pairs.next(), pairs.next()) {
             (None, _) => Vec::new(),
             (Some((w, c)), None) => vec![one(w, c)],
             (Some((w, c)), Some(other)) => {
@@ -321,8 +327,9 @@ impl Worker {
                 })
             }
         };
-        let (mut landed, mut end) = (Vec::new(), End::Complete);
-        for e in ended {
+        let (mut landed, mut end, mut spent) = (Vec::new(), End::Complete, Vec::new());
+        for (e, rows) in ended {
+            spent.extend(rows);
             match e {
                 Ok(l) => landed.push(l),
                 // A fence says more than a give-up (which may only be the other table's stop),
@@ -339,7 +346,7 @@ impl Worker {
         let finished = Instant::now();
         let elapsed = finished.saturating_duration_since(started);
         stages.commit.observe(elapsed.as_secs_f64());
-        Done { epoch, reason, counts, sealed_at, landed, end, elapsed, finished }
+        Done { epoch, reason, counts, sealed_at, landed, end, elapsed, finished, spent }
     }
 
     /// Moves both writers to their tables' latest versions and reads the offsets of
@@ -367,7 +374,7 @@ impl Worker {
 fn commit_table(
     cx: &Context,
     mut writer: TableWriter<'_>,
-    c: TableCommit,
+    c: &mut TableCommit,
     deadline: &(impl Fn() -> Option<Instant> + Sync),
     metadata: HashMap<String, serde_json::Value>,
 ) -> Result<Landed, End> {
@@ -406,7 +413,7 @@ fn commit_table(
                 Table::Category => "table-committed",
                 Table::Quarantine => "quarantine-committed",
             });
-            Ok(Landed { table: c.table, offsets: c.offsets, version })
+            Ok(Landed { table: c.table, offsets: std::mem::take(&mut c.offsets), version })
         }
         Ok(CommitOutcome::Fenced) => {
             cx.probe.hit("fenced");

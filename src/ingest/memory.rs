@@ -11,6 +11,11 @@
 //!   delta-rs's writer makes to split it by date partition, the column encoders' buffers and the
 //!   Parquet files, encoded in memory before the upload.
 //!
+//! Once committed, a batch's arrays are not freed but handed back as the builders of the batch
+//! after next ([`crate::pix::reserve`]), so these two sets of buffers are also what a pipeline
+//! keeps between batches: each as large as the largest batch it carried, which `batch.max_bytes`
+//! bounds as above.
+//!
 //! Measured on the generator's mix with a warehouse slowed down so that both batches are always
 //! held (`tests/ingest_backpressure.rs`; the README has the figures), the two batches together
 //! cost up to ten times the record values of one: the builders grow by doubling, the batch being

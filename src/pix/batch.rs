@@ -12,6 +12,7 @@ use arrow::error::ArrowError;
 
 use super::columns::{self, EnvelopeColumns, KafkaMeta, finish_into};
 use super::event::{Category, Event, EventData};
+use super::reserve::Reserve;
 use super::rules::Rejection;
 use super::time::{Micros, sao_paulo_date_hour};
 use super::{payment, receipt, refund};
@@ -80,28 +81,39 @@ pub struct CategoryBatchBuilder {
     data: DataColumns,
     rescued: StringBuilder,
     rows: usize,
+    /// A written batch handed back ([`recycle`](Self::recycle)): the next builders' memory.
+    spare: Option<RecordBatch>,
+    /// Columns of the current builders that are on a previous batch's buffers.
+    reused: usize,
 }
 
 impl CategoryBatchBuilder {
     /// A builder for `category`, sized for `capacity` rows (it grows past that if needed).
     pub fn new(category: Category, capacity: usize) -> Self {
+        let (envelope, data, rescued) = Self::columns(category, &mut Reserve::fresh(capacity));
         CategoryBatchBuilder {
             category,
             schema: category_schema(category),
             capacity,
-            envelope: EnvelopeColumns::with_capacity(capacity),
-            data: Self::data_columns(category, capacity),
-            rescued: StringBuilder::new(),
+            envelope,
+            data,
+            rescued,
             rows: 0,
+            spare: None,
+            reused: 0,
         }
     }
 
-    fn data_columns(category: Category, capacity: usize) -> DataColumns {
-        match category {
-            Category::Payment => DataColumns::Payment(Box::new(payment::Columns::with_capacity(capacity))),
-            Category::Receipt => DataColumns::Receipt(Box::new(receipt::Columns::with_capacity(capacity))),
-            Category::Refund => DataColumns::Refund(Box::new(refund::Columns::with_capacity(capacity))),
-        }
+    /// Every column's builder, in schema order, on `r`'s memory.
+    fn columns(category: Category, r: &mut Reserve) -> (EnvelopeColumns, DataColumns, StringBuilder) {
+        let envelope = EnvelopeColumns::new(r);
+        let data = match category {
+            Category::Payment => DataColumns::Payment(Box::new(payment::Columns::new(r))),
+            Category::Receipt => DataColumns::Receipt(Box::new(receipt::Columns::new(r))),
+            Category::Refund => DataColumns::Refund(Box::new(refund::Columns::new(r))),
+        };
+        // `_rescued_data` is null in nearly every row.
+        (envelope, data, r.utf8(0))
     }
 
     /// The table schema.
@@ -140,27 +152,48 @@ impl CategoryBatchBuilder {
         Ok(())
     }
 
+    /// Hands back a batch this builder finished, once nothing needs it any more (written and
+    /// dropped everywhere else): the builders after the next [`finish`](Self::finish) are made
+    /// on its buffers. A batch of another schema, or one whose arrays are still held, only costs
+    /// fresh allocations, as without it.
+    pub fn recycle(&mut self, batch: RecordBatch) {
+        if batch.schema_ref() == &self.schema {
+            self.spare = Some(batch);
+        }
+    }
+
+    /// Columns of the builders in use that took a previous batch's buffers (0 until a batch was
+    /// handed back and the builder finished once since).
+    pub fn reused_columns(&self) -> usize {
+        self.reused
+    }
+
     /// The pending rows as a batch; the builder is empty afterwards and can be reused.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let mut reserve = match self.spare.take() {
+            Some(batch) => Reserve::from_batch(self.capacity, batch),
+            None => Reserve::fresh(self.capacity),
+        };
+        let (envelope, data, rescued) = Self::columns(self.category, &mut reserve);
+        self.reused = reserve.reused();
+        let mut envelope = std::mem::replace(&mut self.envelope, envelope);
+        let mut data = std::mem::replace(&mut self.data, data);
+        let mut rescued = std::mem::replace(&mut self.rescued, rescued);
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
-        self.envelope.finish(&mut cols);
-        match &mut self.data {
+        envelope.finish(&mut cols);
+        match &mut data {
             DataColumns::Payment(c) => c.finish(&mut cols),
             DataColumns::Receipt(c) => c.finish(&mut cols),
             DataColumns::Refund(c) => c.finish(&mut cols),
         }
-        finish_into(&mut cols, &mut self.rescued);
+        finish_into(&mut cols, &mut rescued);
         self.rows = 0;
-        // Builders keep no capacity after finish; give the next batch its reserve back.
-        self.envelope = EnvelopeColumns::with_capacity(self.capacity);
-        self.data = Self::data_columns(self.category, self.capacity);
         RecordBatch::try_new(self.schema.clone(), cols)
     }
 }
 
-/// Accumulates rejected records as `pix_quarantine` rows.
-pub struct QuarantineBatchBuilder {
-    schema: SchemaRef,
+/// The builders of `pix_quarantine`'s columns, in schema order.
+struct QuarantineColumns {
     kafka_topic: StringBuilder,
     kafka_partition: Int32Builder,
     kafka_offset: Int64Builder,
@@ -174,7 +207,58 @@ pub struct QuarantineBatchBuilder {
     pipeline: StringBuilder,
     ingest_time: TimestampMicrosecondBuilder,
     ingest_date: Date32Builder,
+}
+
+impl QuarantineColumns {
+    /// Rows fresh builders are sized for: rejections are few, and the builders take the size
+    /// of the batches they had once one is handed back.
+    const ROWS: usize = 1024;
+
+    fn new(r: &mut Reserve) -> Self {
+        QuarantineColumns {
+            kafka_topic: r.utf8(1),
+            kafka_partition: r.primitive(),
+            kafka_offset: r.primitive(),
+            kafka_timestamp: columns::timestamp_builder(r),
+            kafka_key: r.binary(1),
+            raw_value: r.binary(1),
+            raw_text: r.utf8(1),
+            error_rule: r.utf8(1),
+            error_field: r.utf8(1),
+            error_message: r.utf8(1),
+            pipeline: r.utf8(1),
+            ingest_time: columns::timestamp_builder(r),
+            ingest_date: r.primitive(),
+        }
+    }
+
+    fn finish(mut self) -> Vec<ArrayRef> {
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(13);
+        finish_into(&mut cols, &mut self.kafka_topic);
+        finish_into(&mut cols, &mut self.kafka_partition);
+        finish_into(&mut cols, &mut self.kafka_offset);
+        finish_into(&mut cols, &mut self.kafka_timestamp);
+        finish_into(&mut cols, &mut self.kafka_key);
+        finish_into(&mut cols, &mut self.raw_value);
+        finish_into(&mut cols, &mut self.raw_text);
+        finish_into(&mut cols, &mut self.error_rule);
+        finish_into(&mut cols, &mut self.error_field);
+        finish_into(&mut cols, &mut self.error_message);
+        finish_into(&mut cols, &mut self.pipeline);
+        finish_into(&mut cols, &mut self.ingest_time);
+        finish_into(&mut cols, &mut self.ingest_date);
+        cols
+    }
+}
+
+/// Accumulates rejected records as `pix_quarantine` rows.
+pub struct QuarantineBatchBuilder {
+    schema: SchemaRef,
+    c: QuarantineColumns,
     rows: usize,
+    /// A written batch handed back: the next builders' memory.
+    spare: Option<RecordBatch>,
+    reused: usize,
 }
 
 impl Default for QuarantineBatchBuilder {
@@ -188,20 +272,10 @@ impl QuarantineBatchBuilder {
     pub fn new() -> Self {
         QuarantineBatchBuilder {
             schema: quarantine_schema(),
-            kafka_topic: StringBuilder::new(),
-            kafka_partition: Int32Builder::new(),
-            kafka_offset: Int64Builder::new(),
-            kafka_timestamp: columns::timestamp_builder(0),
-            kafka_key: BinaryBuilder::new(),
-            raw_value: BinaryBuilder::new(),
-            raw_text: StringBuilder::new(),
-            error_rule: StringBuilder::new(),
-            error_field: StringBuilder::new(),
-            error_message: StringBuilder::new(),
-            pipeline: StringBuilder::new(),
-            ingest_time: columns::timestamp_builder(0),
-            ingest_date: Date32Builder::new(),
+            c: QuarantineColumns::new(&mut Reserve::fresh(QuarantineColumns::ROWS)),
             rows: 0,
+            spare: None,
+            reused: 0,
         }
     }
 
@@ -225,38 +299,44 @@ impl QuarantineBatchBuilder {
         pipeline: &str,
         ingest_time: Micros,
     ) {
-        self.kafka_topic.append_value(meta.topic);
-        self.kafka_partition.append_value(meta.partition);
-        self.kafka_offset.append_value(meta.offset);
-        self.kafka_timestamp.append_option(meta.timestamp);
-        self.kafka_key.append_option(key);
-        self.raw_value.append_option(value);
-        self.raw_text.append_option(value.and_then(|v| std::str::from_utf8(v).ok()));
-        self.error_rule.append_value(rejection.rule.id());
-        self.error_field.append_value(rejection.field);
-        self.error_message.append_value(&rejection.message);
-        self.pipeline.append_value(pipeline);
-        self.ingest_time.append_value(ingest_time);
-        self.ingest_date.append_value(sao_paulo_date_hour(ingest_time).0);
+        let c = &mut self.c;
+        c.kafka_topic.append_value(meta.topic);
+        c.kafka_partition.append_value(meta.partition);
+        c.kafka_offset.append_value(meta.offset);
+        c.kafka_timestamp.append_option(meta.timestamp);
+        c.kafka_key.append_option(key);
+        c.raw_value.append_option(value);
+        c.raw_text.append_option(value.and_then(|v| std::str::from_utf8(v).ok()));
+        c.error_rule.append_value(rejection.rule.id());
+        c.error_field.append_value(rejection.field);
+        c.error_message.append_value(&rejection.message);
+        c.pipeline.append_value(pipeline);
+        c.ingest_time.append_value(ingest_time);
+        c.ingest_date.append_value(sao_paulo_date_hour(ingest_time).0);
         self.rows += 1;
+    }
+
+    /// As [`CategoryBatchBuilder::recycle`].
+    pub fn recycle(&mut self, batch: RecordBatch) {
+        if batch.schema_ref() == &self.schema {
+            self.spare = Some(batch);
+        }
+    }
+
+    /// As [`CategoryBatchBuilder::reused_columns`].
+    pub fn reused_columns(&self) -> usize {
+        self.reused
     }
 
     /// The pending rows as a batch; the builder is empty afterwards.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
-        let mut cols: Vec<ArrayRef> = Vec::with_capacity(13);
-        finish_into(&mut cols, &mut self.kafka_topic);
-        finish_into(&mut cols, &mut self.kafka_partition);
-        finish_into(&mut cols, &mut self.kafka_offset);
-        finish_into(&mut cols, &mut self.kafka_timestamp);
-        finish_into(&mut cols, &mut self.kafka_key);
-        finish_into(&mut cols, &mut self.raw_value);
-        finish_into(&mut cols, &mut self.raw_text);
-        finish_into(&mut cols, &mut self.error_rule);
-        finish_into(&mut cols, &mut self.error_field);
-        finish_into(&mut cols, &mut self.error_message);
-        finish_into(&mut cols, &mut self.pipeline);
-        finish_into(&mut cols, &mut self.ingest_time);
-        finish_into(&mut cols, &mut self.ingest_date);
+        let mut reserve = match self.spare.take() {
+            Some(batch) => Reserve::from_batch(QuarantineColumns::ROWS, batch),
+            None => Reserve::fresh(QuarantineColumns::ROWS),
+        };
+        let next = QuarantineColumns::new(&mut reserve);
+        self.reused = reserve.reused();
+        let cols = std::mem::replace(&mut self.c, next).finish();
         self.rows = 0;
         RecordBatch::try_new(self.schema.clone(), cols)
     }
@@ -321,6 +401,63 @@ mod tests {
         let ev = d.decode(Some(receipt), None, now).unwrap();
         assert!(b.append(&ev, &meta(0), now).is_err());
         assert!(b.is_empty());
+    }
+
+    /// Builds the same events into a fresh builder and into one recycling its previous batch:
+    /// the batches are equal and, once a batch was handed back, every column but the flag list
+    /// (made fresh, see `EnvelopeColumns::new`) is on the old buffers.
+    #[test]
+    fn a_recycled_batch_s_buffers_carry_the_next_batch_and_nothing_of_its_rows() {
+        let now = parse_rfc3339("2026-11-22T00:00:00Z").unwrap();
+        let d = Decoder::default();
+        let messy = String::from_utf8(PAYMENT.to_vec()).unwrap().replace("\"1234.50\"", "1234.5");
+        let inputs: Vec<&[u8]> = vec![PAYMENT, messy.as_bytes(), PAYMENT];
+        let fill = |b: &mut CategoryBatchBuilder, n: usize| {
+            for (i, v) in inputs.iter().cycle().take(n).enumerate() {
+                let ev = d.decode(Some(v), Some(Category::Payment), now).unwrap();
+                b.append(&ev, &meta(i as i64), now).unwrap();
+            }
+            b.finish().unwrap()
+        };
+        let mut fresh = CategoryBatchBuilder::new(Category::Payment, 4);
+        let mut recycling = CategoryBatchBuilder::new(Category::Payment, 4);
+        let first = fill(&mut recycling, 100);
+        assert_eq!(recycling.reused_columns(), 0, "nothing handed back yet");
+        let event_ids = first.column(0).to_data().buffers()[1].as_ptr();
+        recycling.recycle(first);
+        let _ = fill(&mut recycling, 7);
+        let columns = category_schema(Category::Payment).fields().len();
+        assert_eq!(recycling.reused_columns(), columns - 1);
+        let second = fill(&mut recycling, 7);
+        assert_eq!(second.column(0).to_data().buffers()[1].as_ptr(), event_ids, "event_id on the first batch's bytes");
+        assert_eq!(second, fill(&mut fresh, 7), "the same rows as a fresh builder's, none of the old ones");
+        // A batch still held elsewhere is not taken apart; one of another table not taken at all.
+        let kept = fill(&mut recycling, 5);
+        recycling.recycle(kept.clone());
+        let _ = fill(&mut recycling, 5);
+        assert_eq!(recycling.reused_columns(), 0);
+        assert_eq!(kept.num_rows(), 5);
+        recycling.recycle(CategoryBatchBuilder::new(Category::Refund, 1).finish().unwrap());
+        let _ = fill(&mut recycling, 1);
+        assert_eq!(recycling.reused_columns(), 0);
+    }
+
+    #[test]
+    fn a_recycled_quarantine_batch_carries_the_next_one() {
+        let rej = Decoder::default().decode(Some(b"{"), None, 0).unwrap_err();
+        let fill = |q: &mut QuarantineBatchBuilder, n: i64| {
+            for i in 0..n {
+                let value = format!("{{ bad {i}");
+                q.append(&meta(i), Some(b"k"), Some(value.as_bytes()), &rej, "payments", 86_400_000_000 + i);
+            }
+            q.finish().unwrap()
+        };
+        let (mut fresh, mut recycling) = (QuarantineBatchBuilder::new(), QuarantineBatchBuilder::new());
+        let first = fill(&mut recycling, 2000);
+        recycling.recycle(first);
+        let _ = fill(&mut recycling, 3);
+        assert_eq!(recycling.reused_columns(), quarantine_schema().fields().len());
+        assert_eq!(fill(&mut recycling, 3), fill(&mut fresh, 3));
     }
 
     #[test]

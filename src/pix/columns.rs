@@ -11,10 +11,11 @@ use arrow::array::{
     ArrayBuilder, ArrayRef, Date32Builder, Decimal128Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, TimeUnit};
+use arrow::datatypes::{DataType, Decimal128Type, Field, TimeUnit, TimestampMicrosecondType};
 
 use super::event::Envelope;
 use super::participant::Participant;
+use super::reserve::Reserve;
 use super::rules::Flags;
 use super::time::Micros;
 
@@ -42,13 +43,13 @@ pub fn list_item() -> Arc<Field> {
 }
 
 /// A builder for `decimal(18,2)`.
-pub fn amount_builder(rows: usize) -> Decimal128Builder {
-    Decimal128Builder::with_capacity(rows).with_data_type(DataType::Decimal128(18, 2))
+pub fn amount_builder(r: &mut Reserve) -> Decimal128Builder {
+    r.primitive::<Decimal128Type>().with_data_type(DataType::Decimal128(18, 2))
 }
 
 /// A builder for UTC timestamps.
-pub fn timestamp_builder(rows: usize) -> TimestampMicrosecondBuilder {
-    TimestampMicrosecondBuilder::with_capacity(rows).with_timezone(UTC)
+pub fn timestamp_builder(r: &mut Reserve) -> TimestampMicrosecondBuilder {
+    r.primitive::<TimestampMicrosecondType>().with_timezone(UTC)
 }
 
 /// Finishes `builder` and appends its array to `out`.
@@ -174,21 +175,26 @@ pub struct EnvelopeColumns {
 }
 
 impl EnvelopeColumns {
-    /// Builders sized for `rows` rows.
-    pub fn with_capacity(rows: usize) -> Self {
+    /// Builders on `r`'s memory (fields in [`envelope_fields`] order: `r` hands out columns in
+    /// schema order).
+    pub fn new(r: &mut Reserve) -> Self {
         EnvelopeColumns {
-            event_id: StringBuilder::with_capacity(rows, rows * 36),
-            event_type: StringBuilder::with_capacity(rows, rows * 7),
-            schema_version: Int32Builder::with_capacity(rows),
-            source: StringBuilder::with_capacity(rows, rows * 12),
-            event_time: timestamp_builder(rows),
-            event_date: Date32Builder::with_capacity(rows),
-            ingest_time: timestamp_builder(rows),
-            kafka_topic: StringBuilder::with_capacity(rows, rows * 12),
-            kafka_partition: Int32Builder::with_capacity(rows),
-            kafka_offset: Int64Builder::with_capacity(rows),
-            kafka_timestamp: timestamp_builder(rows),
-            quality_flags: ListBuilder::with_capacity(StringBuilder::new(), rows).with_field(list_item()),
+            event_id: r.utf8(36),
+            event_type: r.utf8(7),
+            schema_version: r.primitive(),
+            source: r.utf8(12),
+            event_time: timestamp_builder(r),
+            event_date: r.primitive(),
+            ingest_time: timestamp_builder(r),
+            kafka_topic: r.utf8(12),
+            kafka_partition: r.primitive(),
+            kafka_offset: r.primitive(),
+            kafka_timestamp: timestamp_builder(r),
+            quality_flags: {
+                // Few rows have flags: a fresh list builder costs little.
+                r.skip();
+                ListBuilder::with_capacity(StringBuilder::new(), r.rows()).with_field(list_item())
+            },
         }
     }
 
@@ -253,17 +259,16 @@ impl ParticipantColumns {
         ]
     }
 
-    /// Builders sized for `rows` rows.
-    pub fn with_capacity(rows: usize) -> Self {
-        let s = |bytes| StringBuilder::with_capacity(rows, rows * bytes);
+    /// Builders on `r`'s memory, in [`ParticipantColumns::fields`] order.
+    pub fn new(r: &mut Reserve) -> Self {
         ParticipantColumns {
-            ispb: s(8),
-            branch: s(4),
-            account: s(10),
-            account_type: s(4),
-            document: s(14),
-            document_type: s(4),
-            name: s(20),
+            ispb: r.utf8(8),
+            branch: r.utf8(4),
+            account: r.utf8(10),
+            account_type: r.utf8(4),
+            document: r.utf8(14),
+            document_type: r.utf8(4),
+            name: r.utf8(20),
         }
     }
 

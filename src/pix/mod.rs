@@ -11,7 +11,8 @@
 //! * [`time`], [`amount`], [`ids`], [`documents`], [`keys`], [`codes`]: value formats.
 //! * [`event`]: the wire format v1 envelope and the [`Decoder`]; [`participant`], [`payment`],
 //!   [`receipt`], [`refund`]: one module per category with its rules and columns.
-//! * [`columns`], [`batch`]: Arrow schemas (SPEC §4) and columnar builders.
+//! * [`columns`], [`batch`]: Arrow schemas (SPEC §4) and columnar builders; [`reserve`]: the
+//!   builders of a table's next batch on the buffers of one already written.
 
 pub mod amount;
 pub mod batch;
@@ -27,6 +28,7 @@ pub mod participant;
 pub mod payment;
 pub mod receipt;
 pub mod refund;
+pub mod reserve;
 pub mod rules;
 pub mod swar;
 pub mod time;

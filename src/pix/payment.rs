@@ -13,6 +13,7 @@ use super::fields::{Obj, object_spec};
 use super::ids::is_alnum_id;
 use super::keys::{PixKey, PixKeyType, check_key};
 use super::participant::{self, Participant, Role};
+use super::reserve::Reserve;
 use super::rules::{HardRule, Rejection, SoftRule};
 
 object_spec!(pub DATA = "data" {
@@ -213,24 +214,23 @@ pub struct Columns {
 }
 
 impl Columns {
-    /// Builders sized for `rows` rows.
-    pub fn with_capacity(rows: usize) -> Self {
-        let s = |bytes| StringBuilder::with_capacity(rows, rows * bytes);
+    /// Builders on `r`'s memory, in [`fields`] order.
+    pub fn new(r: &mut Reserve) -> Self {
         Columns {
-            end_to_end_id: s(32),
-            txid: s(8),
-            amount: columns::amount_builder(rows),
-            currency: s(3),
-            initiation_type: s(4),
-            status: s(4),
-            reject_reason: s(0),
-            payer: ParticipantColumns::with_capacity(rows),
-            payee: ParticipantColumns::with_capacity(rows),
-            pix_key: s(24),
-            pix_key_type: s(5),
-            remittance_info: s(8),
-            channel: s(3),
-            device_id: s(16),
+            end_to_end_id: r.utf8(32),
+            txid: r.utf8(8),
+            amount: columns::amount_builder(r),
+            currency: r.utf8(3),
+            initiation_type: r.utf8(4),
+            status: r.utf8(4),
+            reject_reason: r.utf8(0),
+            payer: ParticipantColumns::new(r),
+            payee: ParticipantColumns::new(r),
+            pix_key: r.utf8(24),
+            pix_key_type: r.utf8(5),
+            remittance_info: r.utf8(8),
+            channel: r.utf8(3),
+            device_id: r.utf8(16),
         }
     }
 

@@ -12,6 +12,7 @@ use super::fields::{Obj, object_spec};
 use super::keys::{PixKey, PixKeyType, check_key, infer_key_type};
 use super::participant::{self, Participant, Role};
 use super::payment::txid;
+use super::reserve::Reserve;
 use super::rules::{HardRule, Rejection, SoftRule};
 use super::time::Micros;
 
@@ -101,19 +102,18 @@ pub struct Columns {
 }
 
 impl Columns {
-    /// Builders sized for `rows` rows.
-    pub fn with_capacity(rows: usize) -> Self {
-        let s = |bytes| StringBuilder::with_capacity(rows, rows * bytes);
+    /// Builders on `r`'s memory, in [`fields`] order.
+    pub fn new(r: &mut Reserve) -> Self {
         Columns {
-            end_to_end_id: s(32),
-            txid: s(16),
-            amount: columns::amount_builder(rows),
-            pix_key: s(24),
-            pix_key_type: s(5),
-            payer: ParticipantColumns::with_capacity(rows),
-            payee: ParticipantColumns::with_capacity(rows),
-            payer_info: s(8),
-            received_at: columns::timestamp_builder(rows),
+            end_to_end_id: r.utf8(32),
+            txid: r.utf8(16),
+            amount: columns::amount_builder(r),
+            pix_key: r.utf8(24),
+            pix_key_type: r.utf8(5),
+            payer: ParticipantColumns::new(r),
+            payee: ParticipantColumns::new(r),
+            payer_info: r.utf8(8),
+            received_at: columns::timestamp_builder(r),
         }
     }
 

@@ -11,6 +11,7 @@ use super::columns::{self, finish_into};
 use super::event::{Ctx, Envelope, ROOT, check_skew};
 use super::fields::{Obj, object_spec};
 use super::ids::{check_transaction_id, is_alnum_id};
+use super::reserve::Reserve;
 use super::rules::{HardRule, Rejection, SoftRule};
 use super::time::{DAY, MINUTE, Micros};
 
@@ -145,20 +146,19 @@ pub struct Columns {
 }
 
 impl Columns {
-    /// Builders sized for `rows` rows.
-    pub fn with_capacity(rows: usize) -> Self {
-        let s = |bytes| StringBuilder::with_capacity(rows, rows * bytes);
+    /// Builders on `r`'s memory, in [`fields`] order.
+    pub fn new(r: &mut Reserve) -> Self {
         Columns {
-            return_id: s(32),
-            original_end_to_end_id: s(32),
-            refund_request_id: s(16),
-            direction: s(8),
-            amount: columns::amount_builder(rows),
-            reason_code: s(4),
-            status: s(12),
-            requested_at: columns::timestamp_builder(rows),
-            settled_at: columns::timestamp_builder(rows),
-            description: s(8),
+            return_id: r.utf8(32),
+            original_end_to_end_id: r.utf8(32),
+            refund_request_id: r.utf8(16),
+            direction: r.utf8(8),
+            amount: columns::amount_builder(r),
+            reason_code: r.utf8(4),
+            status: r.utf8(12),
+            requested_at: columns::timestamp_builder(r),
+            settled_at: columns::timestamp_builder(r),
+            description: r.utf8(8),
         }
     }
 

@@ -633,10 +633,14 @@ impl Engine {
     /// held (an older epoch) changes nothing but the report's totals: those partitions start
     /// again from Delta, which has the batch if it landed (see [`super::committer`]).
     fn apply(&mut self, reply: Reply) -> Flushed {
-        let Reply::Done(done) = reply else {
+        let Reply::Done(mut done) = reply else {
             // Offsets are only asked for by `assign`, which waits for its own reply.
             return Flushed::Nothing;
         };
+        // Memory only, whatever became of the batch: its buffers are the next batches'.
+        for (table, rows) in std::mem::take(&mut done.spent) {
+            self.buffer.recycle(table, rows);
+        }
         self.metrics.stages.reply.observe(done.finished.elapsed().as_secs_f64());
         self.totals.commits += done.landed.len() as u64;
         self.totals.commit_time += done.elapsed;

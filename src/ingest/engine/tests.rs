@@ -442,6 +442,30 @@ fn reading_goes_on_while_the_sealed_batch_commits_and_each_range_is_committed_on
     assert_eq!(h.group.0.borrow().last(), Some(&vec![(0, 9)]), "the group learns the offsets on the reply");
 }
 
+/// The committer hands each written batch back, and the builders after the next seal are made
+/// on its buffers (`crate::pix::reserve`): what is read then still lands, row for row.
+#[test]
+fn a_committed_batch_s_buffers_carry_the_batches_after_it() {
+    let mut h = Harness::new(None);
+    h.assign(&[0]);
+    let batch = |h: &mut Harness, from: i64| {
+        for o in from..from + 5 {
+            h.read(0, o, o % 5 != 2);
+        }
+        assert_eq!(h.submit(Duration::ZERO), Submitted::Sent);
+        assert_eq!(h.wait(), Flushed::Committed);
+    };
+    batch(&mut h, 0);
+    assert_eq!(h.engine.buffer.reused_columns(), (0, 0), "the first batch's builders are fresh");
+    batch(&mut h, 5);
+    let expected = (category_schema(Category::Payment).fields().len() - 1, quarantine_schema().fields().len());
+    assert_eq!(h.engine.buffer.reused_columns(), expected, "every column but the flag list on batch 1's buffers");
+    batch(&mut h, 10);
+    assert_eq!(h.engine.buffer.reused_columns(), expected);
+    assert_eq!(h.rows(Table::Category, 0), [0, 1, 3, 4, 5, 6, 8, 9, 10, 11, 13, 14]);
+    assert_eq!(h.rows(Table::Quarantine, 0), [2, 7, 12]);
+}
+
 #[test]
 fn offsets_move_on_the_reply_not_on_the_seal() {
     let mut h = Harness::new(None);
