@@ -201,8 +201,19 @@ impl Buffer {
 
     /// Takes the buffered rows as a [`Batch`]; the buffer is empty afterwards.
     pub fn take(&mut self) -> Result<Batch, ArrowError> {
-        let rows = if self.rows.is_empty() { None } else { Some(self.rows.finish()?) };
-        let quarantine = if self.quarantine.is_empty() { None } else { Some(self.quarantine.finish()?) };
+        // A table without rows this time lets go of the buffers it kept for them.
+        let rows = if self.rows.is_empty() {
+            self.rows.release();
+            None
+        } else {
+            Some(self.rows.finish()?)
+        };
+        let quarantine = if self.quarantine.is_empty() {
+            self.quarantine.release();
+            None
+        } else {
+            Some(self.quarantine.finish()?)
+        };
         let mut counts = std::mem::take(&mut self.counts);
         counts.rows = rows.as_ref().map_or(0, |b| b.num_rows() as u64);
         self.bytes = 0;

@@ -13,8 +13,12 @@
 //!
 //! Once committed, a batch's arrays are not freed but handed back as the builders of the batch
 //! after next ([`crate::pix::reserve`]), so these two sets of buffers are also what a pipeline
-//! keeps between batches: each as large as the largest batch it carried, which `batch.max_bytes`
-//! bounds as above.
+//! keeps between batches: each as large as recent batches needed (a buffer over four times what
+//! its batch used is freed rather than reused, and a table with no rows at a seal drops its
+//! set), which `batch.max_bytes` bounds as above. The category table and `pix_quarantine` keep
+//! theirs apart while `batch.max_bytes` counts the record values of both together; a batch of
+//! nothing but rejections after one of valid records (or the reverse) does not leave both at
+//! full size, because the table without rows drops its set at that seal.
 //!
 //! Measured on the generator's mix with a warehouse slowed down so that both batches are always
 //! held (`tests/ingest_backpressure.rs`; the README has the figures), the two batches together

@@ -168,6 +168,21 @@ impl CategoryBatchBuilder {
         self.reused
     }
 
+    /// Gives back memory kept for rows that did not come: with no row pending, drops the batch
+    /// handed back and replaces builders on reused buffers with fresh ones. For a table that had
+    /// nothing to commit (an idle pipeline, a batch without rejections): otherwise the buffers of
+    /// its last busy batches would stay held until it next has rows.
+    pub fn release(&mut self) {
+        if self.rows == 0 && (self.spare.is_some() || self.reused > 0) {
+            self.spare = None;
+            if self.reused > 0 {
+                (self.envelope, self.data, self.rescued) =
+                    Self::columns(self.category, &mut Reserve::fresh(self.capacity));
+                self.reused = 0;
+            }
+        }
+    }
+
     /// The pending rows as a batch; the builder is empty afterwards and can be reused.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
         let mut reserve = match self.spare.take() {
@@ -328,6 +343,17 @@ impl QuarantineBatchBuilder {
         self.reused
     }
 
+    /// As [`CategoryBatchBuilder::release`].
+    pub fn release(&mut self) {
+        if self.rows == 0 && (self.spare.is_some() || self.reused > 0) {
+            self.spare = None;
+            if self.reused > 0 {
+                self.c = QuarantineColumns::new(&mut Reserve::fresh(QuarantineColumns::ROWS));
+                self.reused = 0;
+            }
+        }
+    }
+
     /// The pending rows as a batch; the builder is empty afterwards.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
         let mut reserve = match self.spare.take() {
@@ -403,43 +429,76 @@ mod tests {
         assert!(b.is_empty());
     }
 
-    /// Builds the same events into a fresh builder and into one recycling its previous batch:
-    /// the batches are equal and, once a batch was handed back, every column but the flag list
-    /// (made fresh, see `EnvelopeColumns::new`) is on the old buffers.
+    /// Builds the same events into a fresh builder and into one recycling its previous batch, for
+    /// every category: the batches are equal and, once a batch was handed back, every column but
+    /// the flag list (made fresh, see `EnvelopeColumns::new`) is on the old buffers.
     #[test]
     fn a_recycled_batch_s_buffers_carry_the_next_batch_and_nothing_of_its_rows() {
         let now = parse_rfc3339("2026-11-22T00:00:00Z").unwrap();
         let d = Decoder::default();
-        let messy = String::from_utf8(PAYMENT.to_vec()).unwrap().replace("\"1234.50\"", "1234.5");
-        let inputs: Vec<&[u8]> = vec![PAYMENT, messy.as_bytes(), PAYMENT];
+        let settings = crate::produce::Settings { seed: 11, invalid_ratio: 0.0, ..Default::default() };
+        let records: Vec<_> = crate::produce::Generator::new(settings).take(3000).collect();
+        for category in Category::ALL {
+            let values: Vec<&[u8]> =
+                records.iter().filter(|r| r.category == category).map(|r| r.value.as_slice()).take(200).collect();
+            assert!(values.len() >= 100, "{category}: enough events");
+            // `n` events starting at the `from`-th, so that consecutive batches differ.
+            let fill = |b: &mut CategoryBatchBuilder, from: usize, n: usize| {
+                for (i, v) in values.iter().cycle().skip(from).take(n).enumerate() {
+                    let ev = d.decode(Some(v), Some(category), now).unwrap();
+                    b.append(&ev, &meta(i as i64), now).unwrap();
+                }
+                b.finish().unwrap()
+            };
+            let mut fresh = CategoryBatchBuilder::new(category, 4);
+            let mut recycling = CategoryBatchBuilder::new(category, 4);
+            let first = fill(&mut recycling, 0, 100);
+            assert_eq!(recycling.reused_columns(), 0, "nothing handed back yet");
+            let event_ids = first.column(0).to_data().buffers()[1].as_ptr();
+            recycling.recycle(first);
+            let _ = fill(&mut recycling, 100, 30);
+            let columns = category_schema(category).fields().len();
+            assert_eq!(recycling.reused_columns(), columns - 1, "{category}");
+            let second = fill(&mut recycling, 7, 30);
+            assert_eq!(
+                second.column(0).to_data().buffers()[1].as_ptr(),
+                event_ids,
+                "event_id on the first batch's bytes"
+            );
+            assert_eq!(second, fill(&mut fresh, 7, 30), "{category}: a fresh builder's rows, none of the old ones");
+        }
+    }
+
+    #[test]
+    fn a_batch_still_held_or_of_another_table_is_not_taken_and_an_idle_builder_lets_go() {
+        let now = parse_rfc3339("2026-11-22T00:00:00Z").unwrap();
+        let d = Decoder::default();
         let fill = |b: &mut CategoryBatchBuilder, n: usize| {
-            for (i, v) in inputs.iter().cycle().take(n).enumerate() {
-                let ev = d.decode(Some(v), Some(Category::Payment), now).unwrap();
+            for i in 0..n {
+                let ev = d.decode(Some(PAYMENT), Some(Category::Payment), now).unwrap();
                 b.append(&ev, &meta(i as i64), now).unwrap();
             }
             b.finish().unwrap()
         };
-        let mut fresh = CategoryBatchBuilder::new(Category::Payment, 4);
-        let mut recycling = CategoryBatchBuilder::new(Category::Payment, 4);
-        let first = fill(&mut recycling, 100);
-        assert_eq!(recycling.reused_columns(), 0, "nothing handed back yet");
-        let event_ids = first.column(0).to_data().buffers()[1].as_ptr();
-        recycling.recycle(first);
-        let _ = fill(&mut recycling, 7);
-        let columns = category_schema(Category::Payment).fields().len();
-        assert_eq!(recycling.reused_columns(), columns - 1);
-        let second = fill(&mut recycling, 7);
-        assert_eq!(second.column(0).to_data().buffers()[1].as_ptr(), event_ids, "event_id on the first batch's bytes");
-        assert_eq!(second, fill(&mut fresh, 7), "the same rows as a fresh builder's, none of the old ones");
-        // A batch still held elsewhere is not taken apart; one of another table not taken at all.
-        let kept = fill(&mut recycling, 5);
-        recycling.recycle(kept.clone());
-        let _ = fill(&mut recycling, 5);
-        assert_eq!(recycling.reused_columns(), 0);
+        let mut b = CategoryBatchBuilder::new(Category::Payment, 4);
+        let kept = fill(&mut b, 5);
+        b.recycle(kept.clone());
+        let _ = fill(&mut b, 5);
+        assert_eq!(b.reused_columns(), 0, "held by `kept`");
         assert_eq!(kept.num_rows(), 5);
-        recycling.recycle(CategoryBatchBuilder::new(Category::Refund, 1).finish().unwrap());
-        let _ = fill(&mut recycling, 1);
-        assert_eq!(recycling.reused_columns(), 0);
+        b.recycle(CategoryBatchBuilder::new(Category::Refund, 1).finish().unwrap());
+        let _ = fill(&mut b, 1);
+        assert_eq!(b.reused_columns(), 0, "another table's schema");
+        // Reusing, then a seal with nothing pending: the builder goes back to fresh buffers.
+        let spent = fill(&mut b, 50);
+        b.recycle(spent);
+        let spent = fill(&mut b, 50);
+        assert!(b.reused_columns() > 0);
+        b.recycle(spent);
+        b.release();
+        assert_eq!(b.reused_columns(), 0);
+        let _ = fill(&mut b, 3);
+        assert_eq!(b.reused_columns(), 0, "the batch handed back was dropped too");
     }
 
     #[test]
@@ -457,6 +516,9 @@ mod tests {
         recycling.recycle(first);
         let _ = fill(&mut recycling, 3);
         assert_eq!(recycling.reused_columns(), quarantine_schema().fields().len());
+        assert_eq!(fill(&mut recycling, 3), fill(&mut fresh, 3));
+        recycling.release();
+        assert_eq!(recycling.reused_columns(), 0, "nothing pending: fresh builders");
         assert_eq!(fill(&mut recycling, 3), fill(&mut fresh, 3));
     }
 

@@ -7,14 +7,22 @@
 //! faulted in again, page by page, as the appends stored into it (the benchmark's profile:
 //! page faults and stores to fresh buffers are what is left of the Arrow half of the hot path,
 //! README "Performance"). A written batch's arrays are held by nothing else, so their buffers
-//! can be the next batch's builders as they are: same capacity (what the batch needed, so no
-//! growth by doubling either), already mapped.
+//! can be the next batch's builders as they are: already mapped, and as large as the batches
+//! they carried (so a batch like the last one does not grow them by doubling).
 //!
 //! Nothing here can change what a batch holds: a spare buffer is emptied before it is used, a
 //! column is taken back only if its type is the one asked for and every buffer of it is held by
-//! nobody else (otherwise the builder is allocated afresh, as before). How many columns came
-//! from the previous batch is counted ([`Reserve::reused`]) so that tests can see the reuse
-//! happen end to end.
+//! nobody else and starts at its allocation (not a slice past the start); otherwise the builder
+//! is allocated afresh, as before. Validity bitmaps are always fresh (small, and most columns
+//! have none). How many columns came from the previous batch is counted ([`Reserve::reused`])
+//! so that tests can see the reuse happen end to end.
+//!
+//! Memory is given back after a burst: a buffer is not reused when its capacity exceeds four
+//! times what its batch used plus what a fresh builder reserves ([`fits`]). A batch far larger
+//! than usual (a backlog of long records, a burst of rejected ones) grows its builders; their
+//! buffers carry one more batch, and when that batch comes back using a fraction of them they
+//! are freed and the next builders are fresh. So a table's builders hold at most about four
+//! times what recent batches needed, never the largest batch ever seen.
 
 use arrow::array::{Array, ArrayRef, ArrowPrimitiveType, BinaryBuilder, PrimitiveArray, PrimitiveBuilder, RecordBatch};
 use arrow::array::{GenericByteBuilder, StringBuilder};
@@ -32,17 +40,22 @@ impl Spare {
     /// The buffers of `array` if nothing else holds them.
     fn of(array: ArrayRef) -> Option<Spare> {
         let data = array.to_data();
-        // The batch's own reference goes first; then `data` is the only holder left.
+        // The batch's own reference goes first; then `data` is the only holder left. (A slice
+        // is refused by `into_mutable` below: its buffers start past their allocation.)
         drop(array);
-        if data.offset() != 0 {
-            return None;
-        }
         let data_type = data.data_type().clone();
         let shared = data.buffers().to_vec();
         drop(data);
         let buffers = shared.into_iter().map(|b| b.into_mutable().ok()).collect::<Option<Vec<_>>>()?;
         Some(Spare { data_type, buffers })
     }
+}
+
+/// Whether `spare` (as its batch left it) is worth reusing rather than `fresh` bytes: not when its
+/// capacity is over four times what the batch used plus `fresh` — memory a burst grew, given
+/// back once a batch of the usual size has shown it is not needed (see the module's doc).
+fn fits(spare: &MutableBuffer, fresh: usize) -> bool {
+    spare.capacity() <= spare.len().saturating_mul(4).saturating_add(fresh)
 }
 
 /// Where the builders of one batch get their memory, column by column in schema order: the
@@ -74,12 +87,9 @@ impl Reserve {
     }
 
     /// The next column's buffers if it held `data_type`-compatible values in `n` buffers.
-    fn next(&mut self, n: usize, fits: impl Fn(&DataType) -> bool) -> Option<Vec<MutableBuffer>> {
+    fn next(&mut self, n: usize, holds: impl Fn(&DataType) -> bool) -> Option<Vec<MutableBuffer>> {
         let spare = self.spares.next().flatten()?;
-        (spare.buffers.len() == n && fits(&spare.data_type)).then(|| {
-            self.reused += 1;
-            spare.buffers
-        })
+        (spare.buffers.len() == n && holds(&spare.data_type)).then_some(spare.buffers)
     }
 
     /// A text column's builder, fresh ones sized for `bytes_per_row` bytes a row.
@@ -95,10 +105,13 @@ impl Reserve {
     fn bytes<T: ByteArrayType<Offset = i32>>(
         &mut self,
         bytes_per_row: usize,
-        fits: impl Fn(&DataType) -> bool,
+        holds: impl Fn(&DataType) -> bool,
     ) -> GenericByteBuilder<T> {
-        match self.next(2, fits).map(<[MutableBuffer; 2]>::try_from) {
-            Some(Ok([mut offsets, mut values])) => {
+        let fresh_bytes = self.rows.saturating_mul(bytes_per_row);
+        let fresh_offsets = (self.rows + 1) * size_of::<i32>();
+        match self.next(2, holds).map(<[MutableBuffer; 2]>::try_from) {
+            Some(Ok([mut offsets, mut values])) if fits(&offsets, fresh_offsets) && fits(&values, fresh_bytes) => {
+                self.reused += 1;
                 offsets.clear();
                 offsets.push(0i32);
                 values.clear();
@@ -107,18 +120,20 @@ impl Reserve {
                 // held `i32` offsets (the column's type was checked), so it is aligned for them.
                 unsafe { GenericByteBuilder::new_from_buffer(offsets, values, None) }
             }
-            _ => GenericByteBuilder::with_capacity(self.rows, self.rows.saturating_mul(bytes_per_row)),
+            _ => GenericByteBuilder::with_capacity(self.rows, fresh_bytes),
         }
     }
 
     /// A number column's builder (set its timezone or precision as usual afterwards).
     pub fn primitive<T: ArrowPrimitiveType>(&mut self) -> PrimitiveBuilder<T> {
+        let fresh = self.rows * size_of::<T::Native>();
         match self.next(1, PrimitiveArray::<T>::is_compatible).and_then(|b| b.into_iter().next()) {
-            Some(mut values) => {
+            Some(mut values) if fits(&values, fresh) => {
+                self.reused += 1;
                 values.clear();
                 PrimitiveBuilder::new_from_buffer(values, None)
             }
-            None => PrimitiveBuilder::with_capacity(self.rows),
+            _ => PrimitiveBuilder::with_capacity(self.rows),
         }
     }
 
@@ -144,8 +159,9 @@ mod tests {
     use super::*;
 
     fn batch(rows: i64) -> RecordBatch {
-        let mut text = StringBuilder::new();
-        let mut number = Int64Builder::new();
+        let rows_usize = rows as usize;
+        let mut text = StringBuilder::with_capacity(rows_usize, rows_usize * 8);
+        let mut number = Int64Builder::with_capacity(rows_usize);
         for i in 0..rows {
             text.append_value(format!("row {i}"));
             number.append_option((i % 3 != 0).then_some(i));
@@ -196,10 +212,46 @@ mod tests {
     }
 
     #[test]
-    fn a_sliced_batch_is_not_taken_back() {
-        let mut reserve = Reserve::from_batch(10, batch(100).slice(10, 20));
+    fn a_slice_past_the_start_is_not_taken_back_and_one_from_the_start_is_emptied() {
+        let whole = batch(100);
+        let past = whole.slice(10, 20);
+        drop(whole);
+        let mut reserve = Reserve::from_batch(10, past);
         let _ = reserve.utf8(4);
         let _ = reserve.primitive::<Int64Type>();
-        assert_eq!(reserve.reused(), 0);
+        assert_eq!(reserve.reused(), 0, "the slices hold their buffers alone, but start past them");
+        let whole = batch(100);
+        // (Most of the batch: a short head would leave its buffers too large to be worth it.)
+        let head = whole.slice(0, 60);
+        drop(whole);
+        let mut reserve = Reserve::from_batch(10, head);
+        let mut text = reserve.utf8(4);
+        let mut number = reserve.primitive::<Int64Type>();
+        assert_eq!(reserve.reused(), 2);
+        assert!(text.is_empty() && number.is_empty());
+        text.append_value("a");
+        number.append_value(1);
+        assert_eq!(text.finish().iter().collect::<Vec<_>>(), [Some("a")]);
+        assert_eq!(number.finish().values().as_ref(), &[1]);
+    }
+
+    /// Buffers a burst grew carry one more batch; once a batch of the usual size comes back in
+    /// them they are freed, and the builders after it are fresh.
+    #[test]
+    fn buffers_far_larger_than_their_batch_needed_are_given_back() {
+        let rows = 10;
+        let mut reserve = Reserve::from_batch(rows, batch(10_000));
+        let (mut text, mut number) = (reserve.utf8(4), reserve.primitive::<Int64Type>());
+        assert_eq!(reserve.reused(), 2, "the burst's own buffers are full: reused");
+        for i in 0..rows as i64 {
+            text.append_value("usual");
+            number.append_value(i);
+        }
+        let schema = batch(0).schema();
+        let usual = RecordBatch::try_new(schema, vec![Arc::new(text.finish()), Arc::new(number.finish())]).unwrap();
+        let mut reserve = Reserve::from_batch(rows, usual);
+        let (text, number) = (reserve.utf8(4), reserve.primitive::<Int64Type>());
+        assert_eq!(reserve.reused(), 0, "a usual batch in a burst's buffers: they go");
+        assert!(text.values_capacity() < 1_000 && number.capacity() < 1_000, "fresh, sized for {rows} rows");
     }
 }
