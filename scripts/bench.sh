@@ -61,6 +61,22 @@ timed() {
 field() { awk -v n="$2" '{print $n}' "$1"; }
 json() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
 commits() { find "$1" -path '*/_delta_log/*.json' -name '0*.json' ! -name '00000000000000000000.json' | wc -l; }
+# The most data files one Delta commit under DIR added to one partition of its table.
+files_per_partition() {
+  python3 - "$1" <<'PY'
+import collections, glob, json, sys
+most = 0
+for log in glob.glob(sys.argv[1] + "/**/_delta_log/0*.json", recursive=True):
+    adds = collections.Counter()
+    with open(log) as f:
+        for line in f:
+            add = json.loads(line).get("add")
+            if add:
+                adds[json.dumps(add.get("partitionValues"), sort_keys=True)] += 1
+    most = max([most, *adds.values()])
+print(most)
+PY
+}
 
 run="bench-$(date +%s)"
 setup "$run" 6
@@ -101,6 +117,7 @@ rss_mib=$(( $(field "$work/ingest.time" 4) / 1024 ))
 files=$(find "$work/$run" -name '*.parquet' ! -name '*checkpoint*' | wc -l)
 parquet_mb=$(find "$work/$run" -name '*.parquet' ! -name '*checkpoint*' -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s/1048576}')
 ncommits=$(commits "$work/$run")
+per_partition=$(files_per_partition "$work/$run")
 
 rate_of() { echo "$events / $1" | bc -l; }
 printf '\n%-40s %10s %8s\n' "$events events, $mb MB of values" "events/s" "MB/s"
@@ -114,7 +131,7 @@ printf 'pixlake / ceiling: %.2f   pixlake / kcat: %.2f   (no memory limit: %.2f,
 printf 'CPU: %.1f s per million events (user+sys); peak RSS: %d MiB   (no memory limit: %.1f s, %d MiB)\n' \
   "$(echo "$cpu_s * 1000000 / $events" | bc -l)" "$rss_mib" \
   "$(echo "$unlimited_cpu_s * 1000000 / $events" | bc -l)" "$unlimited_rss_mib"
-echo "output: $files Parquet files, $parquet_mb MiB; $ncommits Delta commits (all tables)"
+echo "output: $files Parquet files, $parquet_mb MiB; $ncommits Delta commits (all tables); at most $per_partition data file(s) per table partition in one commit"
 
 echo
 echo "== freshness: produce --rate $rate for $seconds s while ingest runs with the defaults"

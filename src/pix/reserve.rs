@@ -6,7 +6,7 @@
 //! allocator had returned to the system when the previous batch was freed and the kernel then
 //! faulted in again, page by page, as the appends stored into it (the benchmark's profile:
 //! page faults and stores to fresh buffers are what is left of the Arrow half of the hot path,
-//! README "Performance"). A written batch's arrays are held by nothing else, so their buffers
+//! docs/performance.md). A written batch's arrays are held by nothing else, so their buffers
 //! can be the next batch's builders as they are: already mapped, and as large as the batches
 //! they carried (so a batch like the last one does not grow them by doubling).
 //!
