@@ -5,8 +5,10 @@
 //!   1. baseline: `serde_json` scanning each value without building anything (`IgnoredAny`);
 //!   2. the naive approach: `serde_json::Value` trees;
 //!   3. pixlake's `Decoder::decode` (parse + validate + normalize);
-//!   4. decode + append to the category/quarantine builders + `finish()` every 8 192 rows, each
-//!      finished batch handed back for its buffers as ingest's committer does once it is written;
+//!   4. decode + append to the category/quarantine builders of the record's pipeline, both
+//!      sealed (`finish()`) every 8 192 category rows as a pipeline seals a batch, each finished
+//!      batch handed back for its buffers one batch later as ingest's committer does once it is
+//!      written; the builders live from one round to the next, as a pipeline's do;
 //!   5. Parquet encoding of those batches (built, untimed, before each round), one in-memory file
 //!      per batch, with ingest's column layout: what each pipeline's committer thread spends per
 //!      event on the encoder alone (Delta statistics and the upload come on top).

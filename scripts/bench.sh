@@ -7,8 +7,8 @@
 #      three concurrent `kcat -C` for reference;
 #   2. `pixlake ingest --until-caught-up` over EVENTS pre-produced events (1 % invalid), with the
 #      defaults (ingest.memory_limit_mb 512) and without a memory limit: events/s, MB/s, CPU
-#      seconds per million events, peak RSS, Parquet files and bytes, Delta commits, and the
-#      ratio to the ceiling;
+#      seconds per million events, peak RSS, Parquet files and bytes, Delta commits, the most
+#      data files one commit added to one table partition, and the ratio to the ceiling;
 #   3. freshness under steady load: `pixlake produce --rate RATE` for SECONDS while ingest runs
 #      with the default settings; p50/p99/max from each record's Kafka timestamp to the Delta
 #      commit that made its row visible (examples/freshness.rs);
@@ -64,9 +64,11 @@ commits() { find "$1" -path '*/_delta_log/*.json' -name '0*.json' ! -name '00000
 # The most data files one Delta commit under DIR added to one partition of its table.
 files_per_partition() {
   python3 - "$1" <<'PY'
-import collections, glob, json, sys
+import collections, glob, json, os, re, sys
 most = 0
-for log in glob.glob(sys.argv[1] + "/**/_delta_log/0*.json", recursive=True):
+for log in glob.glob(sys.argv[1] + "/**/_delta_log/*.json", recursive=True):
+    if not re.fullmatch(r"[0-9]{20}\.json", os.path.basename(log)):
+        continue  # a commit is NNNNNNNNNNNNNNNNNNNN.json; checkpoints and compacted logs are not
     adds = collections.Counter()
     with open(log) as f:
         for line in f:
