@@ -13,6 +13,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Decimal128Type, Field, TimeUnit, TimestampMicrosecondType};
 
+use super::ahead::Ahead;
 use super::event::Envelope;
 use super::participant::Participant;
 use super::reserve::Reserve;
@@ -200,6 +201,18 @@ impl EnvelopeColumns {
 
     /// Appends one row's envelope.
     pub fn append(&mut self, e: &Envelope<'_>, flags: Flags, meta: &KafkaMeta<'_>, ingest_time: Micros) {
+        // Where this row goes, asked for before it is written (`pix::ahead`).
+        self.event_id.ahead();
+        self.event_type.ahead();
+        self.schema_version.ahead();
+        self.source.ahead();
+        self.event_time.ahead();
+        self.event_date.ahead();
+        self.ingest_time.ahead();
+        self.kafka_topic.ahead();
+        self.kafka_partition.ahead();
+        self.kafka_offset.ahead();
+        self.kafka_timestamp.ahead();
         self.event_id.append_value(e.event_id.as_str());
         self.event_type.append_value(e.category.as_str());
         self.schema_version.append_value(e.schema_version);
@@ -274,6 +287,14 @@ impl ParticipantColumns {
 
     /// Appends one participant.
     pub fn append(&mut self, p: &Participant<'_>) {
+        // Where this row goes, asked for before it is written (`pix::ahead`).
+        self.ispb.ahead();
+        self.branch.ahead();
+        self.account.ahead();
+        self.account_type.ahead();
+        self.document.ahead();
+        self.document_type.ahead();
+        self.name.ahead();
         self.ispb.append_value(p.ispb.as_str());
         self.branch.append_option(p.branch.as_deref());
         self.account.append_option(p.account.as_deref());

@@ -12,8 +12,10 @@
 //! * [`event`]: the wire format v1 envelope and the [`Decoder`]; [`participant`], [`payment`],
 //!   [`receipt`], [`refund`]: one module per category with its rules and columns.
 //! * [`columns`], [`batch`]: Arrow schemas (SPEC §4) and columnar builders; [`reserve`]: the
-//!   builders of a table's next batch on the buffers of one already written.
+//!   builders of a table's next batch on the buffers of one already written; [`ahead`]: where
+//!   they write next, prefetched.
 
+pub mod ahead;
 pub mod amount;
 pub mod batch;
 pub mod codes;

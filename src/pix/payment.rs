@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use arrow::array::{ArrayRef, Decimal128Builder, StringBuilder};
 use arrow::datatypes::Field;
 
+use super::ahead::Ahead;
 use super::codes::{Channel, Currency, InitiationType, KeyRule, PaymentStatus};
 use super::columns::{self, ParticipantColumns, finish_into};
 use super::documents::DocumentKind;
@@ -236,6 +237,19 @@ impl Columns {
 
     /// Appends one payment.
     pub fn append(&mut self, p: &Payment<'_>) {
+        // Where this row goes, asked for before it is written (`pix::ahead`).
+        self.end_to_end_id.ahead();
+        self.txid.ahead();
+        self.amount.ahead();
+        self.currency.ahead();
+        self.initiation_type.ahead();
+        self.status.ahead();
+        self.reject_reason.ahead();
+        self.pix_key.ahead();
+        self.pix_key_type.ahead();
+        self.remittance_info.ahead();
+        self.channel.ahead();
+        self.device_id.ahead();
         self.end_to_end_id.append_value(&p.end_to_end_id);
         self.txid.append_option(p.txid.as_deref());
         self.amount.append_value(i128::from(p.amount));

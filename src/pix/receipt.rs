@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use arrow::array::{ArrayRef, Decimal128Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::datatypes::Field;
 
+use super::ahead::Ahead;
 use super::columns::{self, ParticipantColumns, finish_into};
 use super::event::{Ctx, Envelope, ROOT, end_to_end_id};
 use super::fields::{Obj, object_spec};
@@ -119,6 +120,14 @@ impl Columns {
 
     /// Appends one receipt.
     pub fn append(&mut self, r: &Receipt<'_>) {
+        // Where this row goes, asked for before it is written (`pix::ahead`).
+        self.end_to_end_id.ahead();
+        self.txid.ahead();
+        self.amount.ahead();
+        self.pix_key.ahead();
+        self.pix_key_type.ahead();
+        self.payer_info.ahead();
+        self.received_at.ahead();
         self.end_to_end_id.append_value(&r.end_to_end_id);
         self.txid.append_option(r.txid.as_deref());
         self.amount.append_value(i128::from(r.amount));

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use arrow::array::{ArrayRef, Decimal128Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::datatypes::Field;
 
+use super::ahead::Ahead;
 use super::codes::{RefundDirection, RefundReason, RefundStatus};
 use super::columns::{self, finish_into};
 use super::event::{Ctx, Envelope, ROOT, check_skew};
@@ -164,6 +165,17 @@ impl Columns {
 
     /// Appends one refund.
     pub fn append(&mut self, r: &Refund<'_>) {
+        // Where this row goes, asked for before it is written (`pix::ahead`).
+        self.return_id.ahead();
+        self.original_end_to_end_id.ahead();
+        self.refund_request_id.ahead();
+        self.direction.ahead();
+        self.amount.ahead();
+        self.reason_code.ahead();
+        self.status.ahead();
+        self.requested_at.ahead();
+        self.settled_at.ahead();
+        self.description.ahead();
         self.return_id.append_value(&r.return_id);
         self.original_end_to_end_id.append_value(&r.original_end_to_end_id);
         self.refund_request_id.append_option(r.refund_request_id.as_deref());
